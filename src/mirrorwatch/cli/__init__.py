@@ -1,0 +1,1 @@
+"""The `mirrorwatch` command line: thin commands over the service layer."""

@@ -1,0 +1,57 @@
+"""Entry point of the `mirrorwatch` console script."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+from mirrorwatch.errors import MirrorwatchError
+
+from .app import app, err_console
+
+# Each module registers its commands on the app when imported.
+COMMAND_MODULES = [
+    "hash_cmds",
+    "bank_cmds",
+    "lookup_cmds",
+    "scan_cmds",
+    "match_cmds",
+    "user_cmds",
+    "serve_cmds",
+]
+
+
+def _load_commands() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            importlib.import_module(f"mirrorwatch.cli.{name}")
+        except ModuleNotFoundError as exc:  # a command module not written yet
+            if exc.name != f"mirrorwatch.cli.{name}":
+                raise
+
+
+def main() -> None:
+    _load_commands()
+    try:
+        app()
+    except MirrorwatchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    except Exception as exc:  # a bug: say so in one line unless debugging
+        if os.environ.get("MIRRORWATCH_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (set MIRRORWATCH_DEBUG=1 for a traceback)",
+            highlight=False,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()
