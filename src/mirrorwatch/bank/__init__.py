@@ -1,0 +1,1 @@
+"""Banks of removed models: reading sheets and Civitai JSON, normalising, importing."""

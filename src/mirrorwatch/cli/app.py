@@ -24,8 +24,8 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(scan_app, name="scan")
 app.add_typer(user_app, name="user")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @dataclass

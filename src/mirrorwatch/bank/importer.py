@@ -1,0 +1,244 @@
+"""Importing records into a bank: one transaction, idempotent, with a row report.
+
+Identity of an entry within a bank, strongest first: Civitai version id, SHA256, Civitai model id
+(for rows without a version), normalised name (for rows with nothing else). A row that matches an
+existing entry by any of these merges into it (new hash forms, missing fields) instead of adding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from mirrorwatch.bank.civitai import civitai_records
+from mirrorwatch.bank.records import Record, RowProblem, record_from_row
+from mirrorwatch.bank.sheets import Sheet, iter_nonblank, read_sheet
+from mirrorwatch.errors import NotFound, SheetError
+from mirrorwatch.store.db import Database
+from mirrorwatch.store.models import Audit, Bank, Entry, EntrySignal, ImportRun, utcnow
+
+MAX_STORED_REJECTIONS = 1000
+
+
+@dataclass
+class ImportSummary:
+    bank: str
+    filename: str
+    fmt: str
+    rows: int = 0
+    added: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[int, str]] = field(default_factory=list)
+    committed: bool = False
+    columns: dict[str, str] = field(default_factory=dict)
+    import_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bank": self.bank, "file": self.filename, "format": self.fmt, "rows": self.rows,
+            "added": self.added, "updated": self.updated, "duplicates": self.duplicates,
+            "rejected": len(self.rejected), "committed": self.committed, "columns": self.columns,
+            "import_id": self.import_id,
+            "rejected_rows": [{"row": r, "reason": why} for r, why in self.rejected],
+        }
+
+
+class ImportRejected(SheetError):
+    """Some rows cannot be used and --skip-bad was not given: nothing was written."""
+
+    def __init__(self, summary: ImportSummary) -> None:
+        self.summary = summary
+        n = len(summary.rejected)
+        first = summary.rejected[0]
+        super().__init__(
+            f"{n} row{'s' if n != 1 else ''} cannot be used (first: row {first[0]}: {first[1]}); "
+            "nothing was imported. Fix them or pass --skip-bad to import the other rows."
+        )
+
+
+def records_from_sheet(sheet: Sheet, origin: str) -> tuple[list[Record], list[tuple[int, str]], int]:
+    if sheet.raw_json is not None:
+        recs, problems = civitai_records(sheet.raw_json)
+        return recs, problems, len(sheet.raw_json)
+    records: list[Record] = []
+    problems: list[tuple[int, str]] = []
+    rows = 0
+    for number, values in iter_nonblank(sheet):
+        rows += 1
+        try:
+            records.append(record_from_row(number, values, origin))
+        except RowProblem as exc:
+            problems.append((number, str(exc)))
+    return records, problems, rows
+
+
+class _BankIndex:
+    """Existing entries of one bank by each identity key, for merging without per-row queries."""
+
+    def __init__(self, session: Session, bank_id: int) -> None:
+        self.by_key: dict[str, int] = {}
+        self.fields: dict[int, dict[str, Any]] = {}
+        rows = session.execute(
+            select(Entry.id, Entry.key, Entry.civitai_version_id, Entry.civitai_model_id, Entry.name_norm,
+                   Entry.name, Entry.url).where(Entry.bank_id == bank_id)
+        )
+        for eid, key, vid, mid, norm, name, url in rows:
+            self.by_key.setdefault(key, eid)
+            if vid:
+                self.by_key.setdefault(f"v:{vid}", eid)
+            elif mid:
+                self.by_key.setdefault(f"m:{mid}", eid)
+            if not vid and not mid:
+                self.by_key.setdefault(f"n:{norm}", eid)
+            self.fields[eid] = {"name": name, "url": url, "civitai_version_id": vid, "civitai_model_id": mid}
+        self.signals: set[tuple[int, str, str]] = set()
+        sig_rows = session.execute(
+            select(EntrySignal.entry_id, EntrySignal.form, EntrySignal.value)
+            .join(Entry, Entry.id == EntrySignal.entry_id)
+            .where(Entry.bank_id == bank_id)
+        )
+        for eid, form, value in sig_rows:
+            self.signals.add((eid, form, value))
+            if form == "sha256":
+                self.by_key.setdefault(f"sha256:{value}", eid)
+
+    def find(self, rec: Record) -> int | None:
+        for key in rec.identity_keys():
+            if key in self.by_key:
+                return self.by_key[key]
+        return None
+
+    def remember(self, rec: Record, eid: int) -> None:
+        for key in rec.identity_keys():
+            self.by_key.setdefault(key, eid)
+
+
+def get_bank(session: Session, name: str) -> Bank:
+    bank = session.scalar(select(Bank).where(Bank.name == name))
+    if bank is None:
+        raise NotFound(f"no bank named {name!r}; create it with `mirrorwatch bank create {name}`")
+    return bank
+
+
+def import_file(db: Database, bank_name: str, path: Path, *, mapping: dict[str, str] | None = None,
+                encoding: str | None = None, skip_bad: bool = False, user: str = "cli",
+                dry_run: bool = False, filename: str | None = None) -> ImportSummary:
+    sheet = read_sheet(path, mapping=mapping, encoding=encoding)
+    return import_sheet(db, bank_name, sheet, filename or path.name, skip_bad=skip_bad, user=user,
+                        dry_run=dry_run)
+
+
+def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, skip_bad: bool = False,
+                 user: str = "cli", dry_run: bool = False) -> ImportSummary:
+    """Import validated rows in one transaction. With rejected rows and no skip_bad, write nothing."""
+    summary = ImportSummary(bank=bank_name, filename=filename, fmt=sheet.fmt, columns=dict(sheet.mapping))
+    records, problems, summary.rows = records_from_sheet(sheet, f"import:{filename}")
+    summary.rejected = problems
+    with db.session() as session:
+        bank = get_bank(session, bank_name)
+        if problems and not skip_bad:
+            raise ImportRejected(summary)
+        run = ImportRun(bank_id=bank.id, filename=filename, fmt=sheet.fmt, user=user)
+        session.add(run)
+        session.flush()  # takes the write lock before ids are assigned
+        _write_records(db, session, bank.id, records, summary, filename)
+        run.counts = {k: v for k, v in summary.to_dict().items() if k in ("rows", "added", "updated", "duplicates", "rejected")}
+        run.rejected = [{"row": r, "reason": why} for r, why in problems[:MAX_STORED_REJECTIONS]]
+        session.add(Audit(user=user, action="bank.import", object_type="bank", object_id=str(bank.id),
+                          detail={"file": filename, **run.counts}))
+        summary.import_id = run.id
+        if dry_run:
+            session.rollback()
+            return summary
+    summary.committed = True
+    return summary
+
+
+def _write_records(db: Database, session: Session, bank_id: int, records: list[Record],
+                   summary: ImportSummary, filename: str) -> None:
+    index = _BankIndex(session, bank_id)
+    now = utcnow()
+    new_entries: list[dict[str, Any]] = []
+    new_signals: list[dict[str, Any]] = []
+    next_id = (session.scalar(select(func.max(Entry.id))) or 0) + 1 if db.is_sqlite else None
+    pending: dict[int, dict[str, Any]] = {}  # entries created by this import, by (temporary) id
+
+    for rec in records:
+        eid = index.find(rec)
+        found = eid is not None
+        if eid is None:
+            if next_id is not None:
+                eid, next_id = next_id, next_id + 1
+            else:
+                eid = -(len(pending) + 1)
+            row = {
+                "id": eid, "bank_id": bank_id, "key": rec.identity_keys()[0], "name": rec.name,
+                "name_norm": rec.name_norm, "url": rec.url, "civitai_model_id": rec.model_id,
+                "civitai_version_id": rec.version_id, "kind": rec.kind, "notes": rec.notes,
+                "imported_from": filename, "row": rec.row, "created_at": now, "updated_at": now,
+            }
+            new_entries.append(row)
+            pending[eid] = row
+            index.fields[eid] = {"name": rec.name, "url": rec.url, "civitai_version_id": rec.version_id,
+                                 "civitai_model_id": rec.model_id}
+            summary.added += 1
+            changed = False
+        else:
+            changed = _merge_fields(session, index, eid, rec, pending)
+        index.remember(rec, eid)
+        for (form, value), origin in list(rec.signals.items()) + [((f, v), o) for f, v, o in rec.extra]:
+            if (eid, form, value) in index.signals:
+                continue
+            index.signals.add((eid, form, value))
+            new_signals.append({"entry_id": eid, "form": form, "value": value, "origin": origin, "created_at": now})
+            changed = True
+        if found:
+            if changed and eid not in pending:
+                summary.updated += 1
+            else:
+                summary.duplicates += 1
+
+    if next_id is not None:
+        for chunk in _chunks(new_entries, 20000):
+            session.execute(insert(Entry), chunk)
+    else:  # databases with sequences: let them assign ids, then map
+        ids = {}
+        for chunk in _chunks(new_entries, 5000):
+            temp = [r.pop("id") for r in chunk]
+            got = session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), chunk).all()
+            ids.update(zip(temp, got, strict=True))
+        for s in new_signals:
+            if s["entry_id"] < 0:
+                s["entry_id"] = ids[s["entry_id"]]
+    for chunk in _chunks(new_signals, 50000):
+        session.execute(insert(EntrySignal), chunk)
+
+
+def _merge_fields(session: Session, index: _BankIndex, eid: int, rec: Record, pending: dict[int, dict[str, Any]]) -> bool:
+    """Fill fields the existing entry lacks; True if anything changed."""
+    have = index.fields[eid]
+    changes: dict[str, Any] = {}
+    for attr, value in (("name", rec.name), ("url", rec.url), ("civitai_version_id", rec.version_id),
+                        ("civitai_model_id", rec.model_id)):
+        if value and not have.get(attr):
+            changes[attr] = value
+    if not changes:
+        return False
+    have.update(changes)
+    if "name" in changes:
+        changes["name_norm"] = rec.name_norm
+    if eid in pending:
+        pending[eid].update(changes)
+    else:
+        changes["updated_at"] = utcnow()
+        session.execute(update(Entry).where(Entry.id == eid).values(**changes))
+    return True
+
+
+def _chunks(items: list[dict[str, Any]], n: int):
+    for i in range(0, len(items), n):
+        yield items[i : i + n]

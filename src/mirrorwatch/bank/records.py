@@ -1,0 +1,104 @@
+"""A bank record: one row of a sheet (or one Civitai version) after validation and normalisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mirrorwatch.bank.names import normalise_name
+from mirrorwatch.bank.urls import CivitaiRef, parse_civitai_url
+from mirrorwatch.errors import InvalidHash, InvalidUrl
+from mirrorwatch.hashing.forms import FORMS, candidate_forms, derived_forms, normalise_hash
+
+
+class RowProblem(ValueError):
+    """Why a row cannot be used."""
+
+
+@dataclass
+class Record:
+    row: int
+    name: str = ""
+    url: str | None = None
+    model_id: int | None = None
+    version_id: int | None = None
+    kind: str | None = None
+    notes: str | None = None
+    signals: dict[tuple[str, str], str] = field(default_factory=dict)  # (form, value) -> origin
+    extra: list[tuple[str, str, str]] = field(default_factory=list)  # (form, value, origin), non-hash signals
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name_norm(self) -> str:
+        return normalise_name(self.name)
+
+    @property
+    def sha256(self) -> str | None:
+        for form, value in self.signals:
+            if form == "sha256":
+                return value
+        return None
+
+    def add_hash(self, form: str, raw: str, origin: str) -> None:
+        """Validate and add a hash of a known form ("hash" = any form, classified by length)."""
+        try:
+            value = normalise_hash(raw)
+        except InvalidHash as exc:
+            raise RowProblem(str(exc)) from None
+        if form == "hash":
+            forms = candidate_forms(value)
+            form = forms[0]  # 64 hex in a sheet is a SHA256, 8 hex an AutoV1 (Civitai's "short hash")
+        elif len(value) != FORMS[form].hex_length:
+            if form == "autov3" and len(value) == 64:
+                form = "autov3_full"
+            else:
+                raise RowProblem(
+                    f"{FORMS[form].label} must be {FORMS[form].hex_length} hex characters, got {len(value)}"
+                )
+        self.signals.setdefault((form, value), origin)
+        for dform, dvalue in derived_forms(form, value).items():
+            self.signals.setdefault((dform, dvalue), "derived")
+
+    def identity_keys(self) -> list[str]:
+        """Keys by which this record may already be in a bank, strongest first."""
+        keys = []
+        if self.version_id:
+            keys.append(f"v:{self.version_id}")
+        sha = self.sha256
+        if sha:
+            keys.append(f"sha256:{sha}")
+        if self.model_id and not self.version_id:
+            keys.append(f"m:{self.model_id}")
+        if not keys and self.name_norm:
+            keys.append(f"n:{self.name_norm}")
+        return keys
+
+
+def record_from_row(number: int, values: dict[str, str], origin: str) -> Record:
+    """Validate one sheet row; raise RowProblem with the reason when it cannot be used."""
+    rec = Record(row=number)
+    rec.name = " ".join((values.get("name") or "").split())[:500]
+    rec.notes = (values.get("notes") or "").strip() or None
+    rec.kind = (values.get("kind") or "").strip() or None
+    url = (values.get("url") or "").strip()
+    if url:
+        try:
+            ref: CivitaiRef = parse_civitai_url(url)
+        except InvalidUrl as exc:
+            raise RowProblem(f"URL: {exc}") from None
+        rec.url = ref.url
+        rec.model_id, rec.version_id = ref.model_id, ref.version_id
+    for f in ("model_id", "version_id"):
+        raw = (values.get(f) or "").strip()
+        if raw:
+            if not raw.isdigit():
+                raise RowProblem(f"{f} is not a number: {raw[:40]!r}")
+            setattr(rec, f, int(raw))
+    for form in ("sha256", "autov1", "autov2", "autov3", "crc32", "blake3", "hash"):
+        raw = (values.get(form) or "").strip()
+        if raw:
+            rec.add_hash(form, raw, origin)
+    if not (rec.name or rec.url or rec.signals or rec.version_id or rec.model_id):
+        raise RowProblem("no name, URL or hash")
+    if rec.url is None and (rec.model_id or rec.version_id):
+        rec.url = CivitaiRef(rec.model_id, rec.version_id).url
+    return rec

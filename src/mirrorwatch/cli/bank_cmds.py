@@ -1,0 +1,93 @@
+"""`mirrorwatch bank ...`: create, list and import banks of removed models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from mirrorwatch.bank.importer import ImportRejected, ImportSummary, import_file
+from mirrorwatch.bank.sheets import parse_map
+from mirrorwatch.services.banks import create_bank, list_banks
+
+from .app import bank_app, console, database, err_console
+from .output import print_json
+
+
+@bank_app.command("create")
+def bank_create(
+    name: str = typer.Argument(..., help="Name of the new bank."),
+    description: str | None = typer.Option(None, "--description", "-d"),
+    source: str | None = typer.Option(None, "--source", help="Where the list comes from (sheet, team, URL)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the bank as JSON."),
+) -> None:
+    """Create an empty bank."""
+    bank = create_bank(database(), name, description=description, source=source)
+    if as_json:
+        print_json(bank.to_dict())
+    else:
+        console.print(f"created bank [bold]{bank.name}[/] (id {bank.id})")
+
+
+@bank_app.command("list")
+def bank_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List banks with their entry counts and how many entries have been found online."""
+    banks = list_banks(database())
+    if as_json:
+        print_json([b.to_dict() for b in banks])
+        return
+    if not banks:
+        console.print("no banks yet: create one with `mirrorwatch bank create NAME`")
+        return
+    table = Table("id", "name", "entries", "found online", "created", "description")
+    for b in banks:
+        table.add_row(str(b.id), b.name, str(b.entries), str(b.found), b.created_at.strftime("%Y-%m-%d"),
+                      b.description or "")
+    console.print(table)
+
+
+def _print_summary(summary: ImportSummary, *, limit: int = 20) -> None:
+    verb = "imported" if summary.committed else "nothing imported"
+    console.print(
+        f"{verb} into [bold]{summary.bank}[/] from {summary.filename} ({summary.fmt}): "
+        f"{summary.rows} rows, [green]{summary.added} added[/], {summary.updated} updated, "
+        f"{summary.duplicates} duplicates, [red]{len(summary.rejected)} rejected[/]",
+        highlight=False,
+    )
+    if summary.columns:
+        console.print("columns: " + ", ".join(f"{f}={c!r}" for f, c in summary.columns.items()), highlight=False)
+    for row, why in summary.rejected[:limit]:
+        err_console.print(f"  row {row}: {why}", highlight=False, markup=False)
+    if len(summary.rejected) > limit:
+        err_console.print(f"  ... and {len(summary.rejected) - limit} more rejected rows (see --json)")
+
+
+@bank_app.command("import")
+def bank_import(
+    file: Path = typer.Argument(..., help="CSV/TSV/XLSX/JSON sheet, or Civitai model / model-version JSON."),
+    bank: str = typer.Option(..., "--bank", "-b", help="Bank to import into."),
+    mapping: str | None = typer.Option(None, "--map", help="Column overrides: name=Col,url=Col,sha256=Col,..."),
+    encoding: str | None = typer.Option(None, "--encoding", help="Text encoding of CSV/TSV (default UTF-8)."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Import the good rows even if some are rejected."),
+    create: bool = typer.Option(False, "--create", help="Create the bank if it does not exist."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Check and count, write nothing."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Import a sheet: one transaction, idempotent, with a report of rejected rows."""
+    db = database()
+    if create and bank not in {b.name for b in list_banks(db)}:
+        create_bank(db, bank)
+    try:
+        summary = import_file(db, bank, file, mapping=parse_map(mapping), encoding=encoding, skip_bad=skip_bad,
+                              dry_run=dry_run)
+    except ImportRejected as exc:
+        if as_json:
+            print_json(exc.summary.to_dict())
+        else:
+            _print_summary(exc.summary)
+        raise
+    if as_json:
+        print_json(summary.to_dict())
+    else:
+        _print_summary(summary)

@@ -1,0 +1,95 @@
+"""Opening the database: engine, sessions, migrations.
+
+SQLite (the embedded default) gets WAL, foreign keys and a busy timeout so a sweep and the
+web app can share one file. Every open runs Alembic migrations to head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from mirrorwatch.config import resolve_db_url, sidecar_dir, sqlite_path
+from mirrorwatch.errors import MirrorwatchError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # pragma: no cover - exercised through every test
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+class Database:
+    """One database: an engine, a session factory and the sidecar folder beside it."""
+
+    def __init__(self, url: str, engine: Engine) -> None:
+        self.url = url
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def sidecar(self) -> Path:
+        return sidecar_dir(self.url)
+
+    @classmethod
+    def open(cls, value: str | None = None, *, migrate: bool = True) -> Database:
+        url = resolve_db_url(value)
+        path = sqlite_path(url)
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise MirrorwatchError(f"cannot create the database folder {path.parent}: {exc.strerror}") from None
+        kwargs = {}
+        if url.startswith("sqlite"):
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        try:
+            engine = create_engine(url, **kwargs)
+        except Exception as exc:  # bad URL, missing driver
+            raise MirrorwatchError(f"cannot open database {url!r}: {exc}") from None
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        db = cls(url, engine)
+        if migrate:
+            db.migrate()
+        return db
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision (a no-op when it is there)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        try:
+            with self.engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+        except OperationalError as exc:
+            raise MirrorwatchError(f"cannot open database {self.url}: {exc.orig}") from None
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        with self.sessions() as s, s.begin():
+            yield s
+
+    def has_fts(self) -> bool:
+        if not self.is_sqlite:
+            return False
+        with self.engine.connect() as conn:
+            row = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='entry_fts'")).first()
+            return row is not None
