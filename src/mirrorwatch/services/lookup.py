@@ -24,7 +24,7 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Bank, Entry, EntrySignal, HubFile, HubRepo, Match
 
 HASH_FORMS_SHOWN = ("sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3")
-NAME_MIN_SCORE = 70.0
+NAME_MIN_SCORE = 75.0
 
 
 @dataclass
@@ -226,12 +226,25 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
                 candidates = {eid: norm for eid, norm in rows}
     scored = []
     for eid, norm in candidates.items():
-        score = max(fuzz.token_set_ratio(qn, norm), fuzz.WRatio(qn, norm))
+        score = name_score(tokens, qn, norm)
         if score >= NAME_MIN_SCORE:
             scored.append((score, eid))
     scored.sort(key=lambda t: (-t[0], t[1]))
     top = scored[:limit]
     return [eid for _, eid in top], {eid: float(score) for score, eid in top}
+
+
+def name_score(q_tokens: list[str], qn: str, norm: str) -> float:
+    """How well a name covers the query: each query token's best match among the name's tokens
+    (and adjacent token pairs, for "janeexample"), weighted by token length, plus a little of the
+    whole-string similarity so exact names rank first. 0..100."""
+    words = norm.split()
+    if not words or not q_tokens:
+        return 0.0
+    words += [a + b for a, b in zip(words, words[1:], strict=False)]
+    total = sum(len(t) for t in q_tokens)
+    coverage = sum(len(t) * max(fuzz.ratio(t, w) for w in words) for t in q_tokens) / total
+    return 0.85 * coverage + 0.15 * fuzz.ratio(qn, norm)
 
 
 def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> list[EntryView]:
