@@ -1,0 +1,146 @@
+"""JSON shapes of the Hub API subset (hub-api.md), built from the model. Pure functions, no HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+from .model import Commit, Repo, RepoFile, iso_z
+
+# Fields the listing returns without `full`/`expand` (what the Hub answers by default).
+DEFAULT_LIST_FIELDS = ("likes", "trendingScore", "private", "downloads", "tags", "pipeline_tag",
+                       "library_name", "createdAt")
+FULL_LIST_FIELDS = (*DEFAULT_LIST_FIELDS, "author", "sha", "lastModified", "gated", "disabled", "siblings")
+MODEL_INFO_FIELDS = ("author", "sha", "lastModified", "private", "disabled", "gated", "downloads", "likes",
+                     "tags", "pipeline_tag", "library_name", "createdAt", "trendingScore", "usedStorage",
+                     "spaces", "siblings")
+
+# Every `expand` value the Hub accepts for models; the ones the test hub does not model are omitted
+# from answers (the client then leaves them None), unknown ones answer 400 like the Hub.
+EXPANDABLE = frozenset({
+    "author", "baseModels", "cardData", "childrenModelCount", "config", "createdAt", "disabled", "downloads",
+    "downloadsAllTime", "evalResults", "gated", "gguf", "inference", "inferenceProviderMapping", "lastModified",
+    "library_name", "likes", "mask_token", "model-index", "pipeline_tag", "private", "resourceGroup",
+    "safetensors", "sha", "siblings", "spaces", "tags", "transformersInfo", "trendingScore", "widgetData",
+    "usedStorage", "xetEnabled", "securityRepoStatus",
+})
+
+
+def object_id(seq: int) -> str:
+    """A Mongo-style 24-hex `_id`, stable per insertion number."""
+    return f"{0x65a00000 + seq:08x}" + hashlib.md5(str(seq).encode()).hexdigest()[:16]
+
+
+def sibling(f: RepoFile, *, blobs: bool) -> dict:
+    if not blobs:
+        return {"rfilename": f.path}
+    return {
+        "rfilename": f.path,
+        "size": f.size,
+        "blobId": f.git_oid,
+        "lfs": {"sha256": f.sha256, "size": f.size, "pointerSize": f.pointer_size} if f.lfs else None,
+    }
+
+
+def repo_field(repo: Repo, name: str, commit: Commit, *, blobs: bool) -> tuple[bool, object]:
+    """(known, value) of one model field at `commit`."""
+    match name:
+        case "author":
+            return True, repo.author
+        case "sha":
+            return True, commit.id
+        case "lastModified":
+            return True, iso_z(commit.date)
+        case "createdAt":
+            return True, iso_z(repo.created_at)
+        case "private":
+            return True, repo.private
+        case "disabled":
+            return True, repo.disabled
+        case "gated":
+            return True, repo.gated
+        case "downloads":
+            return True, repo.downloads
+        case "likes":
+            return True, repo.likes
+        case "tags":
+            return True, list(repo.tags)
+        case "pipeline_tag":
+            return True, repo.pipeline_tag
+        case "library_name":
+            return True, repo.library_name
+        case "trendingScore":
+            return True, repo.trending_score
+        case "usedStorage":
+            return True, sum(f.size or 0 for f in commit.files)
+        case "spaces":
+            return True, []
+        case "siblings":
+            return True, [sibling(f, blobs=blobs) for f in commit.files]
+    return False, None
+
+
+def model_dict(repo: Repo, seq: int, fields: Iterable[str], *, commit: Commit | None = None,
+               blobs: bool = False, model_id: bool = True) -> dict:
+    """`{_id, id, [modelId], <fields>}` for a listing entry or a model_info answer (the Hub leaves
+    `modelId` out when `expand` chooses the fields)."""
+    c = commit or repo.head
+    out: dict = {"_id": object_id(seq), "id": repo.repo_id}
+    for name in fields:
+        known, value = repo_field(repo, name, c, blobs=blobs)
+        if known:
+            out[name] = value
+    if model_id:
+        out["modelId"] = repo.repo_id
+    return out
+
+
+def tree_file(f: RepoFile, *, last_commit: Commit | None = None) -> dict:
+    entry: dict = {"type": "file", "oid": f.git_oid, "size": f.size, "path": f.path}
+    if f.lfs:
+        entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
+    if last_commit is not None:
+        entry["lastCommit"] = last_commit_dict(last_commit)
+    return entry
+
+
+def tree_dir(path: str, commit: Commit, *, last_commit: Commit | None = None) -> dict:
+    prefix = path + "/"
+    members = sorted(f"{f.path}:{f.git_oid}" for f in commit.files if f.path.startswith(prefix))
+    oid = hashlib.sha1(("tree\x00" + "\n".join(members)).encode()).hexdigest()
+    entry: dict = {"type": "directory", "oid": oid, "size": 0, "path": path}
+    if last_commit is not None:
+        entry["lastCommit"] = last_commit_dict(last_commit)
+    return entry
+
+
+def last_commit_dict(c: Commit) -> dict:
+    return {"id": c.id, "title": c.title, "date": iso_z(c.date)}
+
+
+def commit_dict(c: Commit) -> dict:
+    return {
+        "id": c.id,
+        "title": c.title,
+        "message": c.message,
+        "date": iso_z(c.date),
+        "authors": [{"user": a, "avatar": None} for a in c.authors],
+    }
+
+
+def tree_paths(commit: Commit, base: str, *, recursive: bool) -> list[tuple[str, str]] | None:
+    """[(kind, path)] of entries under folder `base` ("" = root), sorted by path with folders first
+    at each level like the Hub; None if `base` is not a folder at this commit."""
+    dirs = commit.directories()
+    if base and base not in dirs:
+        return None
+    prefix = base + "/" if base else ""
+    out: list[tuple[str, str]] = []
+    for d in dirs:
+        if d.startswith(prefix) and (recursive or "/" not in d[len(prefix):]):
+            out.append(("directory", d))
+    for f in commit.files:
+        if f.path.startswith(prefix) and (recursive or "/" not in f.path[len(prefix):]):
+            out.append(("file", f.path))
+    out.sort(key=lambda e: (e[1].split("/")[:-1], e[0] != "directory", e[1]))
+    return out
