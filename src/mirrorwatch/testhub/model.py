@@ -305,7 +305,8 @@ class HubStats:
     "resolve_get", "cdn_head", "cdn_get", "unknown"; by_status: responses per HTTP status;
     by_repo: requests naming a repo (API, resolve and CDN); rate_limited: 429s sent;
     range_bytes: body bytes sent in 206 answers; file_bytes: file body bytes sent (200 and 206);
-    faults: injected faults by name; internal_errors: handler exceptions (a bug in the test hub).
+    faults: injected faults by name; internal_errors: handler exceptions (a bug in the test hub);
+    connections: TCP connections accepted (keep-alive clients reuse them).
     """
 
     by_kind: Counter[str] = field(default_factory=Counter)
@@ -317,6 +318,7 @@ class HubStats:
     range_bytes: int = 0
     file_bytes: int = 0
     internal_errors: int = 0
+    connections: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -342,6 +344,10 @@ class HubStats:
         with self._lock:
             self.faults[name] += 1
 
+    def record_connection(self) -> None:
+        with self._lock:
+            self.connections += 1
+
     def record_internal_error(self) -> None:
         with self._lock:
             self.internal_errors += 1
@@ -350,7 +356,7 @@ class HubStats:
         with self._lock:
             for c in (self.by_kind, self.by_endpoint, self.by_status, self.by_repo, self.faults):
                 c.clear()
-            self.rate_limited = self.range_bytes = self.file_bytes = self.internal_errors = 0
+            self.rate_limited = self.range_bytes = self.file_bytes = self.internal_errors = self.connections = 0
 
     def snapshot(self) -> dict[str, object]:
         """A plain-dict copy (JSON-friendly) for reports and benchmark output."""
@@ -365,6 +371,7 @@ class HubStats:
                 "file_bytes": self.file_bytes,
                 "faults": dict(self.faults),
                 "internal_errors": self.internal_errors,
+                "connections": self.connections,
             }
 
 

@@ -786,6 +786,7 @@ class _Server(ThreadingHTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._conns_lock:
             self._conns.add(request)
+        self.running.hub.stats.record_connection()
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -832,7 +833,7 @@ class RunningHub:
         self.cdn_host = cdn_host
         self.url = f"http://{host}:{self.port}"
         self.cdn_url = f"http://{cdn_host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"testhub-{self.port}", daemon=True)
         self._thread.start()
 
