@@ -57,9 +57,18 @@ def _id(text: str) -> int:
     return value
 
 
+_FAST = re.compile(
+    r"^(?:https?://)?(?:www\.)?civitai\.com/models/(\d{1,15})(?:/[^/?#]*)?/?(?:\?modelVersionId=(\d{1,15}))?$",
+    re.IGNORECASE,
+)
+
+
 def parse_civitai_url(text: str) -> CivitaiRef:
     """Return the model and version ids a Civitai URL points to, or raise InvalidUrl."""
     raw = text.strip().strip("<>\"'")
+    fast = _FAST.match(raw)  # the common model-page form, without the general URL parser
+    if fast:
+        return CivitaiRef(_id(fast.group(1)), _id(fast.group(2)) if fast.group(2) else None)
     if not raw:
         raise InvalidUrl("empty URL")
     for pattern in (_SHORT, _AIR):

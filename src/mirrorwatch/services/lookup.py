@@ -165,7 +165,9 @@ class _Vocabulary:
 
     def terms(self, db: Database) -> list[str]:
         with db.engine.connect() as conn:
-            stamp = tuple(conn.execute(text("SELECT coalesce(max(id),0), count(*) FROM entry")).one())
+            stamp = tuple(conn.execute(text(
+                "SELECT (SELECT coalesce(max(id), 0) FROM entry), (SELECT coalesce(max(id), 0) FROM import_run)"
+            )).one())
         with self._lock:
             hit = self._cache.get(db.url)
             if hit and hit[0] == stamp:
@@ -193,31 +195,7 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
     candidates: dict[int, str] = {}
     if db.has_fts():
         with db.engine.connect() as conn:
-            terms: set[str] = set()
-            missing = []
-            for tok in tokens:
-                hit = conn.execute(text("SELECT 1 FROM entry_fts_vocab WHERE term = :t"), {"t": tok}).first()
-                if hit:
-                    terms.add(_fts_quote(tok))
-                else:
-                    missing.append(tok)
-                if len(tok) >= 3:
-                    terms.add(_fts_quote(tok) + "*")
-            if missing:
-                vocab = VOCABULARY.terms(db)
-                for tok in missing:
-                    for term, _score, _ in process.extract(tok, vocab, scorer=fuzz.ratio, limit=4, score_cutoff=70):
-                        terms.add(_fts_quote(term))
-            if terms:
-                match = " OR ".join(sorted(terms))
-                rows = conn.execute(
-                    text(
-                        "SELECT e.id, e.name_norm FROM entry_fts JOIN entry e ON e.id = entry_fts.rowid "
-                        "WHERE entry_fts MATCH :m ORDER BY bm25(entry_fts) LIMIT 400"
-                    ),
-                    {"m": match},
-                )
-                candidates = {eid: norm for eid, norm in rows}
+            candidates = _fts_candidates(db, conn, tokens)
     else:  # other databases: substring candidates per token
         with db.session() as s:
             conds = [Entry.name_norm.like(f"%{tok}%") for tok in tokens if len(tok) >= 2]
@@ -232,6 +210,55 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
     scored.sort(key=lambda t: (-t[0], t[1]))
     top = scored[:limit]
     return [eid for _, eid in top], {eid: float(score) for score, eid in top}
+
+
+def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
+    """Candidate entries from the FTS5 index. Each query word stands for itself or, when the index
+    does not hold it, its nearest indexed words. Words that occur in many names ("lora", "v2") are
+    left out of the candidate query when rarer words are there; they still count in the ranking."""
+    variants: dict[str, set[str]] = {}
+    docs: dict[str, int] = {}
+    placeholders = ", ".join(f":t{i}" for i in range(len(tokens)))
+    for term, doc in conn.execute(
+        text(f"SELECT term, doc FROM entry_fts_vocab WHERE term IN ({placeholders})"),
+        {f"t{i}": t for i, t in enumerate(tokens)},
+    ):
+        docs[term] = doc
+    missing = [t for t in tokens if t not in docs]
+    if missing:
+        vocab = VOCABULARY.terms(db)
+        for tok in missing:
+            near = [t for t, _s, _i in process.extract(tok, vocab, scorer=fuzz.ratio, limit=4, score_cutoff=70)]
+            variants[tok] = set(near)
+        near_terms = sorted({t for v in variants.values() for t in v})
+        if near_terms:
+            ph = ", ".join(f":n{i}" for i in range(len(near_terms)))
+            for term, doc in conn.execute(text(f"SELECT term, doc FROM entry_fts_vocab WHERE term IN ({ph})"),
+                                          {f"n{i}": t for i, t in enumerate(near_terms)}):
+                docs[term] = doc
+    for tok in tokens:
+        if tok in docs:
+            variants[tok] = {tok}
+    total = conn.execute(text("SELECT coalesce(max(id), 0) FROM entry")).scalar() or 0
+    common = max(500, total // 100)
+
+    def weight(tok: str) -> int:
+        return max((docs.get(t, 0) for t in variants.get(tok, ())), default=0)
+
+    usable = [tok for tok in tokens if variants.get(tok)]
+    if not usable:
+        return {}
+    rare = [tok for tok in usable if weight(tok) <= common]
+    if rare:
+        match = " OR ".join(sorted({_fts_quote(t) for tok in rare for t in variants[tok]}))
+    else:  # only common words: every one of them must be in the name
+        match = " AND ".join("(" + " OR ".join(_fts_quote(t) for t in sorted(variants[tok])) + ")" for tok in usable)
+    rows = conn.execute(
+        text("SELECT e.id, e.name_norm FROM entry_fts JOIN entry e ON e.id = entry_fts.rowid "
+             "WHERE entry_fts MATCH :m LIMIT 2000"),
+        {"m": match},
+    )
+    return {eid: norm for eid, norm in rows}
 
 
 def name_score(q_tokens: list[str], qn: str, norm: str) -> float:

@@ -35,6 +35,7 @@ class Database:
         self.url = url
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self._fts: bool | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -88,8 +89,12 @@ class Database:
             yield s
 
     def has_fts(self) -> bool:
-        if not self.is_sqlite:
-            return False
-        with self.engine.connect() as conn:
-            row = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='entry_fts'")).first()
-            return row is not None
+        """Whether the SQLite FTS5 name index exists (checked once per Database)."""
+        if self._fts is None:
+            if not self.is_sqlite:
+                self._fts = False
+            else:
+                with self.engine.connect() as conn:
+                    row = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='entry_fts'")).first()
+                    self._fts = row is not None
+        return self._fts

@@ -1,0 +1,78 @@
+"""The HTTP client huggingface_hub uses, with quota pacing, timeouts and a whole-request deadline.
+
+`install_client(endpoint, tracker)` sets huggingface_hub's client factory so that every request it
+makes (listings, model_info, HEADs, range reads) goes through `PacedTransport`: it waits for room
+in the announced quota before sending, records `RateLimit` headers from the answer, and bounds the
+time a response body may take (a hub trickling bytes — a slow-loris — hits the deadline)."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import httpx2
+from huggingface_hub import set_client_factory
+from huggingface_hub.utils._http import hf_request_event_hook
+
+from mirrorwatch.hubs.quota import QuotaTracker, pool_for_url
+
+DEFAULT_TIMEOUT = httpx2.Timeout(connect=10.0, read=30.0, write=30.0, pool=60.0)
+DEFAULT_DEADLINE_S = 120.0
+
+
+class _DeadlineStream(httpx2.SyncByteStream):
+    def __init__(self, inner: httpx2.SyncByteStream, deadline: float, url: str) -> None:
+        self._inner = inner
+        self._deadline = deadline
+        self._url = url
+
+    def __iter__(self):
+        for chunk in self._inner:
+            if time.monotonic() > self._deadline:
+                raise httpx2.ReadTimeout(f"response from {self._url} exceeded its time limit")
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class PacedTransport(httpx2.HTTPTransport):
+    """Quota-aware transport for one hub origin; other origins (the CDN) pass through unpaced."""
+
+    def __init__(self, origin: str, tracker: QuotaTracker, *, deadline_s: float = DEFAULT_DEADLINE_S, **kw) -> None:
+        super().__init__(**kw)
+        parts = urlsplit(origin)
+        self._origin = (parts.scheme, parts.hostname, parts.port)
+        self.tracker = tracker
+        self.deadline_s = deadline_s
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        url = request.url
+        same_origin = (url.scheme, url.host, url.port) == self._origin
+        pool = pool_for_url(url.path) if same_origin else None
+        if pool:
+            self.tracker.acquire(pool)
+        response = None
+        try:
+            response = super().handle_request(request)
+        finally:
+            if pool:
+                self.tracker.release(pool, response.headers if response is not None else None,
+                                     response.status_code if response is not None else None)
+        response.stream = _DeadlineStream(response.stream, time.monotonic() + self.deadline_s, str(url))
+        return response
+
+
+def install_client(endpoint: str, tracker: QuotaTracker, *, timeout: httpx2.Timeout = DEFAULT_TIMEOUT,
+                   deadline_s: float = DEFAULT_DEADLINE_S, max_connections: int = 32) -> None:
+    """Make huggingface_hub use a paced client for `endpoint` from now on (process-wide)."""
+
+    def factory() -> httpx2.Client:
+        transport = PacedTransport(
+            endpoint, tracker, deadline_s=deadline_s,
+            limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+        return httpx2.Client(transport=transport, event_hooks={"request": [hf_request_event_hook]},
+                             follow_redirects=True, timeout=timeout)
+
+    set_client_factory(factory)

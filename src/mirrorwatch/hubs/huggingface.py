@@ -1,0 +1,236 @@
+"""Hugging Face through the official `huggingface_hub` client.
+
+Listing: `GET /api/models` with `expand` (siblings, sha, dates, author, tags, gated, disabled),
+page by page with the client's own paginator (which retries). Hashes per candidate repo come
+either from `model_info(files_metadata=True)` (one API call, all LFS sha256s) or from a resolver
+HEAD per weight file (`X-Linked-Etag`, the larger resolver quota), chosen per repo by what it
+needs and which quota has more room. Gated repos always use the API (their resolvers refuse)."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+from huggingface_hub.errors import DisabledRepoError, GatedRepoError, RepositoryNotFoundError
+from huggingface_hub.utils._pagination import _paginate_pages
+
+from mirrorwatch.hubs.base import (
+    DISABLED,
+    GATED,
+    LIVE,
+    REMOVED,
+    WEIGHT_EXTENSIONS,
+    RemoteFile,
+    RepoFiles,
+    RepoListing,
+    RepoStatus,
+    SkipRepo,
+    is_weight_file,
+)
+from mirrorwatch.hubs.http import DEFAULT_DEADLINE_S, install_client
+from mirrorwatch.hubs.quota import QuotaTracker
+from mirrorwatch.hubs.retry import RetriesExhausted, RetryPolicy, describe, with_retries
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+EXPAND = ["siblings", "sha", "createdAt", "lastModified", "author", "tags", "gated", "disabled", "private"]
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
+MAX_FILE_SIZE = 1 << 44  # 16 TiB: anything larger is a lie
+PAGE_SIZE = 1000
+
+
+def parse_date(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
+    except ValueError:
+        return None
+
+
+def clean_sha256(value: Any) -> str | None:
+    if isinstance(value, str):
+        v = value.strip().strip('"').lower()
+        if _SHA256.match(v):
+            return v
+    return None
+
+
+def clean_size(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_FILE_SIZE else None
+
+
+class MalformedListing(Exception):
+    pass
+
+
+def listing_from_item(item: Any) -> RepoListing:
+    """A listing item parsed defensively: raise MalformedListing when it cannot be used."""
+    if not isinstance(item, dict):
+        raise MalformedListing("listing item is not an object")
+    rid = item.get("id") or item.get("modelId")
+    if not isinstance(rid, str) or not _REPO_ID.match(rid):
+        raise MalformedListing(f"listing item with an unusable id: {str(rid)[:80]!r}")
+    siblings = item.get("siblings")
+    paths: list[str] | None = None
+    if isinstance(siblings, list):
+        paths = [s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)]
+    gated = item.get("gated")
+    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+    sha = item.get("sha") if isinstance(item.get("sha"), str) else None
+    return RepoListing(
+        repo_id=rid,
+        author=item.get("author") if isinstance(item.get("author"), str) else rid.split("/")[0],
+        sha=sha,
+        created_at=parse_date(item.get("createdAt")),
+        last_modified=parse_date(item.get("lastModified")),
+        gated=bool(gated) and gated is not False,
+        disabled=item.get("disabled") is True,
+        private=item.get("private") is True,
+        tags=[t for t in tags if isinstance(t, str)],
+        paths=paths,
+    )
+
+
+class HuggingFaceHub:
+    """The hub interface over `HfApi`, honouring HF_ENDPOINT and HF_TOKEN."""
+
+    name = "hf"
+
+    def __init__(self, endpoint: str | None = None, *, token: str | None = None, tracker: QuotaTracker | None = None,
+                 retry: RetryPolicy | None = None, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
+                 resolver_max_files: int = 4, deadline_s: float = DEFAULT_DEADLINE_S, timeout_s: float = 30.0) -> None:
+        self.endpoint = (endpoint or os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+        self.token = token if token is not None else os.environ.get("HF_TOKEN")
+        self.tracker = tracker or QuotaTracker()
+        self.retry = retry or RetryPolicy()
+        self.extensions = extensions
+        self.resolver_max_files = resolver_max_files
+        self.timeout_s = timeout_s
+        install_client(self.endpoint, self.tracker, deadline_s=deadline_s)
+        self.api = HfApi(endpoint=self.endpoint, token=self.token or False)
+
+    # -- listing ---------------------------------------------------------------------------------
+    def list_pages(self, scope: dict) -> Iterator[list[Any]]:
+        """Raw listing pages (lists of items), newest first by `scope['sort']`."""
+        params: list[tuple[str, Any]] = [("limit", PAGE_SIZE), ("sort", scope.get("sort", "createdAt"))]
+        for key in ("author", "search"):
+            if scope.get(key):
+                params.append((key, scope[key]))
+        for f in scope.get("filter") or []:
+            params.append(("filter", f))
+        params += [("expand", e) for e in EXPAND]
+        headers = self.api._build_hf_headers(token=self.token or False)
+        for page, _last in _paginate_pages(f"{self.endpoint}/api/models", params, headers, timeout=self.timeout_s):
+            if not isinstance(page, list):
+                raise MalformedListing("a listing page is not a JSON array")
+            yield page
+
+    def repo_listing(self, repo_id: str) -> RepoListing:
+        """One repo as a listing would show it (for `--repo`)."""
+        info = with_retries(lambda: self.api.model_info(repo_id, expand=EXPAND, timeout=self.timeout_s),
+                            f"model_info {repo_id}", self.retry)
+        return RepoListing(
+            repo_id=info.id, author=info.author or repo_id.split("/")[0], sha=info.sha,
+            created_at=parse_date(info.created_at), last_modified=parse_date(info.last_modified),
+            gated=bool(info.gated), disabled=bool(info.disabled), private=bool(info.private),
+            tags=list(info.tags or []), paths=[s.rfilename for s in (info.siblings or [])],
+        )
+
+    # -- hashes ----------------------------------------------------------------------------------
+    def choose_method(self, repo: RepoListing, n_files: int) -> str:
+        """'api' (one model_info) or 'resolver' (one HEAD per weight file), by need and quota left."""
+        if repo.gated or n_files == 0 or n_files > self.resolver_max_files:
+            return "api"
+        snap = self.tracker.snapshot()
+        api = snap.get("api", {})
+        res = snap.get("resolvers", {})
+        api_left = api.get("remaining") if api.get("remaining") is not None else 500
+        res_left = res.get("remaining") if res.get("remaining") is not None else 3000
+        return "resolver" if res_left / n_files >= api_left else "api"
+
+    def fetch_files(self, repo: RepoListing, paths: list[str] | None) -> RepoFiles:
+        weights = [p for p in (paths if paths is not None else repo.paths or []) if is_weight_file(p, self.extensions)]
+        method = self.choose_method(repo, len(weights)) if repo.paths is not None else "api"
+        try:
+            if method == "resolver":
+                try:
+                    return self._by_heads(repo, weights)
+                except GatedRepoError:  # gated since it was listed: the API still answers
+                    pass
+            return self._by_model_info(repo)
+        except RetriesExhausted as exc:
+            raise SkipRepo(str(exc)) from None
+        except (RepositoryNotFoundError, DisabledRepoError) as exc:
+            raise SkipRepo(f"{type(exc).__name__}: {describe(exc)}") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise SkipRepo(f"malformed answer: {type(exc).__name__}: {str(exc)[:160]}") from None
+        except Exception as exc:  # any other HTTP error: record and move on
+            raise SkipRepo(describe(exc)) from None
+
+    def _by_model_info(self, repo: RepoListing) -> RepoFiles:
+        info = with_retries(
+            lambda: self.api.model_info(repo.repo_id, files_metadata=True, timeout=self.timeout_s),
+            f"model_info {repo.repo_id}", self.retry,
+        )
+        files = []
+        siblings = info.siblings if isinstance(info.siblings, list) else None
+        if siblings is None:
+            raise SkipRepo("model_info without a list of files")
+        for s in siblings:
+            path = getattr(s, "rfilename", None)
+            if not isinstance(path, str):
+                continue
+            lfs = getattr(s, "lfs", None)
+            sha = clean_sha256(getattr(lfs, "sha256", None)) if lfs is not None else None
+            files.append(RemoteFile(path=path, size=clean_size(getattr(s, "size", None)), sha256=sha,
+                                    lfs=lfs is not None, revision=info.sha))
+        if info.sha:
+            repo.sha = info.sha
+        return RepoFiles(repo=repo, files=files, method="api", requests=1)
+
+    def _by_heads(self, repo: RepoListing, weights: list[str]) -> RepoFiles:
+        files = []
+        for path in weights:
+            url = hf_hub_url(repo.repo_id, path, revision=repo.sha or "main", endpoint=self.endpoint)
+            meta = with_retries(
+                lambda url=url: get_hf_file_metadata(url, token=self.token or False, timeout=self.timeout_s,
+                                                     endpoint=self.endpoint),
+                f"HEAD {repo.repo_id}/{path}", self.retry,
+            )
+            files.append(RemoteFile(path=path, size=clean_size(meta.size), sha256=clean_sha256(meta.etag),
+                                    lfs=clean_sha256(meta.etag) is not None, revision=meta.commit_hash or repo.sha))
+        return RepoFiles(repo=repo, files=files, method="resolver", requests=len(weights))
+
+    # -- status ----------------------------------------------------------------------------------
+    def repo_status(self, repo_id: str) -> RepoStatus:
+        try:
+            info = with_retries(
+                lambda: self.api.model_info(repo_id, files_metadata=True, timeout=self.timeout_s),
+                f"model_info {repo_id}", self.retry,
+            )
+        except RepositoryNotFoundError:
+            return RepoStatus(REMOVED, "repository not found (deleted or made private)")
+        except DisabledRepoError:
+            return RepoStatus(DISABLED, "access to this repository is disabled")
+        files = [
+            RemoteFile(path=s.rfilename, size=clean_size(s.size),
+                       sha256=clean_sha256(s.lfs.sha256) if s.lfs else None, lfs=s.lfs is not None, revision=info.sha)
+            for s in (info.siblings or [])
+        ]
+        status = GATED if info.gated else (DISABLED if info.disabled else LIVE)
+        return RepoStatus(status, "", sha=info.sha, files=files)
+
+    def web_url(self, repo_id: str, path: str | None = None) -> str:
+        base = f"{self.endpoint}/{repo_id}"
+        return f"{base}/blob/main/{path}" if path else base
