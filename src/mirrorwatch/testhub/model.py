@@ -332,13 +332,19 @@ class HubStats:
             if repo_id:
                 self.by_repo[repo_id] += 1
 
-    def record_response(self, status: int, *, range_bytes: int = 0, file_bytes: int = 0) -> None:
+    def record_response(self, status: int) -> None:
+        """Counted before the answer is written, so a client that got it always sees it counted."""
         with self._lock:
             self.by_status[status] += 1
             if status == 429:
                 self.rate_limited += 1
-            self.range_bytes += range_bytes
-            self.file_bytes += file_bytes
+
+    def record_bytes(self, n: int, *, ranged: bool) -> None:
+        """File body bytes about to be written (206 answers also count as range bytes)."""
+        with self._lock:
+            self.file_bytes += n
+            if ranged:
+                self.range_bytes += n
 
     def record_fault(self, name: str) -> None:
         with self._lock:

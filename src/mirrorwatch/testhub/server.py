@@ -713,63 +713,60 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")
         send_body = method != "HEAD" and resp.status >= 200 and resp.status not in (204, 304)
-        sent_body = 0
+        stats = running.hub.stats
+        stats.record_response(resp.status)
+        count = functools.partial(stats.record_bytes, ranged=resp.status == 206) if resp.is_file else None
         try:
             if slow_interval is not None:
-                sent_body = self._trickle(head, resp, send_body, slow_interval)
+                self._trickle(head, resp, send_body, slow_interval, count)
             elif not send_body:
                 self.wfile.write(head)
             elif resp.stream is None:
                 self.wfile.write(head + resp.body)
-                sent_body = len(resp.body)
             else:
                 a, b = resp.stream_range
                 chunks = resp.stream(a, b)
                 first = next(chunks, b"") if length else b""
+                if count:
+                    count(len(first))
                 if len(first) <= _SMALL_BODY:
                     self.wfile.write(head + first)
                 else:
                     self.wfile.write(head)
                     self.wfile.write(first)
-                sent_body = len(first)
                 for chunk in chunks:
                     if running._stopping.is_set():
                         raise ConnectionAbortedError("test hub stopping")
+                    if count:
+                        count(len(chunk))
                     self.wfile.write(chunk)
-                    sent_body += len(chunk)
         except (ConnectionError, OSError):
             self.close_connection = True
-        finally:
-            is_range = resp.status == 206
-            file_bytes = sent_body if resp.is_file else 0
-            running.hub.stats.record_response(resp.status, range_bytes=sent_body if is_range else 0,
-                                              file_bytes=file_bytes)
 
-    def _trickle(self, head: bytes, resp: Response, send_body: bool, interval: float) -> int:
+    def _trickle(self, head: bytes, resp: Response, send_body: bool, interval: float,
+                 count: Callable[[int], None] | None) -> None:
         """Slowloris fault: headers at once then one body byte per interval (a HEAD trickles its headers)."""
         stopping = self.server.running._stopping
+        self.close_connection = True
         if not send_body:
             for i in range(len(head)):
                 if stopping.wait(interval):
-                    break
+                    return
                 self.wfile.write(head[i:i + 1])
-            self.close_connection = True
-            return 0
+            return
         self.wfile.write(head)
         if resp.stream is not None:
             a, b = resp.stream_range
             body_iter: Iterator[bytes] = resp.stream(a, b)
         else:
             body_iter = iter((resp.body,))
-        sent = 0
         for chunk in body_iter:
             for i in range(len(chunk)):
                 if stopping.wait(interval):
-                    self.close_connection = True
-                    return sent
+                    return
+                if count:
+                    count(1)
                 self.wfile.write(chunk[i:i + 1])
-                sent += 1
-        return sent
 
 
 class _Server(ThreadingHTTPServer):
