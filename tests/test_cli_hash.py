@@ -264,3 +264,22 @@ def test_inspect_missing_file_and_folder(tmp_path: Path):
     result = run("inspect", ".", cwd=tmp_path)
     assert result.returncode != 0
     assert "folder" in result.stderr
+
+
+def test_inspect_does_not_open_a_fifo(tmp_path: Path):
+    os.mkfifo(tmp_path / "pipe.safetensors")
+    result = run("inspect", "pipe.safetensors", cwd=tmp_path)  # would block forever if opened
+    assert result.returncode == 1
+    assert "not a regular file" in result.stderr
+
+
+def test_hostile_file_names_are_escaped(tmp_path: Path):
+    name = "evil\x1b[31mred\nline[bold].bin"
+    write(tmp_path / name, b"hello world")
+    result = run("hash", ".", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert "\\x1b[31mred\\nline[bold].bin" in result.stdout.replace("\n", "").replace(" ", "")
+    rows = json.loads(run("hash", "--json", ".", cwd=tmp_path).stdout)
+    assert rows[0]["path"] == f"./{name}"
+    assert rows[0]["sha256"] == HELLO_SHA

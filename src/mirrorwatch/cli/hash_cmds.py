@@ -44,14 +44,16 @@ SHOWN_TENSORS = 12
 SHOWN_VALUE_CHARS = 300
 
 
-def display(text: str, limit: int | None = None) -> str:
-    """Untrusted text made safe to print: undecodable bytes and control characters escaped,
-    optionally cut to ``limit`` characters with a note of the full length."""
+def display(text: str, limit: int | None = None, *, keep_newlines: bool = False) -> str:
+    """Untrusted text made safe to print: undecodable bytes and control characters (terminal
+    escape sequences, and newlines unless ``keep_newlines``) escaped, optionally cut to ``limit``
+    characters with a note of the full length."""
     text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    if any(unicodedata.category(ch) == "Cc" for ch in text):
+    kept = "\n\t" if keep_newlines else ""
+    if any(unicodedata.category(ch) == "Cc" and ch not in kept for ch in text):
         text = "".join(
-            (ch if ch in "\n\t" else ch.encode("unicode_escape").decode("ascii"))
-            if unicodedata.category(ch) == "Cc"
+            ch.encode("unicode_escape").decode("ascii")
+            if unicodedata.category(ch) == "Cc" and ch not in kept
             else ch
             for ch in text
         )
@@ -264,6 +266,8 @@ def _open_header(path: str) -> SafetensorsHeader:
             "when opened, so mirrorwatch never opens it; `mirrorwatch hash` gives its hashes"
         )
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not os.path.isdir(path):
+            raise InvalidInput(f"{display(path)}: not a regular file")
         return read_header(path)
     except FileNotFoundError:
         raise NotFound(f"{display(path)}: no such file") from None
@@ -309,7 +313,9 @@ def _fields_table(title: str, fields: dict[str, str]) -> Table:
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
     for key in sorted(fields):
-        table.add_row(Text(display(key, 80)), Text(display(fields[key], SHOWN_VALUE_CHARS)))
+        table.add_row(
+            Text(display(key, 80)), Text(display(fields[key], SHOWN_VALUE_CHARS, keep_newlines=True))
+        )
     return table
 
 
