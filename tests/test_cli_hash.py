@@ -132,6 +132,7 @@ def test_missing_and_bad_paths_continue_then_fail(tree: Path):
     result = run("hash", "--json", ".", cwd=tree)
     assert result.returncode == 1
     assert "broken symlink" in result.stderr
+    assert "a_fifo: skipped, not a regular file" in result.stderr
     assert {Path(r["path"]).name for r in json.loads(result.stdout)} >= {"hello.txt", "big.bin"}
 
 

@@ -115,6 +115,8 @@ def _walk(root: str, found: _Collected) -> Iterator[str]:
                 continue
             if stat.S_ISREG(mode):
                 yield full
+            else:
+                _say_note(f"{display(full)}: skipped, not a regular file")
 
 
 def collect_files(paths: list[str]) -> _Collected:
