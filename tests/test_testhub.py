@@ -425,3 +425,20 @@ def test_stop_frees_the_port_and_is_idempotent(hf_env):
     running.stop()
     with pytest.raises(httpx.ConnectError), httpx.Client() as http:
         http.get(f"http://127.0.0.1:{port}/")
+
+
+def test_client_reads_a_safetensors_header_with_range_requests(testhub):
+    import numpy as np
+    from safetensors.numpy import save
+
+    blob = save({"lora_unet_down.lora_down.weight": np.ones((4, 8), dtype=np.float16),
+                 "lora_unet_down.lora_up.weight": np.zeros((8, 4), dtype=np.float16)},
+                metadata={"ss_output_name": "invented_style", "sshs_model_hash": "00" * 32})
+    repo = Repo("archivist-9/test-model", files=[RepoFile("model.safetensors", content=blob)])
+    running = testhub(Hub([repo]))
+    meta = HfApi(endpoint=running.url).get_safetensors_metadata(repo.repo_id)
+    header = meta.files_metadata["model.safetensors"]
+    assert header.metadata["ss_output_name"] == "invented_style"
+    assert set(header.tensors) == {"lora_unet_down.lora_down.weight", "lora_unet_down.lora_up.weight"}
+    assert running.stats.by_endpoint["resolve_head"] == 1 and running.stats.by_endpoint["cdn_get"] >= 1
+    assert running.stats.range_bytes == len(blob)  # the whole (small) file fits in the first range
