@@ -442,3 +442,14 @@ def test_client_reads_a_safetensors_header_with_range_requests(testhub):
     assert set(header.tensors) == {"lora_unet_down.lora_down.weight", "lora_unet_down.lora_up.weight"}
     assert running.stats.by_endpoint["resolve_head"] == 1 and running.stats.by_endpoint["cdn_get"] >= 1
     assert running.stats.range_bytes == len(blob)  # the whole (small) file fits in the first range
+
+
+def test_disabled_repos_can_look_missing_to_anonymous_callers(testhub):
+    running = testhub(small_hub(), disabled_anonymous_as_missing=True)
+    with pytest.raises(RepositoryNotFoundError) as e:
+        HfApi(endpoint=running.url).model_info("nightowl-3/LORA")
+    assert not isinstance(e.value, GatedRepoError) and e.value.response.status_code == 401
+    with pytest.raises(DisabledRepoError):
+        HfApi(endpoint=running.url, token="hf_fake").model_info("nightowl-3/LORA")
+    listed = {m.id: m for m in HfApi(endpoint=running.url).list_models(expand=["disabled"])}
+    assert listed["nightowl-3/LORA"].disabled is True

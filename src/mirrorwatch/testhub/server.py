@@ -220,6 +220,8 @@ def _repo_or_error(ctx: _Ctx, repo_id: str, *, files: bool) -> Repo:
         status = 404 if ctx.authenticated else 401
         raise ApiError(status, "RepoNotFound", "Repository not found")
     if repo.disabled:
+        if ctx.running.disabled_anonymous_as_missing and not ctx.authenticated:
+            raise ApiError(401, "RepoNotFound", "Repository not found")
         raise ApiError(403, "DisabledRepo", DISABLED_MESSAGE)
     if files and repo.gated:
         status = 403 if ctx.authenticated else 401
@@ -622,6 +624,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._handle("OPTIONS")
+
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
         if not length:
@@ -810,7 +818,7 @@ class RunningHub:
 
     def __init__(self, hub: Hub, *, host: str, port: int, cdn_host: str, faults: Faults | None,
                  quotas: Quotas | None, page_size: int, tree_page_size: int, tree_expand_page_size: int,
-                 commits_page_size: int) -> None:
+                 commits_page_size: int, disabled_anonymous_as_missing: bool = False) -> None:
         if min(page_size, tree_page_size, tree_expand_page_size, commits_page_size) < 1:
             raise ValueError("page sizes must be >= 1")
         self.hub = hub
@@ -820,6 +828,7 @@ class RunningHub:
         self.tree_page_size = tree_page_size
         self.tree_expand_page_size = tree_expand_page_size
         self.commits_page_size = commits_page_size
+        self.disabled_anonymous_as_missing = disabled_anonymous_as_missing
         self.errors: list[str] = []
         self._stopping = threading.Event()
         self._sort_lock = threading.Lock()
@@ -913,15 +922,22 @@ def serve(
     tree_page_size: int = 1000,
     tree_expand_page_size: int = 50,
     commits_page_size: int = 50,
+    disabled_anonymous_as_missing: bool = False,
 ) -> RunningHub:
     """Start a test hub in a background thread (port 0 = any free port).
 
     `quotas=None` means unlimited (RateLimit headers still sent with a 1e9 quota). Page sizes are the
     Hub's by default; smaller ones make pagination testable on small hubs. `cdn_host` must resolve
     to the same address as `host` (localhost -> 127.0.0.1); set it equal to `host` for one origin.
+
+    Disabled repos answer 403 + "Access to this resource is disabled." (hub-api.md). A maintainer of
+    huggingface_hub noted (PR #1965, 2024) that the Hub answers 401 as if the repo did not exist when no
+    token is sent: `disabled_anonymous_as_missing=True` emulates that (anonymous callers then get
+    RepositoryNotFoundError, token holders DisabledRepoError).
     """
     if not isinstance(hub, Hub):
         hub = Hub(hub)
     return RunningHub(hub, host=host, port=port, cdn_host=cdn_host, faults=faults, quotas=quotas,
                       page_size=page_size, tree_page_size=tree_page_size,
-                      tree_expand_page_size=tree_expand_page_size, commits_page_size=commits_page_size)
+                      tree_expand_page_size=tree_expand_page_size, commits_page_size=commits_page_size,
+                      disabled_anonymous_as_missing=disabled_anonymous_as_missing)
