@@ -8,6 +8,8 @@ time a response body may take (a hub trickling bytes — a slow-loris — hits t
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 import httpx2
@@ -18,6 +20,9 @@ from mirrorwatch.hubs.quota import QuotaTracker, pool_for_url
 
 DEFAULT_TIMEOUT = httpx2.Timeout(connect=10.0, read=30.0, write=30.0, pool=60.0)
 DEFAULT_DEADLINE_S = 120.0
+# Requests run on these threads so a hub that trickles its headers cannot hold a sweep past the
+# deadline (a thread stuck on such a hub ends when the hub closes the connection).
+_REQUEST_THREADS = ThreadPoolExecutor(max_workers=96, thread_name_prefix="hub-http")
 
 
 class _DeadlineStream(httpx2.SyncByteStream):
@@ -53,13 +58,18 @@ class PacedTransport(httpx2.HTTPTransport):
         if pool:
             self.tracker.acquire(pool)
         response = None
+        started = time.monotonic()
         try:
-            response = super().handle_request(request)
+            future = _REQUEST_THREADS.submit(super().handle_request, request)
+            try:
+                response = future.result(timeout=self.deadline_s)
+            except FutureTimeout:
+                raise httpx2.ReadTimeout(f"no answer from {url} within {self.deadline_s:.0f}s") from None
         finally:
             if pool:
                 self.tracker.release(pool, response.headers if response is not None else None,
                                      response.status_code if response is not None else None)
-        response.stream = _DeadlineStream(response.stream, time.monotonic() + self.deadline_s, str(url))
+        response.stream = _DeadlineStream(response.stream, started + self.deadline_s, str(url))
         return response
 
 

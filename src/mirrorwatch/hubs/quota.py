@@ -58,9 +58,15 @@ class QuotaTracker:
             while True:
                 now = self._clock()
                 if p.remaining is not None and now >= p.reset_at:
-                    # the window has rolled over: assume the full quota until told otherwise
-                    p.remaining = p.quota if p.quota is not None else None
-                    p.reset_at = now + (p.window or 300)
+                    # The announced window should have rolled over. Rather than assume when the hub's
+                    # window starts, send one probe and let its answer tell the new remaining count.
+                    if p.inflight == 0:
+                        p.inflight += 1
+                        p.sent += 1
+                        return
+                    p.waited_s += 0.02
+                    self._lock.wait(0.02)
+                    continue
                 if p.remaining is None or p.remaining - p.inflight > self.reserve:
                     p.inflight += 1
                     p.sent += 1

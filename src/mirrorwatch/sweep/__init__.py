@@ -1,0 +1,1 @@
+"""Sweeps: list a hub, fetch hashes of candidate files, persist, match — resumable."""

@@ -1,0 +1,58 @@
+"""`mirrorwatch matches`: what sweeps found, grouped by uploader."""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+import typer
+from rich.table import Table
+
+from mirrorwatch.errors import InvalidInput
+from mirrorwatch.services.matches import STATES, group_by_uploader, list_matches
+
+from .app import app, console, database
+from .output import print_json, short
+
+
+@app.command("matches")
+def matches_cmd(
+    bank: str | None = typer.Option(None, "--bank"),
+    state: str | None = typer.Option(None, "--state", help="new, confirmed, dismissed, second_look, reported, gone"),
+    repo: str | None = typer.Option(None, "--repo"),
+    author: str | None = typer.Option(None, "--author", help="Uploader (hub account)."),
+    tier: int | None = typer.Option(None, "--tier", min=1, max=3),
+    limit: int = typer.Option(1000, "--limit", min=1),
+    as_json: bool = typer.Option(False, "--json"),
+    as_csv: bool = typer.Option(False, "--csv"),
+) -> None:
+    """List matches (filters by bank, state, repo, uploader), grouped by uploader."""
+    if state and state not in STATES:
+        raise InvalidInput(f"--state must be one of {', '.join(STATES)}")
+    rows = list_matches(database(), bank=bank, state=state, repo=repo, author=author, tier=tier, limit=limit)
+    groups = group_by_uploader(rows)
+    if as_json:
+        counts = {u: len(rs) for u, rs in groups}
+        print_json([{**r.to_dict(), "uploader_matches": counts[r.uploader or "(unknown)"]} for r in rows])
+        return
+    if as_csv:
+        w = csv.writer(sys.stdout)
+        cols = ["id", "entry_id", "entry_name", "bank", "hub", "repo_id", "path", "uploader", "size", "sha256", "tier",
+                "score", "state", "repo_status", "file_status", "first_seen", "last_seen", "url"]
+        w.writerow(cols)
+        for r in rows:
+            d = r.to_dict()
+            w.writerow([d[c] for c in cols])
+        return
+    if not rows:
+        console.print("no matches")
+        return
+    for uploader, rs in groups:
+        repos = {r.repo_id for r in rs}
+        flag = "  [bold red]batch re-uploader?[/]" if len(rs) >= 3 else ""
+        console.print(f"[bold]{uploader}[/]: {len(rs)} matches in {len(repos)} repos{flag}", highlight=False)
+        t = Table("id", "state", "entry", "repo", "file", "tier", "score", "status", "first seen", box=None, padding=(0, 1))
+        for r in rs:
+            t.add_row(str(r.id), r.state, short(r.entry_name, 30), r.repo_id, short(r.path, 36), str(r.tier),
+                      f"{r.score:.2f}", f"{r.repo_status}/{r.file_status}", r.first_seen.strftime("%Y-%m-%d"))
+        console.print(t)

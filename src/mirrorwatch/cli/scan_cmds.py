@@ -1,0 +1,253 @@
+"""`mirrorwatch scan hf|dir|runs` and `mirrorwatch recheck`: sweeps and status checks."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import select
+
+from mirrorwatch.errors import InvalidInput
+from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS
+from mirrorwatch.store.models import HubFile, HubRepo, ScanError, ScanRun
+from mirrorwatch.sweep.runner import Sweep, SweepOptions, SweepSummary
+
+from .app import app, console, database, err_console, scan_app
+from .output import print_json
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
+          "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
+
+
+def parse_size(text: str | None) -> int | None:
+    if not text:
+        return None
+    m = _SIZE.match(text)
+    if not m or (m.group(2) or "").lower() not in _UNITS:
+        raise InvalidInput(f"not a size: {text!r} (try 10MB, 1.5GiB)")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+def parse_since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    t = text.strip()
+    rel = re.match(r"^(\d+)\s*([dhw])$", t)
+    if rel:
+        n, unit = int(rel.group(1)), rel.group(2)
+        return datetime.utcnow() - {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+    try:
+        d = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"not a date: {text!r} (use 2026-01-31, 2026-01-31T12:00 or 7d)") from None
+    return d.replace(tzinfo=None) if d.tzinfo is None else d.astimezone().replace(tzinfo=None)
+
+
+def parse_exts(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return WEIGHT_EXTENSIONS
+    exts = tuple("." + e.strip().lstrip(".").lower() for e in text.split(",") if e.strip())
+    if not exts:
+        raise InvalidInput("--ext needs at least one extension")
+    return exts
+
+
+class ProgressView:
+    """A live status line on a terminal: repos listed, candidates, hashes, matches, quota, rate."""
+
+    def __init__(self, enabled: bool, total: int | None = None) -> None:
+        self.enabled = enabled
+        self.total = total
+        self.started = time.monotonic()
+        self.live: Live | None = None
+
+    def __enter__(self) -> ProgressView:
+        if self.enabled:
+            self.live = Live(Text("starting…"), console=err_console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.live.__exit__(*exc)
+
+    def __call__(self, counts: dict[str, int], quota: dict[str, Any]) -> None:
+        if not self.live:
+            return
+        el = time.monotonic() - self.started
+        done = counts.get("fetched", 0) + counts.get("unchanged", 0) + counts.get("skipped", 0)
+        rate = counts.get("listed", 0) / el if el > 0 else 0.0
+        eta = ""
+        if self.total and done:
+            eta = f" · ETA {max(0.0, (self.total - done) * el / done):.0f}s"
+        q = " ".join(f"{k} {v['remaining'] if v.get('remaining') is not None else '?'}/{v.get('quota') or '?'}"
+                     for k, v in quota.items())
+        self.live.update(Text(
+            f"listed {counts.get('listed', 0)} · candidates {counts.get('candidates', 0)} · "
+            f"unchanged {counts.get('unchanged', 0)} · hashed {counts.get('fetched', 0)} repos / "
+            f"{counts.get('hashes', 0)} files · matches {counts.get('matches', 0)} · skipped "
+            f"{counts.get('skipped', 0)} · quota {q or '-'} · {rate:.1f} repos/s · {el:.0f}s{eta}"
+        ))
+
+
+def _print_summary(summary: SweepSummary, as_json: bool) -> None:
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    c = summary.counts
+    console.print(
+        f"sweep #{summary.run_id} {summary.status}{' (resumed)' if summary.resumed else ''} in {summary.seconds:.1f}s: "
+        f"{c['listed']} repos listed, {c['candidates']} candidates, {c['unchanged']} unchanged, "
+        f"{c['fetched']} hashed ({c['hashes']} files), [bold]{c['matches']} new matches[/], "
+        f"{c['skipped']} skipped, {c['errors']} errors recorded, {c['throttled']} throttled (429)",
+        highlight=False,
+    )
+    if c["errors"]:
+        console.print(f"see what was skipped: mirrorwatch scan errors {summary.run_id}", highlight=False)
+
+
+def _default_since(db) -> datetime | None:
+    """A whole-hub sweep after a finished one only needs what changed since (minus a day's margin)."""
+    with db.session() as s:
+        last = s.scalar(
+            select(ScanRun).where(ScanRun.source == "hf", ScanRun.status == "finished").order_by(ScanRun.id.desc())
+        )
+        if last is None or (last.params or {}).get("scope", {}).get("repos"):
+            return None
+        scope = (last.params or {}).get("scope", {})
+        if scope.get("author") or scope.get("search"):
+            return None
+        return last.started_at - timedelta(days=1)
+
+
+@scan_app.command("hf")
+def scan_hf(
+    endpoint: str | None = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT", help="Hub URL (default huggingface.co)."),
+    author: str | None = typer.Option(None, "--author", help="Only repos of this user or organisation."),
+    search: str | None = typer.Option(None, "--search", help="Only repos whose id contains this text."),
+    tag: list[str] = typer.Option([], "--filter", help="Only repos with this tag (repeatable, all must hold)."),
+    repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
+    since: str | None = typer.Option(None, "--since", help="Only repos created/changed since DATE (or 7d, 12h)."),
+    sort: str = typer.Option("auto", "--sort", help="createdAt, lastModified, or auto."),
+    full: bool = typer.Option(False, "--full", help="List the whole hub even after an earlier full sweep."),
+    ext: str | None = typer.Option(None, "--ext", help="Weight file extensions (default .safetensors,.ckpt,.pt,.pth,.bin,.gguf)."),
+    min_size: str | None = typer.Option(None, "--min-size", help="Ignore files smaller than this (e.g. 1MB)."),
+    max_size: str | None = typer.Option(None, "--max-size", help="Ignore files larger than this."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Requests in flight."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Start a new sweep even if one was interrupted."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Sweep Hugging Face model repos for files whose hashes are in a bank (no downloads)."""
+    from mirrorwatch.hubs.huggingface import HuggingFaceHub
+
+    db = database()
+    since_dt = parse_since(since)
+    if since_dt is None and not (full or author or search or tag or repo):
+        since_dt = _default_since(db)
+    if sort == "auto":
+        sort = "lastModified" if since_dt is not None else "createdAt"
+    if sort not in ("createdAt", "lastModified"):
+        raise InvalidInput("--sort must be createdAt or lastModified")
+    scope: dict[str, Any] = {"author": author, "search": search, "filter": list(tag), "repos": list(repo),
+                             "sort": sort, "since": since_dt}
+    exts = parse_exts(ext)
+    hub = HuggingFaceHub(endpoint, extensions=exts)
+    options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size), max_size=parse_size(max_size),
+                           concurrency=concurrency, resume=not no_resume)
+    with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
+        summary = Sweep(db, hub, options, progress=view).run()
+    _print_summary(summary, as_json)
+    if summary.status == "failed":
+        raise typer.Exit(6)
+
+
+@scan_app.command("dir")
+def scan_dir(
+    path: Path = typer.Argument(..., help="Folder to sweep (recursive)."),
+    ext: str | None = typer.Option(None, "--ext", help="Weight file extensions."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Sweep a local folder: hash every model file (all forms) and match against the banks."""
+    from mirrorwatch.hubs.localdir import LocalDirHub
+
+    db = database()
+    root = path.expanduser().resolve()
+    known: dict[str, dict] = {}
+    with db.session() as s:
+        rows = s.execute(
+            select(HubFile.path, HubFile.sha256, HubFile.hashes)
+            .join(HubRepo, HubRepo.id == HubFile.repo_pk)
+            .where(HubRepo.hub == "dir", HubRepo.repo_id == str(root))
+        )
+        for p, sha, hashes in rows:
+            known[p] = {**(hashes or {}), "sha256": sha}
+    exts = parse_exts(ext)
+    hub = LocalDirHub(root, extensions=exts, known=known)
+    options = SweepOptions(scope={"root": str(root)}, extensions=exts, concurrency=1, resume=False)
+    with ProgressView(sys.stderr.isatty() and not as_json) as view:
+        summary = Sweep(db, hub, options, progress=view).run()
+    _print_summary(summary, as_json)
+
+
+@scan_app.command("runs")
+def scan_runs(limit: int = typer.Option(20, "--limit"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Past and running sweeps with their counts."""
+    with database().session() as s:
+        runs = list(s.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(limit)))
+        data = [{"id": r.id, "source": r.source, "status": r.status, "started_at": r.started_at.isoformat() + "Z",
+                 "finished_at": r.finished_at.isoformat() + "Z" if r.finished_at else None, "params": r.params,
+                 "counts": r.counts} for r in runs]
+    if as_json:
+        print_json(data)
+        return
+    t = Table("id", "source", "status", "started", "listed", "hashed", "matches", "skipped")
+    for r in data:
+        c = r["counts"] or {}
+        t.add_row(str(r["id"]), r["source"], r["status"], r["started_at"][:19], str(c.get("listed", 0)),
+                  str(c.get("fetched", 0)), str(c.get("matches", 0)), str(c.get("skipped", 0)))
+    console.print(t)
+
+
+@scan_app.command("errors")
+def scan_errors(run_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+    """What a sweep skipped, and why."""
+    with database().session() as s:
+        errs = [{"repo_id": e.repo_id, "path": e.path, "reason": e.reason, "at": e.at.isoformat() + "Z"}
+                for e in s.scalars(select(ScanError).where(ScanError.scan_run_id == run_id).order_by(ScanError.id))]
+    if as_json:
+        print_json(errs)
+        return
+    for e in errs:
+        console.print(f"{e['repo_id'] or '-'} {e['path'] or ''}: {e['reason']}", highlight=False, markup=False)
+    if not errs:
+        console.print("no errors recorded")
+
+
+@app.command("recheck")
+def recheck_cmd(
+    endpoint: str | None = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT"),
+    all_repos: bool = typer.Option(False, "--all", help="Every stored repo, not only those with matches."),
+    repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Re-visit known mirrors and record their status (live, removed, gated, disabled, file gone/changed)."""
+    from mirrorwatch.hubs.huggingface import HuggingFaceHub
+    from mirrorwatch.sweep.recheck import recheck
+
+    summary = recheck(database(), HuggingFaceHub(endpoint), all_repos=all_repos, repo_ids=list(repo) or None)
+    if as_json:
+        print_json(summary.to_dict())
+        return
+    console.print(f"rechecked {summary.repos} repos: {summary.changed} changes, {summary.errors} errors; "
+                  + ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())), highlight=False)
+    for e in summary.events:
+        console.print(f"  {e['repo_id']} {e.get('path', '')}: {e.get('was', '?')} -> {e['status']}", highlight=False)

@@ -1,0 +1,88 @@
+"""A local folder as a hub, for platforms scanning their own storage.
+
+The folder is one repo (its absolute path); its model-weight files are hashed with the engine
+(all six forms, one read each). A file whose size and modification time are unchanged since the
+last sweep keeps its stored hashes instead of being read again."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from mirrorwatch.errors import InvalidInput
+from mirrorwatch.hashing.engine import hash_file
+from mirrorwatch.hubs.base import (
+    LIVE,
+    REMOVED,
+    WEIGHT_EXTENSIONS,
+    RemoteFile,
+    RepoFiles,
+    RepoListing,
+    RepoStatus,
+    SkipRepo,
+    is_weight_file,
+)
+
+
+class LocalDirHub:
+    name = "dir"
+
+    def __init__(self, root: Path, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
+                 known: dict[str, dict] | None = None) -> None:
+        self.root = root.expanduser().resolve()
+        if not self.root.is_dir():
+            raise InvalidInput(f"{root} is not a folder")
+        self.extensions = extensions
+        self.known = known or {}  # path -> stored hashes (with size and mtime) from earlier sweeps
+        self.errors: list[tuple[str, str]] = []
+
+    def _walk(self) -> Iterator[Path]:
+        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+            dirnames.sort()
+            for name in sorted(filenames):
+                p = Path(dirpath) / name
+                if p.is_symlink() or not is_weight_file(name, self.extensions):
+                    continue
+                yield p
+
+    def list_pages(self, scope: dict) -> Iterator[list[RepoListing]]:
+        paths = [str(p.relative_to(self.root)) for p in self._walk()]
+        stamp = datetime.fromtimestamp(self.root.stat().st_mtime, UTC).replace(tzinfo=None)
+        yield [RepoListing(repo_id=str(self.root), author=None, sha=None, last_modified=stamp, paths=paths)]
+
+    def repo_listing(self, repo_id: str) -> RepoListing:
+        return next(iter(self.list_pages({})))[0]
+
+    def fetch_files(self, repo: RepoListing, paths: list[str] | None) -> RepoFiles:
+        files = []
+        for rel in paths if paths is not None else repo.paths or []:
+            p = self.root / rel
+            try:
+                st = p.stat()
+                prev = self.known.get(rel) or {}
+                if prev.get("size") == st.st_size and prev.get("mtime") == int(st.st_mtime_ns) and prev.get("sha256"):
+                    hashes = dict(prev)
+                else:
+                    h = hash_file(p)
+                    hashes = {k: v for k, v in h.to_dict().items() if k not in ("path", "size") and v}
+                    hashes["size"] = st.st_size
+                    hashes["mtime"] = int(st.st_mtime_ns)
+            except OSError as exc:
+                self.errors.append((rel, f"cannot read: {exc.strerror}"))
+                continue
+            files.append(RemoteFile(path=rel, size=st.st_size, sha256=hashes.get("sha256"), lfs=True,
+                                    hashes={k: v for k, v in hashes.items() if k != "sha256"}))
+        if not files and (paths or repo.paths) and self.errors:
+            raise SkipRepo(f"no file could be read ({self.errors[0][1]})")
+        return RepoFiles(repo=repo, files=files, method="local", requests=0)
+
+    def repo_status(self, repo_id: str) -> RepoStatus:
+        root = Path(repo_id)
+        if not root.is_dir():
+            return RepoStatus(REMOVED, "folder no longer exists")
+        files = []
+        for p in self._walk() if root == self.root else []:
+            files.append(RemoteFile(path=str(p.relative_to(self.root)), size=p.stat().st_size))
+        return RepoStatus(LIVE, "", files=files)

@@ -1,0 +1,106 @@
+"""Writing what a sweep learned about one repo: the repo, its files, status changes, matches.
+
+Everything about one repo is written in one transaction, together with the sweep's counts, so a
+sweep killed at any moment has either recorded a repo completely or not at all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from mirrorwatch.hubs.base import ERROR, FILE_CHANGED, FILE_GONE, FILE_PRESENT, LIVE, RemoteFile, RepoListing
+from mirrorwatch.match.exact import find_exact, record_hits
+from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
+
+
+def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str, sha: str | None,
+                error: str | None = None, now: datetime | None = None) -> HubRepo:
+    now = now or utcnow()
+    repo = session.scalar(select(HubRepo).where(HubRepo.hub == hub, HubRepo.repo_id == listing.repo_id))
+    if repo is None:
+        repo = HubRepo(hub=hub, repo_id=listing.repo_id, first_seen=now, status=status)
+        session.add(repo)
+    elif repo.status != status:
+        session.flush()
+        session.add(StatusEvent(repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}"))
+        if status in ("removed", "disabled"):
+            _set_matches_state(session, repo.id, None, "gone")
+    repo.author = listing.author or repo.author
+    repo.created_at = listing.created_at or repo.created_at
+    repo.last_modified = listing.last_modified or repo.last_modified
+    repo.gated = listing.gated
+    repo.disabled = listing.disabled
+    repo.status = status
+    repo.error = error
+    repo.sha = sha
+    repo.last_seen = now
+    session.flush()
+    return repo
+
+
+def _set_matches_state(session: Session, repo_pk: int, file_id: int | None, state: str) -> None:
+    file_ids = [file_id] if file_id is not None else list(
+        session.scalars(select(HubFile.id).where(HubFile.repo_pk == repo_pk))
+    )
+    if file_ids:
+        session.execute(
+            update(Match)
+            .where(Match.hub_file_id.in_(file_ids), Match.state.in_(("new", "confirmed", "second_look", "reported")))
+            .values(state=state, updated_at=utcnow())
+        )
+
+
+def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, complete: bool = True,
+                now: datetime | None = None) -> list[HubFile]:
+    """Upsert files; with complete=True, files no longer listed are marked gone. Returns stored rows."""
+    now = now or utcnow()
+    existing = {f.path: f for f in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id))}
+    stored = []
+    for rf in files:
+        row = existing.pop(rf.path, None)
+        if row is None:
+            row = HubFile(repo_pk=repo.id, path=rf.path, first_seen=now)
+            session.add(row)
+        elif rf.sha256 and row.sha256 and rf.sha256 != row.sha256:
+            session.flush()
+            session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_CHANGED,
+                                    detail=f"sha256 {row.sha256[:12]} -> {rf.sha256[:12]}"))
+            _set_matches_state(session, repo.id, row.id, "gone")
+        elif row.status == FILE_GONE:
+            session.flush()
+            session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_PRESENT,
+                                    detail="file is back"))
+        row.revision = rf.revision or row.revision
+        row.size = rf.size if rf.size is not None else row.size
+        row.sha256 = rf.sha256 or row.sha256
+        if rf.hashes:
+            row.hashes = {**(row.hashes or {}), **rf.hashes}
+        row.status = FILE_PRESENT
+        row.last_seen = now
+        stored.append(row)
+    if complete:
+        for row in existing.values():
+            if row.status != FILE_GONE:
+                session.flush()
+                row.status = FILE_GONE
+                session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
+                                        detail="file no longer in the repo"))
+                _set_matches_state(session, repo.id, row.id, "gone")
+    session.flush()
+    return stored
+
+
+def record_repo(session: Session, hub: str, listing: RepoListing, files: list[RemoteFile], *,
+                scan_run_id: int | None, status: str = LIVE) -> tuple[HubRepo, int]:
+    """Persist one fully processed repo and its exact matches; returns (repo, new matches)."""
+    repo = upsert_repo(session, hub, listing, status=status, sha=listing.sha)
+    stored = store_files(session, repo, files)
+    hits = find_exact(session, [f for f in stored if f.sha256 or f.hashes])
+    return repo, record_hits(session, hits, scan_run_id=scan_run_id)
+
+
+def record_error(session: Session, hub: str, listing: RepoListing, reason: str) -> HubRepo:
+    """A repo that could not be read: keep what we knew, no sha (so the next sweep retries it)."""
+    return upsert_repo(session, hub, listing, status=ERROR, sha=None, error=reason[:500])

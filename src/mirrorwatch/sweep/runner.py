@@ -1,0 +1,307 @@
+"""The sweep loop: list repos page by page, keep candidates, fetch their hashes concurrently,
+persist each repo (and its matches) in its own transaction, checkpoint as it goes.
+
+Resumable: a sweep killed at any moment (SIGKILL included) and started again with the same
+parameters continues the same scan run. Repos already recorded at their current commit sha are
+skipped, so nothing is fetched or matched twice, and nothing recorded is lost."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from mirrorwatch.hubs.base import (
+    DISABLED,
+    GATED,
+    LIVE,
+    RemoteFile,
+    RepoFiles,
+    RepoListing,
+    SkipRepo,
+    is_weight_file,
+)
+from mirrorwatch.store.db import Database
+from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
+from mirrorwatch.sweep.persist import record_error, record_repo, upsert_repo
+
+COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
+              "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled")
+
+
+@dataclass
+class SweepOptions:
+    scope: dict[str, Any] = field(default_factory=dict)  # author, search, filter, sort, repos, since
+    extensions: tuple[str, ...] = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
+    min_size: int | None = None
+    max_size: int | None = None
+    concurrency: int = 8
+    resume: bool = True
+    checkpoint_every_s: float = 1.0
+
+    def params(self) -> dict[str, Any]:
+        scope = {k: v for k, v in self.scope.items() if v not in (None, [], "")}
+        if isinstance(scope.get("since"), datetime):
+            scope["since"] = scope["since"].isoformat()
+        return {"scope": scope, "extensions": list(self.extensions), "min_size": self.min_size,
+                "max_size": self.max_size}
+
+
+@dataclass
+class SweepSummary:
+    run_id: int
+    status: str
+    counts: dict[str, int]
+    resumed: bool
+    seconds: float
+    quota: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "status": self.status, "resumed": self.resumed,
+                "seconds": round(self.seconds, 2), "counts": self.counts, "quota": self.quota}
+
+
+class Sweep:
+    """One sweep of one hub. `hub` implements list_pages/repo_listing/fetch_files (see hubs/)."""
+
+    def __init__(self, db: Database, hub: Any, options: SweepOptions,
+                 progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None) -> None:
+        self.db = db
+        self.hub = hub
+        self.options = options
+        self.progress = progress
+        self.counts: dict[str, int] = dict.fromkeys(COUNT_KEYS, 0)
+        self.run_id: int | None = None
+        self.resumed = False
+        self._last_checkpoint = 0.0
+        self._seen: set[str] = set()
+
+    # -- scan run bookkeeping --------------------------------------------------------------------
+    def _open_run(self) -> None:
+        params = self.options.params()
+        with self.db.session() as s:
+            run = None
+            if self.options.resume:
+                run = s.scalar(
+                    select(ScanRun)
+                    .where(ScanRun.source == self.hub.name, ScanRun.status.in_(("running", "interrupted")))
+                    .order_by(ScanRun.id.desc())
+                )
+                if run is not None and run.params != params:
+                    run = None
+            if run is None:
+                run = ScanRun(source=self.hub.name, params=params, checkpoint={}, counts={}, status="running")
+                s.add(run)
+                s.flush()
+            else:
+                self.resumed = True
+                self.counts.update({k: int(v) for k, v in (run.counts or {}).items() if k in self.counts})
+                run.status = "running"
+                run.checkpoint = {**(run.checkpoint or {}), "resumes": int((run.checkpoint or {}).get("resumes", 0)) + 1}
+            run.heartbeat_at = utcnow()
+            self.run_id = run.id
+
+    def _save_counts(self, s, *, status: str | None = None, checkpoint: dict | None = None) -> None:
+        run = s.get(ScanRun, self.run_id)
+        quota = self._quota()
+        self.counts["throttled"] = sum(int(p.get("throttled") or 0) for p in quota.values())
+        run.counts = dict(self.counts)
+        run.heartbeat_at = utcnow()
+        if checkpoint is not None:
+            run.checkpoint = {**(run.checkpoint or {}), **checkpoint, "quota": quota}
+        if status:
+            run.status = status
+            if status in ("finished", "failed"):
+                run.finished_at = utcnow()
+
+    def _quota(self) -> dict[str, Any]:
+        tracker = getattr(self.hub, "tracker", None)
+        return tracker.snapshot() if tracker is not None else {}
+
+    def _record_scan_error(self, s, repo_id: str | None, reason: str, path: str | None = None) -> None:
+        s.add(ScanError(scan_run_id=self.run_id, repo_id=repo_id, path=path, reason=reason[:1000]))
+        self.counts["errors"] += 1
+
+    def _tick(self) -> None:
+        if self.progress:
+            self.progress(self.counts, self._quota())
+
+    # -- listing -----------------------------------------------------------------------------
+    def _listings(self) -> Iterator[list[RepoListing | tuple[str, str]]]:
+        """Pages of listings; malformed items come through as (repo_id-or-None, reason) tuples."""
+        scope = self.options.scope
+        if scope.get("repos"):
+            page: list[RepoListing | tuple[str, str]] = []
+            for rid in scope["repos"]:
+                try:
+                    page.append(self.hub.repo_listing(rid))
+                except Exception as exc:  # missing, private or failing repo: record and go on
+                    page.append((rid, f"cannot read repo: {type(exc).__name__}: {str(exc)[:200]}"))
+            yield page
+            return
+        from mirrorwatch.hubs.huggingface import MalformedListing, listing_from_item
+
+        since = scope.get("since")
+        date_attr = "last_modified" if scope.get("sort") == "lastModified" else "created_at"
+        repeats = 0
+        for raw_page in self.hub.list_pages(scope):
+            self.counts["pages"] += 1
+            out: list[RepoListing | tuple[str, str]] = []
+            fresh = 0
+            stop = False
+            for item in raw_page:
+                if isinstance(item, RepoListing):
+                    listing = item
+                else:
+                    try:
+                        listing = listing_from_item(item)
+                    except MalformedListing as exc:
+                        rid = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
+                        out.append((rid, str(exc)))
+                        continue
+                if listing.repo_id in self._seen:
+                    continue
+                fresh += 1
+                self._seen.add(listing.repo_id)
+                when = getattr(listing, date_attr)
+                if since is not None and when is not None and when < since:
+                    stop = True
+                    break
+                out.append(listing)
+            yield out
+            if stop:
+                return
+            repeats = repeats + 1 if fresh == 0 and raw_page else 0
+            if repeats >= 2:
+                raise SkipRepo("the hub's pagination repeats pages (a Link loop): listing stopped")
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _is_candidate(self, listing: RepoListing) -> bool:
+        if listing.paths is None:
+            return True  # unknown contents: ask
+        return any(is_weight_file(p, self.options.extensions) for p in listing.paths)
+
+    def _size_ok(self, f: RemoteFile) -> bool:
+        o = self.options
+        if f.size is None:
+            return True
+        return not ((o.min_size is not None and f.size < o.min_size) or (o.max_size is not None and f.size > o.max_size))
+
+    def run(self) -> SweepSummary:
+        started = time.monotonic()
+        self._open_run()
+        status = "finished"
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sweep")
+        inflight: dict[Future, RepoListing] = {}
+        try:
+            try:
+                for page in self._listings():
+                    self._handle_page(page, pool, inflight)
+            except SkipRepo as exc:
+                with self.db.session() as s:
+                    self._record_scan_error(s, None, str(exc))
+                    self._save_counts(s)
+                status = "failed"
+            except Exception as exc:  # listing failed after the client's retries
+                with self.db.session() as s:
+                    self._record_scan_error(s, None, f"listing stopped: {type(exc).__name__}: {str(exc)[:300]}")
+                    self._save_counts(s)
+                status = "failed"
+            self._drain(inflight, 0)
+        except KeyboardInterrupt:
+            status = "interrupted"
+            for fut in inflight:
+                fut.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=status != "interrupted", cancel_futures=True)
+            with self.db.session() as s:
+                self._save_counts(s, status=status, checkpoint={"finished_listing": status == "finished"})
+            self._tick()
+        return SweepSummary(self.run_id, status, dict(self.counts), self.resumed, time.monotonic() - started,
+                            self._quota())
+
+    def _handle_page(self, page: list, pool: ThreadPoolExecutor, inflight: dict[Future, RepoListing]) -> None:
+        listings = [x for x in page if isinstance(x, RepoListing)]
+        known: dict[str, tuple[str | None, str]] = {}
+        if listings:
+            with self.db.session() as s:
+                ids = [x.repo_id for x in listings]
+                for i in range(0, len(ids), 500):
+                    for rid, sha, st in s.execute(
+                        select(HubRepo.repo_id, HubRepo.sha, HubRepo.status).where(
+                            HubRepo.hub == self.hub.name, HubRepo.repo_id.in_(ids[i : i + 500])
+                        )
+                    ):
+                        known[rid] = (sha, st)
+        with self.db.session() as s:
+            for x in page:
+                if not isinstance(x, RepoListing):
+                    self._record_scan_error(s, x[0], x[1])
+                    self.counts["skipped"] += 1
+            self.counts["listed"] += len(page)
+            for listing in listings:
+                if listing.private:
+                    continue
+                prev = known.get(listing.repo_id)
+                if listing.disabled:
+                    self.counts["disabled"] += 1
+                    if prev is None or prev[1] != DISABLED:
+                        upsert_repo(s, self.hub.name, listing, status=DISABLED, sha=listing.sha)
+                    continue
+                if not self._is_candidate(listing):
+                    continue
+                self.counts["candidates"] += 1
+                if prev is not None and listing.sha and prev[0] == listing.sha:
+                    self.counts["unchanged"] += 1
+                    continue
+                listing_for_job = listing
+                inflight[pool.submit(self.hub.fetch_files, listing_for_job, None)] = listing_for_job
+            self._save_counts(s)
+        self._drain(inflight, self.options.concurrency * 2)
+
+    def _drain(self, inflight: dict[Future, RepoListing], keep: int) -> None:
+        """Persist finished fetches until at most `keep` are in flight (one transaction per batch
+        of whole repos, so a kill loses at most the batch being written, and never half a repo)."""
+        while len(inflight) > keep:
+            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            batch = [(inflight.pop(fut), fut) for fut in done]
+            with self.db.session() as s:
+                for listing, fut in batch:
+                    self._persist(s, listing, fut)
+                self._save_counts(s)
+            self._tick()
+
+    def _persist(self, s, listing: RepoListing, fut: Future) -> None:
+        try:
+            result: RepoFiles = fut.result()
+        except Exception as exc:  # SkipRepo, or a bug/unexpected answer: one repo must not stop the sweep
+            reason = str(exc) if isinstance(exc, SkipRepo) else f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
+            with s.begin_nested():
+                record_error(s, self.hub.name, listing, reason)
+            self._record_scan_error(s, listing.repo_id, reason)
+            self.counts["skipped"] += 1
+            return
+        files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
+        status = GATED if result.repo.gated else LIVE
+        # A weight file the hub should have hashed (LFS, or of unknown or large size) but gave no usable
+        # sha256 for: record it, and leave the repo without a sha so the next sweep asks again.
+        incomplete = [f for f in files if f.sha256 is None and (f.lfs or f.size is None or f.size > 10_000_000)]
+        if incomplete:
+            result.repo.sha = None
+        _repo, new = record_repo(s, self.hub.name, result.repo, files, scan_run_id=self.run_id, status=status)
+        self.counts["fetched"] += 1
+        self.counts["files"] += len(files)
+        self.counts["hashes"] += sum(1 for f in files if f.sha256)
+        self.counts["matches"] += new
+        if result.method == "resolver":
+            self.counts["resolver_requests"] += result.requests
+        elif result.method == "api":
+            self.counts["api_requests"] += result.requests
+        for f in incomplete:
+            self._record_scan_error(s, listing.repo_id, "no usable sha256 in the hub's answer", path=f.path)
