@@ -1,0 +1,108 @@
+"""One read model of a match, shared by the queue, the model, repo and uploader pages and reports.
+
+A match joins four things a reviewer needs side by side: the removed model (entry, bank), the
+mirror (hub, repo, uploader, file, statuses, first/last seen), and why they are thought to be the
+same (tier, score, evidence). Evidence is stored as a JSON list written by the matching tiers;
+:func:`describe_evidence` turns any shape of it into short readable lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
+
+from mirrorwatch.services.lookup import hub_file_url
+from mirrorwatch.store.models import Bank, Entry, HubFile, HubRepo, Match
+
+TIER_NAMES = {1: "exact", 2: "header", 3: "fingerprint"}
+STATES = ("new", "confirmed", "dismissed", "second_look", "reported", "gone")
+MAX_EVIDENCE_LINES = 20
+MAX_VALUE = 160
+
+
+@dataclass
+class MatchView:
+    id: int
+    state: str
+    tier: int
+    tier_name: str
+    score: float
+    created_at: datetime
+    updated_at: datetime
+    entry_id: int
+    entry_name: str
+    entry_url: str | None
+    bank_id: int
+    bank: str
+    hub: str
+    repo_pk: int
+    repo_id: str
+    author: str | None
+    repo_status: str
+    file_id: int
+    path: str
+    file_status: str
+    size: int | None
+    sha256: str | None
+    url: str | None
+    first_seen: datetime
+    last_seen: datetime
+    evidence: list[Any] = field(default_factory=list)
+    why: list[str] = field(default_factory=list)
+
+
+def match_select() -> Select:
+    """The joined query every match list starts from; callers add filters, order and window."""
+    return (
+        select(Match, Entry.name, Entry.url, Entry.bank_id, Bank.name, HubFile, HubRepo)
+        .join(Entry, Entry.id == Match.entry_id)
+        .join(Bank, Bank.id == Entry.bank_id)
+        .join(HubFile, HubFile.id == Match.hub_file_id)
+        .join(HubRepo, HubRepo.id == HubFile.repo_pk)
+    )
+
+
+def match_views(session: Session, query: Select) -> list[MatchView]:
+    out = []
+    for m, ename, eurl, bank_id, bank, f, r in session.execute(query):
+        out.append(
+            MatchView(
+                id=m.id, state=m.state, tier=m.tier, tier_name=TIER_NAMES.get(m.tier, str(m.tier)),
+                score=float(m.score), created_at=m.created_at, updated_at=m.updated_at,
+                entry_id=m.entry_id, entry_name=ename or "", entry_url=eurl, bank_id=bank_id, bank=bank,
+                hub=r.hub, repo_pk=r.id, repo_id=r.repo_id, author=r.author, repo_status=r.status,
+                file_id=f.id, path=f.path, file_status=f.status, size=f.size, sha256=f.sha256,
+                url=hub_file_url(r.hub, r.repo_id, f.path), first_seen=f.first_seen, last_seen=f.last_seen,
+                evidence=list(m.evidence or []), why=describe_evidence(m.evidence, m.tier),
+            )
+        )
+    return out
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else repr(value) if not isinstance(value, int | float) else str(value)
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
+
+
+def describe_evidence(evidence: Any, tier: int | None = None) -> list[str]:
+    """Readable lines for stored evidence of any shape (dicts, strings, nested lists)."""
+    lines: list[str] = []
+    items = evidence if isinstance(evidence, list) else [evidence] if evidence else []
+    for item in items[:MAX_EVIDENCE_LINES]:
+        if isinstance(item, dict):
+            kind = item.get("kind") or item.get("form") or item.get("type") or item.get("field")
+            rest = [f"{k} {_short(v)}" for k, v in item.items()
+                    if k not in ("kind", "form", "type", "field") and v not in (None, "", [], {})]
+            head = str(kind) if kind else ""
+            lines.append(_short(head + (": " if head and rest else "") + ", ".join(rest)) or "(empty)")
+        elif item not in (None, ""):
+            lines.append(_short(item))
+    if len(items) > MAX_EVIDENCE_LINES:
+        lines.append(f"… and {len(items) - MAX_EVIDENCE_LINES} more")
+    if not lines and tier is not None:
+        lines.append(f"tier {tier} ({TIER_NAMES.get(tier, '?')}), no details stored")
+    return lines

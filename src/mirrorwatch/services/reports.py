@@ -1,0 +1,356 @@
+"""Takedown reports: confirmed mirrors, grouped per hub, rendered for the hub's abuse form.
+
+Lifecycle of a report:
+
+    confirmed matches ──build──> draft ──mark sent──> sent ──close──> closed
+                                   │                    │
+                        items can be taken out      its matches become `reported`; later
+                                                    rechecks set them `gone` when the hub acts
+
+A report belongs to one hub (building from mirrors on several hubs makes one report per hub). A
+match sits in at most one report. The outcome of a report is read from its matches' states and the
+status events recorded by `recheck`, so it stays current without anyone editing the report.
+
+Renderings: plain text for a hub's report form (one numbered block of evidence per mirror), CSV
+(one row per mirror) and JSON (the report with its items)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+
+from mirrorwatch.errors import Conflict, InvalidInput, NotFound
+from mirrorwatch.services.audit import record
+from mirrorwatch.services.matchview import MatchView, match_select, match_views
+from mirrorwatch.services.paging import Page, check_window
+from mirrorwatch.store.db import Database
+from mirrorwatch.store.models import (
+    Decision,
+    HubFile,
+    HubRepo,
+    Match,
+    Report,
+    ReportItem,
+    StatusEvent,
+    utcnow,
+)
+
+HUB_NAMES = {"hf": "Hugging Face", "local": "local storage"}
+FORMATS = {"text": ("text/plain; charset=utf-8", "txt"), "csv": ("text/csv; charset=utf-8", "csv"),
+           "json": ("application/json", "json")}
+MAX_TITLE = 300
+MAX_ITEMS = 500
+CSV_COLUMNS = ("report_id", "hub", "repo_id", "path", "url", "uploader", "sha256", "size", "first_seen",
+               "last_seen", "repo_status", "file_status", "match_id", "match_state", "tier", "score",
+               "evidence", "entry_id", "entry_name", "entry_url", "bank")
+
+
+@dataclass
+class ReportItemView:
+    match: MatchView
+    last_status: str | None = None
+    last_status_at: datetime | None = None
+
+
+@dataclass
+class ReportView:
+    id: int
+    hub: str
+    hub_name: str
+    title: str
+    created_by: str
+    created_at: datetime
+    state: str
+    sent_at: datetime | None
+    note: str | None
+    items: list[ReportItemView] = field(default_factory=list)
+    outcome: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ReportSummary:
+    id: int
+    hub: str
+    title: str
+    state: str
+    created_by: str
+    created_at: datetime
+    sent_at: datetime | None
+    items: int
+    outcome: dict[str, int] = field(default_factory=dict)
+
+
+def hub_name(hub: str) -> str:
+    return HUB_NAMES.get(hub, hub)
+
+
+def candidates(db: Database, *, hub: str | None = None, limit: int | None = None,
+               offset: int | None = None) -> Page[MatchView]:
+    """Confirmed matches not yet in any report: what a reviewer can put into a new report."""
+    limit, offset = check_window(limit, offset)
+    in_report = select(ReportItem.match_id)
+    q = match_select().where(Match.state == "confirmed", Match.id.notin_(in_report))
+    count_q = select(func.count()).select_from(Match).where(Match.state == "confirmed", Match.id.notin_(in_report))
+    if hub:
+        q = q.where(HubRepo.hub == hub)
+        count_q = (count_q.join(HubFile, HubFile.id == Match.hub_file_id)
+                   .join(HubRepo, HubRepo.id == HubFile.repo_pk).where(HubRepo.hub == hub))
+    with db.session() as s:
+        total = s.scalar(count_q) or 0
+        items = match_views(s, q.order_by(HubRepo.hub, HubRepo.author, HubRepo.repo_id, Match.id)
+                            .limit(limit).offset(offset))
+    return Page(items, total, limit, offset)
+
+
+def build_reports(db: Database, match_ids: list[int], user: str, *, title: str | None = None) -> list[ReportView]:
+    """Make one draft report per hub from confirmed matches that are in no report yet."""
+    ids = list(dict.fromkeys(int(i) for i in match_ids))
+    if not ids:
+        raise InvalidInput("select at least one confirmed mirror")
+    if len(ids) > MAX_ITEMS:
+        raise InvalidInput(f"at most {MAX_ITEMS} mirrors per report")
+    title = (title or "").strip()
+    if len(title) > MAX_TITLE:
+        raise InvalidInput(f"a report title has at most {MAX_TITLE} characters")
+    with db.session() as s:
+        views = {v.id: v for v in match_views(s, match_select().where(Match.id.in_(ids)))}
+        missing = [i for i in ids if i not in views]
+        if missing:
+            raise NotFound(f"no match with id {missing[0]}")
+        not_confirmed = [views[i] for i in ids if views[i].state != "confirmed"]
+        if not_confirmed:
+            v = not_confirmed[0]
+            raise Conflict(f"match {v.id} is {v.state}, not confirmed: only confirmed mirrors go into a report")
+        taken = s.execute(select(ReportItem.match_id, ReportItem.report_id).where(ReportItem.match_id.in_(ids))).first()
+        if taken:
+            raise Conflict(f"match {taken[0]} is already in report #{taken[1]}")
+        by_hub: dict[str, list[int]] = defaultdict(list)
+        for i in ids:
+            by_hub[views[i].hub].append(i)
+        made = []
+        for hub, hub_ids in sorted(by_hub.items()):
+            n = len(hub_ids)
+            rep = Report(hub=hub, created_by=user,
+                         title=title or f"{n} re-upload{'s' if n != 1 else ''} of removed models on {hub_name(hub)}")
+            s.add(rep)
+            s.flush()
+            for mid in hub_ids:
+                s.add(ReportItem(report_id=rep.id, match_id=mid))
+            record(s, user, "report.create", "report", rep.id, hub=hub, matches=hub_ids)
+            made.append(rep.id)
+    return [get_report(db, rid) for rid in made]
+
+
+def _summary_outcome(states: list[str]) -> dict[str, int]:
+    return dict(sorted(Counter(states).items()))
+
+
+def get_report(db: Database, report_id: int) -> ReportView:
+    with db.session() as s:
+        rep = s.get(Report, report_id)
+        if rep is None:
+            raise NotFound(f"no report with id {report_id}")
+        ids = list(s.scalars(select(ReportItem.match_id).where(ReportItem.report_id == report_id)))
+        views = match_views(s, match_select().where(Match.id.in_(ids)).order_by(Match.id)) if ids else []
+        last: dict[tuple[str, int], tuple[str, datetime]] = {}
+        file_ids = [v.file_id for v in views]
+        repo_pks = list({v.repo_pk for v in views})
+        if views:
+            for ev in s.scalars(
+                select(StatusEvent)
+                .where((StatusEvent.hub_file_id.in_(file_ids)) | (StatusEvent.repo_pk.in_(repo_pks)
+                                                                  & StatusEvent.hub_file_id.is_(None)))
+                .order_by(StatusEvent.at, StatusEvent.id)
+            ):
+                if ev.hub_file_id is not None:
+                    last[("f", ev.hub_file_id)] = (ev.status, ev.at)
+                else:
+                    last[("r", ev.repo_pk)] = (ev.status, ev.at)
+        items = []
+        for v in views:
+            cands = [x for x in (last.get(("f", v.file_id)), last.get(("r", v.repo_pk))) if x]
+            st = max(cands, key=lambda x: x[1]) if cands else None
+            items.append(ReportItemView(v, st[0] if st else None, st[1] if st else None))
+        return ReportView(rep.id, rep.hub, hub_name(rep.hub), rep.title, rep.created_by, rep.created_at, rep.state,
+                          rep.sent_at, rep.note, items, _summary_outcome([v.state for v in views]))
+
+
+def list_reports(db: Database, *, limit: int | None = None, offset: int | None = None,
+                 state: str | None = None) -> Page[ReportSummary]:
+    limit, offset = check_window(limit, offset)
+    conds = [Report.state == state] if state else []
+    with db.session() as s:
+        total = s.scalar(select(func.count()).select_from(Report).where(*conds)) or 0
+        reps = list(s.scalars(select(Report).where(*conds).order_by(Report.id.desc()).limit(limit).offset(offset)))
+        states: dict[int, list[str]] = defaultdict(list)
+        if reps:
+            for rid, st in s.execute(
+                select(ReportItem.report_id, Match.state).join(Match, Match.id == ReportItem.match_id)
+                .where(ReportItem.report_id.in_([r.id for r in reps]))
+            ):
+                states[rid].append(st)
+        items = [ReportSummary(r.id, r.hub, r.title, r.state, r.created_by, r.created_at, r.sent_at,
+                               len(states[r.id]), _summary_outcome(states[r.id])) for r in reps]
+    return Page(items, total, limit, offset)
+
+
+def remove_item(db: Database, report_id: int, match_id: int, user: str) -> ReportView:
+    """Take a mirror out of a draft report (it stays confirmed and can go into another one)."""
+    with db.session() as s:
+        rep = s.get(Report, report_id)
+        if rep is None:
+            raise NotFound(f"no report with id {report_id}")
+        if rep.state != "draft":
+            raise Conflict(f"report #{report_id} is {rep.state}: only draft reports can change")
+        item = s.scalar(select(ReportItem).where(ReportItem.report_id == report_id, ReportItem.match_id == match_id))
+        if item is None:
+            raise NotFound(f"match {match_id} is not in report #{report_id}")
+        s.delete(item)
+        record(s, user, "report.remove_item", "report", report_id, match=match_id)
+    return get_report(db, report_id)
+
+
+def mark_sent(db: Database, report_id: int, user: str, *, note: str | None = None) -> ReportView:
+    """The report was sent to the hub: its mirrors become `reported` (decision and audit rows)."""
+    note = (note or "").strip() or None
+    if note and len(note) > 2000:
+        raise InvalidInput("a note has at most 2000 characters")
+    now = utcnow()
+    with db.session() as s:
+        rep = s.get(Report, report_id)
+        if rep is None:
+            raise NotFound(f"no report with id {report_id}")
+        if rep.state != "draft":
+            raise Conflict(f"report #{report_id} is already {rep.state}")
+        ids = list(s.scalars(select(ReportItem.match_id).where(ReportItem.report_id == report_id)))
+        if not ids:
+            raise Conflict(f"report #{report_id} has no mirrors left")
+        rep.state, rep.sent_at = "sent", now
+        if note:
+            rep.note = note
+        for m in s.scalars(select(Match).where(Match.id.in_(ids))):
+            if m.state == "confirmed":
+                m.state, m.updated_at = "reported", now
+                s.add(Decision(match_id=m.id, user=user, state="reported", note=f"report #{report_id}", at=now))
+        record(s, user, "report.sent", "report", report_id, matches=ids, **({"note": note} if note else {}))
+    return get_report(db, report_id)
+
+
+def close_report(db: Database, report_id: int, user: str, *, note: str | None = None) -> ReportView:
+    """Close a sent report (the hub answered, or there is nothing more to wait for)."""
+    note = (note or "").strip() or None
+    if note and len(note) > 2000:
+        raise InvalidInput("a note has at most 2000 characters")
+    with db.session() as s:
+        rep = s.get(Report, report_id)
+        if rep is None:
+            raise NotFound(f"no report with id {report_id}")
+        if rep.state != "sent":
+            raise Conflict(f"report #{report_id} is {rep.state}: only sent reports can be closed")
+        rep.state = "closed"
+        if note:
+            rep.note = note
+        record(s, user, "report.close", "report", report_id, **({"note": note} if note else {}))
+    return get_report(db, report_id)
+
+
+# --- renderings ------------------------------------------------------------------------------------
+
+def _day(d: datetime | None) -> str:
+    return d.strftime("%Y-%m-%d") if d else "-"
+
+
+def render_text(rep: ReportView) -> str:
+    """Plain text for a hub's abuse/report form: a short request, then one evidence block per mirror."""
+    n = len(rep.items)
+    repos = sorted({it.match.repo_id for it in rep.items})
+    lines = [
+        f"Subject: {rep.title}",
+        "",
+        f"To the {rep.hub_name} trust and safety team,",
+        "",
+        f"The {n} file{'s' if n != 1 else ''} below, in {len(repos)} repositor{'ies' if len(repos) != 1 else 'y'}, "
+        "are re-uploads of AI models that were removed from the site they were first published on because they "
+        "recreate the likeness of real people. Each file is identified below with the evidence that it is the "
+        "removed model. We ask you to review and remove them.",
+        "",
+    ]
+    for i, it in enumerate(rep.items, 1):
+        m = it.match
+        lines.append(f"{i}. {m.url or f'{m.repo_id}/{m.path}'}")
+        lines.append(f"   Repository: {m.repo_id}" + (f" (uploaded by {m.author})" if m.author else ""))
+        lines.append(f"   File: {m.path}" + (f", {m.size} bytes" if m.size else ""))
+        if m.sha256:
+            lines.append(f"   SHA256: {m.sha256}")
+        lines.append(f"   First seen: {_day(m.first_seen)}, last seen: {_day(m.last_seen)}")
+        lines.append(f"   Removed model: {m.entry_name or '(unnamed)'}" + (f" — {m.entry_url}" if m.entry_url else ""))
+        lines.append(f"   Evidence ({m.tier_name} match, tier {m.tier}, score {m.score:g}):")
+        for w in m.why:
+            lines.append(f"     - {w}")
+        lines.append("")
+    lines.append(f"Report #{rep.id}, prepared by {rep.created_by} on {_day(rep.created_at)} with mirrorwatch.")
+    return "\n".join(lines) + "\n"
+
+
+def _row(rep: ReportView, it: ReportItemView) -> dict[str, Any]:
+    m = it.match
+    return {
+        "report_id": rep.id, "hub": m.hub, "repo_id": m.repo_id, "path": m.path, "url": m.url or "",
+        "uploader": m.author or "", "sha256": m.sha256 or "", "size": m.size if m.size is not None else "",
+        "first_seen": m.first_seen.isoformat() + "Z", "last_seen": m.last_seen.isoformat() + "Z",
+        "repo_status": m.repo_status, "file_status": m.file_status, "match_id": m.id, "match_state": m.state,
+        "tier": m.tier, "score": m.score, "evidence": "; ".join(m.why), "entry_id": m.entry_id,
+        "entry_name": m.entry_name, "entry_url": m.entry_url or "", "bank": m.bank,
+    }
+
+
+def _csv_safe(value: Any) -> Any:
+    """Cells that a spreadsheet would run as a formula get a leading quote (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def render_csv(rep: ReportView) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    w.writeheader()
+    for it in rep.items:
+        w.writerow({k: _csv_safe(v) for k, v in _row(rep, it).items()})
+    return buf.getvalue()
+
+
+def render_json(rep: ReportView) -> dict[str, Any]:
+    return {
+        "id": rep.id, "hub": rep.hub, "title": rep.title, "state": rep.state, "created_by": rep.created_by,
+        "created_at": rep.created_at.isoformat() + "Z",
+        "sent_at": rep.sent_at.isoformat() + "Z" if rep.sent_at else None, "note": rep.note,
+        "outcome": rep.outcome,
+        "items": [{**_row(rep, it), "evidence": it.match.evidence, "why": it.match.why,
+                   "last_status": it.last_status,
+                   "last_status_at": it.last_status_at.isoformat() + "Z" if it.last_status_at else None}
+                  for it in rep.items],
+    }
+
+
+def export_report(db: Database, report_id: int, fmt: str) -> tuple[str, str, str]:
+    """(content, media type, file name) of a report in text, csv or json."""
+    import json
+
+    if fmt not in FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}: use text, csv or json")
+    rep = get_report(db, report_id)
+    media, ext = FORMATS[fmt]
+    if fmt == "text":
+        body = render_text(rep)
+    elif fmt == "csv":
+        body = render_csv(rep)
+    else:
+        body = json.dumps(render_json(rep), indent=2, ensure_ascii=False)
+    return body, media, f"mirrorwatch-report-{rep.id}.{ext}"

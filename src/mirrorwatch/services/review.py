@@ -1,0 +1,225 @@
+"""The review queue and reviewers' decisions.
+
+Lifecycle of a match (state), and who moves it:
+
+    sweep ──> new ──reviewer──> confirmed ──report sent──> reported
+               │  ╲                 │                          │
+               │   second_look <────┤                      recheck
+               │        │           │                          v
+               └──> dismissed <─────┘                        gone
+
+Reviewers move matches between new, confirmed, dismissed and second_look (and back to new, to
+undo). `reported` is set only by sending a takedown report, `gone` only by a recheck that finds the
+mirror removed; a reported match cannot be changed by a decision, a gone one can only be dismissed.
+A confirmed match that sits in a draft report keeps its state until it is taken out of the report.
+
+A decision on several matches is one transaction: all of them change or none does. Each change
+writes a Decision row (the history shown on the match) and an Audit row."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+
+from mirrorwatch.errors import Conflict, InvalidInput, NotFound
+from mirrorwatch.services.audit import record
+from mirrorwatch.services.matchview import STATES, MatchView, match_select, match_views
+from mirrorwatch.services.paging import Page, check_window
+from mirrorwatch.store.db import Database
+from mirrorwatch.store.models import Decision, Entry, HubFile, HubRepo, Match, Report, ReportItem, utcnow
+
+DECIDABLE = ("confirmed", "dismissed", "second_look", "new")
+ALLOWED: dict[str, frozenset[str]] = {
+    "new": frozenset({"confirmed", "dismissed", "second_look"}),
+    "second_look": frozenset({"confirmed", "dismissed", "new"}),
+    "confirmed": frozenset({"dismissed", "second_look", "new"}),
+    "dismissed": frozenset({"confirmed", "second_look", "new"}),
+    "reported": frozenset(),
+    "gone": frozenset({"dismissed"}),
+}
+SORTS = ("score", "newest", "oldest", "uploader")
+MAX_BULK = 500
+MAX_NOTE = 2000
+
+
+@dataclass
+class QueueFilter:
+    """What the queue shows. state None means every state."""
+
+    state: str | None = "new"
+    bank_id: int | None = None
+    tier: int | None = None
+    min_score: float | None = None
+    uploader: str | None = None
+    hub: str | None = None
+    max_age_days: int | None = None  # found within the last N days
+    min_age_days: int | None = None  # found at least N days ago (the old backlog)
+    entry_id: int | None = None
+    repo_pk: int | None = None
+    sort: str = "score"
+
+    def check(self) -> QueueFilter:
+        if self.state is not None and self.state not in STATES:
+            raise InvalidInput(f"unknown state {self.state!r}: use one of {', '.join(STATES)}")
+        if self.tier is not None and self.tier not in (1, 2, 3):
+            raise InvalidInput("tier must be 1 (exact), 2 (header) or 3 (fingerprint)")
+        if self.min_score is not None and not (0 <= self.min_score <= 1_000):
+            raise InvalidInput("min_score must be between 0 and 1000")
+        for name in ("max_age_days", "min_age_days"):
+            v = getattr(self, name)
+            if v is not None and not (0 <= v <= 100_000):
+                raise InvalidInput(f"{name} must be between 0 and 100000")
+        if self.sort not in SORTS:
+            raise InvalidInput(f"unknown sort {self.sort!r}: use one of {', '.join(SORTS)}")
+        if self.uploader is not None and len(self.uploader) > 200:
+            raise InvalidInput("uploader names have at most 200 characters")
+        return self
+
+
+@dataclass
+class DecisionView:
+    id: int
+    match_id: int
+    user: str
+    state: str
+    note: str | None
+    at: datetime
+
+
+@dataclass
+class MatchDetail:
+    match: MatchView
+    decisions: list[DecisionView] = field(default_factory=list)
+    reports: list[int] = field(default_factory=list)
+    allowed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DecideResult:
+    state: str
+    decided: list[int]
+    confirmed: list[int] = field(default_factory=list)
+
+
+def filter_conditions(flt: QueueFilter) -> list:
+    conds = []
+    now = utcnow()
+    if flt.state is not None:
+        conds.append(Match.state == flt.state)
+    if flt.bank_id is not None:
+        conds.append(Entry.bank_id == flt.bank_id)
+    if flt.tier is not None:
+        conds.append(Match.tier == flt.tier)
+    if flt.min_score is not None:
+        conds.append(Match.score >= flt.min_score)
+    if flt.uploader:
+        conds.append(HubRepo.author == flt.uploader)
+    if flt.hub:
+        conds.append(HubRepo.hub == flt.hub)
+    if flt.max_age_days is not None:
+        conds.append(Match.created_at >= now - timedelta(days=flt.max_age_days))
+    if flt.min_age_days is not None:
+        conds.append(Match.created_at <= now - timedelta(days=flt.min_age_days))
+    if flt.entry_id is not None:
+        conds.append(Match.entry_id == flt.entry_id)
+    if flt.repo_pk is not None:
+        conds.append(HubRepo.id == flt.repo_pk)
+    return conds
+
+
+def _order(sort: str) -> list:
+    if sort == "newest":
+        return [Match.created_at.desc(), Match.id.desc()]
+    if sort == "oldest":
+        return [Match.created_at, Match.id]
+    if sort == "uploader":
+        return [HubRepo.author, HubRepo.repo_id, Match.id]
+    return [Match.tier, Match.score.desc(), Match.id]
+
+
+def queue(db: Database, flt: QueueFilter | None = None, *, limit: int | None = None,
+          offset: int | None = None) -> Page[MatchView]:
+    """Matches to review, filtered and ordered; exact matches with the best scores first by default."""
+    flt = (flt or QueueFilter()).check()
+    limit, offset = check_window(limit, offset)
+    conds = filter_conditions(flt)
+    with db.session() as s:
+        count_q = (
+            select(func.count()).select_from(Match)
+            .join(Entry, Entry.id == Match.entry_id)
+            .join(HubFile, HubFile.id == Match.hub_file_id)
+            .join(HubRepo, HubRepo.id == HubFile.repo_pk)
+            .where(*conds)
+        )
+        total = s.scalar(count_q) or 0
+        items = match_views(s, match_select().where(*conds).order_by(*_order(flt.sort)).limit(limit).offset(offset))
+    return Page(items, total, limit, offset)
+
+
+def get_match(db: Database, match_id: int) -> MatchDetail:
+    with db.session() as s:
+        views = match_views(s, match_select().where(Match.id == match_id))
+        if not views:
+            raise NotFound(f"no match with id {match_id}")
+        decisions = [
+            DecisionView(d.id, d.match_id, d.user, d.state, d.note, d.at)
+            for d in s.scalars(select(Decision).where(Decision.match_id == match_id).order_by(Decision.id.desc()))
+        ]
+        reports = list(s.scalars(select(ReportItem.report_id).where(ReportItem.match_id == match_id)
+                                 .order_by(ReportItem.report_id)))
+    m = views[0]
+    return MatchDetail(m, decisions, reports, sorted(ALLOWED.get(m.state, frozenset())))
+
+
+def decide(db: Database, match_ids: list[int], state: str, note: str | None, user: str) -> DecideResult:
+    """Set the state of one or more matches in one transaction (all or none)."""
+    if state not in DECIDABLE:
+        raise InvalidInput(f"a decision is one of {', '.join(DECIDABLE)} (got {state!r})")
+    ids = list(dict.fromkeys(int(i) for i in match_ids))
+    if not ids:
+        raise InvalidInput("select at least one match")
+    if len(ids) > MAX_BULK:
+        raise InvalidInput(f"at most {MAX_BULK} matches per decision")
+    note = (note or "").strip() or None
+    if note is not None and len(note) > MAX_NOTE:
+        raise InvalidInput(f"a note has at most {MAX_NOTE} characters")
+    now = utcnow()
+    with db.session() as s:
+        matches = {m.id: m for m in s.scalars(select(Match).where(Match.id.in_(ids)))}
+        missing = [i for i in ids if i not in matches]
+        if missing:
+            raise NotFound(f"no match with id {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+        refused = [m for m in matches.values() if state not in ALLOWED.get(m.state, frozenset())]
+        if refused:
+            m = refused[0]
+            more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+            raise Conflict(f"match {m.id} is {m.state}: it cannot become {state}{more}; nothing was changed")
+        if state != "confirmed":
+            in_draft = s.execute(
+                select(ReportItem.match_id, Report.id).join(Report, Report.id == ReportItem.report_id)
+                .where(ReportItem.match_id.in_(ids), Report.state == "draft")
+            ).first()
+            if in_draft:
+                raise Conflict(f"match {in_draft[0]} is in draft report #{in_draft[1]}: take it out of the report "
+                               "first; nothing was changed")
+        for mid in ids:
+            m = matches[mid]
+            old = m.state
+            m.state = state
+            m.updated_at = now
+            s.add(Decision(match_id=mid, user=user, state=state, note=note, at=now))
+            record(s, user, "match.decide", "match", mid, old=old, new=state, **({"note": note} if note else {}))
+    confirmed = ids if state == "confirmed" else []
+    if confirmed:
+        on_confirmed(db, confirmed)
+    return DecideResult(state, ids, confirmed)
+
+
+def on_confirmed(db: Database, match_ids: list[int]) -> None:
+    """Called after matches were confirmed (committed). Exact matches need nothing more.
+
+    Bank expansion (adding a confirmed mirror's robust signatures to its entry, so later variants
+    match) plugs in here; it belongs to the robust-matching work and does nothing yet."""
+    return None

@@ -1,0 +1,326 @@
+"""Accounts and API tokens.
+
+Passwords are stored as scrypt hashes with a random salt (``scrypt$n$r$p$salt$hash``, base64
+parts) and compared in constant time. API tokens (``mw_`` + 40 random characters) are shown once,
+when they are created; only their SHA-256 is stored, with a short non-secret prefix so a person can
+tell their tokens apart. Roles rank viewer < reviewer < admin: viewers read, reviewers also decide
+and build reports, admins also manage banks and accounts.
+
+Every change here writes an audit row (see services/audit.py) naming the actor."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from mirrorwatch.errors import Conflict, InvalidInput, NotFound
+from mirrorwatch.services.audit import record
+from mirrorwatch.store.db import Database
+from mirrorwatch.store.models import ApiToken, User, utcnow
+
+ROLES = ("viewer", "reviewer", "admin")
+ROLE_RANK = {r: i for i, r in enumerate(ROLES)}
+TOKEN_PREFIX = "mw_"
+MIN_PASSWORD = 8
+MAX_PASSWORD = 1024
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
+# scrypt cost: about 16 MiB and a few tens of milliseconds per check on a small machine.
+_N, _R, _P = 2**14, 8, 1
+# Refresh last_used_at at most this often, so an API script does not turn every read into a write.
+_TOKEN_TOUCH = timedelta(minutes=5)
+
+
+@dataclass
+class UserView:
+    id: int
+    name: str
+    role: str
+    disabled: bool
+    has_password: bool
+    created_at: datetime
+    # Changes whenever the password changes: sessions signed with an older value stop working.
+    session_tag: str = ""
+
+    def can(self, role: str) -> bool:
+        """True if this user's role is at least `role`."""
+        return not self.disabled and ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+
+
+@dataclass
+class TokenView:
+    id: int
+    user_id: int
+    user: str
+    name: str
+    prefix: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+# --- passwords -------------------------------------------------------------------------------------
+
+def hash_password(password: str) -> str:
+    check_password_rules(password)
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, maxmem=64 * 1024 * 1024, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_password(stored: str | None, password: str) -> bool:
+    """Constant-time check of a password against a stored hash; False for anything malformed."""
+    if not stored or not isinstance(password, str) or len(password) > MAX_PASSWORD:
+        return False
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        want = base64.b64decode(digest)
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                             maxmem=64 * 1024 * 1024, dklen=len(want))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, want)
+
+
+def check_password_rules(password: str) -> None:
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise InvalidInput(f"a password must have at least {MIN_PASSWORD} characters")
+    if len(password) > MAX_PASSWORD:
+        raise InvalidInput(f"a password must have at most {MAX_PASSWORD} characters")
+
+
+def generate_password() -> str:
+    """A random password for accounts created without one (printed once by the CLI)."""
+    return secrets.token_urlsafe(15)
+
+
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_hash() -> str:
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_password(secrets.token_urlsafe(12))
+    return _DUMMY_HASH
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _session_tag(password_hash: str | None) -> str:
+    return hashlib.sha256((password_hash or "-").encode()).hexdigest()[:12]
+
+
+def _view(u: User) -> UserView:
+    return UserView(u.id, u.name, u.role, u.disabled, bool(u.password_hash), u.created_at,
+                    _session_tag(u.password_hash))
+
+
+# --- users -----------------------------------------------------------------------------------------
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not _NAME.match(name):
+        raise InvalidInput("a user name is 1 to 100 characters: letters, digits and _ . @ - (starting with a letter or digit)")
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLE_RANK:
+        raise InvalidInput(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+    return role
+
+
+def add_user(db: Database, name: str, role: str = "viewer", password: str | None = None, *,
+             actor: str = "cli") -> UserView:
+    """Create an account. Without a password the account can only use API tokens."""
+    name = check_name(name)
+    check_role(role)
+    pw_hash = hash_password(password) if password is not None else None
+    try:
+        with db.session() as s:
+            u = User(name=name, role=role, password_hash=pw_hash)
+            s.add(u)
+            s.flush()
+            record(s, actor, "user.add", "user", u.id, name=name, role=role)
+            return _view(u)
+    except IntegrityError:
+        raise Conflict(f"a user named {name!r} already exists") from None
+
+
+def get_user(db: Database, ref: int | str) -> UserView:
+    """A user by id (int) or name (str)."""
+    with db.session() as s:
+        u = _find(s, ref)
+        return _view(u)
+
+
+def get_active_user(db: Database, user_id: int) -> UserView | None:
+    """The user behind a session, or None if it no longer exists or is disabled (hot path: one query)."""
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            select(User.id, User.name, User.role, User.disabled, User.password_hash, User.created_at)
+            .where(User.id == user_id)
+        ).first()
+    if row is None or row.disabled:
+        return None
+    return UserView(row.id, row.name, row.role, row.disabled, bool(row.password_hash), row.created_at,
+                    _session_tag(row.password_hash))
+
+
+def _find(s, ref: int | str) -> User:
+    if isinstance(ref, int):
+        u = s.get(User, ref)
+    else:
+        u = s.scalar(select(User).where(User.name == ref))
+    if u is None:
+        raise NotFound(f"no user {ref!r}" if isinstance(ref, str) else f"no user with id {ref}")
+    return u
+
+
+def list_users(db: Database) -> list[UserView]:
+    with db.session() as s:
+        return [_view(u) for u in s.scalars(select(User).order_by(User.name))]
+
+
+def _active_admins(s, excluding: int) -> int:
+    return s.scalar(
+        select(func.count()).select_from(User)
+        .where(User.role == "admin", User.disabled.is_(False), User.id != excluding)
+    ) or 0
+
+
+def set_role(db: Database, ref: int | str, role: str, *, actor: str = "cli") -> UserView:
+    check_role(role)
+    with db.session() as s:
+        u = _find(s, ref)
+        if u.role == "admin" and role != "admin" and not u.disabled and _active_admins(s, u.id) == 0:
+            raise Conflict("this is the last active admin: make another admin first")
+        old = u.role
+        u.role = role
+        record(s, actor, "user.role", "user", u.id, name=u.name, old=old, new=role)
+        return _view(u)
+
+
+def set_password(db: Database, ref: int | str, password: str, *, actor: str = "cli") -> UserView:
+    """Set a new password; sessions signed in with the old one stop working."""
+    pw_hash = hash_password(password)
+    with db.session() as s:
+        u = _find(s, ref)
+        u.password_hash = pw_hash
+        record(s, actor, "user.password", "user", u.id, name=u.name)
+        return _view(u)
+
+
+def set_disabled(db: Database, ref: int | str, disabled: bool, *, actor: str = "cli") -> UserView:
+    """Disable (or re-enable) an account: its sessions and tokens stop working at once."""
+    with db.session() as s:
+        u = _find(s, ref)
+        if disabled and u.role == "admin" and not u.disabled and _active_admins(s, u.id) == 0:
+            raise Conflict("this is the last active admin: make another admin first")
+        u.disabled = disabled
+        record(s, actor, "user.disable" if disabled else "user.enable", "user", u.id, name=u.name)
+        return _view(u)
+
+
+def authenticate(db: Database, name: str, password: str) -> UserView | None:
+    """The user if name and password are right and the account is enabled, else None.
+
+    An unknown name costs the same scrypt work as a wrong password, so timing does not tell which."""
+    if not isinstance(name, str) or not isinstance(password, str) or len(name) > 100:
+        verify_password(_dummy_hash(), "x" * MIN_PASSWORD)
+        return None
+    with db.session() as s:
+        u = s.scalar(select(User).where(User.name == name.strip()))
+        stored = u.password_hash if u is not None else None
+        view = _view(u) if u is not None else None
+    ok = verify_password(stored or _dummy_hash(), password)
+    if not ok or view is None or stored is None or view.disabled:
+        return None
+    return view
+
+
+# --- API tokens ------------------------------------------------------------------------------------
+
+def _token_hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_token(db: Database, ref: int | str, name: str = "", *, actor: str = "cli") -> tuple[TokenView, str]:
+    """Create a token for a user; returns it with the secret, which is never shown again."""
+    name = (name or "").strip()
+    if len(name) > 100:
+        raise InvalidInput("a token label has at most 100 characters")
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(30)
+    with db.session() as s:
+        u = _find(s, ref)
+        if u.disabled:
+            raise Conflict(f"user {u.name!r} is disabled")
+        t = ApiToken(user_id=u.id, name=name, prefix=secret[:11], token_hash=_token_hash(secret))
+        s.add(t)
+        s.flush()
+        record(s, actor, "token.create", "token", t.id, user=u.name, name=name, prefix=t.prefix)
+        return TokenView(t.id, u.id, u.name, t.name, t.prefix, t.created_at, None, None), secret
+
+
+def list_tokens(db: Database, *, user_id: int | None = None, include_revoked: bool = True) -> list[TokenView]:
+    q = select(ApiToken, User.name).join(User, User.id == ApiToken.user_id).order_by(ApiToken.id)
+    if user_id is not None:
+        q = q.where(ApiToken.user_id == user_id)
+    if not include_revoked:
+        q = q.where(ApiToken.revoked_at.is_(None))
+    with db.session() as s:
+        return [TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+                for t, uname in s.execute(q)]
+
+
+def revoke_token(db: Database, token_id: int, *, actor: str = "cli", owner_id: int | None = None) -> TokenView:
+    """Revoke a token. With owner_id, only that user's tokens are visible (others look absent)."""
+    with db.session() as s:
+        t = s.get(ApiToken, token_id)
+        if t is None or (owner_id is not None and t.user_id != owner_id):
+            raise NotFound(f"no token with id {token_id}")
+        if t.revoked_at is None:
+            t.revoked_at = utcnow()
+            record(s, actor, "token.revoke", "token", t.id, prefix=t.prefix)
+        uname = s.get(User, t.user_id).name
+        return TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+
+
+def user_for_token(db: Database, secret: str) -> UserView | None:
+    """The enabled user holding this unrevoked token, or None (hot path: one indexed query).
+
+    The lookup is by SHA-256 of the presented secret, so comparing stored values leaks nothing useful:
+    an attacker controls only the preimage."""
+    if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
+        return None
+    digest = _token_hash(secret)
+    with db.engine.connect() as conn:
+        row = conn.execute(
+            select(ApiToken.id, ApiToken.last_used_at, User.id.label("uid"), User.name, User.role, User.disabled,
+                   User.password_hash, User.created_at)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
+        ).first()
+        if row is None or row.disabled:
+            return None
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at > _TOKEN_TOUCH:
+            conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            conn.commit()
+    return UserView(row.uid, row.name, row.role, row.disabled, bool(row.password_hash), row.created_at,
+                    _session_tag(row.password_hash))

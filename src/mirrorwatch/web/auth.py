@@ -1,0 +1,238 @@
+"""Who is asking: session cookies, API tokens, roles and CSRF.
+
+Sessions. A signed cookie (itsdangerous, HMAC-SHA1 over a secret key that never leaves the server)
+holding the user id, a random CSRF secret and a tag derived from the user's password hash. It is
+HttpOnly, SameSite=Lax, Secure when the app is served over https, and expires after
+``session_max_age`` seconds from sign-in (the signature carries the time). Each request re-reads
+the user, so a role change or a disabled account applies at once, and a password change ends every
+session signed in with the old password. Signed-out visitors get an anonymous session (no user id)
+only to carry the CSRF secret of the sign-in form.
+
+API tokens. ``Authorization: Bearer mw_...``; looked up by SHA-256, refused when revoked or when
+the account is disabled. A request that sends an Authorization header is judged by it alone.
+
+CSRF. Every POST/PUT/PATCH/DELETE that is not token-authenticated must carry the session's CSRF
+secret, as the form field ``csrf_token`` (all forms include it) or the ``X-CSRF-Token`` header.
+A forged request is refused with 403 before any route code runs. Token-authenticated API calls are
+exempt: browsers never attach bearer tokens on their own.
+
+Roles. viewer < reviewer < admin; routes declare the least role they need (``need("reviewer")``)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from mirrorwatch.errors import MirrorwatchError, PermissionDenied
+from mirrorwatch.services.users import UserView, get_active_user, user_for_token
+from mirrorwatch.store.db import Database
+
+SESSION_COOKIE = "mw_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "x-csrf-token"
+DEFAULT_SESSION_MAX_AGE = 12 * 3600
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+class NotSignedIn(MirrorwatchError):
+    """No valid session or token: pages redirect to the sign-in form, the API answers 401."""
+
+    http_status = 401
+
+
+class CsrfRefused(MirrorwatchError):
+    http_status = 403
+
+
+class TooManyAttempts(MirrorwatchError):
+    http_status = 429
+
+
+@dataclass
+class Principal:
+    user: UserView
+    via: str  # "session" or "token"
+    csrf: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.user.name
+
+    def can(self, role: str) -> bool:
+        return self.user.can(role)
+
+
+class LoginThrottle:
+    """Slows password guessing: after too many failures for one name (or from one address) within a
+    window, further attempts are refused until the window passes. Per process, in memory."""
+
+    def __init__(self, per_name: int = 10, per_ip: int = 50, window: float = 900.0) -> None:
+        self.per_name, self.per_ip, self.window = per_name, per_ip, window
+        self._fails: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> int:
+        q = self._fails[key]
+        while q and now - q[0] > self.window:
+            q.popleft()
+        return len(q)
+
+    def check(self, name: str, ip: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._recent("n:" + name.lower(), now) >= self.per_name or self._recent("i:" + ip, now) >= self.per_ip:
+                raise TooManyAttempts(f"too many failed sign-ins; try again in {int(self.window // 60)} minutes")
+
+    def failed(self, name: str, ip: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._fails["n:" + name.lower()].append(now)
+            self._fails["i:" + ip].append(now)
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._fails.pop("n:" + name.lower(), None)
+
+
+class Auth:
+    """Per-app authentication state: the database, the cookie signer and the sign-in throttle."""
+
+    def __init__(self, db: Database, secret_key: str, *, session_max_age: int = DEFAULT_SESSION_MAX_AGE) -> None:
+        self.db = db
+        self.session_max_age = session_max_age
+        self.signer = URLSafeTimedSerializer(secret_key, salt="mirrorwatch.session")
+        self.throttle = LoginThrottle()
+
+    # --- cookie ---
+    def read_session(self, request: Request) -> dict[str, Any] | None:
+        if "mw_session_data" in request.scope.get("state", {}):
+            return request.state.mw_session_data
+        raw = request.cookies.get(SESSION_COOKIE)
+        data = None
+        if raw and len(raw) < 4096:
+            try:
+                loaded = self.signer.loads(raw, max_age=self.session_max_age)
+                if isinstance(loaded, dict) and isinstance(loaded.get("c"), str):
+                    data = loaded
+            except SignatureExpired:
+                request.state.mw_session_expired = True
+            except BadSignature:
+                pass
+        request.state.mw_session_data = data
+        return data
+
+    def write_session(self, request: Request, response: Response, data: dict[str, Any]) -> None:
+        response.set_cookie(
+            SESSION_COOKIE, self.signer.dumps(data), max_age=self.session_max_age, path="/", httponly=True,
+            samesite="lax", secure=request.url.scheme == "https",
+        )
+        request.state.mw_session_data = data
+
+    def clear_session(self, request: Request, response: Response) -> None:
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax",
+                               secure=request.url.scheme == "https")
+
+    def anonymous_csrf(self, request: Request, response: Response) -> str:
+        """The CSRF secret of the current session, starting an anonymous session if there is none."""
+        data = self.read_session(request)
+        if data is None:
+            data = {"u": None, "c": secrets.token_urlsafe(24)}
+            self.write_session(request, response, data)
+        return data["c"]
+
+    def sign_in(self, request: Request, response: Response, user: UserView) -> None:
+        """Start a fresh session (new CSRF secret: nothing from before sign-in carries over)."""
+        self.write_session(request, response, {"u": user.id, "c": secrets.token_urlsafe(24), "t": user.session_tag})
+
+    # --- who ---
+    def principal(self, request: Request) -> Principal | None:
+        state = request.scope.setdefault("state", {})
+        if "mw_principal" in state:
+            return state["mw_principal"]
+        p = self._resolve(request)
+        state["mw_principal"] = p
+        return p
+
+    def _resolve(self, request: Request) -> Principal | None:
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise NotSignedIn("the Authorization header must be 'Bearer mw_...'")
+            user = user_for_token(self.db, token.strip())
+            if user is None:
+                raise NotSignedIn("invalid or revoked API token")
+            return Principal(user, "token")
+        data = self.read_session(request)
+        if not data or not isinstance(data.get("u"), int):
+            return None
+        user = get_active_user(self.db, data["u"])
+        if user is None or not hmac.compare_digest(str(data.get("t", "")), user.session_tag):
+            return None
+        return Principal(user, "session", data["c"])
+
+    def check_csrf(self, request: Request, submitted: str | None) -> None:
+        if request.method not in UNSAFE_METHODS or "authorization" in request.headers:
+            return
+        data = self.read_session(request)
+        if data is None:
+            raise CsrfRefused("this form has expired or did not come from mirrorwatch: reload the page and try again")
+        if not submitted or not hmac.compare_digest(str(submitted), data["c"]):
+            raise CsrfRefused("missing or wrong CSRF token: reload the page and try again")
+
+
+def get_auth(request: Request) -> Auth:
+    return request.app.state.auth
+
+
+async def csrf_guard(request: Request) -> None:
+    """Global dependency: refuses unsafe requests without the session's CSRF secret."""
+    if request.method not in UNSAFE_METHODS or "authorization" in request.headers:
+        return
+    auth = get_auth(request)
+    submitted = request.headers.get(CSRF_HEADER)
+    if submitted is None:
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            try:
+                form = await request.form()
+            except Exception:  # malformed bodies are refused by the route's own parsing later
+                form = {}
+            value = form.get(CSRF_FIELD)
+            submitted = value if isinstance(value, str) else None
+    auth.check_csrf(request, submitted)
+
+
+def current(request: Request) -> Principal | None:
+    """The signed-in principal, or None (for pages that also serve signed-out visitors)."""
+    return get_auth(request).principal(request)
+
+
+def need(role: str = "viewer"):
+    """Dependency: a signed-in principal with at least `role`."""
+
+    def dep(request: Request) -> Principal:
+        p = get_auth(request).principal(request)
+        if p is None:
+            expired = getattr(request.state, "mw_session_expired", False)
+            raise NotSignedIn("your session has expired: sign in again" if expired else "sign in to continue")
+        if not p.can(role):
+            raise PermissionDenied(f"this needs the {role} role (you are {p.user.role})")
+        return p
+
+    dep.__name__ = f"need_{role}"
+    return Depends(dep)
+
+
+VIEWER = need("viewer")
+REVIEWER = need("reviewer")
+ADMIN = need("admin")

@@ -1,0 +1,74 @@
+"""JSON API: lookup, removed models (entries), hub repos, uploaders, dashboard."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from mirrorwatch.services import dashboard as dash
+from mirrorwatch.services import pages
+from mirrorwatch.services.lookup import lookup
+from mirrorwatch.store.db import Database
+from mirrorwatch.web.auth import VIEWER
+from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
+from mirrorwatch.web.schemas import (
+    DashboardOut,
+    EntryOut,
+    ErrorOut,
+    LookupOut,
+    PageOut,
+    RepoOut,
+    RepoPageOut,
+    UploaderOut,
+    UploaderPageOut,
+)
+
+ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+router = APIRouter(prefix="/api", tags=["lookup"], responses=ERRORS, dependencies=[VIEWER])
+DB = Annotated[Database, Depends(get_db)]
+Hub = Annotated[str, Path(min_length=1, max_length=40)]
+Author = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+@router.get("/lookup", response_model=LookupOut, summary="Look up removed models by hash, Civitai URL or name")
+def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, description="hash, URL or name")],
+               limit: Annotated[int, Query(ge=1, le=100)] = 20,
+               bank: Annotated[str | None, Query(max_length=200)] = None):
+    """The input kind is detected: 64/12/10/8 hex (every hash form it may be), a Civitai URL or
+    `civitai:ID`, or a name (typo-tolerant). Each result says why it matched."""
+    return lookup(db, q, limit=limit, bank=bank or None)
+
+
+@router.get("/entries/{entry_id}", response_model=EntryOut, summary="A removed model with its hash forms and mirrors")
+def api_entry(db: DB, entry_id: IdPath):
+    return pages.entry_page(db, entry_id)
+
+
+@router.get("/repos", response_model=PageOut[RepoOut], summary="Hub repos holding matches, most matches first")
+def api_repos(db: DB, hub: Annotated[str | None, Query(max_length=40)] = None,
+              author: Annotated[str | None, Query(max_length=200)] = None,
+              all_repos: Annotated[bool, Query(alias="all", description="include repos without matches")] = False,
+              limit: Limit = 50, offset: Offset = 0):
+    return pages.list_repos(db, hub=hub, author=author, with_matches=not all_repos, limit=limit, offset=offset)
+
+
+@router.get("/repos/{repo_id}", response_model=RepoPageOut, summary="A hub repo: files, matches, status history")
+def api_repo(db: DB, repo_id: IdPath):
+    return pages.repo_page(db, repo_id)
+
+
+@router.get("/uploaders", response_model=PageOut[UploaderOut], summary="Uploader accounts by number of matches")
+def api_uploaders(db: DB, hub: Annotated[str | None, Query(max_length=40)] = None,
+                  min_matches: Annotated[int, Query(ge=1, le=1_000_000)] = 1, limit: Limit = 50, offset: Offset = 0):
+    return pages.uploaders(db, hub=hub, min_matches=min_matches, limit=limit, offset=offset)
+
+
+@router.get("/uploaders/{hub}/{author}", response_model=UploaderPageOut, summary="All matches of one uploader")
+def api_uploader(db: DB, hub: Hub, author: Author, limit: Limit = 50, offset: Offset = 0):
+    return pages.uploader_page(db, hub, author, limit=limit, offset=offset)
+
+
+@router.get("/dashboard", response_model=DashboardOut, summary="Aggregates: over time, by bank, uploader, state, tier")
+def api_dashboard(db: DB, days: Annotated[int, Query(ge=1, le=366)] = 60):
+    return dash.dashboard(db, days=days)

@@ -1,0 +1,44 @@
+"""Pages: the dashboard and the one search box."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from mirrorwatch.errors import InvalidInput
+from mirrorwatch.services import dashboard as dash
+from mirrorwatch.services.lookup import lookup
+from mirrorwatch.services.scans import last_quota
+from mirrorwatch.store.db import Database
+from mirrorwatch.web import charts
+from mirrorwatch.web.auth import VIEWER, Principal
+from mirrorwatch.web.render import redirect, render
+from mirrorwatch.web.routes.common import get_db
+
+router = APIRouter(include_in_schema=False)
+DB = Annotated[Database, Depends(get_db)]
+
+
+@router.get("/")
+def home(request: Request, db: DB, p: Principal = VIEWER):
+    d = dash.dashboard(db)
+    return render(request, "dashboard.html", d=d, quota=last_quota(db),
+                  over_time=charts.day_columns(d.over_time), by_state=charts.hbars(d.by_state),
+                  by_bank=charts.hbars(d.by_bank), by_uploader=charts.hbars(d.by_uploader),
+                  by_tier=charts.hbars(d.by_tier))
+
+
+@router.get("/search")
+def search(request: Request, db: DB, q: Annotated[str, Query(max_length=2000)] = "",
+           bank: Annotated[str, Query(max_length=200)] = "", p: Principal = VIEWER):
+    q = q.strip()
+    if not q:
+        return render(request, "search.html", q="", result=None, error=None)
+    try:
+        result = lookup(db, q, limit=50, bank=bank or None)
+    except InvalidInput as exc:
+        return render(request, "search.html", status_code=400, q=q, result=None, error=str(exc))
+    if result.kind in ("hash", "url") and len(result.results) == 1:
+        return redirect(request, f"/entries/{result.results[0].id}")
+    return render(request, "search.html", q=q, result=result, error=None)

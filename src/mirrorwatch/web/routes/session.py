@@ -1,0 +1,71 @@
+"""Pages: sign in, sign out, and the health check (the only routes open to signed-out visitors)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import text
+
+from mirrorwatch.services import users
+from mirrorwatch.services.audit import record
+from mirrorwatch.store.db import Database
+from mirrorwatch.web.auth import current, get_auth
+from mirrorwatch.web.render import redirect, render
+from mirrorwatch.web.routes.common import get_db, safe_next
+from mirrorwatch.web.schemas import HealthOut
+
+router = APIRouter(include_in_schema=False)
+api = APIRouter(tags=["health"])
+DB = Annotated[Database, Depends(get_db)]
+
+
+@api.get("/healthz", response_model=HealthOut, summary="Health check (no sign-in needed)")
+def healthz(db: DB):
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return {"status": "ok", "database": "ok"}
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None):
+    if current(request) is not None:
+        return redirect(request, safe_next(next))
+    return render(request, "login.html", next=safe_next(next, ""), error=None, name="")
+
+
+@router.post("/login")
+async def login(request: Request, db: DB, name: Annotated[str, Form(max_length=200)] = "",
+                password: Annotated[str, Form(max_length=2000)] = "", next: Annotated[str, Form(max_length=2000)] = ""):
+    auth = get_auth(request)
+    ip = request.client.host if request.client else "-"
+    auth.throttle.check(name, ip)
+    user = await run_in_threadpool(users.authenticate, db, name, password)
+    if user is None:
+        auth.throttle.failed(name, ip)
+
+        def _log_failure() -> None:
+            with db.session() as s:
+                record(s, (name or "-")[:100], "auth.login_failed", "user", None, ip=ip)
+
+        await run_in_threadpool(_log_failure)
+        return render(request, "login.html", status_code=401, next=safe_next(next, ""),
+                      error="Wrong name or password.", name=name[:100])
+    auth.throttle.succeeded(name)
+
+    def _log_success() -> None:
+        with db.session() as s:
+            record(s, user.name, "auth.login", "user", user.id, ip=ip)
+
+    await run_in_threadpool(_log_success)
+    response = redirect(request, safe_next(next))
+    auth.sign_in(request, response, user)
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request):
+    response = redirect(request, "/login", "Signed out.")
+    get_auth(request).clear_session(request, response)
+    return response
