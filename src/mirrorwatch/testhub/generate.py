@@ -93,9 +93,18 @@ def _weight_files(rng: _Rand, seed: int, repo_id: str) -> list[RepoFile]:
         kind = rng.random()
         name = _invented_name(rng)
         if kind < 0.62:  # a LoRA
-            stem = rng.choice((f"{name}_v{rng.randint(1, 5)}", f"{name}-lora", f"{name}-{rng.randint(1, 20):06d}",
-                               f"{rng.choice(_STYLE_WORDS)}_{name}", name))
-            path = f"{stem}.safetensors"
+            form = rng.random()
+            if form < 0.2:
+                stem = f"{name}_v{rng.randint(1, 5)}"
+            elif form < 0.4:
+                stem = f"{name}-lora"
+            elif form < 0.6:
+                stem = f"{name}-{rng.randint(1, 20):06d}"
+            elif form < 0.8:
+                stem = f"{rng.choice(_STYLE_WORDS)}_{name}"
+            else:
+                stem = name
+            path = stem + ".safetensors"
             size = int(9 * MB * (230 / 9) ** rng.random())
         elif kind < 0.72:  # a full checkpoint
             path = f"{name}_{rng.choice(('fp16', 'pruned', 'v1', 'final'))}.{rng.choice(('safetensors', 'ckpt'))}"

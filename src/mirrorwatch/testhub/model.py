@@ -191,7 +191,9 @@ def _commit_id(*parts: object) -> str:
 class Repo:
     """A model repository. `sha` is the head commit (generated when absent); `history` holds every
     commit oldest first and is built from `created_at`/`last_modified` when not given: an "initial
-    commit" at `created_at` and, if `last_modified` is later, the upload of the files at that time."""
+    commit" at `created_at` and, if `last_modified` is later, the upload of the files at that time.
+    The server reads files from the commits, so change a served repo's files with
+    `Hub.update_files` (which also keeps `files`, `sha` and `last_modified` in step), not by editing `files`."""
 
     repo_id: str
     files: list[RepoFile] = field(default_factory=list)
