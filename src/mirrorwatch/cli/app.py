@@ -5,6 +5,7 @@ imports them all and runs the app with user errors turned into one-line messages
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import typer
@@ -24,7 +25,8 @@ app.add_typer(bank_app, name="bank")
 app.add_typer(scan_app, name="scan")
 app.add_typer(user_app, name="user")
 
-console = Console(soft_wrap=True)
+# Not on a terminal (pipes, CI): wide lines instead of wrapped tables.
+console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)
 
 

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "match_cmds",
     "user_cmds",
     "serve_cmds",
+    "demo_cmds",
 ]
 
 

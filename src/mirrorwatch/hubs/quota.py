@@ -96,8 +96,16 @@ class QuotaTracker:
             p.quota, p.window = pol[1], pol[2]
         rl = parse_ratelimit(headers.get("RateLimit", ""))
         if rl and rl[0] == pool:
-            p.remaining = rl[1]
-            p.reset_at = self._clock() + rl[2]
+            reset_at = self._clock() + rl[2]
+            same_window = p.remaining is not None and abs(reset_at - p.reset_at) < min(2.0, (p.window or 300) / 2)
+            if same_window:
+                # answers from concurrent requests arrive out of order: within one window the count
+                # only goes down, so an older, larger figure must not raise it again
+                p.remaining = min(p.remaining, rl[1])
+                p.reset_at = max(p.reset_at, reset_at)
+            else:
+                p.remaining = rl[1]
+                p.reset_at = reset_at
 
     def snapshot(self) -> dict[str, dict]:
         with self._lock:

@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, text
 
 from mirrorwatch.bank.names import normalise_name
 from mirrorwatch.bank.urls import looks_like_url, parse_civitai_url
+from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidHash, InvalidInput
 from mirrorwatch.hashing.forms import candidate_forms, normalise_hash
 from mirrorwatch.store.db import Database
@@ -318,9 +319,7 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
 
 
 def hub_file_url(hub: str, repo_id: str, path: str) -> str | None:
-    if hub == "hf":
-        return f"https://huggingface.co/{repo_id}/blob/main/{path}"
-    return None
+    return hub_web_url(hub, repo_id, path)
 
 
 def mirror_view(m: Match, f: HubFile, r: HubRepo) -> Mirror:
