@@ -46,6 +46,7 @@ __all__ = [
 KNOWN_LENGTHS: tuple[int, ...] = (8, 10, 12, 64)
 
 _HEX = frozenset("0123456789abcdef")
+_CLEAN = re.compile(r"^(?:[0-9a-fA-F]{64}|[0-9a-fA-F]{12}|[0-9a-fA-F]{10}|[0-9a-fA-F]{8})$")
 _QUOTES = "\"'`\u2018\u2019\u201c\u201d"
 # "sha256:", "SHA-256 =", "blake3:", "AutoV2:", "0x" ... in front of the hex. Longest names first so
 # "autov3_full" is not read as "autov3" followed by "_full".
@@ -69,6 +70,8 @@ def normalise_hash(text: str) -> str:
     """
     if not isinstance(text, str):
         raise InvalidHash(f"{text!r} is not a hash: expected text, got {type(text).__name__}")
+    if _CLEAN.match(text):  # fast path: already a bare hex value of a known length
+        return text.lower()
     value = text.strip().strip(_QUOTES).strip()
     value = _PREFIX.sub("", value, count=1).strip().lower()
     if not value:
@@ -99,8 +102,8 @@ class HashForm:
         normal = normalise_hash(value)
         if len(normal) != self.hex_length:
             raise InvalidHash(
-                f"'{_shown(normal)}' is not an {self.label} hash: {len(normal)} hex characters "
-                f"(an {self.label} has {self.hex_length})"
+                f"'{_shown(normal)}' is not a valid {self.label}: {len(normal)} hex characters "
+                f"({self.label} has {self.hex_length})"
             )
         return normal
 
