@@ -270,7 +270,7 @@ def _hash_stream(
             if n == 0:
                 break
             if offset == 0:
-                data_start = safetensors_data_start(view[:9], max(stat_size, n))
+                data_start = safetensors_data_start(view[: min(9, n)], max(stat_size, n))
             end = offset + n
             lo, hi = max(AUTOV1_OFFSET, offset), min(AUTOV1_OFFSET + AUTOV1_LENGTH, end)
             if hi > lo:
