@@ -123,3 +123,20 @@ def test_link_loop_stops_the_listing_but_keeps_results(db, testhub):  # noqa: F8
     with db.session() as s:
         reasons = [e.reason for e in s.scalars(select(ScanError))]
     assert any("Link loop" in r for r in reasons)
+
+
+def test_bank_import_after_a_sweep_matches_stored_files(db, testhub, tmp_path):  # noqa: F811
+    """Matching is retroactive: a model banked today finds the re-upload swept earlier."""
+    from mirrorwatch.bank.importer import import_file
+    from sweepfixtures import bank_sha
+
+    make_bank(db, 2)
+    running = testhub(Hub(generate_repos(30, seed=3, planted=planted(5))))
+    sweep(db, hf(running))
+    assert match_count(db) == 2
+    sheet = tmp_path / "late.csv"
+    sheet.write_text("name,sha256,autov2\n" + f"Late Person,{bank_sha(3)},\n" + f"Short Hash Person,,{bank_sha(4)[:10]}\n")
+    summary = import_file(db, "bank", sheet)
+    assert summary.matches == 2
+    assert {(n, r) for n, r, _ in match_pairs(db)} >= {("Late Person", "reuploader-0/lora-3"),
+                                                        ("Short Hash Person", "reuploader-1/lora-4")}

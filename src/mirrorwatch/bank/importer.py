@@ -18,6 +18,7 @@ from mirrorwatch.bank.civitai import civitai_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank, read_sheet
 from mirrorwatch.errors import NotFound, SheetError
+from mirrorwatch.match.exact import match_stored_files_for_values
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Audit, Bank, Entry, EntrySignal, ImportRun, utcnow
 
@@ -37,13 +38,14 @@ class ImportSummary:
     committed: bool = False
     columns: dict[str, str] = field(default_factory=dict)
     import_id: int | None = None
+    matches: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "bank": self.bank, "file": self.filename, "format": self.fmt, "rows": self.rows,
             "added": self.added, "updated": self.updated, "duplicates": self.duplicates,
             "rejected": len(self.rejected), "committed": self.committed, "columns": self.columns,
-            "import_id": self.import_id,
+            "import_id": self.import_id, "matches": self.matches,
             "rejected_rows": [{"row": r, "reason": why} for r, why in self.rejected],
         }
 
@@ -146,7 +148,9 @@ def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, s
         run = ImportRun(bank_id=bank.id, filename=filename, fmt=sheet.fmt, user=user)
         session.add(run)
         session.flush()  # takes the write lock before ids are assigned
-        _write_records(db, session, bank.id, records, summary, filename)
+        new_values = _write_records(db, session, bank.id, records, summary, filename)
+        # retroactive exact matching: files swept before this import that hold these hashes
+        summary.matches = match_stored_files_for_values(session, new_values)
         run.counts = {k: v for k, v in summary.to_dict().items() if k in ("rows", "added", "updated", "duplicates", "rejected")}
         run.rejected = [{"row": r, "reason": why} for r, why in problems[:MAX_STORED_REJECTIONS]]
         session.add(Audit(user=user, action="bank.import", object_type="bank", object_id=str(bank.id),
@@ -160,7 +164,8 @@ def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, s
 
 
 def _write_records(db: Database, session: Session, bank_id: int, records: list[Record],
-                   summary: ImportSummary, filename: str) -> None:
+                   summary: ImportSummary, filename: str) -> dict[str, set[str]]:
+    """Write new entries and signals; return the new hash values by form."""
     index = _BankIndex(session, bank_id)
     now = utcnow()
     new_entries: list[dict[str, Any]] = []
@@ -203,10 +208,13 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
             else:
                 summary.duplicates += 1
 
+    new_values: dict[str, set[str]] = {}
+    for sig in new_signals:
+        new_values.setdefault(sig["form"], set()).add(sig["value"])
     if next_id is not None:
         _bulk_insert_sqlite(session, Entry.__table__, new_entries)
         _bulk_insert_sqlite(session, EntrySignal.__table__, new_signals)
-        return
+        return new_values
     # databases with sequences: let them assign ids, then map the temporary ones
     ids = {}
     for chunk in _chunks(new_entries, 5000):
@@ -218,6 +226,7 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
             s["entry_id"] = ids[s["entry_id"]]
     for chunk in _chunks(new_signals, 50000):
         session.execute(insert(EntrySignal), chunk)
+    return new_values
 
 
 def _bulk_insert_sqlite(session: Session, table, rows: list[dict[str, Any]]) -> None:
@@ -228,15 +237,18 @@ def _bulk_insert_sqlite(session: Session, table, rows: list[dict[str, Any]]) -> 
     cols = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
     cursor = session.connection().connection.driver_connection.cursor()
+    stamps = {c for c in cols if isinstance(rows[0][c], datetime)}
     for chunk in _chunks(rows, 50000):
-        cursor.executemany(sql, [tuple(_sqlite_value(r[c]) for c in cols) for r in chunk])
+        if stamps:  # the same few timestamps on every row: format each once
+            fmt: dict[datetime, str] = {}
+            cursor.executemany(sql, [
+                tuple((fmt.get(r[c]) or fmt.setdefault(r[c], r[c].isoformat(sep=" "))) if c in stamps else r[c]
+                      for c in cols)
+                for r in chunk
+            ])
+        else:
+            cursor.executemany(sql, [tuple(r[c] for c in cols) for r in chunk])
     cursor.close()
-
-
-def _sqlite_value(v: Any) -> Any:
-    if isinstance(v, datetime):
-        return v.isoformat(sep=" ")
-    return v
 
 
 def _merge_fields(session: Session, index: _BankIndex, eid: int, rec: Record, pending: dict[int, dict[str, Any]]) -> bool:

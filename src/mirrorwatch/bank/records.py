@@ -56,6 +56,8 @@ class Record:
                 )
         self.signals.setdefault((form, value), origin)
         for dform, dvalue in derived_forms(form, value).items():
+            if dform == "autov2":
+                continue  # answered from the SHA256 by prefix at lookup time: no row needed
             self.signals.setdefault((dform, dvalue), "derived")
 
     def identity_keys(self) -> list[str]:

@@ -120,11 +120,14 @@ def record_hits(session: Session, hits: list, *, scan_run_id: int | None, tier: 
 
 def match_stored_files_for_values(session: Session, values: dict[str, set[str]]) -> int:
     """Retroactive exact matching: stored hub files whose hashes equal newly banked values."""
-    sha_values = set(values.get("sha256", set()))
-    if not sha_values:
-        return 0
-    files = []
-    sha_list = list(sha_values)
+    if not session.scalar(select(HubFile.id).limit(1)):
+        return 0  # nothing swept yet
+    files: dict[int, HubFile] = {}
+    sha_list = sorted(values.get("sha256", set()))
     for i in range(0, len(sha_list), 500):
-        files += list(session.scalars(select(HubFile).where(HubFile.sha256.in_(sha_list[i : i + 500]))))
-    return record_hits(session, find_exact(session, files), scan_run_id=None)
+        for f in session.scalars(select(HubFile).where(HubFile.sha256.in_(sha_list[i : i + 500]))):
+            files[f.id] = f
+    for prefix in sorted(values.get("autov2", set())):
+        for f in session.scalars(select(HubFile).where(HubFile.sha256 >= prefix, HubFile.sha256 < prefix + "g")):
+            files[f.id] = f
+    return record_hits(session, find_exact(session, list(files.values())), scan_run_id=None)

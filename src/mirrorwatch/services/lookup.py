@@ -139,8 +139,16 @@ def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int
             .order_by(EntrySignal.entry_id)
             .limit(1000)
         ).all()
+        if "autov2" in forms:  # AutoV2 is the first 10 hex of the SHA256: an index range on the SHA256
+            rows += s.execute(
+                select(EntrySignal.entry_id, EntrySignal.form)
+                .where(EntrySignal.value >= value, EntrySignal.value < value + "g", EntrySignal.form == "sha256")
+                .order_by(EntrySignal.entry_id)
+                .limit(1000)
+            ).all()
     why: dict[int, str] = {}
     for eid, form in rows:
+        form = "autov2" if form == "sha256" and len(value) == 10 else form
         why[eid] = f"{why[eid]}, {form}" if eid in why else form
     return list(why), why
 
@@ -306,6 +314,8 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
             continue
         e, bname = rows[eid]
         forms = sigs.get(eid, {})
+        if "sha256" in forms and "autov2" not in forms:
+            forms["autov2"] = [v[:10] for v in forms["sha256"]]
         views.append(
             EntryView(
                 id=e.id, bank=bname, name=e.name, url=e.url, civitai_model_id=e.civitai_model_id,
