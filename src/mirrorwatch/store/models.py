@@ -279,3 +279,31 @@ class Audit(Base):
     object_type: Mapped[str | None] = mapped_column(String(40))
     object_id: Mapped[str | None] = mapped_column(String(100))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class FileSignal(Base):
+    """A signal read from a hub file beyond its sha256: other hash forms (AutoV3 from the content
+    tier), header evidence (sshs_model_hash, kohya training-run ids, names). Indexed by value so a
+    signal an entry learns later finds the files that carry it (retroactive matching)."""
+
+    __tablename__ = "file_signal"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hub_file_id: Mapped[int] = mapped_column(ForeignKey("hub_file.id", ondelete="CASCADE"), index=True)
+    form: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(String(300))
+    __table_args__ = (
+        UniqueConstraint("hub_file_id", "form", "value", name="uq_file_signal"),
+        Index("ix_file_signal_value_form", "value", "form"),
+    )
+
+
+class Fingerprint(Base):
+    """A LoRA weight fingerprint of a bank entry's file or of a hub file (never the weights)."""
+
+    __tablename__ = "fingerprint"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("entry.id", ondelete="CASCADE"), index=True)
+    hub_file_id: Mapped[int | None] = mapped_column(ForeignKey("hub_file.id", ondelete="CASCADE"), index=True)
+    origin: Mapped[str] = mapped_column(String(200), default="")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
