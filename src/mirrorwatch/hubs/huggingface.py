@@ -212,6 +212,48 @@ class HuggingFaceHub:
                                     lfs=clean_sha256(meta.etag) is not None, revision=meta.commit_hash or repo.sha))
         return RepoFiles(repo=repo, files=files, method="resolver", requests=len(weights))
 
+    # -- header tier: bounded range reads ---------------------------------------------------------
+    def read_range(self, repo_id: str, path: str, revision: str | None, start: int, end: int) -> bytes:
+        """Bytes start..end (inclusive) of a file, through the resolver (and its CDN redirect)."""
+        from huggingface_hub import get_session
+        from huggingface_hub.utils import hf_raise_for_status
+
+        url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
+        headers = {**self.api._build_hf_headers(token=self.token or False), "Range": f"bytes={start}-{end}"}
+        limit = end - start + 1
+
+        def get() -> bytes:
+            with get_session().stream("GET", url, headers=headers, timeout=self.timeout_s) as r:
+                hf_raise_for_status(r)
+                if r.status_code != 206 and start > 0:
+                    raise SkipRepo(f"{path}: the hub ignored the range request (HTTP {r.status_code})")
+                out = bytearray()
+                for chunk in r.iter_bytes():
+                    out += chunk
+                    if len(out) >= limit:  # never read more than asked, whatever the server sends
+                        break
+                return bytes(out[:limit])
+
+        return with_retries(get, f"range {repo_id}/{path}", self.retry)
+
+    def read_header(self, repo_id: str, path: str, revision: str | None, size: int | None,
+                    *, first_read: int = 4096, max_header_bytes: int = 8_000_000):
+        """The safetensors header of a hub file with at most two range reads: a small first read
+        (the length, and the whole header when it is short), then the rest of the header.
+        Returns (SafetensorsHeader, bytes fetched). Raises SafetensorsError or SkipRepo."""
+        from mirrorwatch.formats.safetensors import header_length, parse_header
+
+        head = self.read_range(repo_id, path, revision, 0, first_read - 1)
+        n = header_length(head[:8], max_header_bytes=max_header_bytes, file_size=size)
+        fetched = len(head)
+        raw = head[8 : 8 + n]
+        if len(raw) < n:
+            rest = self.read_range(repo_id, path, revision, 8 + len(raw), 8 + n - 1)
+            fetched += len(rest)
+            raw += rest
+        data_size = size - 8 - n if size is not None else None
+        return parse_header(raw, header_len=n, file_size=size if data_size is not None else None), fetched
+
     # -- status ----------------------------------------------------------------------------------
     def repo_status(self, repo_id: str) -> RepoStatus:
         try:

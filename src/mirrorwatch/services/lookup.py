@@ -7,16 +7,15 @@ entry; candidates are re-ranked by rapidfuzz similarity of the whole name."""
 
 from __future__ import annotations
 
-import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from rapidfuzz import fuzz, process
-from sqlalchemy import or_, select, text
+from sqlalchemy import select
 
 from mirrorwatch.bank.names import normalise_name
+from mirrorwatch.bank.search import search_names
 from mirrorwatch.bank.urls import looks_like_url, parse_civitai_url
 from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidHash, InvalidInput
@@ -25,7 +24,6 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Bank, Entry, EntrySignal, HubFile, HubRepo, Match
 
 HASH_FORMS_SHOWN = ("sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3")
-NAME_MIN_SCORE = 75.0
 
 
 @dataclass
@@ -163,124 +161,6 @@ def _by_civitai(db: Database, model_id: int | None, version_id: int | None) -> t
             ids = list(s.scalars(select(Entry.id).where(Entry.civitai_model_id == model_id).limit(1000)))
             return ids, f"Civitai model {model_id}"
     return [], f"Civitai version {version_id}"
-
-
-class _Vocabulary:
-    """Indexed terms of the name index, cached per database and refreshed when entries change."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[int, int], list[str]]] = {}
-
-    def terms(self, db: Database) -> list[str]:
-        with db.engine.connect() as conn:
-            stamp = tuple(conn.execute(text(
-                "SELECT (SELECT coalesce(max(id), 0) FROM entry), (SELECT coalesce(max(id), 0) FROM import_run)"
-            )).one())
-        with self._lock:
-            hit = self._cache.get(db.url)
-            if hit and hit[0] == stamp:
-                return hit[1]
-        with db.engine.connect() as conn:
-            terms = [r[0] for r in conn.execute(text("SELECT term FROM entry_fts_vocab"))]
-        with self._lock:
-            self._cache[db.url] = (stamp, terms)
-        return terms
-
-
-VOCABULARY = _Vocabulary()
-
-
-def _fts_quote(term: str) -> str:
-    return '"' + term.replace('"', '""') + '"'
-
-
-def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int], dict[int, float]]:
-    """Entry ids ranked by name similarity (case-, accent-, punctuation-insensitive, typo-tolerant)."""
-    qn = normalise_name(query)
-    if not qn:
-        raise InvalidInput("the query has no letters or digits to search for")
-    tokens = qn.split()[:12]
-    candidates: dict[int, str] = {}
-    if db.has_fts():
-        with db.engine.connect() as conn:
-            candidates = _fts_candidates(db, conn, tokens)
-    else:  # other databases: substring candidates per token
-        with db.session() as s:
-            conds = [Entry.name_norm.like(f"%{tok}%") for tok in tokens if len(tok) >= 2]
-            if conds:
-                rows = s.execute(select(Entry.id, Entry.name_norm).where(or_(*conds)).limit(2000))
-                candidates = {eid: norm for eid, norm in rows}
-    scored = []
-    for eid, norm in candidates.items():
-        score = name_score(tokens, qn, norm)
-        if score >= NAME_MIN_SCORE:
-            scored.append((score, eid))
-    scored.sort(key=lambda t: (-t[0], t[1]))
-    top = scored[:limit]
-    return [eid for _, eid in top], {eid: float(score) for score, eid in top}
-
-
-def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
-    """Candidate entries from the FTS5 index. Each query word stands for itself or, when the index
-    does not hold it, its nearest indexed words. Words that occur in many names ("lora", "v2") are
-    left out of the candidate query when rarer words are there; they still count in the ranking."""
-    variants: dict[str, set[str]] = {}
-    docs: dict[str, int] = {}
-    placeholders = ", ".join(f":t{i}" for i in range(len(tokens)))
-    for term, doc in conn.execute(
-        text(f"SELECT term, doc FROM entry_fts_vocab WHERE term IN ({placeholders})"),
-        {f"t{i}": t for i, t in enumerate(tokens)},
-    ):
-        docs[term] = doc
-    missing = [t for t in tokens if t not in docs]
-    if missing:
-        vocab = VOCABULARY.terms(db)
-        for tok in missing:
-            near = [t for t, _s, _i in process.extract(tok, vocab, scorer=fuzz.ratio, limit=4, score_cutoff=70)]
-            variants[tok] = set(near)
-        near_terms = sorted({t for v in variants.values() for t in v})
-        if near_terms:
-            ph = ", ".join(f":n{i}" for i in range(len(near_terms)))
-            for term, doc in conn.execute(text(f"SELECT term, doc FROM entry_fts_vocab WHERE term IN ({ph})"),
-                                          {f"n{i}": t for i, t in enumerate(near_terms)}):
-                docs[term] = doc
-    for tok in tokens:
-        if tok in docs:
-            variants[tok] = {tok}
-    total = conn.execute(text("SELECT coalesce(max(id), 0) FROM entry")).scalar() or 0
-    common = max(500, total // 100)
-
-    def weight(tok: str) -> int:
-        return max((docs.get(t, 0) for t in variants.get(tok, ())), default=0)
-
-    usable = [tok for tok in tokens if variants.get(tok)]
-    if not usable:
-        return {}
-    rare = [tok for tok in usable if weight(tok) <= common]
-    if rare:
-        match = " OR ".join(sorted({_fts_quote(t) for tok in rare for t in variants[tok]}))
-    else:  # only common words: every one of them must be in the name
-        match = " AND ".join("(" + " OR ".join(_fts_quote(t) for t in sorted(variants[tok])) + ")" for tok in usable)
-    rows = conn.execute(
-        text("SELECT e.id, e.name_norm FROM entry_fts JOIN entry e ON e.id = entry_fts.rowid "
-             "WHERE entry_fts MATCH :m LIMIT 2000"),
-        {"m": match},
-    )
-    return {eid: norm for eid, norm in rows}
-
-
-def name_score(q_tokens: list[str], qn: str, norm: str) -> float:
-    """How well a name covers the query: each query token's best match among the name's tokens
-    (and adjacent token pairs, for "janeexample"), weighted by token length, plus a little of the
-    whole-string similarity so exact names rank first. 0..100."""
-    words = norm.split()
-    if not words or not q_tokens:
-        return 0.0
-    words += [a + b for a, b in zip(words, words[1:], strict=False)]
-    total = sum(len(t) for t in q_tokens)
-    coverage = sum(len(t) * max(fuzz.ratio(t, w) for w in words) for t in q_tokens) / total
-    return 0.85 * coverage + 0.15 * fuzz.ratio(qn, norm)
 
 
 def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> list[EntryView]:

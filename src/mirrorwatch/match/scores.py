@@ -1,0 +1,33 @@
+"""What a match score means, per tier and per kind of evidence (all overridable in one place).
+
+Tier 1 (exact hash forms) scores are in match/exact.py: 1.0 for a full 64-hex agreement.
+Tier 2 (header evidence) and tier 3 (weight fingerprint) scores below. Several independent pieces
+of evidence for the same entry combine as a noisy OR: 1 - prod(1 - s), capped at 0.99.
+
+Reading a score:
+  >= 0.95  the same model: exact copy, or the same tensors (AutoV3), or an embedded hash of them
+  >= 0.85  the same training run or the same weights after conversion/re-factorisation
+  >= 0.70  derived from it (resized, merged) or strong header evidence — a reviewer should look
+  <  0.70  a lead only (names in metadata): shown in the queue with a low score
+"""
+
+from __future__ import annotations
+
+HEADER_SCORES: dict[str, float] = {
+    "hdr_autov3_full": 0.97,  # sshs_model_hash equals the entry's full AutoV3
+    "hdr_autov3": 0.95,  # its first 12 hex equal the entry's AutoV3
+    "training_run": 0.90,  # same ss_session_id and ss_training_started_at
+    "ss_session_id": 0.85,  # same kohya session id alone
+    "hdr_autov1": 0.60,  # sshs_legacy_hash equals the entry's AutoV1 (8 hex: weak)
+    "trigger_word": 0.40,  # the trigger phrase the bank knows for the entry
+    "name": 0.55,  # a non-generic name in the header close to the entry's name
+}
+NAME_MIN_SIMILARITY = 90.0
+MIN_RECORDED_SCORE = 0.5  # weaker evidence is not recorded as a match
+
+
+def combine(scores: list[float]) -> float:
+    miss = 1.0
+    for s in scores:
+        miss *= 1.0 - min(max(s, 0.0), 1.0)
+    return min(0.99, 1.0 - miss)
