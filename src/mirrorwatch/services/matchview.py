@@ -88,17 +88,37 @@ def _short(value: Any) -> str:
     return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 1] + "…"
 
 
+def _label(item: dict[str, Any]) -> str:
+    from mirrorwatch.hashing.forms import FORMS
+
+    form = item.get("form")
+    if isinstance(form, str) and form in FORMS:
+        return FORMS[form].label
+    for key in ("form", "field", "kind", "type"):
+        if item.get(key):
+            return str(item[key])
+    return ""
+
+
 def describe_evidence(evidence: Any, tier: int | None = None) -> list[str]:
-    """Readable lines for stored evidence of any shape (dicts, strings, nested lists)."""
+    """Readable lines for stored evidence of any shape (dicts, strings, nested lists).
+
+    A dict reads as "label: value (other fields)", where the label is the hash form, header field
+    or evidence kind; the tier is left out (it is shown beside every match anyway)."""
     lines: list[str] = []
     items = evidence if isinstance(evidence, list) else [evidence] if evidence else []
     for item in items[:MAX_EVIDENCE_LINES]:
         if isinstance(item, dict):
-            kind = item.get("kind") or item.get("form") or item.get("type") or item.get("field")
-            rest = [f"{k} {_short(v)}" for k, v in item.items()
-                    if k not in ("kind", "form", "type", "field") and v not in (None, "", [], {})]
-            head = str(kind) if kind else ""
-            lines.append(_short(head + (": " if head and rest else "") + ", ".join(rest)) or "(empty)")
+            label = _label(item)
+            used = {"tier", "form", "field", "type", "value"} | ({"kind"} if item.get("kind") in (label, "hash") or
+                                                                 not item.get("form") else set())
+            value = item.get("value")
+            rest = [f"{k} {_short(v)}" for k, v in item.items() if k not in used and v not in (None, "", [], {})]
+            text = label + (": " if label and value not in (None, "") else "") + \
+                (_short(value) if value not in (None, "") else "")
+            if rest:
+                text += (" (" if text else "") + ", ".join(rest) + (")" if text else "")
+            lines.append(_short(text) or "(empty)")
         elif item not in (None, ""):
             lines.append(_short(item))
     if len(items) > MAX_EVIDENCE_LINES:

@@ -77,6 +77,8 @@ def entry_page(db: Database, entry_id: int) -> EntryPage:
     hashes: dict[str, list[str]] = {}
     for form in HASH_FORMS_SHOWN:
         vals = [x.value for x in sigs if x.form == form]
+        if form == "autov2" and not vals:  # AutoV2 is the SHA256's first 10 hex (not always stored)
+            vals = [x.value[:10] for x in sigs if x.form == "sha256"]
         if vals:
             hashes[form] = vals
     return EntryPage(e.id, e.bank_id, bank, e.name, e.url, e.civitai_model_id, e.civitai_version_id, e.kind, e.notes,
