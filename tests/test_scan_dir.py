@@ -42,7 +42,7 @@ def test_scan_dir_matches_every_form(db, db_path, tmp_path, cli):
     rows = list_matches(db)
     assert {r.entry_name for r in rows} == {f"Local Person {i}" for i in range(4)}
     assert {r.path for r in rows} == {f"a/upload_{i}.safetensors" for i in range(4)}
-    ev = {r.entry_name: {e["form"] for e in r.evidence} for r in rows}
+    ev = {r.entry_name: {e.get("form") for e in r.evidence} for r in rows}
     assert "blake3" in ev["Local Person 1"] and "autov3" in ev["Local Person 2"]
 
     # second sweep: files with unchanged size and mtime are not read again (proved by changing the

@@ -91,3 +91,22 @@ def bank_import(
         print_json(summary.to_dict())
     else:
         _print_summary(summary)
+
+
+@bank_app.command("add-file")
+def bank_add_file(
+    path: Path = typer.Argument(..., help="An original model file your team holds (read once, not kept)."),
+    entry: int = typer.Option(..., "--entry", "-e", help="The bank entry it belongs to."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Teach an entry every signature of an original file: all hash forms, header ids, fingerprint."""
+    from mirrorwatch.services.expansion import add_file
+
+    out = add_file(database(), entry, path)
+    if as_json:
+        print_json(out)
+        return
+    console.print(f"entry #{entry} learned {out['signals']} signatures and {out['fingerprints']} fingerprint(s) "
+                  f"from {out['file']}; {out['matches']} new matches among files already swept", highlight=False)
+    for n in out["notes"]:
+        err_console.print(f"  note: {n}", highlight=False, markup=False)

@@ -144,9 +144,14 @@ def scan_hf(
     max_size: str | None = typer.Option(None, "--max-size", help="Ignore files larger than this."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Requests in flight."),
     no_resume: bool = typer.Option(False, "--no-resume", help="Start a new sweep even if one was interrupted."),
+    headers: bool = typer.Option(True, "--headers/--no-headers",
+                                 help="Header tier: read safetensors headers with bounded range requests."),
+    deep: bool = typer.Option(False, "--deep", help="Content tier: stream each safetensors file to a temp "
+                              "folder, fingerprint it, delete it (uses download quota)."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Sweep Hugging Face model repos for files whose hashes are in a bank (no downloads)."""
+    """Sweep Hugging Face model repos for banked models: exact hashes from hub metadata, header
+    evidence from bounded range reads, weight fingerprints with --deep."""
     from mirrorwatch.hubs.huggingface import HuggingFaceHub
 
     db = database()
@@ -162,7 +167,7 @@ def scan_hf(
     exts = parse_exts(ext)
     hub = HuggingFaceHub(endpoint, extensions=exts)
     options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size), max_size=parse_size(max_size),
-                           concurrency=concurrency, resume=not no_resume)
+                           concurrency=concurrency, resume=not no_resume, headers=headers or deep, deep=deep)
     with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
         summary = Sweep(db, hub, options, progress=view).run()
     _print_summary(summary, as_json)
@@ -174,9 +179,11 @@ def scan_hf(
 def scan_dir(
     path: Path = typer.Argument(..., help="Folder to sweep (recursive)."),
     ext: str | None = typer.Option(None, "--ext", help="Weight file extensions."),
+    deep: bool = typer.Option(True, "--deep/--no-deep", help="Fingerprint LoRA files too (local reads)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Sweep a local folder: hash every model file (all forms) and match against the banks."""
+    """Sweep a local folder: hash every model file (all forms), read headers, fingerprint LoRAs,
+    and match against the banks."""
     from mirrorwatch.hubs.localdir import LocalDirHub
 
     db = database()
@@ -192,7 +199,7 @@ def scan_dir(
             known[p] = {**(hashes or {}), "sha256": sha}
     exts = parse_exts(ext)
     hub = LocalDirHub(root, extensions=exts, known=known)
-    options = SweepOptions(scope={"root": str(root)}, extensions=exts, concurrency=1, resume=False)
+    options = SweepOptions(scope={"root": str(root)}, extensions=exts, concurrency=1, resume=False, deep=deep)
     with ProgressView(sys.stderr.isatty() and not as_json) as view:
         summary = Sweep(db, hub, options, progress=view).run()
     _print_summary(summary, as_json)

@@ -254,6 +254,29 @@ class HuggingFaceHub:
         data_size = size - 8 - n if size is not None else None
         return parse_header(raw, header_len=n, file_size=size if data_size is not None else None), fetched
 
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest, *, max_bytes: int):
+        """Stream a file to `dest` for the content tier (the caller deletes it); refuse past max_bytes."""
+        from huggingface_hub import get_session
+        from huggingface_hub.utils import hf_raise_for_status
+
+        from mirrorwatch.errors import MalformedFile
+
+        url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
+        headers = self.api._build_hf_headers(token=self.token or False)
+
+        def get():
+            written = 0
+            with get_session().stream("GET", url, headers=headers, timeout=self.timeout_s) as r, open(dest, "wb") as out:
+                hf_raise_for_status(r)
+                for chunk in r.iter_bytes(1 << 20):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise MalformedFile(f"{path} is larger than the {max_bytes:,}-byte content-tier cap")
+                    out.write(chunk)
+            return dest
+
+        return with_retries(get, f"GET {repo_id}/{path}", self.retry)
+
     # -- status ----------------------------------------------------------------------------------
     def repo_status(self, repo_id: str) -> RepoStatus:
         try:

@@ -78,6 +78,21 @@ class LocalDirHub:
             raise SkipRepo(f"no file could be read ({self.errors[0][1]})")
         return RepoFiles(repo=repo, files=files, method="local", requests=0)
 
+    def read_header(self, repo_id: str, path: str, revision: str | None, size: int | None):
+        from mirrorwatch.formats.safetensors import read_header
+
+        header = read_header(self.root / path)
+        return header, 8 + header.header_len
+
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest, *, max_bytes: int):
+        """Local files are read where they are: nothing is copied."""
+        p = self.root / path
+        if p.stat().st_size > max_bytes:
+            from mirrorwatch.errors import MalformedFile
+
+            raise MalformedFile(f"{path} is larger than the {max_bytes:,}-byte content-tier cap")
+        return p
+
     def repo_status(self, repo_id: str) -> RepoStatus:
         root = Path(repo_id)
         if not root.is_dir():

@@ -93,26 +93,35 @@ def find_exact(session: Session, files: list[HubFile]) -> list[ExactHit]:
 
 
 def record_hits(session: Session, hits: list, *, scan_run_id: int | None, tier: int = 1) -> int:
-    """Insert matches that do not exist yet (entry x file is unique); return how many are new."""
+    """Insert matches that do not exist yet (entry x file is unique) and return how many are new.
+    A hit for an existing match adds its evidence; a stronger one raises the score (and sets the
+    tier of that stronger evidence). The reviewer's state is never changed here."""
     if not hits:
         return 0
-    pairs = {(h.entry_id, h.hub_file_id) for h in hits}
-    existing = set(
-        session.execute(
-            select(Match.entry_id, Match.hub_file_id).where(
-                tuple_(Match.entry_id, Match.hub_file_id).in_(list(pairs))
-            )
-        ).all()
-    )
+    pairs = list({(h.entry_id, h.hub_file_id) for h in hits})
+    existing: dict[tuple[int, int], Match] = {}
+    for i in range(0, len(pairs), 400):
+        for m in session.scalars(select(Match).where(tuple_(Match.entry_id, Match.hub_file_id).in_(pairs[i : i + 400]))):
+            existing[(m.entry_id, m.hub_file_id)] = m
     new = 0
     now = utcnow()
     for h in hits:
         key = (h.entry_id, h.hub_file_id)
-        if key in existing:
+        hit_tier = getattr(h, "tier", None) or tier
+        m = existing.get(key)
+        if m is not None:
+            evidence = list(m.evidence or [])
+            added = [e for e in h.evidence if e not in evidence]
+            if added or h.score > m.score:
+                m.evidence = evidence + added
+                if h.score > m.score:
+                    m.score, m.tier = h.score, hit_tier
+                m.updated_at = now
             continue
-        existing.add(key)
-        session.add(Match(entry_id=h.entry_id, hub_file_id=h.hub_file_id, tier=tier, score=h.score,
-                          evidence=h.evidence, state="new", created_at=now, updated_at=now, scan_run_id=scan_run_id))
+        m = Match(entry_id=h.entry_id, hub_file_id=h.hub_file_id, tier=hit_tier, score=h.score,
+                  evidence=h.evidence, state="new", created_at=now, updated_at=now, scan_run_id=scan_run_id)
+        session.add(m)
+        existing[key] = m
         new += 1
     session.flush()
     return new

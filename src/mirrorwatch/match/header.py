@@ -39,6 +39,8 @@ FILE_TO_ENTRY = {
     "ss_session_id": "ss_session_id",
     "training_run": "training_run",
     "trigger_word": "trigger_word",
+    "autov3_full": "autov3_full",  # computed from the content (deep tier): the same tensors
+    "autov3": "autov3",
 }
 
 

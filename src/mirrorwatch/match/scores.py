@@ -14,6 +14,8 @@ Reading a score:
 from __future__ import annotations
 
 HEADER_SCORES: dict[str, float] = {
+    "autov3_full": 0.99,  # AutoV3 computed from a hub file's content equals the entry's: same tensors
+    "autov3": 0.98,
     "hdr_autov3_full": 0.97,  # sshs_model_hash equals the entry's full AutoV3
     "hdr_autov3": 0.95,  # its first 12 hex equal the entry's AutoV3
     "training_run": 0.90,  # same ss_session_id and ss_training_started_at

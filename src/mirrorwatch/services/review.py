@@ -218,8 +218,9 @@ def decide(db: Database, match_ids: list[int], state: str, note: str | None, use
 
 
 def on_confirmed(db: Database, match_ids: list[int]) -> None:
-    """Called after matches were confirmed (committed). Exact matches need nothing more.
+    """Called after matches were confirmed (committed): bank expansion. Each confirmed mirror adds its
+    robust signatures (AutoV3, weight fingerprint, training-run ids) to its entry, and files swept
+    earlier that carry them are matched at once."""
+    from mirrorwatch.services.expansion import learn_from_matches
 
-    Bank expansion (adding a confirmed mirror's robust signatures to its entry, so later variants
-    match) plugs in here; it belongs to the robust-matching work and does nothing yet."""
-    return None
+    learn_from_matches(db, match_ids)

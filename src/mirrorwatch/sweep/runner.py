@@ -31,7 +31,9 @@ from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
 from mirrorwatch.sweep.persist import record_error, record_repo, upsert_repo
 
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
-              "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled")
+              "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
+              "headers_read", "header_bytes", "header_matches", "fingerprinted", "fingerprint_matches",
+              "learned")
 
 
 @dataclass
@@ -43,13 +45,15 @@ class SweepOptions:
     concurrency: int = 8
     resume: bool = True
     checkpoint_every_s: float = 1.0
+    headers: bool = True  # tier 2: bounded header reads of safetensors files
+    deep: bool = False  # content tier: transient download, full AutoV3 and weight fingerprint
 
     def params(self) -> dict[str, Any]:
         scope = {k: v for k, v in self.scope.items() if v not in (None, [], "")}
         if isinstance(scope.get("since"), datetime):
             scope["since"] = scope["since"].isoformat()
         return {"scope": scope, "extensions": list(self.extensions), "min_size": self.min_size,
-                "max_size": self.max_size}
+                "max_size": self.max_size, "headers": self.headers, "deep": self.deep}
 
 
 @dataclass
@@ -261,9 +265,17 @@ class Sweep:
                     self.counts["unchanged"] += 1
                     continue
                 listing_for_job = listing
-                inflight[pool.submit(self.hub.fetch_files, listing_for_job, None)] = listing_for_job
+                inflight[pool.submit(self._fetch, listing_for_job)] = listing_for_job
             self._save_counts(s)
         self._drain(inflight, self.options.concurrency * 2)
+
+    def _fetch(self, listing: RepoListing) -> RepoFiles:
+        """Worker thread: hashes from the hub, then the robust tiers' reads (headers, content)."""
+        from mirrorwatch.sweep.enrich import EnrichOptions, enrich
+
+        result = self.hub.fetch_files(listing, None)
+        result.files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
+        return enrich(self.db, self.hub, result, EnrichOptions(headers=self.options.headers, deep=self.options.deep))
 
     def _drain(self, inflight: dict[Future, RepoListing], keep: int) -> None:
         """Persist finished fetches until at most `keep` are in flight (one transaction per batch
@@ -294,7 +306,8 @@ class Sweep:
         incomplete = [f for f in files if f.sha256 is None and (f.lfs or f.size is None or f.size > 10_000_000)]
         if incomplete:
             result.repo.sha = None
-        _repo, new = record_repo(s, self.hub.name, result.repo, files, scan_run_id=self.run_id, status=status)
+        repo, new = record_repo(s, self.hub.name, result.repo, files, scan_run_id=self.run_id, status=status)
+        self._robust(s, repo, files)
         self.counts["fetched"] += 1
         self.counts["files"] += len(files)
         self.counts["hashes"] += sum(1 for f in files if f.sha256)
@@ -305,3 +318,66 @@ class Sweep:
             self.counts["api_requests"] += result.requests
         for f in incomplete:
             self._record_scan_error(s, listing.repo_id, "no usable sha256 in the hub's answer", path=f.path)
+
+    def _robust(self, s, repo, files: list[RemoteFile]) -> None:
+        """Tiers 2 and 3 for this repo's files, then bank expansion from its exact matches."""
+        from mirrorwatch.match.fingerprint import Fingerprint
+        from mirrorwatch.match.robust import (
+            file_learnables,
+            learn,
+            match_file_fingerprint,
+            match_file_signals,
+        )
+        from mirrorwatch.store.models import HubFile, Match
+
+        by_path = {f.path: f for f in s.scalars(select(HubFile).where(HubFile.repo_pk == repo.id))}
+        signals: dict[int, dict[str, list[str]]] = {}
+        for rf in files:
+            row = by_path.get(rf.path)
+            if row is None:
+                continue
+            if rf.header is not None:
+                row.header_signals = rf.header
+                if "error" in rf.header:
+                    self._record_scan_error(s, repo.repo_id, f"header: {rf.header['error']}", path=rf.path)
+                else:
+                    self.counts["headers_read"] += 1
+                    self.counts["header_bytes"] += int(rf.header.get("bytes", 0))
+                    signals[row.id] = dict(rf.header.get("signals") or {})
+            if rf.hashes.get("autov3_full"):
+                signals.setdefault(row.id, {})["autov3_full"] = [rf.hashes["autov3_full"]]
+                signals[row.id]["autov3"] = [rf.hashes["autov3_full"][:12]]
+            if rf.content_error:
+                self._record_scan_error(s, repo.repo_id, f"content: {rf.content_error}", path=rf.path)
+            if rf.fingerprint is not None:
+                self.counts["fingerprinted"] += 1
+                n = match_file_fingerprint(self.db, s, row.id, Fingerprint.from_bytes(rf.fingerprint),
+                                           scan_run_id=self.run_id)
+                self.counts["fingerprint_matches"] += n
+                self.counts["matches"] += n
+        if signals:
+            n = match_file_signals(s, signals, scan_run_id=self.run_id, name_search=self._name_search)
+            self.counts["header_matches"] += n
+            self.counts["matches"] += n
+        # an exact match confirms itself: its entry learns the file's robust signatures
+        exact = s.execute(select(Match.entry_id, Match.hub_file_id).where(
+            Match.hub_file_id.in_([r.id for r in by_path.values()]), Match.tier == 1, Match.score >= 1.0)).all()
+        for entry_id, file_id in exact:
+            sigs, fp = file_learnables(s, file_id)
+            if sigs or fp is not None:
+                out = learn(self.db, s, entry_id, sigs, fp, origin=f"mirror:{file_id}")
+                self.counts["learned"] += out["signals"] + out["fingerprints"]
+                self.counts["matches"] += out["matches"]
+
+    def _name_search(self, name: str) -> list[tuple[int, float]]:
+        """Bank entries whose names are close to a name found in a header (weak evidence)."""
+        from mirrorwatch.bank.search import search_names
+        from mirrorwatch.errors import InvalidInput
+
+        if len(name) < 8 and " " not in name:
+            return []
+        try:
+            ids, scores = search_names(self.db, name, limit=3)
+        except InvalidInput:
+            return []
+        return [(i, scores[i]) for i in ids]
