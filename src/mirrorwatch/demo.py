@@ -39,11 +39,13 @@ class DemoResult:
 
 
 def _loras(n: int) -> list[tuple[bytes, dict[str, str]]]:
-    """n small SD1.5-shaped LoRA files (bytes) with kohya metadata naming invented people."""
+    """n small SD1.5-shaped LoRA files (bytes) with kohya metadata naming invented people; each
+    embeds its real AutoV3 as `sshs_model_hash`, as kohya's trainer does."""
     import tempfile
 
     from mirrorwatch.corpus.generate import generate_lora
     from mirrorwatch.corpus.transforms import write_safetensors
+    from mirrorwatch.hashing.engine import hash_file
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,8 +55,23 @@ def _loras(n: int) -> list[tuple[bytes, dict[str, str]]]:
             lf.metadata.update({"ss_output_name": slug, "modelspec.title": DEMO_PEOPLE[i]})
             lf.metadata["ss_tag_frequency"] = json.dumps({f"10_{slug} person": {slug: 40}})
             p = write_safetensors(Path(tmp) / f"{i}.safetensors", lf.tensors, lf.metadata, "fp16")
+            lf.metadata["sshs_model_hash"] = hash_file(p).autov3_full
+            p = write_safetensors(p, lf.tensors, lf.metadata, "fp16")
             out.append((p.read_bytes(), lf.metadata))
     return out
+
+
+def _edit_metadata(data: bytes, changes: dict[str, str]) -> bytes:
+    """The same tensors with edited metadata (a re-upload script renaming the model): SHA256 changes,
+    the tensor bytes (AutoV3) and the embedded sshs_model_hash do not."""
+    import struct
+
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8 : 8 + n])
+    header.setdefault("__metadata__", {}).update(changes)
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
 
 
 def _resave_without_metadata(data: bytes) -> bytes:
@@ -67,6 +84,24 @@ def _resave_without_metadata(data: bytes) -> bytes:
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
     return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
+
+
+def _converted(data: bytes) -> bytes:
+    """Metadata stripped, keys converted to diffusers/PEFT and weights to bf16: no hash survives."""
+    import tempfile
+
+    from mirrorwatch.corpus.generate import LoraFile
+    from mirrorwatch.corpus.transforms import convert_dtype, kohya_to_peft, strip_metadata
+    from mirrorwatch.match.fingerprint.tensors import open_tensors
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.safetensors"
+        src.write_bytes(data)
+        with open_tensors(src) as st:
+            tensors = {k: st[k] for k in st}
+        lf = LoraFile(tensors, {}, "fp16", "sd15", "kohya")
+        out = convert_dtype(kohya_to_peft(strip_metadata(lf)), "bf16").write(Path(tmp) / "out.safetensors")
+        return out.read_bytes()
 
 
 def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int = 240) -> tuple[Any, Any, DemoResult]:
@@ -100,6 +135,10 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
             w.writerow([f"{person} - LoRA", url, "" if i == len(DEMO_PEOPLE) - 1 else sha])
     create_bank(db, "demo-removed", description="Invented removed models for the demo", source=str(sheet.name))
     summary = import_file(db, "demo-removed", sheet, user="demo")
+    # Civitai's API JSON for two of them adds the forms a sheet lacks (AutoV3 among them)
+    civitai = folder / "civitai-versions.json"
+    civitai.write_text(json.dumps([_civitai_version(i, files[i][0]) for i in (9, 10)], indent=1))
+    import_file(db, "demo-removed", civitai, user="demo")
     timings["bank"] = time.perf_counter() - t0
     say(f"bank 'demo-removed': {summary.added} removed models imported from {sheet}")
 
@@ -113,6 +152,13 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
     # altered copies: exact hashes will not find these (robust matching will)
     planted["reupload-hub/sdxl-and-more"] = [RepoFile("pytorch_lora_weights.safetensors",
                                                       content=_resave_without_metadata(files[7][0]))]
+    planted["mirror-mirror/archive"] = [RepoFile("lora_v1.safetensors", content=files[7][0])]
+    # altered re-uploads the robust tiers catch: metadata edited (header evidence), and stripped and
+    # converted to diffusers keys in bf16 (weight fingerprint, learned from the exact copy above)
+    planted["renamer-22/LORA"] = [RepoFile("LORA.safetensors", content=_edit_metadata(
+        files[9][0], {"ss_output_name": "LORA", "modelspec.title": "Test model"}))]
+    planted["converter-9/diffusers-loras"] = [RepoFile("pytorch_lora_weights.safetensors",
+                                                       content=_converted(files[7][0]))]
     repo_list = generate_repos(repos, seed=7, planted=planted)
     gated = Repo("quiet-archive/gated-copy", files=[RepoFile("model.safetensors", content=files[8][0])], gated="auto")
     hub = Hub([*repo_list, gated])
@@ -121,11 +167,12 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
 
     t1 = time.perf_counter()
     hf = HuggingFaceHub(running.url)
-    sweep = Sweep(db, hf, SweepOptions(scope={"sort": "createdAt"}, concurrency=8, resume=False)).run()
+    sweep = Sweep(db, hf, SweepOptions(scope={"sort": "createdAt"}, concurrency=8, resume=False, deep=True)).run()
     timings["sweep"] = time.perf_counter() - t1
     c = sweep.counts
     say(f"sweep: {c['listed']} repos listed, {c['candidates']} with model files, {c['hashes']} sha256s from hub "
-        f"metadata (no downloads), {c['matches']} matches in {timings['sweep']:.1f}s")
+        f"metadata, {c['headers_read']} headers read by range requests, {c['fingerprinted']} LoRAs fingerprinted "
+        f"(transient reads), {c['matches']} matches in {timings['sweep']:.1f}s")
 
     hub.remove("backup-user-7/test-model")  # a takedown happened
     rc = recheck(db, hf)
@@ -134,6 +181,22 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
     result = DemoResult(folder=folder, db_url=db.url, hub_url=running.url, entries=summary.added,
                         sweep=sweep.to_dict(), recheck=rc.to_dict(), timings=timings)
     return db, running, result
+
+
+def _civitai_version(i: int, data: bytes) -> dict[str, Any]:
+    """A Civitai model-version answer for demo model i (the shape of shared/samples)."""
+    from mirrorwatch.hashing.engine import hash_bytes
+
+    h = hash_bytes(data)
+    return {
+        "id": 800100 + i, "modelId": 700100 + i, "name": "v1", "baseModel": "SD 1.5",
+        "model": {"name": f"{DEMO_PEOPLE[i]} - LoRA", "type": "LORA", "poi": True},
+        "trainedWords": [DEMO_PEOPLE[i].split()[0].lower()],
+        "files": [{"name": f"{DEMO_PEOPLE[i].split()[0].lower()}.safetensors", "type": "Model", "primary": True,
+                   "hashes": {"SHA256": h.sha256.upper(), "AutoV2": h.autov2.upper(), "AutoV3": h.autov3.upper(),
+                              "BLAKE3": h.blake3.upper(), "CRC32": h.crc32.upper(),
+                              **({"AutoV1": h.autov1.upper()} if h.autov1 else {})}}],
+    }
 
 
 def demo_login(db) -> tuple[str, str]:
