@@ -307,7 +307,8 @@ class Sweep:
         if incomplete:
             result.repo.sha = None
         repo, new = record_repo(s, self.hub.name, result.repo, files, scan_run_id=self.run_id, status=status)
-        self._robust(s, repo, files)
+        if self.options.headers or self.options.deep:
+            self._robust(s, repo, files)
         self.counts["fetched"] += 1
         self.counts["files"] += len(files)
         self.counts["hashes"] += sum(1 for f in files if f.sha256)
