@@ -20,6 +20,7 @@ from mirrorwatch.bank.sheets import Sheet, iter_nonblank, read_sheet
 from mirrorwatch.errors import NotFound, SheetError
 from mirrorwatch.match.exact import match_stored_files_for_values
 from mirrorwatch.store.db import Database
+from mirrorwatch.store.fts import BULK_THRESHOLD, bulk_index_begin, bulk_index_end
 from mirrorwatch.store.models import Audit, Bank, Entry, EntrySignal, ImportRun, utcnow
 
 MAX_STORED_REJECTIONS = 1000
@@ -212,7 +213,14 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
     for sig in new_signals:
         new_values.setdefault(sig["form"], set()).add(sig["value"])
     if next_id is not None:
+        bulk = db.has_fts() and len(new_entries) >= BULK_THRESHOLD
+        cursor = session.connection().connection.driver_connection.cursor()
+        if bulk:
+            bulk_index_begin(cursor)
         _bulk_insert_sqlite(session, Entry.__table__, new_entries)
+        if bulk:
+            bulk_index_end(cursor, new_entries[0]["id"])
+        cursor.close()
         _bulk_insert_sqlite(session, EntrySignal.__table__, new_signals)
         return new_values
     # databases with sequences: let them assign ids, then map the temporary ones

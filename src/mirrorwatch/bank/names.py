@@ -19,7 +19,11 @@ GENERIC_NAMES = frozenset(
 
 def normalise_name(text: str) -> str:
     """Lower-case, strip accents (NFKD minus combining marks), punctuation to spaces, collapse spaces."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
+    if not text:
+        return ""
+    if text.isascii():  # most names: no accents to strip
+        return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+    decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return " ".join(_NON_WORD.sub(" ", stripped.casefold()).split())
 

@@ -31,12 +31,7 @@ class Record:
     def name_norm(self) -> str:
         return normalise_name(self.name)
 
-    @property
-    def sha256(self) -> str | None:
-        for form, value in self.signals:
-            if form == "sha256":
-                return value
-        return None
+    sha256: str | None = None  # the first SHA256 added (the entry's identity when it has no version id)
 
     def add_hash(self, form: str, raw: str, origin: str) -> None:
         """Validate and add a hash of a known form ("hash" = any form, classified by length)."""
@@ -55,6 +50,8 @@ class Record:
                     f"{FORMS[form].label} must be {FORMS[form].hex_length} hex characters, got {len(value)}"
                 )
         self.signals.setdefault((form, value), origin)
+        if form == "sha256" and self.sha256 is None:
+            self.sha256 = value
         for dform, dvalue in derived_forms(form, value).items():
             if dform == "autov2":
                 continue  # answered from the SHA256 by prefix at lookup time: no row needed
@@ -62,6 +59,9 @@ class Record:
 
     def identity_keys(self) -> list[str]:
         """Keys by which this record may already be in a bank, strongest first."""
+        cached = self.__dict__.get("_keys")
+        if cached is not None:
+            return cached
         keys = []
         if self.version_id:
             keys.append(f"v:{self.version_id}")
@@ -72,6 +72,7 @@ class Record:
             keys.append(f"m:{self.model_id}")
         if not keys and self.name_norm:
             keys.append(f"n:{self.name_norm}")
+        self.__dict__["_keys"] = keys
         return keys
 
 
