@@ -21,13 +21,14 @@ NAME_MIN_SCORE = 75.0
 
 
 class _Vocabulary:
-    """Indexed terms of the name index, cached per database and refreshed when entries change."""
+    """Indexed terms of the name index, cached per database and refreshed when entries change,
+    bucketed by first letter and length so a typo is looked for among a few thousand terms."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[int, int], list[str]]] = {}
+        self._cache: dict[str, tuple[tuple[int, int], list[str], dict[tuple[str, int], list[str]]]] = {}
 
-    def terms(self, db: Database) -> list[str]:
+    def _load(self, db: Database) -> tuple[list[str], dict[tuple[str, int], list[str]]]:
         with db.engine.connect() as conn:
             stamp = tuple(conn.execute(text(
                 "SELECT (SELECT coalesce(max(id), 0) FROM entry), (SELECT coalesce(max(id), 0) FROM import_run)"
@@ -35,12 +36,29 @@ class _Vocabulary:
         with self._lock:
             hit = self._cache.get(db.url)
             if hit and hit[0] == stamp:
-                return hit[1]
+                return hit[1], hit[2]
         with db.engine.connect() as conn:
             terms = [r[0] for r in conn.execute(text("SELECT term FROM entry_fts_vocab"))]
+        buckets: dict[tuple[str, int], list[str]] = {}
+        for t in terms:
+            buckets.setdefault((t[:1], len(t)), []).append(t)
         with self._lock:
-            self._cache[db.url] = (stamp, terms)
-        return terms
+            self._cache[db.url] = (stamp, terms, buckets)
+        return terms, buckets
+
+    def terms(self, db: Database) -> list[str]:
+        return self._load(db)[0]
+
+    def near(self, db: Database, token: str, limit: int = 6) -> list[str]:
+        """Indexed terms within a small edit distance of a token (typos)."""
+        terms, buckets = self._load(db)
+        n = len(token)
+        cutoff = 30 if n <= 4 else 25  # fuzz.ratio >= 70..75: about one edit in short words, two in long
+        pool = [t for d in (-1, 0, 1) for t in buckets.get((token[:1], n + d), ())]
+        found = process.extract(token, pool, scorer=fuzz.ratio, limit=limit, score_cutoff=100 - cutoff)
+        if not found:  # the typo may be in the first letter: the whole vocabulary
+            found = process.extract(token, terms, scorer=fuzz.ratio, limit=limit, score_cutoff=100 - cutoff)
+        return [t for t, _s, _i in found]
 
 
 VOCABULARY = _Vocabulary()
@@ -66,6 +84,10 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
             if conds:
                 rows = s.execute(select(Entry.id, Entry.name_norm).where(or_(*conds)).limit(2000))
                 candidates = {eid: norm for eid, norm in rows}
+    if len(candidates) > 60:  # a fast first cut in C, then the finer coverage score
+        ids = list(candidates)
+        best = process.extract(qn, [candidates[i] for i in ids], scorer=fuzz.token_set_ratio, limit=60)
+        candidates = {ids[i]: norm for norm, _s, i in best}
     scored = []
     for eid, norm in candidates.items():
         score = name_score(tokens, qn, norm)
@@ -90,10 +112,8 @@ def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
         docs[term] = doc
     missing = [t for t in tokens if t not in docs]
     if missing:
-        vocab = VOCABULARY.terms(db)
         for tok in missing:
-            near = [t for t, _s, _i in process.extract(tok, vocab, scorer=fuzz.ratio, limit=4, score_cutoff=70)]
-            variants[tok] = set(near)
+            variants[tok] = set(VOCABULARY.near(db, tok))
         near_terms = sorted({t for v in variants.values() for t in v})
         if near_terms:
             ph = ", ".join(f":n{i}" for i in range(len(near_terms)))
@@ -119,7 +139,7 @@ def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
         match = " AND ".join("(" + " OR ".join(_fts_quote(t) for t in sorted(variants[tok])) + ")" for tok in usable)
     rows = conn.execute(
         text("SELECT e.id, e.name_norm FROM entry_fts JOIN entry e ON e.id = entry_fts.rowid "
-             "WHERE entry_fts MATCH :m LIMIT 2000"),
+             "WHERE entry_fts MATCH :m ORDER BY rank LIMIT 400"),
         {"m": match},
     )
     return {eid: norm for eid, norm in rows}
