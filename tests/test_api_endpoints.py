@@ -261,7 +261,8 @@ def test_audit_and_scans(world, api):
     assert a["total"] == 1 and a["items"][0]["user"] == "rex" and a["items"][0]["detail"] == {"old": "new", "new": "dismissed"}
     assert api("ada").get("/api/audit", params={"user": "setup"}).json()["total"] > 3
     scans = api("vic").get("/api/scans").json()
-    assert scans["items"][0]["quota"] == {"quota_remaining": 417} and scans["items"][0]["errors"] == 1
+    assert scans["items"][0]["quota"] == {"api remaining": 417, "api quota": 500, "api reset_in_s": 120.0,
+                                         "throttled": 0} and scans["items"][0]["errors"] == 1
     run = api("vic").get(f"/api/scans/{world.scan_run}").json()
     assert run["errors"]["items"][0]["repo_id"] == "someone/broken"
     _err(api("vic").get("/api/scans/999"), 404)

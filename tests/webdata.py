@@ -103,7 +103,8 @@ def build_world(db: Database, *, n_entries: int = 30) -> World:
                  user="setup")
     with db.session() as s:
         entries = [e.id for e in s.query(Entry).filter_by(bank_id=bank.id).order_by(Entry.id)]
-        run = ScanRun(source="hf", params={"scope": "all"}, counts={"repos": 12, "matches": 9, "quota_remaining": 417},
+        run = ScanRun(source="hf", params={"scope": "all"}, counts={"listed": 12, "matches": 9, "throttled": 0},
+                      checkpoint={"quota": {"api": {"remaining": 417, "quota": 500, "reset_in_s": 120.0}}},
                       status="finished", finished_at=utcnow())
         s.add(run)
         s.flush()

@@ -18,7 +18,7 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import ScanError, ScanRun, utcnow
 
 STALL_AFTER = timedelta(minutes=10)
-_QUOTA_WORDS = ("quota", "ratelimit", "rate_limit", "remaining")
+_QUOTA_WORDS = ("quota", "ratelimit", "rate_limit", "remaining", "throttled")
 
 
 @dataclass
@@ -51,9 +51,18 @@ class ScanRunPage:
     errors: Page[ScanErrorView] = field(default_factory=Page)
 
 
-def quota_of(counts: dict[str, Any]) -> dict[str, Any]:
-    """The quota-related part of a run's counts (whatever keys the sweep used for it)."""
+def quota_of(counts: dict[str, Any], checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The quota a run last saw: the pools the sweep keeps in its checkpoint (``{"api": {"remaining":
+    .., "quota": .., "reset_in_s": ..}, "resolvers": {..}}``), flattened to "api remaining" and so on,
+    plus any quota-like counters (remaining, throttled)."""
     out: dict[str, Any] = {}
+    pools = (checkpoint or {}).get("quota")
+    if isinstance(pools, dict):
+        for pool, fields in pools.items():
+            if isinstance(fields, dict):
+                for k, v in fields.items():
+                    if v is not None and not isinstance(v, dict | list):
+                        out[f"{pool} {k}"] = v
     for k, v in (counts or {}).items():
         if any(w in k.lower() for w in _QUOTA_WORDS):
             out[k] = v
@@ -64,7 +73,8 @@ def _view(r: ScanRun, errors: int, now: datetime) -> ScanRunView:
     beat = r.heartbeat_at or r.started_at
     stalled = r.status == "running" and beat is not None and now - beat > STALL_AFTER
     counts = dict(r.counts or {})
-    return ScanRunView(r.id, r.source, r.status, stalled, dict(r.params or {}), counts, quota_of(counts),
+    return ScanRunView(r.id, r.source, r.status, stalled, dict(r.params or {}), counts,
+                       quota_of(counts, r.checkpoint if isinstance(r.checkpoint, dict) else None),
                        r.started_at, r.finished_at, r.heartbeat_at, errors)
 
 
@@ -103,7 +113,7 @@ def last_quota(db: Database) -> tuple[int, dict[str, Any]] | None:
     """The quota seen by the newest run that recorded one: (run id, quota fields)."""
     with db.session() as s:
         for r in s.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(20)):
-            q = quota_of(dict(r.counts or {}))
+            q = quota_of(dict(r.counts or {}), r.checkpoint if isinstance(r.checkpoint, dict) else None)
             if q:
                 return r.id, q
     return None

@@ -15,6 +15,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -36,6 +38,9 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
 _N, _R, _P = 2**14, 8, 1
 # Refresh last_used_at at most this often, so an API script does not turn every read into a write.
 _TOKEN_TOUCH = timedelta(minutes=5)
+# Who a token or session belongs to is cached this long per process. Changes made through this module
+# clear the cache at once; a change made by another process (the CLI) applies within this time.
+AUTH_CACHE_SECONDS = 5.0
 
 
 @dataclass
@@ -121,6 +126,34 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+class _AuthCache:
+    """Short-lived memo of token -> user and user id -> user, for the per-request auth checks."""
+
+    def __init__(self, ttl: float = AUTH_CACHE_SECONDS, size: int = 10_000) -> None:
+        self.ttl, self.size = ttl, size
+        self._data: dict[tuple[str, str, object], tuple[float, UserView | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, object]) -> tuple[bool, UserView | None]:
+        hit = self._data.get(key)
+        if hit is not None and hit[0] > time.monotonic():
+            return True, hit[1]
+        return False, None
+
+    def put(self, key: tuple[str, str, object], user: UserView | None) -> None:
+        with self._lock:
+            if len(self._data) >= self.size:
+                self._data.clear()
+            self._data[key] = (time.monotonic() + self.ttl, user)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+AUTH_CACHE = _AuthCache()
+
+
 def _session_tag(password_hash: str | None) -> str:
     return hashlib.sha256((password_hash or "-").encode()).hexdigest()[:12]
 
@@ -157,9 +190,11 @@ def add_user(db: Database, name: str, role: str = "viewer", password: str | None
             s.add(u)
             s.flush()
             record(s, actor, "user.add", "user", u.id, name=name, role=role)
-            return _view(u)
+            view = _view(u)
     except IntegrityError:
         raise Conflict(f"a user named {name!r} already exists") from None
+    AUTH_CACHE.clear()
+    return view
 
 
 def get_user(db: Database, ref: int | str) -> UserView:
@@ -170,7 +205,16 @@ def get_user(db: Database, ref: int | str) -> UserView:
 
 
 def get_active_user(db: Database, user_id: int) -> UserView | None:
-    """The user behind a session, or None if it no longer exists or is disabled (hot path: one query)."""
+    """The user behind a session, or None if it no longer exists or is disabled (hot path: cached)."""
+    found, cached = AUTH_CACHE.get((db.url, "user", user_id))
+    if found:
+        return cached
+    view = _load_active_user(db, user_id)
+    AUTH_CACHE.put((db.url, "user", user_id), view)
+    return view
+
+
+def _load_active_user(db: Database, user_id: int) -> UserView | None:
     with db.engine.connect() as conn:
         row = conn.execute(
             select(User.id, User.name, User.role, User.disabled, User.password_hash, User.created_at)
@@ -213,7 +257,9 @@ def set_role(db: Database, ref: int | str, role: str, *, actor: str = "cli") -> 
         old = u.role
         u.role = role
         record(s, actor, "user.role", "user", u.id, name=u.name, old=old, new=role)
-        return _view(u)
+        view = _view(u)
+    AUTH_CACHE.clear()
+    return view
 
 
 def set_password(db: Database, ref: int | str, password: str, *, actor: str = "cli") -> UserView:
@@ -223,7 +269,9 @@ def set_password(db: Database, ref: int | str, password: str, *, actor: str = "c
         u = _find(s, ref)
         u.password_hash = pw_hash
         record(s, actor, "user.password", "user", u.id, name=u.name)
-        return _view(u)
+        view = _view(u)
+    AUTH_CACHE.clear()
+    return view
 
 
 def set_disabled(db: Database, ref: int | str, disabled: bool, *, actor: str = "cli") -> UserView:
@@ -234,7 +282,9 @@ def set_disabled(db: Database, ref: int | str, disabled: bool, *, actor: str = "
             raise Conflict("this is the last active admin: make another admin first")
         u.disabled = disabled
         record(s, actor, "user.disable" if disabled else "user.enable", "user", u.id, name=u.name)
-        return _view(u)
+        view = _view(u)
+    AUTH_CACHE.clear()
+    return view
 
 
 def authenticate(db: Database, name: str, password: str) -> UserView | None:
@@ -274,7 +324,9 @@ def create_token(db: Database, ref: int | str, name: str = "", *, actor: str = "
         s.add(t)
         s.flush()
         record(s, actor, "token.create", "token", t.id, user=u.name, name=name, prefix=t.prefix)
-        return TokenView(t.id, u.id, u.name, t.name, t.prefix, t.created_at, None, None), secret
+        view = TokenView(t.id, u.id, u.name, t.name, t.prefix, t.created_at, None, None)
+    AUTH_CACHE.clear()
+    return view, secret
 
 
 def list_tokens(db: Database, *, user_id: int | None = None, include_revoked: bool = True) -> list[TokenView]:
@@ -298,17 +350,28 @@ def revoke_token(db: Database, token_id: int, *, actor: str = "cli", owner_id: i
             t.revoked_at = utcnow()
             record(s, actor, "token.revoke", "token", t.id, prefix=t.prefix)
         uname = s.get(User, t.user_id).name
-        return TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+        view = TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+    AUTH_CACHE.clear()
+    return view
 
 
 def user_for_token(db: Database, secret: str) -> UserView | None:
-    """The enabled user holding this unrevoked token, or None (hot path: one indexed query).
+    """The enabled user holding this unrevoked token, or None (hot path: cached, else one indexed query).
 
     The lookup is by SHA-256 of the presented secret, so comparing stored values leaks nothing useful:
     an attacker controls only the preimage."""
     if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     digest = _token_hash(secret)
+    found, cached = AUTH_CACHE.get((db.url, "token", digest))
+    if found:
+        return cached
+    view = _load_token_user(db, digest)
+    AUTH_CACHE.put((db.url, "token", digest), view)
+    return view
+
+
+def _load_token_user(db: Database, digest: str) -> UserView | None:
     with db.engine.connect() as conn:
         row = conn.execute(
             select(ApiToken.id, ApiToken.last_used_at, User.id.label("uid"), User.name, User.role, User.disabled,

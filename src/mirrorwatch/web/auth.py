@@ -220,7 +220,9 @@ def current(request: Request) -> Principal | None:
 def need(role: str = "viewer"):
     """Dependency: a signed-in principal with at least `role`."""
 
-    def dep(request: Request) -> Principal:
+    async def dep(request: Request) -> Principal:
+        # Async so it runs on the event loop instead of a thread-pool hop: it is a signature check and,
+        # at most every few seconds per user, one indexed query (services.users caches the rest).
         p = get_auth(request).principal(request)
         if p is None:
             expired = getattr(request.state, "mw_session_expired", False)

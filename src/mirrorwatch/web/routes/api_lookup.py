@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from fastapi.responses import JSONResponse
 
 from mirrorwatch.services import dashboard as dash
 from mirrorwatch.services import pages
@@ -37,7 +38,9 @@ def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, des
                bank: Annotated[str | None, Query(max_length=200)] = None):
     """The input kind is detected: 64/12/10/8 hex (every hash form it may be), a Civitai URL or
     `civitai:ID`, or a name (typo-tolerant). Each result says why it matched."""
-    return lookup(db, q, limit=limit, bank=bank or None)
+    # The hottest endpoint: the service's own dict goes out as is (same fields as LookupOut, which
+    # documents it; the schema tests check they agree), skipping a second validation pass.
+    return JSONResponse(lookup(db, q, limit=limit, bank=bank or None).to_dict())
 
 
 @router.get("/entries/{entry_id}", response_model=EntryOut, summary="A removed model with its hash forms and mirrors")

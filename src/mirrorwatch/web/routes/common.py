@@ -19,7 +19,8 @@ OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 PAGE_SIZE = 50
 
 
-def get_db(request: Request) -> Database:
+async def get_db(request: Request) -> Database:
+    """Async on purpose: FastAPI runs sync dependencies in the thread pool, a hop per dependency."""
     return request.app.state.db
 
 

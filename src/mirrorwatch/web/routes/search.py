@@ -36,7 +36,7 @@ def search(request: Request, db: DB, q: Annotated[str, Query(max_length=2000)] =
     if not q:
         return render(request, "search.html", q="", result=None, error=None)
     try:
-        result = lookup(db, q, limit=50, bank=bank or None)
+        result = lookup(db, q, limit=20, bank=bank or None)
     except InvalidInput as exc:
         return render(request, "search.html", status_code=400, q=q, result=None, error=str(exc))
     if result.kind in ("hash", "url") and len(result.results) == 1:
