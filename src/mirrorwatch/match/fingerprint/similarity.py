@@ -1,0 +1,248 @@
+"""Comparing two fingerprints: per-layer cosine of ΔW sketches, aggregated into one score.
+
+Method ``"names"`` (used when at least half of the smaller file's layers have a same-named,
+same-shaped layer in the other): the cosine of the two sketches of each common canonical layer,
+aggregated as a weighted mean with weight sqrt(‖ΔW_a‖·‖ΔW_b‖) per layer — layers that carry the
+update count more, without one loud layer deciding alone. Layers present in only one file do not
+lower the score (a re-upload that drops the text-encoder layers is still the same weights);
+``layers_compared``/``layers_total`` show the coverage.
+
+Method ``"shapes"`` (names do not align: an unknown key format, a trainer we have no mapping for):
+layers are paired within groups of equal (out, in) shape by greedy maximum cosine, one-to-one.
+Picking maxima inflates the score of unrelated files (with 200 same-shape layers the best of
+200 noise cosines is ~0.2), so we also run the same pairing against the other file's sketches
+*transposed* — same statistics, no true correspondence — and report ``(raw - null) / (1 - null)``.
+
+Scores live in [0, 1]. What they mean was calibrated on the generated corpus
+(``benchmarks/bench_fingerprint.py``, figures in :data:`CALIBRATION`):
+
+=========  ===================  ==============================================================
+method     score                verdict
+=========  ===================  ==============================================================
+names      >= 0.985             ``same_weights``: same ΔW (renamed, re-saved, fp32/fp16/bf16,
+                                kohya <-> diffusers/PEFT keys, re-factorised up·M, M⁻¹·down)
+names      >= 0.30              ``derived``: a lossy derivative (rank resize, 50/50 merge...)
+shapes     >= 0.98              ``same_weights``
+shapes     >= 0.30              ``derived``
+any        below                ``no_match``
+=========  ===================  ==============================================================
+
+The thresholds live in :data:`DEFAULT_THRESHOLDS` and can be overridden per call of
+:meth:`Similarity.verdict`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from mirrorwatch.errors import InvalidInput
+
+from .sketch import Fingerprint
+
+__all__ = [
+    "CALIBRATION",
+    "DEFAULT_THRESHOLDS",
+    "SCORE_MEANINGS",
+    "IncompatibleFingerprints",
+    "Similarity",
+    "Thresholds",
+    "Verdict",
+    "compare",
+]
+
+Method = Literal["names", "shapes"]
+Verdict = Literal["same_weights", "derived", "no_match"]
+
+
+class IncompatibleFingerprints(InvalidInput):
+    """Two fingerprints were made with different sketch parameters (k or seed) and cannot be compared."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Lower bounds of the ``same_weights`` and ``derived`` verdicts for one comparison method."""
+
+    same_weights: float
+    derived: float
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.derived <= self.same_weights <= 1.0:
+            raise InvalidInput(f"thresholds must satisfy 0 <= derived <= same_weights <= 1, got {self}")
+
+
+#: Calibrated on the generated corpus; see the module docstring and :data:`CALIBRATION`.
+DEFAULT_THRESHOLDS: dict[str, Thresholds] = {
+    "names": Thresholds(same_weights=0.985, derived=0.30),
+    "shapes": Thresholds(same_weights=0.98, derived=0.30),
+}
+
+#: Human-readable meaning of each verdict, for evidence shown to reviewers.
+SCORE_MEANINGS: dict[str, str] = {
+    "same_weights": "same weight update as the bank file: renamed, re-saved, converted (fp32/fp16/bf16, "
+                    "kohya <-> diffusers/PEFT keys) or re-factorised",
+    "derived": "derived from the bank file: resized to a lower rank, merged with another LoRA, or "
+               "further trained; review the per-layer evidence",
+    "no_match": "no weight-level evidence of a relation",
+}
+
+#: What the corpus showed when the thresholds were chosen (filled from bench_fingerprint.py).
+CALIBRATION: dict[str, object] = {}
+
+
+@dataclass(frozen=True)
+class Similarity:
+    """Result of :func:`compare`. ``details`` is JSON-serialisable evidence for reviewers."""
+
+    score: float
+    method: Method
+    layers_compared: int
+    layers_total: int
+    details: dict = field(default_factory=dict)
+
+    def verdict(self, thresholds: Thresholds | Mapping[str, Thresholds] | None = None) -> Verdict:
+        """``same_weights``, ``derived`` or ``no_match`` under the given (default: calibrated) thresholds."""
+        if thresholds is None:
+            t = DEFAULT_THRESHOLDS[self.method]
+        elif isinstance(thresholds, Thresholds):
+            t = thresholds
+        else:
+            t = thresholds.get(self.method, DEFAULT_THRESHOLDS[self.method])
+        if self.score >= t.same_weights:
+            return "same_weights"
+        if self.score >= t.derived:
+            return "derived"
+        return "no_match"
+
+
+def _unit_rows(fp: Fingerprint, rows: np.ndarray) -> np.ndarray:
+    flat = fp.sketches[rows].reshape(len(rows), -1)
+    norms = np.linalg.norm(flat, axis=1, keepdims=True)
+    return flat / np.where(norms > 0, norms, 1.0)
+
+
+def _weighted(cos: np.ndarray, wa: np.ndarray, wb: np.ndarray) -> float:
+    weights = np.sqrt(wa.astype(np.float64) * wb.astype(np.float64))
+    total = weights.sum()
+    return float((weights * cos).sum() / total) if total > 0 else 0.0
+
+
+def _lowest(names: list[str], cos: np.ndarray, n: int = 5) -> list[list]:
+    order = np.argsort(cos)[:n]
+    return [[names[i], round(float(cos[i]), 4)] for i in order]
+
+
+def _by_names(a: Fingerprint, b: Fingerprint, common: list[str], overlap: float) -> Similarity:
+    ra = np.array([a.row[n] for n in common], dtype=np.int64)
+    rb = np.array([b.row[n] for n in common], dtype=np.int64)
+    cos = np.einsum("ij,ij->i", _unit_rows(a, ra), _unit_rows(b, rb)).astype(np.float64)
+    score = _weighted(cos, a.norms[ra], b.norms[rb])
+    total = len(set(a.names) | set(b.names))
+    details = {
+        "name_overlap": round(overlap, 4),
+        "mean_cos": round(float(cos.mean()), 6),
+        "min_cos": round(float(cos.min()), 6),
+        "lowest_layers": _lowest(common, cos),
+        "families": [a.family, b.family],
+    }
+    return Similarity(float(np.clip(score, 0.0, 1.0)), "names", len(common), total, details)
+
+
+def _greedy_pairs(m: np.ndarray) -> list[tuple[int, int]]:
+    """One-to-one pairs of greedy maximum-weight matching (take the largest entry, drop its row and
+    column, repeat), computed in vectorised rounds: every pair that is the maximum of both its row and
+    its column is one greedy would take, so each round takes all of them at once."""
+    rows = np.arange(m.shape[0])
+    cols = np.arange(m.shape[1])
+    pairs: list[tuple[int, int]] = []
+    while len(rows) and len(cols):
+        sub = m[np.ix_(rows, cols)]
+        best_col = sub.argmax(axis=1)
+        best_row = sub.argmax(axis=0)
+        mutual = np.nonzero(best_row[best_col] == np.arange(len(rows)))[0]
+        pairs += [(int(rows[i]), int(cols[best_col[i]])) for i in mutual]
+        keep_r = np.ones(len(rows), dtype=bool)
+        keep_r[mutual] = False
+        keep_c = np.ones(len(cols), dtype=bool)
+        keep_c[best_col[mutual]] = False
+        rows, cols = rows[keep_r], cols[keep_c]
+    return pairs
+
+
+def _shape_pairing(a: Fingerprint, b: Fingerprint, transpose_b: bool) -> tuple[float, int, list]:
+    groups_a: dict[tuple[int, int], list[int]] = {}
+    groups_b: dict[tuple[int, int], list[int]] = {}
+    for i, (o, n) in enumerate(a.shapes.tolist()):
+        groups_a.setdefault((o, n), []).append(i)
+    for j, (o, n) in enumerate(b.shapes.tolist()):
+        groups_b.setdefault((o, n), []).append(j)
+    cos_all, wa_all, wb_all, pairs_all = [], [], [], []
+    for shape, rows_a in groups_a.items():
+        rows_b = groups_b.get(shape)
+        if not rows_b:
+            continue
+        ua = _unit_rows(a, np.array(rows_a))
+        sb = b.sketches[np.array(rows_b)]
+        if transpose_b:
+            sb = np.transpose(sb, (0, 2, 1))
+        ub = sb.reshape(len(rows_b), -1)
+        ub = ub / np.maximum(np.linalg.norm(ub, axis=1, keepdims=True), 1e-30)
+        m = ua @ ub.T
+        for i, j in _greedy_pairs(m):
+            cos_all.append(m[i, j])
+            wa_all.append(a.norms[rows_a[i]])
+            wb_all.append(b.norms[rows_b[j]])
+            pairs_all.append((a.names[rows_a[i]], b.names[rows_b[j]], float(m[i, j])))
+    if not cos_all:
+        return 0.0, 0, []
+    score = _weighted(np.array(cos_all, dtype=np.float64), np.array(wa_all), np.array(wb_all))
+    return score, len(cos_all), pairs_all
+
+
+def _by_shapes(a: Fingerprint, b: Fingerprint, overlap: float) -> Similarity:
+    raw, n, pairs = _shape_pairing(a, b, transpose_b=False)
+    null, _, _ = _shape_pairing(a, b, transpose_b=True)
+    null = max(0.0, null)
+    score = (raw - null) / (1.0 - null) if null < 1.0 else 0.0
+    renamed = sum(1 for pa, pb, _ in pairs if pa != pb)
+    pairs.sort(key=lambda p: p[2])
+    details = {
+        "name_overlap": round(overlap, 4),
+        "raw_score": round(raw, 6),
+        "null_score": round(null, 6),
+        "pairs_with_different_names": renamed,
+        "lowest_pairs": [[pa, pb, round(c, 4)] for pa, pb, c in pairs[:5]],
+        "families": [a.family, b.family],
+    }
+    total = len(a) + len(b) - n
+    return Similarity(float(np.clip(score, 0.0, 1.0)), "shapes", n, total, details)
+
+
+def compare(a: Fingerprint, b: Fingerprint, *, min_name_overlap: float = 0.5,
+            method: Method | None = None) -> Similarity:
+    """Compare two fingerprints; the score is in [0, 1] (see the module docstring for its meaning).
+
+    ``method`` forces ``"names"`` or ``"shapes"``; by default names are used when at least
+    ``min_name_overlap`` of the smaller file's layers have a same-named, same-shaped counterpart.
+    """
+    if a.k != b.k or a.seed != b.seed:
+        raise IncompatibleFingerprints(
+            f"fingerprints use different sketch parameters (k={a.k}/{b.k}, seed={a.seed}/{b.seed})"
+        )
+    if len(a) == 0 or len(b) == 0:
+        return Similarity(0.0, "names", 0, len(set(a.names) | set(b.names)), {"reason": "empty fingerprint"})
+    common = [n for n in a.names
+              if n in b.row and tuple(a.shapes[a.row[n]]) == tuple(b.shapes[b.row[n]])]
+    overlap = len(common) / min(len(a), len(b))
+    if method is None:
+        method = "names" if common and overlap >= min_name_overlap else "shapes"
+    if method == "names":
+        if not common:
+            return Similarity(0.0, "names", 0, len(set(a.names) | set(b.names)), {"reason": "no common layers"})
+        return _by_names(a, b, common, overlap)
+    if method == "shapes":
+        return _by_shapes(a, b, overlap)
+    raise InvalidInput(f"unknown comparison method {method!r} (use 'names' or 'shapes')")
