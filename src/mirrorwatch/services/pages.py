@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidInput, NotFound
 from mirrorwatch.services.lookup import HASH_FORMS_SHOWN
 from mirrorwatch.services.matchview import MatchView, match_select, match_views
@@ -138,7 +139,7 @@ class RepoPage:
 
 
 def repo_url(hub: str, repo_id: str) -> str | None:
-    return f"https://huggingface.co/{repo_id}" if hub == "hf" else None
+    return hub_web_url(hub, repo_id)
 
 
 def _repo_view(r: HubRepo, matches: int = 0) -> RepoView:
