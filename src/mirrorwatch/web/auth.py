@@ -89,18 +89,22 @@ class LoginThrottle:
     def check(self, name: str, ip: str) -> None:
         now = time.monotonic()
         with self._lock:
-            if self._recent("n:" + name.lower(), now) >= self.per_name or self._recent("i:" + ip, now) >= self.per_ip:
+            if self._recent("n:" + name.lower()[:200], now) >= self.per_name or \
+                    self._recent("i:" + ip, now) >= self.per_ip:
                 raise TooManyAttempts(f"too many failed sign-ins; try again in {int(self.window // 60)} minutes")
 
     def failed(self, name: str, ip: str) -> None:
         now = time.monotonic()
         with self._lock:
-            self._fails["n:" + name.lower()].append(now)
+            if len(self._fails) > 50_000:  # bounded memory under a flood of made-up names
+                for key in [k for k, q in self._fails.items() if not q or now - q[-1] > self.window]:
+                    del self._fails[key]
+            self._fails["n:" + name.lower()[:200]].append(now)
             self._fails["i:" + ip].append(now)
 
     def succeeded(self, name: str) -> None:
         with self._lock:
-            self._fails.pop("n:" + name.lower(), None)
+            self._fails.pop("n:" + name.lower()[:200], None)
 
 
 class Auth:
