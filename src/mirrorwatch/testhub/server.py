@@ -799,6 +799,14 @@ class _Server(ThreadingHTTPServer):
             self._conns.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that goes away mid-request (a sweep killed by SIGKILL) is not the hub's error."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
     def close_connections(self) -> None:
         with self._conns_lock:
             conns = list(self._conns)
