@@ -196,7 +196,7 @@ def main() -> None:
     ap.add_argument("--repos", type=int, default=2000)
     ap.add_argument("--plants", type=int, default=60)
     ap.add_argument("--latency-ms", type=float, default=50.0)
-    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--naive-max-s", type=float, default=600.0, help="stop the naive loop after this long")
     ap.add_argument("--quota-api", type=int, default=100)
     ap.add_argument("--quota-resolvers", type=int, default=300)
