@@ -93,12 +93,13 @@ def sketch_module(module: Module, k: int = DEFAULT_K, seed: int = DEFAULT_SEED) 
     """S = R_outᵀ · ΔW · R_in as a (k, k) float32 array (ΔW not formed for plain LoRA)."""
     r_out = projection(module.out_features, "out", k, seed)
     r_in = projection(module.in_features, "in", k, seed)
-    if module.kind == "lora":
-        left = r_out.T @ module.factors["up"]  # (k, r)
-        right = module.factors["down"] @ r_in  # (r, k)
-        s = np.float32(module.scale) * (left @ right)
-    else:
-        s = r_out.T @ module.delta() @ r_in
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected just below
+        if module.kind == "lora":
+            left = r_out.T @ module.factors["up"]  # (k, r)
+            right = module.factors["down"] @ r_in  # (r, k)
+            s = np.float32(module.scale) * (left @ right)
+        else:
+            s = r_out.T @ module.delta() @ r_in
     s = np.asarray(s, dtype=np.float32)
     if not np.isfinite(s).all():
         raise MalformedFile(f"module {module.source or module.name!r}: values overflow float32")
