@@ -137,7 +137,7 @@ def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int
         sql += " UNION ALL SELECT entry_id, form FROM entry_signal WHERE value >= :v AND value < :hi AND form = 'sha256'"
         params["hi"] = value + "g"
     with db.engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT entry_id, form FROM ({sql}) ORDER BY entry_id LIMIT 1000"), params).all()
+        rows = conn.execute(text(f"SELECT entry_id, form FROM ({sql}) AS hits ORDER BY entry_id LIMIT 1000"), params).all()
     why: dict[int, str] = {}
     for eid, form in rows:
         form = "autov2" if form == "sha256" and len(value) == 10 else form
