@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -245,17 +246,21 @@ def _bulk_insert_sqlite(session: Session, table, rows: list[dict[str, Any]]) -> 
     cols = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
     cursor = session.connection().connection.driver_connection.cursor()
-    stamps = {c for c in cols if isinstance(rows[0][c], datetime)}
+    getter = itemgetter(*cols)
+    stamp_at = [i for i, c in enumerate(cols) if isinstance(rows[0][c], datetime)]
+    text_of: dict[datetime, str] = {}  # the same few timestamps on every row: format each once
     for chunk in _chunks(rows, 50000):
-        if stamps:  # the same few timestamps on every row: format each once
-            fmt: dict[datetime, str] = {}
-            cursor.executemany(sql, [
-                tuple((fmt.get(r[c]) or fmt.setdefault(r[c], r[c].isoformat(sep=" "))) if c in stamps else r[c]
-                      for c in cols)
-                for r in chunk
-            ])
+        if stamp_at:
+            values = []
+            for r in chunk:
+                t = list(getter(r))
+                for i in stamp_at:
+                    v = t[i]
+                    t[i] = text_of.get(v) or text_of.setdefault(v, v.isoformat(sep=" "))
+                values.append(t)
         else:
-            cursor.executemany(sql, [tuple(r[c] for c in cols) for r in chunk])
+            values = [getter(r) for r in chunk]
+        cursor.executemany(sql, values)
     cursor.close()
 
 
