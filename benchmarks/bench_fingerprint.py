@@ -4,25 +4,28 @@
 
 What it does:
 
-1. **Bank**: generates "original" LoRA-family files (SD1.5, SDXL, Flux in kohya layout, Flux in
-   diffusers/ai-toolkit layout, LoCon, LoHa, LoKr; ranks 4-128), writes each to disk and
-   fingerprints it with ``fingerprint_file``; their file vectors go into a ``FingerprintIndex``.
-2. **Variants**: applies every transformation of DESIGN.md to every original where it applies
-   (rename, metadata edit/strip, fp32/fp16/bf16, kohya <-> diffusers/PEFT keys, re-factorisation,
-   half-rank resize, 50/50 merge with another file), writes the variant to disk, fingerprints it,
-   asks the index for 20 candidates and confirms with ``compare``. *Recall* = the original is among
-   the candidates and its verdict is at least the expected one (``same_weights`` for lossless changes,
-   ``derived`` for resize/merge).
-3. **Hard negatives**: >= 1,000 unrelated LoRAs of the same architectures (fingerprinted in memory):
-   a quarter trained from the *same initialisation* as an original (same down init seed, rank and
-   modules, different data), about a tenth full-shape at ranks 16-64, the rest full module lists at
-   ranks 4-8 or the attention-only subset (for speed). *False positives* = pairs of unrelated files
-   whose verdict is not ``no_match``: every original against every negative of its family, every
-   same-initialisation pair, and random negative-negative pairs of a family. The shape-based fallback
-   is measured on a sample of the same pairs with names ignored.
-4. **Speed**: fingerprinting a generated 150 MB SDXL LoRA file (fp16, rank 28, 722 modules), and
-   p50/p99 search latency over 100,000 stored vectors (corpus vectors plus filler: half random unit
-   vectors, half jittered copies of negatives).
+1. **Hard negatives** (full run: 1,029, fingerprinted in memory): per architecture (SD1.5, SDXL,
+   Flux) 335 LoRAs — 15 % trained from the *same initialisation* as a bank file (same down init seed,
+   rank and module list, different data), 10 % with the full module list at ranks 16-64, 75 % cheap
+   for speed (ranks 4-8, a random 20-50 % of the blocks, a third of them attention-only, some Flux in
+   diffusers/PEFT layout) — plus 24 LoHa/LoKr files. Their vectors and filler (half random unit vectors,
+   half jittered copies of negatives) fill the index to 100,000.
+2. **Bank**: 32 "original" files (SD1.5, SDXL, Flux in kohya layout, Flux in diffusers/ai-toolkit
+   layout, LoCon, LoHa, LoKr; ranks 4-32 plus one rank-128 SD1.5 and one rank-64 SDXL; fp16 or bf16),
+   each written to disk, fingerprinted with ``fingerprint_file`` and added to the index.
+3. **Variants**: every transformation of DESIGN.md where it applies: rename, metadata edit/strip,
+   fp32/fp16/bf16, kohya <-> diffusers/PEFT keys and re-factorisation go through a written file; the
+   half-rank resize and two 50/50 merges per LoRA (with independently trained partners of the same
+   modules) are fingerprinted in memory. Each variant's vector is searched (20 candidates) and the
+   candidates compared. *Recall* = the original is among the candidates with at least the expected
+   verdict (``same_weights`` for lossless changes, ``derived`` for resize/merge).
+4. **False positives** = pairs of unrelated files whose verdict is not ``no_match``: every original
+   against every negative of its family, every same-initialisation pair, and 50,000 random
+   negative-negative pairs of a family; the shape-based fallback on 3,000 of them with names ignored.
+5. **Speed**: fingerprinting a generated 150 MB SDXL LoRA file (fp16, rank 28, 722 modules), and
+   p50/p99 search latency over the 100,000 stored vectors.
+
+``--quick`` runs the same with 22 bank files, 250 negatives and 20,000 vectors (about 4 minutes).
 
 BLAS threads: fingerprinting is many small matrix products, for which OpenBLAS threading costs more
 than it gains on a busy machine; the benchmark runs with ``OPENBLAS_NUM_THREADS=1`` unless told
@@ -125,7 +128,7 @@ def make_originals(quick: bool) -> list[Recipe]:
     cost time and memory in every variant without changing what is measured)."""
     rng = rng_for("bench-originals")
     n = {"sd15": 6, "sdxl": 4, "flux": 4, "flux_peft": 2, "locon": 2, "loha": 2, "lokr": 2} if quick else \
-        {"sd15": 14, "sdxl": 10, "flux": 8, "flux_peft": 4, "locon": 4, "loha": 4, "lokr": 4}
+        {"sd15": 10, "sdxl": 6, "flux": 6, "flux_peft": 2, "locon": 3, "loha": 2, "lokr": 3}
     out: list[Recipe] = []
     seed = 1000
     for label, count in n.items():
@@ -162,12 +165,12 @@ FAMILY_OF = {"sd15": "sd1", "sdxl": "sdxl", "flux": "flux"}
 
 def make_negatives(originals: list[Recipe], quick: bool) -> list[Recipe]:
     """Hard negatives per architecture: 15 % trained from the same initialisation as an original (same
-    init seed, rank and module list, different data; originals up to rank 32), 10 % full module lists at
+    init seed, rank and module list, different data; originals up to rank 16), 10 % full module lists at
     ranks 16-64, 75 % cheap (ranks 4-8, a random 20-50 % of the blocks; a third of them attention-only;
     some Flux in PEFT layout)."""
     rng = rng_for("bench-negatives")
-    per_family = 80 if quick else 340
-    plain = [o for o in originals if o.algo == "lora" and o.get("rank") <= 32]
+    per_family = 80 if quick else 335
+    plain = [o for o in originals if o.algo == "lora" and o.get("rank") <= 16]
     out: list[Recipe] = []
     seed = 500_000
     for arch in ("sd15", "sdxl", "flux"):
@@ -191,11 +194,11 @@ def make_negatives(originals: list[Recipe], quick: bool) -> list[Recipe]:
                 blocks = round(float(rng.uniform(0.2, 0.5)), 2)
                 out.append(recipe(f"{name} {preset} r{rank} {layout} blocks {blocks}", arch, seed=seed, rank=rank,
                                   preset=preset, layout=layout, blocks=blocks))
-    for i in range(10 if quick else 30):  # a few LyCORIS negatives
+    for i in range(10 if quick else 24):  # a few LyCORIS negatives
         seed += 1
         if i % 2 == 0:
             out.append(recipe(f"neg-loha-{i}", "sd15", "loha", seed=seed, rank=int(rng.choice((4, 8))),
-                              preset="default"))
+                              preset="attn"))
         else:
             out.append(recipe(f"neg-lokr-{i}", "sdxl", "lokr", seed=seed, rank=int(rng.choice((4, 8)))))
     return out
@@ -229,15 +232,21 @@ def run(args: argparse.Namespace) -> dict:
         t0 = time.time()
         negatives: list[tuple[Recipe, Fingerprint]] = []
         full_shape = 0
+        cost: dict[str, float] = {}
         for r in make_negatives(originals, quick):
+            ts = time.perf_counter()
             lf = r.make()
             negatives.append((r, fingerprint_state_dict(lf.tensors, lf.metadata)))
             full_shape += r.get("blocks") is None and r.get("preset") in ("default", "full") and r.get("rank", 0) >= 16
             del lf
+            kind = "same-init" if "same-init" in r.label else "full" if " full " in r.label else \
+                "cheap" if r.algo == "lora" else r.algo
+            cost[kind] = cost.get(kind, 0.0) + time.perf_counter() - ts
         neg_key0 = 1_000_000
         index.add_many(list(range(neg_key0, neg_key0 + len(negatives))), np.stack([n[1].vector for n in negatives]))
         log(f"negatives: {len(negatives)} generated and fingerprinted in {time.time() - t0:.1f}s "
-            f"({full_shape} with the full module list at rank >= 16)")
+            f"({full_shape} with the full module list at rank >= 16; seconds by kind "
+            f"{ {k: round(v) for k, v in cost.items()} })")
         report["negatives"] = len(negatives)
         report["negatives_full_shape_rank16plus"] = int(full_shape)
 
@@ -266,29 +275,34 @@ def run(args: argparse.Namespace) -> dict:
             ofp = fingerprint_file(src)
             index.add(key, ofp.vector)
             bank.append((key, r, ofp))
-            for tname in LOSSLESS + LOSSY:
-                if not applicable(r, tname):
-                    continue
+            jobs: list[tuple[str, object]] = [(t, None) for t in LOSSLESS + ("resize_half",) if applicable(r, t)]
+            if applicable(r, "merge_50_50"):  # two independent partners of the same architecture and modules
+                pool = [p for p in partners if p.arch == r.arch]
+                for j in range(2):
+                    pick = pool[int(rng_for("partner", key, j).integers(len(pool)))]
+                    prank = int(rng_for("partner-rank", key, j).choice((4, 8, 16, 32)))
+                    jobs.append(("merge_50_50", (pick.get("seed") + 77_000 + j, prank)))
+            for tname, extra in jobs:
                 fn, expected = TRANSFORMS[tname]
+                path = None
                 if tname == "rename":
                     path = rename_file(src, work / "LORA.safetensors")
-                else:
-                    if tname == "merge_50_50":
-                        # a partner of the same architecture and module list, trained independently
-                        pool = [p for p in partners if p.arch == r.arch]
-                        pick = pool[int(rng_for("partner", key).integers(len(pool)))]
-                        prank = int(rng_for("partner-rank", key).choice((4, 8, 16, 32)))
-                        partner = generate_lora(r.arch, seed=pick.get("seed") + 77_000, rank=prank,
-                                                preset=r.get("preset"))
-                        variant = merge(lf, partner)
-                        del partner
-                    elif tname == "resize_half":
-                        variant = resize_half(lf)
-                    else:
-                        variant = fn(lf, key * 100 + len(tname))  # type: ignore[operator]
+                elif tname in LOSSLESS:  # lossless changes go through a real file: dtype rounding included
+                    variant = fn(lf, key * 100 + len(tname))  # type: ignore[operator]
                     path = variant.write(work / "variant.safetensors")
                     del variant
-                vfp = fingerprint_file(path)
+                elif tname == "resize_half":  # lossy changes are fingerprinted in memory (saves time)
+                    variant = resize_half(lf)
+                else:
+                    pseed, prank = extra  # type: ignore[misc]
+                    partner = generate_lora(r.arch, seed=pseed, rank=prank, preset=r.get("preset"))
+                    variant = merge(lf, partner)
+                    del partner
+                if path is not None:
+                    vfp = fingerprint_file(path)
+                else:
+                    vfp = fingerprint_state_dict(variant.tensors, variant.metadata)
+                    del variant
                 ts = time.perf_counter()
                 candidates = index.search(vfp.vector, k=20)
                 search_times.append(time.perf_counter() - ts)
@@ -341,7 +355,7 @@ def run(args: argparse.Namespace) -> dict:
                     record("same_init", *members[i], *members[j])
         prng = rng_for("bench-pairs")
         fams = [f for f in neg_by_family if len(neg_by_family[f]) > 1]
-        for _ in range(20_000 if quick else 60_000):
+        for _ in range(20_000 if quick else 50_000):
             fam = neg_by_family[fams[int(prng.integers(len(fams)))]]
             i, j = prng.choice(len(fam), size=2, replace=False)
             record("negative_vs_negative", *fam[int(i)], *fam[int(j)])
@@ -349,7 +363,7 @@ def run(args: argparse.Namespace) -> dict:
         log(f"false positives: {sum(len(v) for v in scores.values())} unrelated pairs compared in "
             f"{time.time() - t0:.1f}s")
         t0 = time.time()
-        for _ in range(400 if quick else 1_500):
+        for _ in range(400 if quick else 3_000):
             _key, _r, ofp = bank[int(prng.integers(len(bank)))]
             fam = neg_by_family.get(ofp.family)
             if fam:
@@ -402,12 +416,15 @@ def run(args: argparse.Namespace) -> dict:
 
     # -------------------------------------------------------------------- report
     report["recall"] = {t: {"hits": sum(v), "total": len(v), "rate": sum(v) / len(v)} for t, v in results.recall.items()}
-    report["direct_score"] = {t: {"min": min(v), "median": float(np.median(v))}
-                              for t, v in results.direct_scores.items()}
-    report["shape_method_score"] = {t: {"min": min(v), "median": float(np.median(v))}
-                                    for t, v in results.pos_shape_scores.items()}
     t_names = DEFAULT_THRESHOLDS["names"]
     t_shapes = DEFAULT_THRESHOLDS["shapes"]
+    report["direct_score"] = {t: {"min": min(v), "median": float(np.median(v)), "max": max(v)}
+                              for t, v in results.direct_scores.items()}
+    report["shape_method_score"] = {
+        t: {"min": min(v), "median": float(np.median(v)),
+            "at_expected_verdict": sum(s >= (t_shapes.derived if t in LOSSY else t_shapes.same_weights) for s in v)
+            / len(v)}
+        for t, v in results.pos_shape_scores.items()}
     all_neg = [s for v in results.neg_scores.values() for s in v]
     report["negatives_names"] = {
         kind: {"pairs": len(v), "max": max(v), "p99.99": percentile(v, 99.99),
@@ -430,12 +447,13 @@ def print_report(r: dict) -> None:
     print()
     print(f"== fingerprint benchmark ({'quick' if r['quick'] else 'full'}; OPENBLAS_NUM_THREADS={r['blas_threads']})")
     print(f"thresholds: {r['thresholds']}")
-    print(f"{'transformation':16} {'recall':>14} {'direct min':>11} {'median':>9} {'shapes min':>11}")
+    print(f"{'transformation':16} {'recall':>14} {'score min':>10} {'median':>8} {'max':>8}   "
+          f"{'shapes min':>10} {'shapes ok':>9}")
     for t, v in r["recall"].items():
         d = r["direct_score"][t]
         s = r["shape_method_score"][t]
-        print(f"{t:16} {v['hits']:>5}/{v['total']:<4} {100 * v['rate']:5.1f}% {d['min']:11.5f} {d['median']:9.5f} "
-              f"{s['min']:11.5f}")
+        print(f"{t:16} {v['hits']:>5}/{v['total']:<4} {100 * v['rate']:5.1f}% {d['min']:10.5f} {d['median']:8.5f} "
+              f"{d['max']:8.5f}   {s['min']:10.5f} {100 * s['at_expected_verdict']:8.1f}%")
     print(f"negatives: {r['negatives']} ({r['negatives_full_shape_rank16plus']} full module lists at rank >= 16), "
           f"{r['negative_pairs']} unrelated pairs")
     for kind, v in r["negatives_names"].items():

@@ -198,6 +198,13 @@ class Fingerprint:
         """Canonical name -> row index."""
         return {name: i for i, name in enumerate(self.names)}
 
+    @functools.cached_property
+    def unit(self) -> np.ndarray:
+        """Sketches flattened to (L, k*k) rows of exactly unit norm (for cosines)."""
+        flat = self.sketches.reshape(len(self.names), -1)
+        norms = np.linalg.norm(flat, axis=1, keepdims=True)
+        return flat / np.where(norms > 0, norms, 1.0)
+
     @property
     def layers(self) -> dict[str, LayerSketch]:
         """Per-layer sketches keyed by canonical name."""
