@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 import pytest
@@ -78,6 +79,7 @@ def test_lossless_changes_score_same_weights(request, tmp_path, which, transform
     assert sim.score >= DEFAULT_THRESHOLDS["names"].same_weights
     assert sim.verdict() == "same_weights"
     assert float(variant.vector @ original.vector) > 0.99  # the index would find it
+    json.dumps(sim.details)  # evidence is stored as JSON
 
 
 def test_rename_keeps_bytes_and_fingerprint(tmp_path, sd15):
@@ -142,6 +144,7 @@ def test_shape_fallback_when_names_do_not_align(sd15):
     assert sim.method == "shapes"
     assert sim.verdict() == "same_weights" and sim.layers_compared == len(original)
     assert sim.details["pairs_with_different_names"] == len(original)
+    json.dumps(sim.details)
     merged = fingerprint_state_dict(_scrambled(merge(sd15, generate_lora("sd15", seed=35, rank=8)).tensors))
     assert compare(merged, original).verdict() == "derived"
     for seed in (36, 37):

@@ -356,7 +356,7 @@ def iter_modules(tensors: Mapping[str, np.ndarray], stats: ModuleStats | None = 
     ``tensors.bf16_bits_to_float32``) or is a lazy :class:`~.tensors.SafetensorsTensors`.
     """
     stats = stats if stats is not None else ModuleStats()
-    checked = isinstance(tensors, SafetensorsTensors) and tensors._check
+    checked = isinstance(tensors, SafetensorsTensors) and tensors.rejects_nonfinite
     for group in group_keys(list(tensors.keys()), stats):
         module = _build(group, tensors, checked)
         for part in _apply_layout(module, group.parsed.split, group.parsed.swap_halves, stats):

@@ -123,6 +123,11 @@ class SafetensorsTensors(Mapping[str, np.ndarray]):
     def metadata(self) -> dict[str, str]:
         return self.header.metadata
 
+    @property
+    def rejects_nonfinite(self) -> bool:
+        """Whether every tensor read is checked for NaN/Inf (so callers need not check again)."""
+        return self._check
+
     def info(self, name: str) -> TensorInfo:
         return self.header.tensors[name]
 
