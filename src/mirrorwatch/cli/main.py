@@ -6,6 +6,11 @@ import importlib
 import os
 import sys
 
+# mirrorwatch's numpy work is many small matrix products (fingerprints): one BLAS thread per worker
+# is several times faster than BLAS threads fighting the sweep's own threads for two cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 from mirrorwatch.errors import MirrorwatchError
 
 from .app import app, err_console
