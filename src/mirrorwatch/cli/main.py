@@ -28,8 +28,24 @@ COMMAND_MODULES = [
 ]
 
 
-def _load_commands() -> None:
-    for name in COMMAND_MODULES:
+# Commands that need no database: loading only their module keeps start-up short (no SQLAlchemy).
+LIGHT_COMMANDS = {"hash": "hash_cmds", "inspect": "hash_cmds"}
+
+
+def _command_word(argv: list[str]) -> str | None:
+    args = iter(argv)
+    for a in args:
+        if a == "--db":
+            next(args, None)
+        elif not a.startswith("-"):
+            return a
+    return None
+
+
+def _load_commands(argv: list[str] | None = None) -> None:
+    word = _command_word(argv if argv is not None else sys.argv[1:])
+    modules = [LIGHT_COMMANDS[word]] if word in LIGHT_COMMANDS else COMMAND_MODULES
+    for name in modules:
         try:
             importlib.import_module(f"mirrorwatch.cli.{name}")
         except ModuleNotFoundError as exc:  # a command module not written yet
