@@ -32,8 +32,8 @@ def demo(
                         "entries": result.entries, "sweep": result.sweep, "recheck": result.recheck,
                         "timings": result.timings})
         else:
-            console.print(f"\n[bold]try the CLI:[/] MIRRORWATCH_DB={folder}/mirrorwatch.db mirrorwatch matches",
-                          highlight=False)
+            console.print(f"\n[bold]try the CLI:[/] ./dev mw --db {folder}/mirrorwatch.db matches   "
+                          f"(or `mirrorwatch --db ... lookup NAME|HASH|URL` where it is installed)", highlight=False)
         if not serve:
             return
         import uvicorn
