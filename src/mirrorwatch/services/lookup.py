@@ -21,7 +21,7 @@ from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidHash, InvalidInput
 from mirrorwatch.hashing.forms import candidate_forms, normalise_hash
 from mirrorwatch.store.db import Database
-from mirrorwatch.store.models import Entry, HubFile, HubRepo, Match
+from mirrorwatch.store.models import Entry
 
 HASH_FORMS_SHOWN = ("sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3")
 
@@ -222,11 +222,3 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
 
 def hub_file_url(hub: str, repo_id: str, path: str) -> str | None:
     return hub_web_url(hub, repo_id, path)
-
-
-def mirror_view(m: Match, f: HubFile, r: HubRepo) -> Mirror:
-    return Mirror(
-        match_id=m.id, hub=r.hub, repo_id=r.repo_id, path=f.path, url=hub_file_url(r.hub, r.repo_id, f.path),
-        author=r.author, repo_status=r.status, file_status=f.status, tier=m.tier, score=m.score, state=m.state,
-        first_seen=f.first_seen, last_seen=f.last_seen,
-    )

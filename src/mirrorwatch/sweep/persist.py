@@ -93,12 +93,12 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
 
 
 def record_repo(session: Session, hub: str, listing: RepoListing, files: list[RemoteFile], *,
-                scan_run_id: int | None, status: str = LIVE) -> tuple[HubRepo, int]:
-    """Persist one fully processed repo and its exact matches; returns (repo, new matches)."""
+                scan_run_id: int | None, status: str = LIVE) -> tuple[HubRepo, int, list[HubFile]]:
+    """Persist one fully processed repo and its exact matches; returns (repo, new matches, stored files)."""
     repo = upsert_repo(session, hub, listing, status=status, sha=listing.sha)
     stored = store_files(session, repo, files)
     hits = find_exact(session, [f for f in stored if f.sha256 or f.hashes])
-    return repo, record_hits(session, hits, scan_run_id=scan_run_id)
+    return repo, record_hits(session, hits, scan_run_id=scan_run_id), stored
 
 
 def record_error(session: Session, hub: str, listing: RepoListing, reason: str) -> HubRepo:

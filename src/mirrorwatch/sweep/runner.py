@@ -299,16 +299,16 @@ class Sweep:
             self._record_scan_error(s, listing.repo_id, reason)
             self.counts["skipped"] += 1
             return
-        files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
+        files = result.files  # already filtered by kind and size in the worker (_fetch)
         status = GATED if result.repo.gated else LIVE
         # A weight file the hub should have hashed (LFS, or of unknown or large size) but gave no usable
         # sha256 for: record it, and leave the repo without a sha so the next sweep asks again.
         incomplete = [f for f in files if f.sha256 is None and (f.lfs or f.size is None or f.size > 10_000_000)]
         if incomplete:
             result.repo.sha = None
-        repo, new = record_repo(s, self.hub.name, result.repo, files, scan_run_id=self.run_id, status=status)
+        repo, new, stored = record_repo(s, self.hub.name, result.repo, files, scan_run_id=self.run_id, status=status)
         if self.options.headers or self.options.deep:
-            self._robust(s, repo, files)
+            self._robust(s, repo, files, stored)
         self.counts["fetched"] += 1
         self.counts["files"] += len(files)
         self.counts["hashes"] += sum(1 for f in files if f.sha256)
@@ -320,7 +320,7 @@ class Sweep:
         for f in incomplete:
             self._record_scan_error(s, listing.repo_id, "no usable sha256 in the hub's answer", path=f.path)
 
-    def _robust(self, s, repo, files: list[RemoteFile]) -> None:
+    def _robust(self, s, repo, files: list[RemoteFile], stored: list) -> None:
         """Tiers 2 and 3 for this repo's files, then bank expansion from its exact matches."""
         from mirrorwatch.match.fingerprint import Fingerprint
         from mirrorwatch.match.robust import (
@@ -329,9 +329,9 @@ class Sweep:
             match_file_fingerprint,
             match_file_signals,
         )
-        from mirrorwatch.store.models import HubFile, Match
+        from mirrorwatch.store.models import Match
 
-        by_path = {f.path: f for f in s.scalars(select(HubFile).where(HubFile.repo_pk == repo.id))}
+        by_path = {f.path: f for f in stored}
         signals: dict[int, dict[str, list[str]]] = {}
         for rf in files:
             row = by_path.get(rf.path)
