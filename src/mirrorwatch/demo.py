@@ -61,29 +61,27 @@ def _loras(n: int) -> list[tuple[bytes, dict[str, str]]]:
     return out
 
 
-def _edit_metadata(data: bytes, changes: dict[str, str]) -> bytes:
-    """The same tensors with edited metadata (a re-upload script renaming the model): SHA256 changes,
-    the tensor bytes (AutoV3) and the embedded sshs_model_hash do not."""
+def _rewrite_header(data: bytes, change) -> bytes:
+    """The same tensor bytes under a header changed by `change(header_dict)`: SHA256 changes,
+    the tensor bytes (AutoV3) do not."""
     import struct
 
     n = struct.unpack("<Q", data[:8])[0]
     header = json.loads(data[8 : 8 + n])
-    header.setdefault("__metadata__", {}).update(changes)
+    change(header)
     raw = json.dumps(header, separators=(",", ":")).encode()
     raw += b" " * (-len(raw) % 8)
     return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
+
+
+def _edit_metadata(data: bytes, changes: dict[str, str]) -> bytes:
+    """Edited metadata (a re-upload script renaming the model); the embedded sshs_model_hash stays."""
+    return _rewrite_header(data, lambda h: h.setdefault("__metadata__", {}).update(changes))
 
 
 def _resave_without_metadata(data: bytes) -> bytes:
-    """The same tensors, metadata stripped (what archivists' scripts often do): SHA256 changes."""
-    import struct
-
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8 : 8 + n])
-    header.pop("__metadata__", None)
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + data[8 + n :]
+    """Metadata stripped (what archivists' scripts often do)."""
+    return _rewrite_header(data, lambda h: h.pop("__metadata__", None))
 
 
 def _converted(data: bytes) -> bytes:

@@ -264,8 +264,7 @@ class Sweep:
                 if prev is not None and listing.sha and prev[0] == listing.sha:
                     self.counts["unchanged"] += 1
                     continue
-                listing_for_job = listing
-                inflight[pool.submit(self._fetch, listing_for_job)] = listing_for_job
+                inflight[pool.submit(self._fetch, listing)] = listing
             self._save_counts(s)
         self._drain(inflight, self.options.concurrency * 2)
 
