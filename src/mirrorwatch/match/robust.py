@@ -64,6 +64,7 @@ class FingerprintIndexes:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._indexes: dict[str, FingerprintIndex] = {}
+        self._dirty: set[str] = set()
 
     def _path(self, kind: str) -> Path | None:
         return self.db.sidecar / f"fp-{kind}" if self.db.is_sqlite else None
@@ -105,8 +106,17 @@ class FingerprintIndexes:
         with self._lock:
             if row_id not in idx:
                 idx.add(row_id, fp.vector)
-                if idx.path is not None:
+                self._dirty.add(kind)
+
+    def flush(self) -> None:
+        """Write changed indexes to the sidecar folder (once per sweep, not per fingerprint). An index
+        that was not flushed is rebuilt from the database the next time it is opened."""
+        with self._lock:
+            for kind in sorted(self._dirty):
+                idx = self._indexes.get(kind)
+                if idx is not None and idx.path is not None:
                     idx.save()
+            self._dirty.clear()
 
 
 _INDEXES: dict[str, FingerprintIndexes] = {}

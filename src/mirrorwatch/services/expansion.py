@@ -14,7 +14,7 @@ from mirrorwatch.store.models import Audit, Entry, Match
 
 def learn_from_matches(db: Database, match_ids: list[int], *, user: str = "system") -> dict[str, int]:
     """Confirmed mirrors teach their entries (AutoV3, fingerprint, training-run ids); retroactive."""
-    from mirrorwatch.match.robust import file_learnables, learn
+    from mirrorwatch.match.robust import file_learnables, indexes_for, learn
 
     totals = {"signals": 0, "fingerprints": 0, "matches": 0}
     with db.session() as s:
@@ -25,6 +25,7 @@ def learn_from_matches(db: Database, match_ids: list[int], *, user: str = "syste
             out = learn(db, s, m.entry_id, sigs, fp, origin=f"mirror:{m.hub_file_id}")
             for k in totals:
                 totals[k] += out[k]
+        indexes_for(db).flush()
         if any(totals.values()):
             s.add(Audit(user=user, action="bank.expand", object_type="match", object_id=",".join(map(str, match_ids))[:100],
                         detail=totals))
@@ -38,7 +39,7 @@ def add_file(db: Database, entry_id: int, path: Path, *, user: str = "cli") -> d
     from mirrorwatch.hashing.engine import hash_file
     from mirrorwatch.match.fingerprint import fingerprint_file
     from mirrorwatch.match.header import header_signals
-    from mirrorwatch.match.robust import learn
+    from mirrorwatch.match.robust import indexes_for, learn
 
     if not path.is_file():
         raise NotFound(f"no such file: {path}")
@@ -65,6 +66,7 @@ def add_file(db: Database, entry_id: int, path: Path, *, user: str = "cli") -> d
         notes.append("not a safetensors file: hashes only (never unpickled)")
     with db.session() as s:
         out = learn(db, s, entry_id, sigs, fp, origin=f"file:{path.name}"[:200])
+        indexes_for(db).flush()
         s.add(Audit(user=user, action="bank.add_file", object_type="entry", object_id=str(entry_id),
                     detail={"file": path.name, **out}))
     # files swept earlier with this exact SHA256 (tier 1)

@@ -226,6 +226,10 @@ class Sweep:
             pool.shutdown(wait=status != "interrupted", cancel_futures=True)
             with self.db.session() as s:
                 self._save_counts(s, status=status, checkpoint={"finished_listing": status == "finished"})
+            if self.options.deep:
+                from mirrorwatch.match.robust import indexes_for
+
+                indexes_for(self.db).flush()
             self._tick()
         return SweepSummary(self.run_id, status, dict(self.counts), self.resumed, time.monotonic() - started,
                             self._quota())
