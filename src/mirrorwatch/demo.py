@@ -184,6 +184,7 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
 def _civitai_version(i: int, data: bytes) -> dict[str, Any]:
     """A Civitai model-version answer for demo model i (the shape of shared/samples)."""
     from mirrorwatch.hashing.engine import hash_bytes
+    from mirrorwatch.hashing.forms import civitai_hashes
 
     h = hash_bytes(data)
     return {
@@ -191,9 +192,7 @@ def _civitai_version(i: int, data: bytes) -> dict[str, Any]:
         "model": {"name": f"{DEMO_PEOPLE[i]} - LoRA", "type": "LORA", "poi": True},
         "trainedWords": [DEMO_PEOPLE[i].split()[0].lower()],
         "files": [{"name": f"{DEMO_PEOPLE[i].split()[0].lower()}.safetensors", "type": "Model", "primary": True,
-                   "hashes": {"SHA256": h.sha256.upper(), "AutoV2": h.autov2.upper(), "AutoV3": h.autov3.upper(),
-                              "BLAKE3": h.blake3.upper(), "CRC32": h.crc32.upper(),
-                              **({"AutoV1": h.autov1.upper()} if h.autov1 else {})}}],
+                   "hashes": civitai_hashes(h.values)}],
     }
 
 

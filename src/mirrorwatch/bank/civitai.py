@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from mirrorwatch.bank.records import Record, RowProblem
+from mirrorwatch.hashing.forms import civitai_forms
 
-# Civitai's hash labels -> our form names.
-_CIVITAI_FORMS = {"sha256": "sha256", "autov1": "autov1", "autov2": "autov2", "autov3": "autov3",
-                  "crc32": "crc32", "blake3": "blake3"}
 _MODEL_FILE_TYPES = {"model", "pruned model", "negative", "archive", ""}
 
 
@@ -45,8 +43,9 @@ def _version_records(version: dict[str, Any], model: dict[str, Any], number: int
         hashes = f.get("hashes") or {}
         if not isinstance(hashes, dict):
             raise RowProblem("'hashes' is not an object")
+        known = civitai_forms()  # Civitai's hash labels, lower case -> our form names
         for label, value in hashes.items():
-            form = _CIVITAI_FORMS.get(str(label).lower())
+            form = known.get(str(label).lower())
             if form and isinstance(value, str) and value.strip():
                 rec.add_hash(form, value, origin="civitai")
         if isinstance(f.get("name"), str) and f["name"].strip():

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from mirrorwatch.bank.names import normalise_name
 from mirrorwatch.bank.urls import CivitaiRef, parse_civitai_url
 from mirrorwatch.errors import InvalidHash, InvalidUrl
-from mirrorwatch.hashing.forms import FORMS, candidate_forms, derived_forms, normalise_hash
+from mirrorwatch.hashing.forms import (
+    FORMS,
+    candidate_forms,
+    derived_forms,
+    form_for_column,
+    normalise_hash,
+    sheet_forms,
+)
 
 
 class RowProblem(ValueError):
@@ -42,19 +49,17 @@ class Record:
         if form == "hash":
             forms = candidate_forms(value)
             form = forms[0]  # 64 hex in a sheet is a SHA256, 8 hex an AutoV1 (Civitai's "short hash")
-        elif len(value) != FORMS[form].hex_length:
-            if form == "autov3" and len(value) == 64:
-                form = "autov3_full"
-            else:
-                raise RowProblem(
-                    f"{FORMS[form].label} must be {FORMS[form].hex_length} hex characters, got {len(value)}"
-                )
+        else:
+            try:
+                form = form_for_column(form, value)  # a 64-hex AutoV3 is the full one
+            except InvalidHash as exc:
+                raise RowProblem(str(exc)) from None
         self.signals.setdefault((form, value), origin)
         if form == "sha256" and self.sha256 is None:
             self.sha256 = value
         for dform, dvalue in derived_forms(form, value).items():
-            if dform == "autov2":
-                continue  # answered from the SHA256 by prefix at lookup time: no row needed
+            if not FORMS[dform].stored_when_derived:
+                continue  # answered from its source by prefix at lookup time: no row needed
             self.signals.setdefault((dform, dvalue), "derived")
 
     def identity_keys(self) -> list[str]:
@@ -96,7 +101,7 @@ def record_from_row(number: int, values: dict[str, str], origin: str) -> Record:
             if not raw.isdigit():
                 raise RowProblem(f"{f} is not a number: {raw[:40]!r}")
             setattr(rec, f, int(raw))
-    for form in ("sha256", "autov1", "autov2", "autov3", "crc32", "blake3", "hash"):
+    for form in (*sheet_forms(), "hash"):
         raw = (values.get(form) or "").strip()
         if raw:
             rec.add_hash(form, raw, origin)

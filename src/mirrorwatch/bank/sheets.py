@@ -2,7 +2,8 @@
 
 Columns are detected from their headers (and from their contents when the sheet has no header
 row); `--map field=Column` overrides. Fields: name, url, model_id, version_id, notes, kind and
-one per hash form (sha256, autov1, autov2, autov3, crc32, blake3) plus `hash` (any form)."""
+one per hash form that has sheet aliases (sha256, autov1, autov2, autov3, crc32, blake3: see
+`mirrorwatch.hashing.forms`) plus `hash` (any form)."""
 
 from __future__ import annotations
 
@@ -16,27 +17,29 @@ from pathlib import Path
 from typing import Any
 
 from mirrorwatch.errors import SheetError
+from mirrorwatch.hashing.forms import FORMS, sheet_aliases, sheet_forms
 
 MAX_SHEET_BYTES = 2 * 1024**3
-FIELDS = (
-    "name", "url", "model_id", "version_id", "notes", "kind",
-    "sha256", "autov1", "autov2", "autov3", "crc32", "blake3", "hash",
-)
-_HEADER_ALIASES: dict[str, tuple[str, ...]] = {
+_PLAIN_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("model name", "name", "model", "title", "model title", "lora name", "lora", "model_name"),
     "url": ("civitai url", "url", "link", "civitai link", "model url", "civitai", "page", "source url", "old url"),
     "model_id": ("model id", "modelid", "civitai model id", "model_id"),
     "version_id": ("version id", "model version id", "modelversionid", "versionid", "version_id"),
     "notes": ("notes", "note", "comment", "comments", "description"),
     "kind": ("type", "kind", "model type"),
-    "sha256": ("sha256", "sha 256", "sha-256", "sha256 hash", "file sha256", "sha256sum"),
-    "autov1": ("autov1", "auto v1"),
-    "autov2": ("autov2", "auto v2", "short hash"),
-    "autov3": ("autov3", "auto v3"),
-    "crc32": ("crc32", "crc"),
-    "blake3": ("blake3",),
-    "hash": ("hash", "hashes", "file hash", "model hash"),
 }
+_ANY_HASH_ALIASES = ("hash", "hashes", "file hash", "model hash")
+
+
+def header_aliases() -> dict[str, tuple[str, ...]]:
+    """Field -> column headers naming it: the plain fields, one per hash form (from the registry), `hash`."""
+    return {**_PLAIN_ALIASES, **sheet_aliases(), "hash": _ANY_HASH_ALIASES}
+
+
+def fields() -> tuple[str, ...]:
+    return tuple(header_aliases())
+
+
 _HEX = re.compile(r"^(sha256:)?[0-9a-fA-F]{8,64}$")
 
 
@@ -69,8 +72,8 @@ def parse_map(text: str | None) -> dict[str, str]:
         if "=" not in part:
             raise SheetError(f"--map entries look like field=Column, got {part!r}")
         f, col = (p.strip() for p in part.split("=", 1))
-        if f not in FIELDS:
-            raise SheetError(f"--map: unknown field {f!r} (fields: {', '.join(FIELDS)})")
+        if f not in fields():
+            raise SheetError(f"--map: unknown field {f!r} (fields: {', '.join(fields())})")
         out[f] = col
     return out
 
@@ -180,7 +183,7 @@ def _looks_like_data(cell: str) -> bool:
 def _auto_map(header: list[str]) -> dict[str, str]:
     mapping: dict[str, str] = {}
     keyed = {_key(h): h for h in header if h.strip()}
-    for f, aliases in _HEADER_ALIASES.items():
+    for f, aliases in header_aliases().items():
         for alias in aliases:
             if alias in keyed and keyed[alias] not in mapping.values():
                 mapping[f] = keyed[alias]
@@ -237,7 +240,9 @@ def _sheet_from_table(fmt: str, table: list[list[str]], override: dict[str, str]
                 raise SheetError(f"--map {f}={col}: this sheet has no header row; name columns by number 0..{width - 1}")
             mapping[f] = col
         index = {c: i for i, c in enumerate(columns)}
-    if not any(f in mapping for f in ("name", "url", "sha256", "hash", "autov2", "autov3", "blake3", "version_id")):
+    # a hash column that can match on its own (not an 8-hex AutoV1 or CRC32 alone) identifies a model
+    strong = [f for f in sheet_forms() if FORMS[f].exact_score is not None]
+    if not any(f in mapping for f in ("name", "url", *strong, "hash", "version_id")):
         raise SheetError(
             "no usable column found (expected a model name, a Civitai URL or a hash column; "
             f"columns: {', '.join(c for c in columns if c) or 'none'}); use --map field=Column"

@@ -30,7 +30,7 @@ from mirrorwatch.errors import InvalidInput, MirrorwatchError, NotFound
 from mirrorwatch.formats.kinds import guess_kind
 from mirrorwatch.formats.safetensors import SafetensorsError, SafetensorsHeader, read_header
 from mirrorwatch.hashing.engine import FileHashes, hash_file
-from mirrorwatch.hashing.forms import FORMS
+from mirrorwatch.hashing.forms import FORMS, derive, display_order
 
 from .app import app, console, err_console
 
@@ -38,7 +38,6 @@ from .app import app, console, err_console
 PROGRESS_MIN_BYTES = 100 * 1000 * 1000
 #: Formats that are Python pickles (or zip files of pickles): hashed as bytes, never opened.
 PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"})
-FIELDS = ("path", "size", "sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3")
 #: How many tensors `inspect` lists without --json, and how long a metadata value may be on screen.
 SHOWN_TENSORS = 12
 SHOWN_VALUE_CHARS = 300
@@ -184,8 +183,8 @@ def _hash_table(results: list[FileHashes]) -> Table:
     table.add_column("File", overflow="fold")
     table.add_column("Size", justify="right", no_wrap=True)
     table.add_column("Form", no_wrap=True)
-    table.add_column("Value", no_wrap=True, min_width=64)
-    order = ("sha256", "autov2", "autov1", "autov3", "autov3_full", "crc32", "blake3")
+    table.add_column("Value", no_wrap=True, min_width=max(f.hex_length for f in FORMS.values()))
+    order = display_order()
     for i, result in enumerate(results):
         values = result.to_dict()
         for j, form in enumerate(order):
@@ -202,11 +201,12 @@ def _hash_table(results: list[FileHashes]) -> Table:
 
 def _write_csv(results: list[FileHashes]) -> None:
     writer = csv.writer(sys.stdout, lineterminator="\n")
-    writer.writerow(FIELDS)
+    fields = ("path", "size", *FORMS)
+    writer.writerow(fields)
     for result in results:
         row = result.to_dict()
         row["path"] = display(row["path"] or "")
-        writer.writerow(["" if row[k] is None else row[k] for k in FIELDS])
+        writer.writerow(["" if row.get(k) is None else row[k] for k in fields])
 
 
 @app.command("hash")
@@ -341,7 +341,7 @@ def _print_inspect(info: dict[str, Any], header: SafetensorsHeader) -> None:
     summary.add_row("Dtypes", Text(dtypes))
     sshs = header.sshs_model_hash
     if sshs:
-        summary.add_row("sshs_model_hash", Text(f"{sshs} (AutoV3 {sshs[:12]} of the file as trained)"))
+        summary.add_row("sshs_model_hash", Text(f"{sshs} (AutoV3 {derive('autov3', sshs)} of the file as trained)"))
     elif "sshs_model_hash" in header.metadata:
         raw = display(header.metadata["sshs_model_hash"], 80)
         summary.add_row("sshs_model_hash", Text(f"{raw} (not a 64-hex SHA-256)"))

@@ -31,13 +31,13 @@ import os
 import queue
 import threading
 import zlib
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import blake3
 
-from .forms import civitai_crc32
+from .forms import civitai_crc32, complete
 
 __all__ = [
     "AUTOV1_LENGTH",
@@ -69,26 +69,34 @@ except ImportError:  # pragma: no cover - isal is a declared dependency, zlib is
 
 @dataclass(frozen=True)
 class FileHashes:
-    """Every hash form of one file; hex is lowercase, ``None`` where a form does not apply."""
+    """Every hash form of one file; hex is lowercase, ``None`` where a form does not apply.
+
+    Each registered form (:data:`~mirrorwatch.hashing.forms.FORMS`) is an attribute (``.sha256``,
+    ``.autov3``...), in registry order; derived forms are filled in from their sources by
+    :func:`~mirrorwatch.hashing.forms.complete`, so the engine only computes the independent ones.
+    """
 
     path: str | None
     size: int
-    sha256: str
-    autov1: str | None
-    autov2: str
-    autov3: str | None
-    autov3_full: str | None
-    crc32: str
-    blake3: str
+    values: Mapping[str, str | None]
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.size, tuple(self.values.items())))
+
+    def __getattr__(self, name: str) -> str | None:
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict with the keys path, size, sha256, autov1, autov2, autov3, autov3_full, crc32,
-        blake3 (in that order), ready for JSON."""
-        return asdict(self)
+        """Plain dict with the keys path, size and then every form in registry order (sha256, autov1,
+        autov2, autov3, autov3_full, crc32, blake3), ready for JSON."""
+        return {"path": self.path, "size": self.size, **self.values}
 
     def forms(self) -> dict[str, str]:
         """The hash forms that apply, by form name (no path or size)."""
-        return {k: v for k, v in self.to_dict().items() if k not in ("path", "size") and v is not None}
+        return {k: v for k, v in self.values.items() if v is not None}
 
 
 def safetensors_data_start(first_bytes: bytes | bytearray | memoryview, size: int) -> int | None:
@@ -115,19 +123,14 @@ def _finish(
     b3: Any,
     autov1: str | None,
 ) -> FileHashes:
-    sha_hex = sha.hexdigest()
-    data_hex = data_sha.hexdigest() if data_sha is not None else None
-    return FileHashes(
-        path=path,
-        size=size,
-        sha256=sha_hex,
-        autov1=autov1,
-        autov2=sha_hex[:10],
-        autov3=data_hex[:12] if data_hex else None,
-        autov3_full=data_hex,
-        crc32=civitai_crc32(crc),
-        blake3=b3.hexdigest(),
-    )
+    computed = {
+        "sha256": sha.hexdigest(),
+        "autov1": autov1,
+        "autov3_full": data_sha.hexdigest() if data_sha is not None else None,
+        "crc32": civitai_crc32(crc),
+        "blake3": b3.hexdigest(),
+    }
+    return FileHashes(path=path, size=size, values=complete(computed))
 
 
 def hash_bytes(data: bytes | bytearray | memoryview, *, path: str | None = None) -> FileHashes:

@@ -1,38 +1,51 @@
 """Tier 1, exact: a hash form of a hub file (from hub metadata, or computed for local files)
 equals a hash form of a bank entry.
 
-Scores: a full 64-hex agreement (SHA256, BLAKE3, full AutoV3) is 1.0; a 12-hex AutoV3 0.99;
-a 10-hex AutoV2 0.98 (only when the entry has no SHA256 that disagrees); 8-hex forms
-(CRC32, AutoV1) alone are too short to be sure: 0.9 when both agree, otherwise not a match."""
+Scores are declared by the hash forms (``exact_score``, ``corroborated_score`` in
+:mod:`mirrorwatch.hashing.forms`); the rule that combines them is :func:`score_agreement`. Today: a
+full 64-hex agreement (SHA256, BLAKE3, full AutoV3) is 1.0; a 12-hex AutoV3 0.99; a 10-hex AutoV2
+0.98 (only when the entry has no SHA256 that disagrees); 8-hex forms (CRC32, AutoV1) alone are too
+short to be sure: 0.9 when both agree, otherwise not a match."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from mirrorwatch.hashing.forms import FORMS, complete
 from mirrorwatch.store.models import EntrySignal, HubFile, Match, utcnow
-
-FULL_FORMS = ("sha256", "blake3", "autov3_full")
-FORM_SCORES = {"sha256": 1.0, "blake3": 1.0, "autov3_full": 1.0, "autov3": 0.99, "autov2": 0.98}
 
 
 def file_forms(sha256: str | None, hashes: dict[str, Any] | None) -> dict[str, str]:
-    """Every (form -> value) a hub file offers for exact comparison."""
-    forms: dict[str, str] = {}
+    """Every (form -> value) a hub file offers for exact comparison: its SHA256 column, the other
+    forms stored with it, and the forms derived from those."""
+    given = {f: v for f, v in (hashes or {}).items() if f in FORMS and isinstance(v, str) and v}
     if sha256:
-        forms["sha256"] = sha256
-        forms["autov2"] = sha256[:10]
-    for form in ("blake3", "crc32", "autov1", "autov3", "autov3_full"):
-        v = (hashes or {}).get(form)
-        if isinstance(v, str) and v:
-            forms[form] = v
-    if "autov3_full" in forms:
-        forms.setdefault("autov3", forms["autov3_full"][:12])
-    return forms
+        given["sha256"] = sha256
+    return {f: v for f, v in complete(given).items() if v}
+
+
+def score_agreement(forms: Iterable[str], *, sha256_disagrees: bool = False) -> float | None:
+    """The exact-tier score of a file and an entry agreeing on ``forms``, or ``None`` (no match).
+
+    The best ``exact_score`` of the agreeing forms counts. A short agreement (below 1.0) resting only
+    on forms of the whole file's bytes is ruled out when both have SHA256s that disagree
+    (``sha256_disagrees``): a prefix coincidence with a different file. Forms too short to count
+    alone (8 hex) count when at least two of them agree: the lowest of their ``corroborated_score``.
+    """
+    agreed = [FORMS[f] for f in forms if f in FORMS]
+    score = max((f.exact_score for f in agreed if f.exact_score is not None), default=0.0)
+    if score < 1.0 and sha256_disagrees and all(f.covers == "file" for f in agreed):
+        return None
+    if score == 0.0:
+        weak = [f.corroborated_score for f in agreed if f.corroborated_score is not None]
+        return min(weak) if len(weak) >= 2 else None
+    return score
 
 
 @dataclass
@@ -77,16 +90,11 @@ def find_exact(session: Session, files: list[HubFile]) -> list[ExactHit]:
         entry_sha[eid].add(value)
     hits = []
     for (eid, fid), forms in agreed.items():
-        score = max((FORM_SCORES[f] for f in forms if f in FORM_SCORES), default=0.0)
         file_sha = offered[fid].get("sha256")
-        prefix_only = not any(f in forms for f in ("blake3", "autov3_full", "autov3"))
-        if score < 1.0 and prefix_only and file_sha and entry_sha[eid] and file_sha not in entry_sha[eid]:
-            continue  # a 10-hex prefix coincidence with a different file
-        if score == 0.0:
-            if {"crc32", "autov1"} <= set(forms):
-                score = 0.9
-            else:
-                continue
+        score = score_agreement(forms, sha256_disagrees=bool(
+            file_sha and entry_sha[eid] and file_sha not in entry_sha[eid]))
+        if score is None:
+            continue
         evidence = [{"tier": 1, "kind": "hash", "form": f, "value": v} for f, v in sorted(forms.items())]
         hits.append(ExactHit(eid, fid, score, evidence))
     return hits
@@ -136,7 +144,8 @@ def match_stored_files_for_values(session: Session, values: dict[str, set[str]])
     for i in range(0, len(sha_list), 500):
         for f in session.scalars(select(HubFile).where(HubFile.sha256.in_(sha_list[i : i + 500]))):
             files[f.id] = f
-    for prefix in sorted(values.get("autov2", set())):
+    prefixes = {v for f in FORMS.values() if f.derived_from == "sha256" for v in values.get(f.name, ())}
+    for prefix in sorted(prefixes):  # AutoV2: a prefix of the SHA256 column
         for f in session.scalars(select(HubFile).where(HubFile.sha256 >= prefix, HubFile.sha256 < prefix + "g")):
             files[f.id] = f
     return record_hits(session, find_exact(session, list(files.values())), scan_run_id=None)

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.names import is_generic, normalise_name
 from mirrorwatch.formats.safetensors import SafetensorsHeader
+from mirrorwatch.hashing.forms import derive
 from mirrorwatch.match.scores import HEADER_SCORES, MIN_RECORDED_SCORE, NAME_MIN_SIMILARITY, combine
 from mirrorwatch.store.models import EntrySignal, FileSignal
 
@@ -65,7 +66,7 @@ def header_signals(header: SafetensorsHeader) -> dict[str, list[str]]:
     if _HEX64.match(sshs):
         v = sshs.lower().removeprefix("0x")
         out["hdr_autov3_full"].append(v)
-        out["hdr_autov3"].append(v[:12])
+        out["hdr_autov3"].append(derive("autov3", v))
     legacy = (md.get("sshs_legacy_hash") or "").strip().lower().removeprefix("0x")
     if _HEX8.match(legacy) and legacy != EMPTY_AUTOV1:
         out["hdr_autov1"].append(legacy)

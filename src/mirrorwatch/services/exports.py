@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mirrorwatch.errors import InvalidInput
+from mirrorwatch.hashing.forms import FORMS
 from mirrorwatch.services.audit import record
 from mirrorwatch.services.matchview import match_select, match_views
 from mirrorwatch.services.pages import bank_name
@@ -25,9 +26,15 @@ from mirrorwatch.store.models import Entry, EntrySignal, Match
 
 CHUNK = 5000
 FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
-BANK_HASHES = ("sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3")
-BANK_COLUMNS = ("id", "name", "url", "civitai_model_id", "civitai_version_id", "kind", "notes", *BANK_HASHES,
-                "imported_from", "row")
+#: One column per hash form: a live view of the registry, in its order.
+BANK_HASHES = FORMS.keys()
+
+
+def bank_columns() -> tuple[str, ...]:
+    return ("id", "name", "url", "civitai_model_id", "civitai_version_id", "kind", "notes", *BANK_HASHES,
+            "imported_from", "row")
+
+
 MATCH_COLUMNS = ("id", "state", "tier", "score", "entry_id", "entry_name", "bank", "hub", "repo_id", "path", "url",
                  "uploader", "sha256", "repo_status", "file_status", "first_seen", "last_seen", "found_at", "evidence")
 
@@ -87,7 +94,7 @@ def export_bank(db: Database, bank_id: int, fmt: str, *, user: str | None = None
     _audit_export(db, user, "bank", bank_id, format=fmt)
 
     def gen() -> Iterator[str]:
-        w = _Writer(fmt, BANK_COLUMNS)
+        w = _Writer(fmt, bank_columns())
         yield w.head()
         last = 0
         while True:
@@ -99,7 +106,7 @@ def export_bank(db: Database, bank_id: int, fmt: str, *, user: str | None = None
                 sigs: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
                 for eid, form, value in s.execute(
                     select(EntrySignal.entry_id, EntrySignal.form, EntrySignal.value)
-                    .where(EntrySignal.entry_id.in_([e.id for e in entries]), EntrySignal.form.in_(BANK_HASHES))
+                    .where(EntrySignal.entry_id.in_([e.id for e in entries]), EntrySignal.form.in_(list(BANK_HASHES)))
                     .order_by(EntrySignal.id)
                 ):
                     sigs[eid][form].append(value)

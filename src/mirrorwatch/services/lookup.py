@@ -19,11 +19,12 @@ from mirrorwatch.bank.search import search_names
 from mirrorwatch.bank.urls import looks_like_url, parse_civitai_url
 from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidHash, InvalidInput
-from mirrorwatch.hashing.forms import candidate_forms, normalise_hash
+from mirrorwatch.hashing.forms import FORMS, candidate_forms, normalise_hash, with_unstored
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry
 
-HASH_FORMS_SHOWN = ("sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3")
+#: Signal forms shown as hashes (a live view of the registry, in its order); other signals are not hashes.
+HASH_FORMS_SHOWN = FORMS.keys()
 
 
 @dataclass
@@ -133,14 +134,17 @@ def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int
     marks = ", ".join(f":f{i}" for i in range(len(forms)))
     params: dict[str, object] = {"v": value, **{f"f{i}": f for i, f in enumerate(forms)}}
     sql = f"SELECT entry_id, form FROM entry_signal WHERE value = :v AND form IN ({marks})"
-    if "autov2" in forms:  # AutoV2 is the first 10 hex of the SHA256: an index range on the SHA256
-        sql += " UNION ALL SELECT entry_id, form FROM entry_signal WHERE value >= :v AND value < :hi AND form = 'sha256'"
+    # Derived forms that are not stored (AutoV2, the first 10 hex of the SHA256): an index range on the source.
+    prefix_of = {FORMS[f].derived_from: f for f in forms if not FORMS[f].stored_when_derived}
+    for i, source in enumerate(prefix_of):
+        sql += f" UNION ALL SELECT entry_id, form FROM entry_signal WHERE value >= :v AND value < :hi AND form = :s{i}"
+        params[f"s{i}"] = source
         params["hi"] = value + "g"
     with db.engine.connect() as conn:
         rows = conn.execute(text(f"SELECT entry_id, form FROM ({sql}) AS hits ORDER BY entry_id LIMIT 1000"), params).all()
     why: dict[int, str] = {}
     for eid, form in rows:
-        form = "autov2" if form == "sha256" and len(value) == 10 else form
+        form = prefix_of.get(form, form)
         why[eid] = f"{why[eid]}, {form}" if eid in why else form
     return list(why), why
 
@@ -205,9 +209,7 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
         if eid not in rows:
             continue
         _id, bname, name, url, model_id, version_id, kind, notes = rows[eid]
-        forms = sigs.get(eid, {})
-        if "sha256" in forms and "autov2" not in forms:
-            forms["autov2"] = [v[:10] for v in forms["sha256"]]
+        forms = with_unstored(sigs.get(eid, {}))
         views.append(
             EntryView(
                 id=eid, bank=bname, name=name, url=url, civitai_model_id=model_id, civitai_version_id=version_id,

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidInput, NotFound
+from mirrorwatch.hashing.forms import with_unstored
 from mirrorwatch.services.lookup import HASH_FORMS_SHOWN
 from mirrorwatch.services.matchview import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
@@ -75,13 +76,11 @@ def entry_page(db: Database, entry_id: int) -> EntryPage:
                 for x in s.scalars(select(EntrySignal).where(EntrySignal.entry_id == entry_id).order_by(EntrySignal.id))]
         matches = match_views(s, match_select().where(Match.entry_id == entry_id)
                               .order_by(Match.tier, Match.score.desc(), Match.id).limit(MAX_MATCHES_SHOWN))
-    hashes: dict[str, list[str]] = {}
-    for form in HASH_FORMS_SHOWN:
-        vals = [x.value for x in sigs if x.form == form]
-        if form == "autov2" and not vals:  # AutoV2 is the SHA256's first 10 hex (not always stored)
-            vals = [x.value[:10] for x in sigs if x.form == "sha256"]
-        if vals:
-            hashes[form] = vals
+    by_form: dict[str, list[str]] = {}
+    for x in sigs:
+        by_form.setdefault(x.form, []).append(x.value)
+    with_unstored(by_form)  # AutoV2 is the SHA256's first 10 hex (not always stored)
+    hashes = {form: by_form[form] for form in HASH_FORMS_SHOWN if form in by_form}
     return EntryPage(e.id, e.bank_id, bank, e.name, e.url, e.civitai_model_id, e.civitai_version_id, e.kind, e.notes,
                      e.imported_from, e.row, e.created_at, e.updated_at, hashes,
                      [x for x in sigs if x.form not in HASH_FORMS_SHOWN], matches)

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mirrorwatch.hashing.forms import derive
 from mirrorwatch.hubs.base import (
     DISABLED,
     GATED,
@@ -350,7 +351,7 @@ class Sweep:
                     signals[row.id] = dict(rf.header.get("signals") or {})
             if rf.hashes.get("autov3_full"):
                 signals.setdefault(row.id, {})["autov3_full"] = [rf.hashes["autov3_full"]]
-                signals[row.id]["autov3"] = [rf.hashes["autov3_full"][:12]]
+                signals[row.id]["autov3"] = [derive("autov3", rf.hashes["autov3_full"])]
             if rf.content_error:
                 self._record_scan_error(s, repo.repo_id, f"content: {rf.content_error}", path=rf.path)
             if rf.fingerprint is not None:
