@@ -46,8 +46,10 @@ __all__ = [
     "complete",
     "derive",
     "derived_forms",
+    "describe_lengths",
     "display_order",
     "form_for_column",
+    "hash_labels",
     "known_lengths",
     "normalise_hash",
     "register",
@@ -109,6 +111,8 @@ class HashForm:
     display_rank: ClassVar[int] = 9
     #: Case Civitai shows the form in (we store and print lower case).
     civitai_case: ClassVar[str] = "upper"
+    #: The label inside a sentence ("full AutoV3"); default: the label.
+    label_in_text: ClassVar[str] = ""
 
     def normalise(self, value: str) -> str:
         """Normalise ``value`` and check it has this form's length."""
@@ -280,6 +284,7 @@ class AutoV3(HashForm):
 class AutoV3Full(HashForm):
     name = "autov3_full"
     label = "AutoV3 (full)"
+    label_in_text = "full AutoV3"
     hex_length = 64
     description = "SHA-256 of a safetensors file's tensor data (kohya's sshs_model_hash)"
     paste_prefix = r"autov3[_-]?full"
@@ -400,6 +405,23 @@ def civitai_hashes(values: Mapping[str, str | None]) -> dict[str, str]:
     """A Civitai ``hashes`` object (its keys, its upper case) from form -> value."""
     return {f.civitai_key: f.civitai_show(v) for f in FORMS.values()
             if f.civitai_key and (v := values.get(f.name))}
+
+
+def describe_lengths() -> str:
+    """What a bare value of each length may be, longest first, for people:
+    '64 hex (SHA256, BLAKE3 or full AutoV3), 12 (AutoV3), 10 (AutoV2) or 8 (AutoV1 or CRC32)'."""
+
+    def labels(n: int) -> str:
+        shown = [FORMS[f].label_in_text or FORMS[f].label for f in _CANDIDATES[n]]
+        return ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
+
+    parts = [f"{n}{' hex' if i == 0 else ''} ({labels(n)})" for i, n in enumerate(sorted(_LENGTHS, reverse=True))]
+    return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def hash_labels() -> str:
+    """'SHA256, AutoV1, AutoV2, AutoV3, CRC32, BLAKE3': the forms Civitai shows, for a search box hint."""
+    return ", ".join(f.label for f in FORMS.values() if f.civitai_key)
 
 
 def display_order(names: Iterable[str] | None = None) -> list[str]:

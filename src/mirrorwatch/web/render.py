@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from mirrorwatch.hashing.forms import describe_lengths, hash_labels
 from mirrorwatch.services.matchview import TIER_NAMES
 from mirrorwatch.web.auth import CSRF_FIELD, get_auth
 
@@ -74,7 +75,8 @@ def make_env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num)
-    env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD)
+    env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD,
+                       hash_lengths=describe_lengths, hash_labels=hash_labels)
     return env
 
 
