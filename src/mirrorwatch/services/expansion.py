@@ -37,6 +37,7 @@ def add_file(db: Database, entry_id: int, path: Path, *, user: str = "cli") -> d
     The file is read where it is and nothing of it is kept but hashes and the fingerprint."""
     from mirrorwatch.formats.safetensors import read_header
     from mirrorwatch.hashing.engine import hash_file
+    from mirrorwatch.hashing.forms import FORMS
     from mirrorwatch.match.fingerprint import fingerprint_file
     from mirrorwatch.match.header import header_signals
     from mirrorwatch.match.robust import indexes_for, learn
@@ -47,7 +48,7 @@ def add_file(db: Database, entry_id: int, path: Path, *, user: str = "cli") -> d
         if s.get(Entry, entry_id) is None:
             raise NotFound(f"no entry #{entry_id}")
     h = hash_file(path)
-    sigs: dict[str, list[str]] = {f: [v] for f, v in h.forms().items() if f != "autov2"}
+    sigs: dict[str, list[str]] = {f: [v] for f, v in h.forms().items() if FORMS[f].stored_when_derived}
     notes: list[str] = []
     fp = None
     if path.suffix.lower() == ".safetensors":
