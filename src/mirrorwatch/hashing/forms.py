@@ -39,6 +39,7 @@ from mirrorwatch.errors import InvalidHash, InvalidInput
 __all__ = [
     "FORMS",
     "HashForm",
+    "add_derived",
     "candidate_forms",
     "civitai_crc32",
     "civitai_forms",
@@ -132,7 +133,7 @@ class HashForm:
 
     def derived(self, value: str) -> dict[str, str]:
         """Shorter forms that follow from a (normalised) value of this form."""
-        return {f.name: f.derive(value) for f in FORMS.values() if f.derived_from == self.name}
+        return {f.name: f.derive(value) for f in _DERIVED.get(self.name, ())}
 
     def civitai_show(self, value: str) -> str:
         """A value written as Civitai shows it."""
@@ -149,6 +150,9 @@ _LENGTHS: tuple[int, ...] = ()
 _CANDIDATES: dict[int, tuple[str, ...]] = {}
 _CLEAN: re.Pattern[str] = re.compile("$^")
 _PREFIX: re.Pattern[str] = re.compile("")
+_DERIVED: dict[str, tuple[HashForm, ...]] = {}  # source -> forms derived from it
+_SHEET_FORMS: tuple[str, ...] = ()
+_DERIVED_ORDER: tuple[HashForm, ...] = ()  # derived forms, each after the form it derives from
 
 
 def _expected() -> str:
@@ -158,7 +162,17 @@ def _expected() -> str:
 
 
 def _rebuild() -> None:
-    global _LENGTHS, _CANDIDATES, _CLEAN, _PREFIX
+    global _LENGTHS, _CANDIDATES, _CLEAN, _PREFIX, _DERIVED, _SHEET_FORMS, _DERIVED_ORDER
+    _DERIVED = {}
+    for f in FORMS.values():
+        if f.derived_from:
+            _DERIVED[f.derived_from] = (*_DERIVED.get(f.derived_from, ()), f)
+    _SHEET_FORMS = tuple(f.name for f in FORMS.values() if f.sheet_aliases)
+
+    def depth(f: HashForm) -> int:
+        return 1 + depth(FORMS[f.derived_from]) if f.derived_from in FORMS else 0
+
+    _DERIVED_ORDER = tuple(sorted((f for f in FORMS.values() if f.derived_from), key=depth))
     _LENGTHS = tuple(sorted({f.hex_length for f in FORMS.values()}))
     _CANDIDATES = {
         n: tuple(f.name for f in sorted((f for f in FORMS.values() if f.hex_length == n), key=lambda f: f.guess_rank))
@@ -356,11 +370,18 @@ def complete(values: Mapping[str, str | None]) -> dict[str, str | None]:
     A form missing from ``values`` is ``None`` unless it can be derived; a derived form is always
     taken from its source when the source is known (one derivation, never two disagreeing copies).
     """
-    def value(f: HashForm) -> str | None:
-        source = value(FORMS[f.derived_from]) if f.derived_from in FORMS else None
-        return f.derive(source) if source else values.get(f.name)
+    known = add_derived({k: v for k, v in values.items() if v})
+    return {name: known.get(name) for name in FORMS}
 
-    return {f.name: value(f) for f in FORMS.values()}
+
+def add_derived(values: dict[str, str]) -> dict[str, str]:
+    """Fill in, in place, every form derivable from the forms in ``values`` (a derived form is always
+    taken from its source when the source is there). Returns ``values``."""
+    for f in _DERIVED_ORDER:
+        source = values.get(f.derived_from)  # type: ignore[arg-type]
+        if source:
+            values[f.name] = f.derive(source)
+    return values
 
 
 def with_unstored(values: dict[str, list[str]]) -> dict[str, list[str]]:
@@ -388,7 +409,7 @@ def form_for_column(form: str, value: str) -> str:
 
 def sheet_forms() -> tuple[str, ...]:
     """Forms that have a sheet column of their own, in registry order."""
-    return tuple(f.name for f in FORMS.values() if f.sheet_aliases)
+    return _SHEET_FORMS
 
 
 def sheet_aliases() -> dict[str, tuple[str, ...]]:

@@ -17,17 +17,17 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from mirrorwatch.hashing.forms import FORMS, complete
+from mirrorwatch.hashing.forms import FORMS, add_derived
 from mirrorwatch.store.models import EntrySignal, HubFile, Match, utcnow
 
 
 def file_forms(sha256: str | None, hashes: dict[str, Any] | None) -> dict[str, str]:
     """Every (form -> value) a hub file offers for exact comparison: its SHA256 column, the other
     forms stored with it, and the forms derived from those."""
-    given = {f: v for f, v in (hashes or {}).items() if f in FORMS and isinstance(v, str) and v}
+    given = {f: v for f, v in hashes.items() if f in FORMS and isinstance(v, str) and v} if hashes else {}
     if sha256:
         given["sha256"] = sha256
-    return {f: v for f, v in complete(given).items() if v}
+    return add_derived(given)
 
 
 def score_agreement(forms: Iterable[str], *, sha256_disagrees: bool = False) -> float | None:

@@ -135,7 +135,7 @@ def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int
     params: dict[str, object] = {"v": value, **{f"f{i}": f for i, f in enumerate(forms)}}
     sql = f"SELECT entry_id, form FROM entry_signal WHERE value = :v AND form IN ({marks})"
     # Derived forms that are not stored (AutoV2, the first 10 hex of the SHA256): an index range on the source.
-    prefix_of = {FORMS[f].derived_from: f for f in forms if not FORMS[f].stored_when_derived}
+    prefix_of = {FORMS[f].derived_from: f for f in forms if FORMS[f].derived_from and not FORMS[f].stored_when_derived}
     for i, source in enumerate(prefix_of):
         sql += f" UNION ALL SELECT entry_id, form FROM entry_signal WHERE value >= :v AND value < :hi AND form = :s{i}"
         params[f"s{i}"] = source
