@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.services.matches import STATES, group_by_uploader, list_matches
+from mirrorwatch.match.states import STATES
+from mirrorwatch.services.matches import group_by_uploader, list_matches
 
 from .app import app, console, database
 from .output import print_json, short
@@ -18,7 +19,7 @@ from .output import print_json, short
 @app.command("matches")
 def matches_cmd(
     bank: str | None = typer.Option(None, "--bank"),
-    state: str | None = typer.Option(None, "--state", help="new, confirmed, dismissed, second_look, reported, gone"),
+    state: str | None = typer.Option(None, "--state", help=", ".join(STATES)),
     repo: str | None = typer.Option(None, "--repo"),
     author: str | None = typer.Option(None, "--author", help="Uploader (hub account)."),
     tier: int | None = typer.Option(None, "--tier", min=1, max=3),

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from mirrorwatch.errors import Conflict, InvalidInput
+from mirrorwatch.match.states import EXCLUDED
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Audit, Bank, Entry, Match
 
@@ -52,7 +53,7 @@ def list_banks(db: Database) -> list[BankView]:
             s.execute(
                 select(Entry.bank_id, func.count(func.distinct(Match.entry_id)))
                 .join(Match, Match.entry_id == Entry.id)
-                .where(Match.state.notin_(("dismissed", "gone")))
+                .where(Match.state.notin_(EXCLUDED))
                 .group_by(Entry.bank_id)
             ).all()
         )

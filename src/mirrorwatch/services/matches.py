@@ -13,8 +13,6 @@ from mirrorwatch.services.lookup import hub_file_url
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Bank, Entry, HubFile, HubRepo, Match
 
-STATES = ("new", "confirmed", "dismissed", "second_look", "reported", "gone")
-
 
 @dataclass
 class MatchRow:

@@ -14,11 +14,10 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from mirrorwatch.match.states import TIER_NAMES, tier_name
 from mirrorwatch.services.lookup import hub_file_url
 from mirrorwatch.store.models import Bank, Entry, HubFile, HubRepo, Match
 
-TIER_NAMES = {1: "exact", 2: "header", 3: "fingerprint"}
-STATES = ("new", "confirmed", "dismissed", "second_look", "reported", "gone")
 MAX_EVIDENCE_LINES = 20
 MAX_VALUE = 160
 
@@ -70,7 +69,7 @@ def match_views(session: Session, query: Select) -> list[MatchView]:
     for m, ename, eurl, bank_id, bank, f, r in session.execute(query):
         out.append(
             MatchView(
-                id=m.id, state=m.state, tier=m.tier, tier_name=TIER_NAMES.get(m.tier, str(m.tier)),
+                id=m.id, state=m.state, tier=m.tier, tier_name=tier_name(m.tier),
                 score=float(m.score), created_at=m.created_at, updated_at=m.updated_at,
                 entry_id=m.entry_id, entry_name=ename or "", entry_url=eurl, bank_id=bank_id, bank=bank,
                 hub=r.hub, repo_pk=r.id, repo_id=r.repo_id, author=r.author, repo_status=r.status,

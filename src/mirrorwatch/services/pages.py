@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidInput, NotFound
+from mirrorwatch.match.states import LIVE
 from mirrorwatch.services.lookup import HASH_FORMS_SHOWN
 from mirrorwatch.services.matchview import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
@@ -29,7 +30,6 @@ from mirrorwatch.store.models import (
     StatusEvent,
 )
 
-LIVE_STATES = ("new", "confirmed", "second_look", "reported")
 MAX_FILES_SHOWN = 500
 MAX_MATCHES_SHOWN = 500
 
@@ -338,7 +338,7 @@ def bank_coverage(db: Database, bank_id: int) -> Coverage:
                 .join(HubFile, HubFile.id == Match.hub_file_id).join(HubRepo, HubRepo.id == HubFile.repo_pk)
                 .where(Entry.bank_id == bank_id)).subquery()
         by_state = dict(s.execute(select(base.c.state, func.count()).group_by(base.c.state)).all())
-        live = base.c.state.in_(LIVE_STATES)
+        live = base.c.state.in_(LIVE)
         found = s.scalar(select(func.count(func.distinct(base.c.entry_id))).where(live)) or 0
         by_hub = dict(s.execute(select(base.c.hub, func.count(func.distinct(base.c.entry_id))).where(live)
                                 .group_by(base.c.hub)).all())
@@ -361,7 +361,7 @@ def bank_entries(db: Database, bank_id: int, *, q: str | None = None, found_only
         norm = normalise_name(q).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conds.append(Entry.name_norm.like(f"%{norm}%", escape="\\"))
     if found_only:
-        conds.append(Entry.id.in_(select(Match.entry_id).where(Match.state.in_(LIVE_STATES))))
+        conds.append(Entry.id.in_(select(Match.entry_id).where(Match.state.in_(LIVE))))
     with db.session() as s:
         total = s.scalar(select(func.count()).select_from(Entry).where(*conds)) or 0
         rows = [EntryRow(e.id, e.name, e.url, e.civitai_model_id, e.civitai_version_id, e.kind)
@@ -373,7 +373,7 @@ def bank_entries(db: Database, bank_id: int, *, q: str | None = None, found_only
                 .group_by(Match.entry_id, Match.state)
             ):
                 counts[eid][0] += n
-                if state in LIVE_STATES:
+                if state in LIVE:
                     counts[eid][1] += n
             for r in rows:
                 r.matches, r.live = counts.get(r.id, (0, 0))

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from mirrorwatch.services.matchview import TIER_NAMES
+from mirrorwatch.match.states import TIER_NAMES
 from mirrorwatch.web.auth import CSRF_FIELD, get_auth
 
 TEMPLATES = Path(__file__).parent / "templates"

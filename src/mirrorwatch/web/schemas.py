@@ -10,6 +10,8 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from mirrorwatch.match import states
+
 MAX_ID = 2**53
 T = TypeVar("T")
 
@@ -21,8 +23,9 @@ def _utc(d: datetime) -> str:
 Utc = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Role = Literal["viewer", "reviewer", "admin"]
-DecisionState = Literal["confirmed", "dismissed", "second_look", "new"]
-MatchState = Literal["new", "confirmed", "dismissed", "second_look", "reported", "gone"]
+# Generated from the one match vocabulary (mirrorwatch.match.states): the same values, in the same order.
+DecisionState = Literal[states.DECIDABLE]  # type: ignore[valid-type]
+MatchState = Literal[states.STATES]  # type: ignore[valid-type]
 
 
 class Out(BaseModel):
