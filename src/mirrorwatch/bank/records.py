@@ -25,7 +25,6 @@ class Record:
     notes: str | None = None
     signals: dict[tuple[str, str], str] = field(default_factory=dict)  # (form, value) -> origin
     extra: list[tuple[str, str, str]] = field(default_factory=list)  # (form, value, origin), non-hash signals
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def name_norm(self) -> str:

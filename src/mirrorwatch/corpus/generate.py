@@ -45,7 +45,6 @@ __all__ = [
 ]
 
 #: On-disk dtypes ``write_safetensors`` accepts.
-DTYPES = ("fp32", "fp16", "bf16")
 
 
 @dataclass

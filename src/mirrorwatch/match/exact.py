@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 
 from mirrorwatch.store.models import EntrySignal, HubFile, Match, utcnow
 
-FULL_FORMS = ("sha256", "blake3", "autov3_full")
 FORM_SCORES = {"sha256": 1.0, "blake3": 1.0, "autov3_full": 1.0, "autov3": 0.99, "autov2": 0.98}
 
 

@@ -87,8 +87,3 @@ def dashboard(db: Database, *, days: int = DAYS) -> Dashboard:
         since=since,
     )
 
-
-def uploader_link(hub: str, author: str) -> str:
-    from urllib.parse import quote
-
-    return f"/uploaders/{quote(hub, safe='')}/{quote(author, safe='')}"
