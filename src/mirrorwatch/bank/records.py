@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mirrorwatch.bank.names import normalise_name
 from mirrorwatch.bank.urls import CivitaiRef, parse_civitai_url
 from mirrorwatch.errors import InvalidHash, InvalidUrl
 from mirrorwatch.hashing.forms import FORMS, candidate_forms, derived_forms, normalise_hash
+from mirrorwatch.text.names import normalise_name
 
 
 class RowProblem(ValueError):

@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mirrorwatch.bank.importer import ImportRejected, ImportSummary, import_file
+from mirrorwatch.bank.importer import ImportRejected, ImportSummary
 from mirrorwatch.bank.sheets import parse_map
 from mirrorwatch.services.banks import create_bank, list_banks
+from mirrorwatch.services.imports import import_file
 
 from .app import bank_app, console, database, err_console
 from .output import print_json

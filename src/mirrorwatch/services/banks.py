@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from mirrorwatch.errors import Conflict, InvalidInput
+from mirrorwatch.errors import Conflict, InvalidInput, NotFound
 from mirrorwatch.match.states import EXCLUDED
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Audit, Bank, Entry, Match
@@ -44,6 +44,14 @@ def create_bank(db: Database, name: str, *, description: str | None = None, sour
             return BankView(bank.id, bank.name, description, source, bank.created_at, 0, 0)
     except IntegrityError:
         raise Conflict(f"a bank named {name!r} already exists") from None
+
+
+def bank_name(db: Database, bank_id: int) -> str:
+    with db.session() as s:
+        name = s.scalar(select(Bank.name).where(Bank.id == bank_id))
+    if name is None:
+        raise NotFound(f"no bank with id {bank_id}")
+    return name
 
 
 def list_banks(db: Database) -> list[BankView]:

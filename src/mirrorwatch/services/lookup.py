@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from mirrorwatch.bank.names import normalise_name
 from mirrorwatch.bank.search import search_names
 from mirrorwatch.bank.urls import looks_like_url, parse_civitai_url
 from mirrorwatch.config import hub_web_url
@@ -22,6 +21,7 @@ from mirrorwatch.errors import InvalidHash, InvalidInput
 from mirrorwatch.hashing.forms import candidate_forms, normalise_hash
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry
+from mirrorwatch.text.names import normalise_name
 
 HASH_FORMS_SHOWN = ("sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3")
 

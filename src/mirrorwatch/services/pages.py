@@ -351,7 +351,7 @@ def bank_coverage(db: Database, bank_id: int) -> Coverage:
 def bank_entries(db: Database, bank_id: int, *, q: str | None = None, found_only: bool = False,
                  limit: int | None = None, offset: int | None = None) -> Page[EntryRow]:
     """Entries of a bank in id order; `q` filters by a part of the (normalised) name."""
-    from mirrorwatch.bank.names import normalise_name
+    from mirrorwatch.text.names import normalise_name
 
     limit, offset = check_window(limit, offset)
     conds = [Entry.bank_id == bank_id]
@@ -396,11 +396,3 @@ def bank_page(db: Database, bank_id: int, *, q: str | None = None, found_only: b
         head = (b.id, b.name, b.description, b.source, b.created_at)
     return BankPage(*head, bank_coverage(db, bank_id), bank_imports(db, bank_id),
                     bank_entries(db, bank_id, q=q, found_only=found_only, limit=limit, offset=offset))
-
-
-def bank_name(db: Database, bank_id: int) -> str:
-    with db.session() as s:
-        name = s.scalar(select(Bank.name).where(Bank.id == bank_id))
-    if name is None:
-        raise NotFound(f"no bank with id {bank_id}")
-    return name

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.bank.importer import ImportRejected
-from mirrorwatch.services import exports, pages, uploads
-from mirrorwatch.services.banks import create_bank, list_banks
+from mirrorwatch.services import exports, imports, pages, uploads
+from mirrorwatch.services.banks import bank_name, create_bank, list_banks
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
 from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db, stream_download
@@ -52,13 +52,13 @@ def api_bank(db: DB, bank_id: IdPath):
 def api_bank_entries(db: DB, bank_id: IdPath, q: Annotated[str | None, Query(max_length=200)] = None,
                      found: Annotated[bool, Query(description="only entries found online")] = False,
                      limit: Limit = 50, offset: Offset = 0):
-    pages.bank_name(db, bank_id)
+    bank_name(db, bank_id)
     return pages.bank_entries(db, bank_id, q=q, found_only=found, limit=limit, offset=offset)
 
 
 @router.get("/{bank_id}/imports", response_model=list[ImportRunOut], dependencies=[VIEWER], summary="Import history")
 def api_bank_imports(db: DB, bank_id: IdPath):
-    pages.bank_name(db, bank_id)
+    bank_name(db, bank_id)
     return pages.bank_imports(db, bank_id)
 
 
@@ -81,13 +81,13 @@ async def api_import(db: DB, bank_id: IdPath, file: Annotated[UploadFile, File(d
     updated, duplicates, rejected rows with reasons). Without it the import is one transaction; if
     rows are rejected and skip_bad is false, nothing is imported (422 with the row report)."""
     data = await file.read(uploads.MAX_UPLOAD_BYTES + 1)
-    bank = await run_in_threadpool(pages.bank_name, db, bank_id)
+    bank = await run_in_threadpool(bank_name, db, bank_id)
     if dry_run:
-        summary = await run_in_threadpool(uploads.preview_import, db, bank, file.filename, data)
+        summary = await run_in_threadpool(imports.preview_import, db, bank, file.filename, data)
         summary.import_id = None
         return summary.to_dict()
     try:
-        summary = await run_in_threadpool(lambda: uploads.commit_import(db, bank, file.filename, data,
+        summary = await run_in_threadpool(lambda: imports.commit_import(db, bank, file.filename, data,
                                                                         skip_bad=skip_bad, user=p.name))
     except ImportRejected as exc:
         from fastapi.responses import JSONResponse
