@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +28,9 @@ from sqlalchemy import func, select
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
 from mirrorwatch.match.states import REPORT_SENT, MatchState, system_move
 from mirrorwatch.services.audit import record
-from mirrorwatch.services.matchview import MatchView, match_select, match_views
+from mirrorwatch.services.matches import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
+from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import (
     Decision,
@@ -52,37 +53,37 @@ CSV_COLUMNS = ("report_id", "hub", "repo_id", "path", "url", "uploader", "sha256
                "evidence", "entry_id", "entry_name", "entry_url", "bank")
 
 
-@dataclass
+@read_model
 class ReportItemView:
     match: MatchView
     last_status: str | None = None
-    last_status_at: datetime | None = None
+    last_status_at: Utc | None = None
 
 
-@dataclass
+@read_model
 class ReportView:
     id: int
     hub: str
     hub_name: str
     title: str
     created_by: str
-    created_at: datetime
+    created_at: Utc
     state: str
-    sent_at: datetime | None
+    sent_at: Utc | None
     note: str | None
     items: list[ReportItemView] = field(default_factory=list)
     outcome: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@read_model
 class ReportSummary:
     id: int
     hub: str
     title: str
     state: str
     created_by: str
-    created_at: datetime
-    sent_at: datetime | None
+    created_at: Utc
+    sent_at: Utc | None
     items: int
     outcome: dict[str, int] = field(default_factory=dict)
 

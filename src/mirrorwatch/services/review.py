@@ -11,7 +11,7 @@ writes a Decision row (the history shown on the match) and an Audit row."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -25,8 +25,9 @@ from mirrorwatch.match.states import (
     reviewer_may,
 )
 from mirrorwatch.services.audit import record
-from mirrorwatch.services.matchview import MatchView, match_select, match_views
+from mirrorwatch.services.matches import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
+from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Decision, Entry, HubFile, HubRepo, Match, Report, ReportItem, utcnow
 
@@ -69,17 +70,17 @@ class QueueFilter:
         return self
 
 
-@dataclass
+@read_model
 class DecisionView:
     id: int
     match_id: int
     user: str
     state: str
     note: str | None
-    at: datetime
+    at: Utc
 
 
-@dataclass
+@read_model
 class MatchDetail:
     match: MatchView
     decisions: list[DecisionView] = field(default_factory=list)
@@ -87,7 +88,7 @@ class MatchDetail:
     allowed: list[str] = field(default_factory=list)
 
 
-@dataclass
+@read_model
 class DecideResult:
     state: str
     decided: list[int]

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.services import exports, imports, pages, uploads
+from mirrorwatch.services import banks, exports, imports, uploads
 from mirrorwatch.services.banks import create_bank, list_banks
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
@@ -39,8 +39,10 @@ async def banks_create(request: Request, db: DB, p: Principal = ADMIN):
 @router.get("/banks/{bank_id}")
 def bank_page(request: Request, db: DB, bank_id: IdPath, q: Annotated[str, Query(max_length=200)] = "",
               found: Annotated[str, Query(max_length=5)] = "", offset: Offset = 0, p: Principal = VIEWER):
-    b = pages.bank_page(db, bank_id, q=q or None, found_only=bool(found), limit=PAGE_SIZE, offset=offset)
-    return render(request, "bank.html", b=b, params={"q": q, "found": found}, max_mb=uploads.MAX_UPLOAD_BYTES >> 20)
+    b = banks.get_bank(db, bank_id)
+    entries = banks.bank_entries(db, bank_id, q=q or None, found_only=bool(found), limit=PAGE_SIZE, offset=offset)
+    return render(request, "bank.html", b=b, entries=entries, params={"q": q, "found": found},
+                  max_mb=uploads.MAX_UPLOAD_BYTES >> 20)
 
 
 @router.get("/banks/{bank_id}/export/{fmt}")
