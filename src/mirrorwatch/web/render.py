@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from mirrorwatch.match.states import TIER_NAMES
+from mirrorwatch.match.states import TIER_NAMES, reviewer_may
 from mirrorwatch.web.auth import CSRF_FIELD, get_auth
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -74,7 +74,8 @@ def make_env() -> Environment:
         lstrip_blocks=True,
     )
     env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num)
-    env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD)
+    env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD,
+                       reviewer_may=reviewer_may)
     return env
 
 
