@@ -160,8 +160,6 @@ def make_originals(quick: bool) -> list[Recipe]:
     return out
 
 
-FAMILY_OF = {"sd15": "sd1", "sdxl": "sdxl", "flux": "flux"}
-
 
 def make_negatives(originals: list[Recipe], quick: bool) -> list[Recipe]:
     """Hard negatives per architecture: 15 % trained from the same initialisation as an original (same

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mirrorwatch.bank.importer import import_file
 from mirrorwatch.services.banks import create_bank
+from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.db import Database
 

@@ -60,10 +60,10 @@ def _word(rng: random.Random, parts: int) -> str:
 
 def generate(path: Path) -> None:
     """Build the benchmark database (about a minute); reused while GEN_VERSION is unchanged."""
-    from mirrorwatch.bank.names import normalise_name
     from mirrorwatch.services import users
     from mirrorwatch.services.banks import create_bank
     from mirrorwatch.store.db import Database
+    from mirrorwatch.text.names import normalise_name
 
     tmp = path.with_suffix(".tmp.db")
     for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):

@@ -9,10 +9,11 @@ import pytest
 from openpyxl import Workbook
 
 from conftest import sample
-from mirrorwatch.bank.importer import ImportRejected, import_file
+from mirrorwatch.bank.importer import ImportRejected
 from mirrorwatch.bank.sheets import parse_map
 from mirrorwatch.errors import NotFound, SheetError
 from mirrorwatch.services.banks import create_bank, list_banks
+from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
 
 SHA_A = "0899cd856fba9b131050135138cd87c5e5222f0a0657b94730901988d5cabdbb"

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 import pytest
 
 from mirrorwatch.bank.civitai import civitai_records
-from mirrorwatch.bank.importer import import_file
 from mirrorwatch.bank.sheets import fields, header_aliases, parse_map
 from mirrorwatch.errors import InvalidHash
 from mirrorwatch.hashing import forms as registry
@@ -30,6 +29,7 @@ from mirrorwatch.hashing.forms import (
 from mirrorwatch.match.exact import file_forms, score_agreement
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.exports import bank_columns, export_bank
+from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import HASH_FORMS_SHOWN, classify_query, lookup
 
 HELLO_SHA = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from conftest import sample
-from mirrorwatch.bank.importer import import_file
 from mirrorwatch.errors import InvalidInput, InvalidUrl
 from mirrorwatch.services.banks import create_bank
+from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import classify_query, lookup
 from mirrorwatch.store.models import HubFile, HubRepo, Match
 

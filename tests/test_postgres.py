@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from conftest import sample
-from mirrorwatch.bank.importer import ImportRejected, import_file
+from mirrorwatch.bank.importer import ImportRejected
 from mirrorwatch.services.banks import create_bank, list_banks
+from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.db import Database
 from mirrorwatch.testhub import Hub, generate_repos

@@ -127,7 +127,7 @@ def test_link_loop_stops_the_listing_but_keeps_results(db, testhub):  # noqa: F8
 
 def test_bank_import_after_a_sweep_matches_stored_files(db, testhub, tmp_path):  # noqa: F811
     """Matching is retroactive: a model banked today finds the re-upload swept earlier."""
-    from mirrorwatch.bank.importer import import_file
+    from mirrorwatch.services.imports import import_file
     from sweepfixtures import bank_sha
 
     make_bank(db, 2)

@@ -7,8 +7,8 @@ import re
 
 from sqlalchemy import func, select
 
-from mirrorwatch.bank.importer import import_sheet
 from mirrorwatch.bank.sheets import parse_sheet
+from mirrorwatch.services.imports import import_sheet
 from mirrorwatch.store.models import Audit, Decision, Entry, Match, Report
 from webdata import add_mirror, csrf_from, fake_sha
 

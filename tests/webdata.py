@@ -13,10 +13,10 @@ from datetime import timedelta
 
 from fastapi.testclient import TestClient
 
-from mirrorwatch.bank.importer import import_sheet
 from mirrorwatch.bank.sheets import parse_sheet
 from mirrorwatch.services import users
 from mirrorwatch.services.banks import create_bank
+from mirrorwatch.services.imports import import_sheet
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry, HubFile, HubRepo, Match, ScanError, ScanRun, utcnow
 

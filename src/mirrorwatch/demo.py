@@ -106,9 +106,9 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
     """Set up the demo in `folder` (made anew); returns (db, running hub, result). Caller stops the hub."""
     import hashlib
 
-    from mirrorwatch.bank.importer import import_file
     from mirrorwatch.hubs.huggingface import HuggingFaceHub
     from mirrorwatch.services.banks import create_bank
+    from mirrorwatch.services.imports import import_file
     from mirrorwatch.store.db import Database
     from mirrorwatch.sweep.recheck import recheck
     from mirrorwatch.sweep.runner import Sweep, SweepOptions

@@ -6,10 +6,10 @@ existing entry by any of these merges into it (new hash forms, missing fields) i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.civitai import civitai_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
-from mirrorwatch.bank.sheets import Sheet, iter_nonblank, read_sheet
+from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import NotFound, SheetError
-from mirrorwatch.match.exact import match_stored_files_for_values
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fts import BULK_THRESHOLD, bulk_index_begin, bulk_index_end
 from mirrorwatch.store.models import Audit, Bank, Entry, EntrySignal, ImportRun, utcnow
@@ -129,17 +128,16 @@ def get_bank(session: Session, name: str) -> Bank:
     return bank
 
 
-def import_file(db: Database, bank_name: str, path: Path, *, mapping: dict[str, str] | None = None,
-                encoding: str | None = None, skip_bad: bool = False, user: str = "cli",
-                dry_run: bool = False, filename: str | None = None) -> ImportSummary:
-    sheet = read_sheet(path, mapping=mapping, encoding=encoding)
-    return import_sheet(db, bank_name, sheet, filename or path.name, skip_bad=skip_bad, user=user,
-                        dry_run=dry_run)
+# Called inside the import's transaction with the newly banked hash values by form; returns how many
+# matches it made (the service layer passes retroactive exact matching here).
+NewValuesHook = Callable[[Session, dict[str, set[str]]], int]
 
 
 def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, skip_bad: bool = False,
-                 user: str = "cli", dry_run: bool = False) -> ImportSummary:
-    """Import validated rows in one transaction. With rejected rows and no skip_bad, write nothing."""
+                 user: str = "cli", dry_run: bool = False, on_new_values: NewValuesHook | None = None) -> ImportSummary:
+    """Import validated rows in one transaction. With rejected rows and no skip_bad, write nothing.
+
+    on_new_values runs in the same transaction after the rows are written (see NewValuesHook)."""
     summary = ImportSummary(bank=bank_name, filename=filename, fmt=sheet.fmt, columns=dict(sheet.mapping))
     records, problems, summary.rows = records_from_sheet(sheet, f"import:{filename}")
     summary.rejected = problems
@@ -151,8 +149,8 @@ def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, s
         session.add(run)
         session.flush()  # takes the write lock before ids are assigned
         new_values = _write_records(db, session, bank.id, records, summary, filename)
-        # retroactive exact matching: files swept before this import that hold these hashes
-        summary.matches = match_stored_files_for_values(session, new_values)
+        if on_new_values is not None:
+            summary.matches = on_new_values(session, new_values)
         run.counts = {k: v for k, v in summary.to_dict().items() if k in ("rows", "added", "updated", "duplicates", "rejected")}
         run.rejected = [{"row": r, "reason": why} for r, why in problems[:MAX_STORED_REJECTIONS]]
         session.add(Audit(user=user, action="bank.import", object_type="bank", object_id=str(bank.id),

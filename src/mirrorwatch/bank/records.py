@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mirrorwatch.bank.names import normalise_name
 from mirrorwatch.bank.urls import CivitaiRef, parse_civitai_url
 from mirrorwatch.errors import InvalidHash, InvalidUrl
 from mirrorwatch.hashing.forms import (
@@ -15,6 +14,7 @@ from mirrorwatch.hashing.forms import (
     normalise_hash,
     sheet_forms,
 )
+from mirrorwatch.text.names import normalise_name
 
 
 class RowProblem(ValueError):
@@ -32,7 +32,6 @@ class Record:
     notes: str | None = None
     signals: dict[tuple[str, str], str] = field(default_factory=dict)  # (form, value) -> origin
     extra: list[tuple[str, str, str]] = field(default_factory=list)  # (form, value, origin), non-hash signals
-    warnings: list[str] = field(default_factory=list)
 
     @property
     def name_norm(self) -> str:

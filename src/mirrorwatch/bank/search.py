@@ -12,10 +12,10 @@ import threading
 from rapidfuzz import fuzz, process
 from sqlalchemy import or_, select, text
 
-from mirrorwatch.bank.names import normalise_name
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry
+from mirrorwatch.text.names import normalise_name
 
 NAME_MIN_SCORE = 75.0
 

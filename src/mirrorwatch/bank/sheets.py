@@ -57,9 +57,6 @@ class Sheet:
     rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (row number, field -> raw value)
     raw_json: Any = None  # set for JSON inputs that are Civitai objects
 
-    def describe_mapping(self) -> str:
-        return ", ".join(f"{f}={c}" for f, c in self.mapping.items())
-
 
 def parse_map(text: str | None) -> dict[str, str]:
     """Parse `--map name=Model Name,url=Link,sha256=Hash`."""

@@ -7,9 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mirrorwatch.bank.importer import ImportRejected, ImportSummary, import_file
+from mirrorwatch.bank.importer import ImportRejected, ImportSummary
 from mirrorwatch.bank.sheets import parse_map
 from mirrorwatch.services.banks import create_bank, list_banks
+from mirrorwatch.services.imports import import_file
+from mirrorwatch.services.serial import to_json
 
 from .app import bank_app, console, database, err_console
 from .output import print_json
@@ -25,7 +27,7 @@ def bank_create(
     """Create an empty bank."""
     bank = create_bank(database(), name, description=description, source=source)
     if as_json:
-        print_json(bank.to_dict())
+        print_json(to_json(bank))
     else:
         console.print(f"created bank [bold]{bank.name}[/] (id {bank.id})")
 
@@ -35,7 +37,7 @@ def bank_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List banks with their entry counts and how many entries have been found online."""
     banks = list_banks(database())
     if as_json:
-        print_json([b.to_dict() for b in banks])
+        print_json([to_json(b) for b in banks])
         return
     if not banks:
         console.print("no banks yet: create one with `mirrorwatch bank create NAME`")

@@ -9,7 +9,9 @@ import typer
 from rich.table import Table
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.services.matches import STATES, group_by_uploader, list_matches
+from mirrorwatch.match.states import STATES
+from mirrorwatch.services.matches import MatchView, group_by_uploader, list_matches
+from mirrorwatch.services.serial import to_json
 
 from .app import app, console, database
 from .output import print_json, short
@@ -18,7 +20,7 @@ from .output import print_json, short
 @app.command("matches")
 def matches_cmd(
     bank: str | None = typer.Option(None, "--bank"),
-    state: str | None = typer.Option(None, "--state", help="new, confirmed, dismissed, second_look, reported, gone"),
+    state: str | None = typer.Option(None, "--state", help=", ".join(STATES)),
     repo: str | None = typer.Option(None, "--repo"),
     author: str | None = typer.Option(None, "--author", help="Uploader (hub account)."),
     tier: int | None = typer.Option(None, "--tier", min=1, max=3),
@@ -33,7 +35,7 @@ def matches_cmd(
     groups = group_by_uploader(rows)
     if as_json:
         counts = {u: len(rs) for u, rs in groups}
-        print_json([{**r.to_dict(), "uploader_matches": counts[r.uploader or "(unknown)"]} for r in rows])
+        print_json([{**_json(r), "uploader_matches": counts[r.author or "(unknown)"]} for r in rows])
         return
     if as_csv:
         w = csv.writer(sys.stdout)
@@ -41,7 +43,7 @@ def matches_cmd(
                 "score", "state", "repo_status", "file_status", "first_seen", "last_seen", "url"]
         w.writerow(cols)
         for r in rows:
-            d = r.to_dict()
+            d = _json(r)
             w.writerow([d[c] for c in cols])
         return
     if not rows:
@@ -56,3 +58,10 @@ def matches_cmd(
             t.add_row(str(r.id), r.state, short(r.entry_name, 30), r.repo_id, short(r.path, 36), str(r.tier),
                       f"{r.score:.2f}", f"{r.repo_status}/{r.file_status}", r.first_seen.strftime("%Y-%m-%d"))
         console.print(t)
+
+
+def _json(r: MatchView) -> dict:
+    """The match as the API writes it, plus the names this command has always used for two of its
+    fields (uploader = author, matched_at = created_at), so scripts reading its output keep working."""
+    d = to_json(r)
+    return {**d, "uploader": d["author"], "matched_at": d["created_at"]}

@@ -28,13 +28,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 
 from .architectures import ARCHITECTURES, Architecture, ModuleSpec
+from .lorafile import LoraFile, fold_scale, rng_for
 
 __all__ = [
     "LoraFile",
@@ -43,49 +42,6 @@ __all__ = [
     "kohya_metadata",
     "rng_for",
 ]
-
-#: On-disk dtypes ``write_safetensors`` accepts.
-DTYPES = ("fp32", "fp16", "bf16")
-
-
-@dataclass
-class LoraFile:
-    """An in-memory LoRA-family file: tensors (float32/float16 arrays), metadata and on-disk dtype.
-
-    ``layout`` is ``"kohya"`` (``lora_unet_….lora_down.weight`` + ``.alpha``), ``"peft"``
-    (diffusers ``unet.….lora_A.weight``, no alpha) or ``"lycoris"`` (LoHa/LoKr keys).
-    ``info`` records how it was generated (seed, init seed, rank, preset...), for reports.
-    """
-
-    tensors: dict[str, np.ndarray]
-    metadata: dict[str, str]
-    dtype: str = "fp16"
-    arch: str = "sd15"
-    layout: str = "kohya"
-    info: dict = field(default_factory=dict)
-
-    def write(self, path: str | Path) -> Path:
-        from .transforms import write_safetensors
-
-        return write_safetensors(path, self.tensors, self.metadata, self.dtype)
-
-    @property
-    def nbytes(self) -> int:
-        per = {"fp32": 4, "fp16": 2, "bf16": 2}[self.dtype]
-        return sum(int(np.prod(t.shape)) * per for t in self.tensors.values())
-
-
-def rng_for(*parts: object) -> np.random.Generator:
-    """A generator seeded by any mix of ints and strings (stable within a numpy version)."""
-    words = []
-    for p in parts:
-        if isinstance(p, int | np.integer):
-            words.append(int(p) & 0xFFFFFFFF)
-            words.append((int(p) >> 32) & 0xFFFFFFFF)
-        else:
-            words.append(zlib.crc32(str(p).encode("utf-8")))
-    return np.random.default_rng(np.random.SeedSequence(words))
-
 
 # ----------------------------------------------------------------------------------------------
 # Per-family fixed structure: shared directions and layer magnitude profile.
@@ -223,15 +179,6 @@ def kohya_metadata(arch: Architecture, *, seed: int, rank: int, alpha: float, al
     return meta
 
 
-def _fold(up: np.ndarray, down: np.ndarray, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Fold alpha/rank into the factors the way diffusers' converters do (power-of-two split)."""
-    scale_down, scale_up = scale, 1.0
-    while scale_down * 2 < scale_up:
-        scale_down *= 2
-        scale_up /= 2
-    return (up * np.float32(scale_up)).astype(np.float32), (down * np.float32(scale_down)).astype(np.float32)
-
-
 def _shape_down(spec: ModuleSpec, down: np.ndarray) -> np.ndarray:
     return down.reshape(down.shape[0], spec.in_features, *spec.kernel) if spec.kernel else down
 
@@ -291,7 +238,7 @@ def generate_lora(arch: str | Architecture, *, seed: int, rank: int, init_seed: 
                     tensors[f"{spec.kohya}.lora_up.weight"] = _shape_up(spec, up_eff / np.float32(scale))
                     tensors[f"{spec.kohya}.alpha"] = np.array(alpha, dtype=np.float32)
                 elif layout == "peft":
-                    up_f, down_f = _fold(up_eff / np.float32(scale), down, scale)
+                    up_f, down_f = fold_scale(up_eff / np.float32(scale), down, scale)
                     tensors[f"{spec.diffusers}.lora_A.weight"] = _shape_down(spec, down_f)
                     tensors[f"{spec.diffusers}.lora_B.weight"] = _shape_up(spec, up_f)
                 else:

@@ -22,16 +22,13 @@ values are rounded to nearest even through their bit patterns).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from mirrorwatch.match.fingerprint.tensors import float32_to_bf16_bits
-
 from .architectures import ARCHITECTURES
-from .generate import LoraFile, _fold, rng_for
+from .lorafile import DTYPES, LoraFile, fold_scale, rng_for, write_safetensors
 
 __all__ = [
     "TRANSFORMS",
@@ -47,38 +44,6 @@ __all__ = [
     "write_safetensors",
 ]
 
-_ST_DTYPES = {"fp32": ("F32", np.dtype("<f4")), "fp16": ("F16", np.dtype("<f2")), "bf16": ("BF16", None)}
-
-
-def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None,
-                      dtype: str = "fp16") -> Path:
-    """Write a safetensors file; every tensor is stored as ``dtype`` ("fp32", "fp16" or "bf16")."""
-    if dtype not in _ST_DTYPES:
-        raise ValueError(f"dtype must be one of {sorted(_ST_DTYPES)}, not {dtype!r}")
-    st_dtype, np_dtype = _ST_DTYPES[dtype]
-    header: dict[str, object] = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs: list[bytes] = []
-    offset = 0
-    for name in sorted(tensors):
-        arr = np.asarray(tensors[name])
-        if np_dtype is None:
-            data = float32_to_bf16_bits(arr).astype("<u2").tobytes()
-        else:
-            data = np.ascontiguousarray(arr, dtype=np_dtype).tobytes()
-        header[name] = {"dtype": st_dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    raw = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
-    path = Path(path)
-    with open(path, "wb") as f:
-        f.write(len(raw).to_bytes(8, "little"))
-        f.write(raw)
-        for blob in blobs:
-            f.write(blob)
-    return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -109,7 +74,7 @@ def strip_metadata(lf: LoraFile) -> LoraFile:
 
 def convert_dtype(lf: LoraFile, dtype: str) -> LoraFile:
     """Re-save in another precision (values are rounded when written)."""
-    if dtype not in _ST_DTYPES:
+    if dtype not in DTYPES:
         raise ValueError(dtype)
     return LoraFile(dict(lf.tensors), dict(lf.metadata), dtype, lf.arch, lf.layout, dict(lf.info))
 
@@ -158,7 +123,7 @@ def kohya_to_peft(lf: LoraFile) -> LoraFile:
     out: dict[str, np.ndarray] = {}
     for name, parts in _split_kohya(lf.tensors).items():
         spec = arch.by_kohya[name]
-        up, down = _fold(parts["up"], parts["down"], _scale(parts))
+        up, down = fold_scale(parts["up"], parts["down"], _scale(parts))
         if not spec.parts:
             out[f"{spec.diffusers}.lora_A.weight"] = down
             out[f"{spec.diffusers}.lora_B.weight"] = up

@@ -20,11 +20,11 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from mirrorwatch.bank.names import is_generic, normalise_name
 from mirrorwatch.formats.safetensors import SafetensorsHeader
 from mirrorwatch.hashing.forms import derive
 from mirrorwatch.match.scores import HEADER_SCORES, MIN_RECORDED_SCORE, NAME_MIN_SIMILARITY, combine
 from mirrorwatch.store.models import EntrySignal, FileSignal
+from mirrorwatch.text.names import is_generic, normalise_name
 
 EMPTY_AUTOV1 = "e3b0c442"  # first 8 hex of SHA-256 of nothing: what files under 2 MiB get
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")

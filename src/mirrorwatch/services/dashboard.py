@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from mirrorwatch.services.matchview import STATES, TIER_NAMES
+from mirrorwatch.match.states import EXCLUDED, STATES, TIER_NAMES, TO_REVIEW, UPHELD
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Bank, Entry, HubFile, HubRepo, Match, utcnow
 
@@ -53,9 +53,9 @@ def dashboard(db: Database, *, days: int = DAYS) -> Dashboard:
             "banks": s.scalar(select(func.count()).select_from(Bank)) or 0,
             "entries": s.scalar(select(func.count()).select_from(Entry)) or 0,
             "entries_found": s.scalar(select(func.count(func.distinct(Match.entry_id)))
-                                      .where(Match.state.notin_(("dismissed", "gone")))) or 0,
+                                      .where(Match.state.notin_(EXCLUDED))) or 0,
             "matches": sum(by_state.values()),
-            "to_review": by_state.get("new", 0) + by_state.get("second_look", 0),
+            "to_review": sum(by_state.get(st, 0) for st in TO_REVIEW),
             "repos": s.scalar(select(func.count(func.distinct(HubFile.repo_pk))).join(Match, Match.hub_file_id == HubFile.id)) or 0,
         }
         day = func.date(Match.created_at)
@@ -64,7 +64,7 @@ def dashboard(db: Database, *, days: int = DAYS) -> Dashboard:
                                      .group_by(day, Match.state)):
             slot = per_day.setdefault(str(d), [0, 0])
             slot[0] += n
-            if state in ("confirmed", "reported"):
+            if state in UPHELD:
                 slot[1] += n
         banks = s.execute(select(Bank.id, Bank.name, func.count(Match.id)).join(Entry, Entry.bank_id == Bank.id)
                           .join(Match, Match.entry_id == Entry.id).group_by(Bank.id, Bank.name)
@@ -87,8 +87,3 @@ def dashboard(db: Database, *, days: int = DAYS) -> Dashboard:
         since=since,
     )
 
-
-def uploader_link(hub: str, author: str) -> str:
-    from urllib.parse import quote
-
-    return f"/uploaders/{quote(hub, safe='')}/{quote(author, safe='')}"

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.hashing.forms import FORMS
 from mirrorwatch.services.audit import record
-from mirrorwatch.services.matchview import match_select, match_views
-from mirrorwatch.services.pages import bank_name
+from mirrorwatch.services.banks import bank_name
+from mirrorwatch.services.matches import match_select, match_views
 from mirrorwatch.services.review import QueueFilter, filter_conditions
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry, EntrySignal, Match

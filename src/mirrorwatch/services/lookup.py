@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import select, text
 
-from mirrorwatch.bank.names import normalise_name
 from mirrorwatch.bank.search import search_names
 from mirrorwatch.bank.urls import looks_like_url, parse_civitai_url
 from mirrorwatch.config import hub_web_url
@@ -22,6 +21,7 @@ from mirrorwatch.errors import InvalidHash, InvalidInput
 from mirrorwatch.hashing.forms import FORMS, candidate_forms, normalise_hash, with_unstored
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry
+from mirrorwatch.text.names import normalise_name
 
 #: Signal forms shown as hashes (a live view of the registry, in its order); other signals are not hashes.
 HASH_FORMS_SHOWN = FORMS.keys()

@@ -4,10 +4,11 @@ Ids are the database's integer primary keys, so a page of results can be re-fetc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Generic, TypeVar
 
 from mirrorwatch.errors import InvalidInput
+from mirrorwatch.services.serial import read_model
 
 T = TypeVar("T")
 
@@ -16,7 +17,7 @@ MAX_LIMIT = 500
 MAX_OFFSET = 10_000_000
 
 
-@dataclass
+@read_model
 class Page(Generic[T]):
     items: list[T] = field(default_factory=list)
     total: int = 0

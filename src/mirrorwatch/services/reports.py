@@ -19,16 +19,18 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
+from mirrorwatch.match.states import REPORT_SENT, MatchState, system_move
 from mirrorwatch.services.audit import record
-from mirrorwatch.services.matchview import MatchView, match_select, match_views
+from mirrorwatch.services.matches import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
+from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import (
     Decision,
@@ -51,37 +53,37 @@ CSV_COLUMNS = ("report_id", "hub", "repo_id", "path", "url", "uploader", "sha256
                "evidence", "entry_id", "entry_name", "entry_url", "bank")
 
 
-@dataclass
+@read_model
 class ReportItemView:
     match: MatchView
     last_status: str | None = None
-    last_status_at: datetime | None = None
+    last_status_at: Utc | None = None
 
 
-@dataclass
+@read_model
 class ReportView:
     id: int
     hub: str
     hub_name: str
     title: str
     created_by: str
-    created_at: datetime
+    created_at: Utc
     state: str
-    sent_at: datetime | None
+    sent_at: Utc | None
     note: str | None
     items: list[ReportItemView] = field(default_factory=list)
     outcome: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
+@read_model
 class ReportSummary:
     id: int
     hub: str
     title: str
     state: str
     created_by: str
-    created_at: datetime
-    sent_at: datetime | None
+    created_at: Utc
+    sent_at: Utc | None
     items: int
     outcome: dict[str, int] = field(default_factory=dict)
 
@@ -95,8 +97,8 @@ def candidates(db: Database, *, hub: str | None = None, limit: int | None = None
     """Confirmed matches not yet in any report: what a reviewer can put into a new report."""
     limit, offset = check_window(limit, offset)
     in_report = select(ReportItem.match_id)
-    q = match_select().where(Match.state == "confirmed", Match.id.notin_(in_report))
-    count_q = select(func.count()).select_from(Match).where(Match.state == "confirmed", Match.id.notin_(in_report))
+    q = match_select().where(Match.state == MatchState.CONFIRMED.value, Match.id.notin_(in_report))
+    count_q = select(func.count()).select_from(Match).where(Match.state == MatchState.CONFIRMED.value, Match.id.notin_(in_report))
     if hub:
         q = q.where(HubRepo.hub == hub)
         count_q = (count_q.join(HubFile, HubFile.id == Match.hub_file_id)
@@ -123,7 +125,7 @@ def build_reports(db: Database, match_ids: list[int], user: str, *, title: str |
         missing = [i for i in ids if i not in views]
         if missing:
             raise NotFound(f"no match with id {missing[0]}")
-        not_confirmed = [views[i] for i in ids if views[i].state != "confirmed"]
+        not_confirmed = [views[i] for i in ids if views[i].state != MatchState.CONFIRMED]
         if not_confirmed:
             v = not_confirmed[0]
             raise Conflict(f"match {v.id} is {v.state}, not confirmed: only confirmed mirrors go into a report")
@@ -235,9 +237,10 @@ def mark_sent(db: Database, report_id: int, user: str, *, note: str | None = Non
         if note:
             rep.note = note
         for m in s.scalars(select(Match).where(Match.id.in_(ids))):
-            if m.state == "confirmed":
-                m.state, m.updated_at = "reported", now
-                s.add(Decision(match_id=m.id, user=user, state="reported", note=f"report #{report_id}", at=now))
+            new_state = system_move(REPORT_SENT, m.state)
+            if new_state is not None:
+                m.state, m.updated_at = new_state, now
+                s.add(Decision(match_id=m.id, user=user, state=new_state, note=f"report #{report_id}", at=now))
         record(s, user, "report.sent", "report", report_id, matches=ids, **({"note": note} if note else {}))
     return get_report(db, report_id)
 

@@ -1,17 +1,9 @@
 """The review queue and reviewers' decisions.
 
-Lifecycle of a match (state), and who moves it:
-
-    sweep ──> new ──reviewer──> confirmed ──report sent──> reported
-               │  ╲                 │                          │
-               │   second_look <────┤                      recheck
-               │        │           │                          v
-               └──> dismissed <─────┘                        gone
-
-Reviewers move matches between new, confirmed, dismissed and second_look (and back to new, to
-undo). `reported` is set only by sending a takedown report, `gone` only by a recheck that finds the
-mirror removed; a reported match cannot be changed by a decision, a gone one can only be dismissed.
-A confirmed match that sits in a draft report keeps its state until it is taken out of the report.
+Who may move a match to which state is defined in :mod:`mirrorwatch.match.states`: reviewers move
+matches between new, confirmed, dismissed and second_look; `reported` and `gone` are set only by the
+system. A confirmed match that sits in a draft report keeps its state until it is taken out of the
+report.
 
 A decision on several matches is one transaction: all of them change or none does. Each change
 writes a Decision row (the history shown on the match) and an Audit row."""
@@ -19,26 +11,26 @@ writes a Decision row (the history shown on the match) and an Audit row."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
+from mirrorwatch.match.states import (
+    DECIDABLE,
+    STATES,
+    TIER_NAMES,
+    MatchState,
+    allowed_decisions,
+    reviewer_may,
+)
 from mirrorwatch.services.audit import record
-from mirrorwatch.services.matchview import STATES, MatchView, match_select, match_views
+from mirrorwatch.services.matches import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
+from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Decision, Entry, HubFile, HubRepo, Match, Report, ReportItem, utcnow
 
-DECIDABLE = ("confirmed", "dismissed", "second_look", "new")
-ALLOWED: dict[str, frozenset[str]] = {
-    "new": frozenset({"confirmed", "dismissed", "second_look"}),
-    "second_look": frozenset({"confirmed", "dismissed", "new"}),
-    "confirmed": frozenset({"dismissed", "second_look", "new"}),
-    "dismissed": frozenset({"confirmed", "second_look", "new"}),
-    "reported": frozenset(),
-    "gone": frozenset({"dismissed"}),
-}
 SORTS = ("score", "newest", "oldest", "uploader")
 MAX_BULK = 500
 MAX_NOTE = 2000
@@ -63,7 +55,7 @@ class QueueFilter:
     def check(self) -> QueueFilter:
         if self.state is not None and self.state not in STATES:
             raise InvalidInput(f"unknown state {self.state!r}: use one of {', '.join(STATES)}")
-        if self.tier is not None and self.tier not in (1, 2, 3):
+        if self.tier is not None and self.tier not in TIER_NAMES:
             raise InvalidInput("tier must be 1 (exact), 2 (header) or 3 (fingerprint)")
         if self.min_score is not None and not (0 <= self.min_score <= 1_000):
             raise InvalidInput("min_score must be between 0 and 1000")
@@ -78,17 +70,17 @@ class QueueFilter:
         return self
 
 
-@dataclass
+@read_model
 class DecisionView:
     id: int
     match_id: int
     user: str
     state: str
     note: str | None
-    at: datetime
+    at: Utc
 
 
-@dataclass
+@read_model
 class MatchDetail:
     match: MatchView
     decisions: list[DecisionView] = field(default_factory=list)
@@ -96,7 +88,7 @@ class MatchDetail:
     allowed: list[str] = field(default_factory=list)
 
 
-@dataclass
+@read_model
 class DecideResult:
     state: str
     decided: list[int]
@@ -170,7 +162,7 @@ def get_match(db: Database, match_id: int) -> MatchDetail:
         reports = list(s.scalars(select(ReportItem.report_id).where(ReportItem.match_id == match_id)
                                  .order_by(ReportItem.report_id)))
     m = views[0]
-    return MatchDetail(m, decisions, reports, sorted(ALLOWED.get(m.state, frozenset())))
+    return MatchDetail(m, decisions, reports, allowed_decisions(m.state))
 
 
 def decide(db: Database, match_ids: list[int], state: str, note: str | None, user: str) -> DecideResult:
@@ -191,12 +183,12 @@ def decide(db: Database, match_ids: list[int], state: str, note: str | None, use
         missing = [i for i in ids if i not in matches]
         if missing:
             raise NotFound(f"no match with id {missing[0]}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
-        refused = [m for m in matches.values() if state not in ALLOWED.get(m.state, frozenset())]
+        refused = [m for m in matches.values() if not reviewer_may(m.state, state)]
         if refused:
             m = refused[0]
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
             raise Conflict(f"match {m.id} is {m.state}: it cannot become {state}{more}; nothing was changed")
-        if state != "confirmed":
+        if state != MatchState.CONFIRMED:
             in_draft = s.execute(
                 select(ReportItem.match_id, Report.id).join(Report, Report.id == ReportItem.report_id)
                 .where(ReportItem.match_id.in_(ids), Report.state == "draft")
@@ -211,7 +203,7 @@ def decide(db: Database, match_ids: list[int], state: str, note: str | None, use
             m.updated_at = now
             s.add(Decision(match_id=mid, user=user, state=state, note=note, at=now))
             record(s, user, "match.decide", "match", mid, old=old, new=state, **({"note": note} if note else {}))
-    confirmed = ids if state == "confirmed" else []
+    confirmed = ids if state == MatchState.CONFIRMED else []
     if confirmed:
         on_confirmed(db, confirmed)
     return DecideResult(state, ids, confirmed)

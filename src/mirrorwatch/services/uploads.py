@@ -1,4 +1,5 @@
-"""Sheet uploads from the browser or the API: limits, safe names, preview, then commit.
+"""Sheet uploads from the browser or the API: limits, safe names, and keeping the bytes between the
+preview and the commit (the import workflow itself is in :mod:`mirrorwatch.services.imports`).
 
 An upload is checked before it is parsed: at most MAX_UPLOAD_BYTES, a sheet extension, and a file
 name reduced to a harmless label (the last path component, printable characters only). The name
@@ -19,8 +20,6 @@ import time
 import unicodedata
 from pathlib import Path
 
-from mirrorwatch.bank.importer import ImportSummary, import_sheet
-from mirrorwatch.bank.sheets import parse_sheet
 from mirrorwatch.errors import InvalidInput, NotFound
 from mirrorwatch.store.db import Database
 
@@ -61,20 +60,6 @@ def check_upload(filename: str | None, data: bytes) -> str:
     if not data.strip():
         raise InvalidInput(f"{label} is empty")
     return label
-
-
-def preview_import(db: Database, bank: str, filename: str | None, data: bytes) -> ImportSummary:
-    """What importing this file would do, without writing anything."""
-    label = check_upload(filename, data)
-    sheet = parse_sheet(data, name=label)
-    return import_sheet(db, bank, sheet, label, skip_bad=True, dry_run=True, user="preview")
-
-
-def commit_import(db: Database, bank: str, filename: str | None, data: bytes, *, skip_bad: bool,
-                  user: str) -> ImportSummary:
-    label = check_upload(filename, data)
-    sheet = parse_sheet(data, name=label)
-    return import_sheet(db, bank, sheet, label, skip_bad=skip_bad, user=user)
 
 
 # --- staging between preview and commit -------------------------------------------------------------

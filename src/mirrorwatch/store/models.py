@@ -160,7 +160,7 @@ class Match(Base):
     tier: Mapped[int] = mapped_column(Integer)
     score: Mapped[float] = mapped_column(Float)
     evidence: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    # new / confirmed / dismissed / second_look / reported / gone
+    # a MatchState value (mirrorwatch.match.states: who may set which)
     state: Mapped[str] = mapped_column(String(20), default="new", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

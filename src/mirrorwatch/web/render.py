@@ -18,7 +18,7 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from mirrorwatch.hashing.forms import describe_lengths, hash_labels
-from mirrorwatch.services.matchview import TIER_NAMES
+from mirrorwatch.match.states import TIER_NAMES, reviewer_may
 from mirrorwatch.web.auth import CSRF_FIELD, get_auth
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -76,7 +76,8 @@ def make_env() -> Environment:
     )
     env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num)
     env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD,
-                       hash_lengths=describe_lengths, hash_labels=hash_labels)
+                       hash_lengths=describe_lengths, hash_labels=hash_labels,
+                       reviewer_may=reviewer_may)
     return env
 
 

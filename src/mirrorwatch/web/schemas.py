@@ -1,43 +1,42 @@
-"""Request and response models of the JSON API (they make the OpenAPI schema).
+"""Request models of the JSON API, and the response models of what has no read model of its own.
 
-Response models read the service layer's dataclasses directly (from_attributes), so the API is a
-thin, typed view of the same read models the pages render. Times are UTC, written with a Z."""
+Matches, decisions, entries, repos, uploaders, banks and reports are answered with the service
+layer's read models themselves (:func:`mirrorwatch.services.serial.read_model` dataclasses): the
+routes name them as response models and FastAPI builds their OpenAPI schema from them, so nothing
+here mirrors them. The models below cover requests, errors, lookups, import summaries, accounts,
+scans and the dashboard; they read the services' objects (from_attributes). Times are UTC, written
+with a Z."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field
+
+from mirrorwatch.match import states
+from mirrorwatch.services.paging import Page
+from mirrorwatch.services.serial import Utc
 
 MAX_ID = 2**53
-T = TypeVar("T")
 
 
-def _utc(d: datetime) -> str:
-    return d.isoformat() + "Z" if d.tzinfo is None else d.isoformat()
-
-
-Utc = Annotated[datetime, PlainSerializer(_utc, return_type=str, when_used="json")]
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 Role = Literal["viewer", "reviewer", "admin"]
-DecisionState = Literal["confirmed", "dismissed", "second_look", "new"]
-MatchState = Literal["new", "confirmed", "dismissed", "second_look", "reported", "gone"]
+# Generated from the one match vocabulary (mirrorwatch.match.states): the same values, in the same order.
+DecisionState = Literal[states.DECIDABLE]  # type: ignore[valid-type]
+MatchState = Literal[states.STATES]  # type: ignore[valid-type]
 
 
 class Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+PageOut = Page  # one page type for every list (the read models' and the models' below)
+
+
 class ErrorOut(BaseModel):
     error: str
-
-
-class PageOut(Out, Generic[T]):
-    items: list[T]
-    total: int
-    limit: int
-    offset: int
 
 
 class HealthOut(BaseModel):
@@ -88,51 +87,6 @@ class LookupOut(Out):
 
 # --- matches ---
 
-class MatchOut(Out):
-    id: int
-    state: str
-    tier: int
-    tier_name: str
-    score: float
-    created_at: Utc
-    updated_at: Utc
-    entry_id: int
-    entry_name: str
-    entry_url: str | None
-    bank_id: int
-    bank: str
-    hub: str
-    repo_pk: int
-    repo_id: str
-    author: str | None
-    repo_status: str
-    file_id: int
-    path: str
-    file_status: str
-    size: int | None
-    sha256: str | None
-    url: str | None
-    first_seen: Utc
-    last_seen: Utc
-    evidence: list[Any]
-    why: list[str]
-
-
-class DecisionOut(Out):
-    id: int
-    match_id: int
-    user: str
-    state: str
-    note: str | None
-    at: Utc
-
-
-class MatchDetailOut(Out):
-    match: MatchOut
-    decisions: list[DecisionOut]
-    reports: list[int]
-    allowed: list[str]
-
 
 class DecisionIn(BaseModel):
     match_ids: list[Id] = Field(min_length=1, max_length=500)
@@ -140,162 +94,16 @@ class DecisionIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
-class DecideOut(Out):
-    state: str
-    decided: list[int]
-    confirmed: list[int]
-
-
 # --- entries, repos, uploaders ---
-
-class SignalOut(Out):
-    form: str
-    value: str
-    origin: str
-    created_at: Utc
-
-
-class EntryOut(Out):
-    id: int
-    bank_id: int
-    bank: str
-    name: str
-    url: str | None
-    civitai_model_id: int | None
-    civitai_version_id: int | None
-    kind: str | None
-    notes: str | None
-    imported_from: str | None
-    row: int | None
-    created_at: Utc
-    updated_at: Utc
-    hashes: dict[str, list[str]]
-    signals: list[SignalOut]
-    matches: list[MatchOut]
-
-
-class RepoOut(Out):
-    id: int
-    hub: str
-    repo_id: str
-    author: str | None
-    status: str
-    gated: bool
-    disabled: bool
-    sha: str | None
-    created_at: Utc | None
-    last_modified: Utc | None
-    first_seen: Utc
-    last_seen: Utc
-    error: str | None
-    url: str | None
-    matches: int
-
-
-class FileOut(Out):
-    id: int
-    path: str
-    size: int | None
-    sha256: str | None
-    status: str
-    first_seen: Utc
-    last_seen: Utc
-    matches: int
-
-
-class StatusEventOut(Out):
-    id: int
-    at: Utc
-    status: str
-    detail: str | None
-    path: str | None
-
-
-class RepoPageOut(Out):
-    repo: RepoOut
-    files: list[FileOut]
-    files_total: int
-    matches: list[MatchOut]
-    events: list[StatusEventOut]
-
-
-class UploaderOut(Out):
-    hub: str
-    author: str
-    matches: int
-    repos: int
-    entries: int
-    first_seen: Utc | None
-    last_seen: Utc | None
-    by_state: dict[str, int]
-
-
-class UploaderPageOut(Out):
-    summary: UploaderOut
-    repos: list[RepoOut]
-    matches: PageOut[MatchOut]
 
 
 # --- banks ---
-
-class BankOut(Out):
-    id: int
-    name: str
-    description: str | None
-    source: str | None
-    created_at: Utc
-    entries: int
-    found: int
 
 
 class BankIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     description: str | None = Field(default=None, max_length=5000)
     source: str | None = Field(default=None, max_length=2000)
-
-
-class CoverageOut(Out):
-    entries: int
-    found: int
-    share: float
-    matches: int
-    by_state: dict[str, int]
-    by_hub: dict[str, int]
-    repos: int
-    uploaders: int
-    first_found: Utc | None
-    last_found: Utc | None
-
-
-class ImportRunOut(Out):
-    id: int
-    filename: str
-    fmt: str
-    user: str | None
-    at: Utc
-    counts: dict[str, Any]
-    rejected: list[Any]
-
-
-class EntryRowOut(Out):
-    id: int
-    name: str
-    url: str | None
-    civitai_model_id: int | None
-    civitai_version_id: int | None
-    kind: str | None
-    matches: int
-    live: int
-
-
-class BankPageOut(Out):
-    id: int
-    name: str
-    description: str | None
-    source: str | None
-    created_at: Utc
-    coverage: CoverageOut
-    imports: list[ImportRunOut]
 
 
 class RejectedRowOut(BaseModel):
@@ -327,38 +135,6 @@ class ReportIn(BaseModel):
 
 class NoteIn(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
-
-
-class ReportItemOut(Out):
-    match: MatchOut
-    last_status: str | None
-    last_status_at: Utc | None
-
-
-class ReportOut(Out):
-    id: int
-    hub: str
-    hub_name: str
-    title: str
-    created_by: str
-    created_at: Utc
-    state: str
-    sent_at: Utc | None
-    note: str | None
-    items: list[ReportItemOut]
-    outcome: dict[str, int]
-
-
-class ReportSummaryOut(Out):
-    id: int
-    hub: str
-    title: str
-    state: str
-    created_by: str
-    created_at: Utc
-    sent_at: Utc | None
-    items: int
-    outcome: dict[str, int]
 
 
 # --- accounts ---

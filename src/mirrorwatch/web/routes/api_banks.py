@@ -8,21 +8,21 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.bank.importer import ImportRejected
-from mirrorwatch.services import exports, pages, uploads
-from mirrorwatch.services.banks import create_bank, list_banks
+from mirrorwatch.services import banks, exports, imports, uploads
+from mirrorwatch.services.banks import (
+    BankDetail,
+    BankView,
+    EntryRow,
+    ImportRunView,
+    bank_name,
+    create_bank,
+    list_banks,
+)
+from mirrorwatch.services.paging import Page
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
 from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db, stream_download
-from mirrorwatch.web.schemas import (
-    BankIn,
-    BankOut,
-    BankPageOut,
-    EntryRowOut,
-    ErrorOut,
-    ImportRunOut,
-    ImportSummaryOut,
-    PageOut,
-)
+from mirrorwatch.web.schemas import BankIn, ErrorOut, ImportSummaryOut
 
 ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
           409: {"model": ErrorOut}}
@@ -30,36 +30,35 @@ router = APIRouter(prefix="/api/banks", tags=["banks"], responses=ERRORS)
 DB = Annotated[Database, Depends(get_db)]
 
 
-@router.get("", response_model=list[BankOut], dependencies=[VIEWER], summary="Banks with entry counts and coverage")
+@router.get("", response_model=list[BankView], dependencies=[VIEWER], summary="Banks with entry counts and coverage")
 def api_banks(db: DB):
     return list_banks(db)
 
 
-@router.post("", response_model=BankOut, status_code=201, summary="Create a bank (admin)")
+@router.post("", response_model=BankView, status_code=201, summary="Create a bank (admin)")
 def api_create_bank(db: DB, body: BankIn, p: Principal = ADMIN):
     return create_bank(db, body.name, description=body.description, source=body.source, user=p.name)
 
 
-@router.get("/{bank_id}", response_model=BankPageOut, dependencies=[VIEWER],
+@router.get("/{bank_id}", response_model=BankDetail, dependencies=[VIEWER],
             summary="A bank: coverage (found online, where, since when) and import history")
 def api_bank(db: DB, bank_id: IdPath):
-    page = pages.bank_page(db, bank_id, limit=1)
-    return page
+    return banks.get_bank(db, bank_id)
 
 
-@router.get("/{bank_id}/entries", response_model=PageOut[EntryRowOut], dependencies=[VIEWER],
+@router.get("/{bank_id}/entries", response_model=Page[EntryRow], dependencies=[VIEWER],
             summary="Entries of a bank, in id order")
 def api_bank_entries(db: DB, bank_id: IdPath, q: Annotated[str | None, Query(max_length=200)] = None,
                      found: Annotated[bool, Query(description="only entries found online")] = False,
                      limit: Limit = 50, offset: Offset = 0):
-    pages.bank_name(db, bank_id)
-    return pages.bank_entries(db, bank_id, q=q, found_only=found, limit=limit, offset=offset)
+    bank_name(db, bank_id)
+    return banks.bank_entries(db, bank_id, q=q, found_only=found, limit=limit, offset=offset)
 
 
-@router.get("/{bank_id}/imports", response_model=list[ImportRunOut], dependencies=[VIEWER], summary="Import history")
+@router.get("/{bank_id}/imports", response_model=list[ImportRunView], dependencies=[VIEWER], summary="Import history")
 def api_bank_imports(db: DB, bank_id: IdPath):
-    pages.bank_name(db, bank_id)
-    return pages.bank_imports(db, bank_id)
+    bank_name(db, bank_id)
+    return banks.bank_imports(db, bank_id)
 
 
 @router.get("/{bank_id}/export", dependencies=[VIEWER], summary="Export a bank as CSV or JSON",
@@ -81,13 +80,13 @@ async def api_import(db: DB, bank_id: IdPath, file: Annotated[UploadFile, File(d
     updated, duplicates, rejected rows with reasons). Without it the import is one transaction; if
     rows are rejected and skip_bad is false, nothing is imported (422 with the row report)."""
     data = await file.read(uploads.MAX_UPLOAD_BYTES + 1)
-    bank = await run_in_threadpool(pages.bank_name, db, bank_id)
+    bank = await run_in_threadpool(bank_name, db, bank_id)
     if dry_run:
-        summary = await run_in_threadpool(uploads.preview_import, db, bank, file.filename, data)
+        summary = await run_in_threadpool(imports.preview_import, db, bank, file.filename, data)
         summary.import_id = None
         return summary.to_dict()
     try:
-        summary = await run_in_threadpool(lambda: uploads.commit_import(db, bank, file.filename, data,
+        summary = await run_in_threadpool(lambda: imports.commit_import(db, bank, file.filename, data,
                                                                         skip_bad=skip_bad, user=p.name))
     except ImportRejected as exc:
         from fastapi.responses import JSONResponse

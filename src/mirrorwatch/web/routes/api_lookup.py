@@ -8,22 +8,16 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
 from mirrorwatch.services import dashboard as dash
-from mirrorwatch.services import pages
+from mirrorwatch.services import entries, repos, uploaders
+from mirrorwatch.services.entries import EntryDetail
 from mirrorwatch.services.lookup import lookup
+from mirrorwatch.services.paging import Page
+from mirrorwatch.services.repos import RepoDetail, RepoView
+from mirrorwatch.services.uploaders import UploaderDetail, UploaderSummary
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER
 from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
-from mirrorwatch.web.schemas import (
-    DashboardOut,
-    EntryOut,
-    ErrorOut,
-    LookupOut,
-    PageOut,
-    RepoOut,
-    RepoPageOut,
-    UploaderOut,
-    UploaderPageOut,
-)
+from mirrorwatch.web.schemas import DashboardOut, ErrorOut, LookupOut
 
 ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}}
 router = APIRouter(prefix="/api", tags=["lookup"], responses=ERRORS, dependencies=[VIEWER])
@@ -43,33 +37,33 @@ def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, des
     return JSONResponse(lookup(db, q, limit=limit, bank=bank or None).to_dict())
 
 
-@router.get("/entries/{entry_id}", response_model=EntryOut, summary="A removed model with its hash forms and mirrors")
+@router.get("/entries/{entry_id}", response_model=EntryDetail, summary="A removed model with its hash forms and mirrors")
 def api_entry(db: DB, entry_id: IdPath):
-    return pages.entry_page(db, entry_id)
+    return entries.get_entry(db, entry_id)
 
 
-@router.get("/repos", response_model=PageOut[RepoOut], summary="Hub repos holding matches, most matches first")
+@router.get("/repos", response_model=Page[RepoView], summary="Hub repos holding matches, most matches first")
 def api_repos(db: DB, hub: Annotated[str | None, Query(max_length=40)] = None,
               author: Annotated[str | None, Query(max_length=200)] = None,
               all_repos: Annotated[bool, Query(alias="all", description="include repos without matches")] = False,
               limit: Limit = 50, offset: Offset = 0):
-    return pages.list_repos(db, hub=hub, author=author, with_matches=not all_repos, limit=limit, offset=offset)
+    return repos.list_repos(db, hub=hub, author=author, with_matches=not all_repos, limit=limit, offset=offset)
 
 
-@router.get("/repos/{repo_id}", response_model=RepoPageOut, summary="A hub repo: files, matches, status history")
+@router.get("/repos/{repo_id}", response_model=RepoDetail, summary="A hub repo: files, matches, status history")
 def api_repo(db: DB, repo_id: IdPath):
-    return pages.repo_page(db, repo_id)
+    return repos.get_repo(db, repo_id)
 
 
-@router.get("/uploaders", response_model=PageOut[UploaderOut], summary="Uploader accounts by number of matches")
+@router.get("/uploaders", response_model=Page[UploaderSummary], summary="Uploader accounts by number of matches")
 def api_uploaders(db: DB, hub: Annotated[str | None, Query(max_length=40)] = None,
                   min_matches: Annotated[int, Query(ge=1, le=1_000_000)] = 1, limit: Limit = 50, offset: Offset = 0):
-    return pages.uploaders(db, hub=hub, min_matches=min_matches, limit=limit, offset=offset)
+    return uploaders.list_uploaders(db, hub=hub, min_matches=min_matches, limit=limit, offset=offset)
 
 
-@router.get("/uploaders/{hub}/{author}", response_model=UploaderPageOut, summary="All matches of one uploader")
+@router.get("/uploaders/{hub}/{author}", response_model=UploaderDetail, summary="All matches of one uploader")
 def api_uploader(db: DB, hub: Hub, author: Author, limit: Limit = 50, offset: Offset = 0):
-    return pages.uploader_page(db, hub, author, limit=limit, offset=offset)
+    return uploaders.get_uploader(db, hub, author, limit=limit, offset=offset)
 
 
 @router.get("/dashboard", response_model=DashboardOut, summary="Aggregates: over time, by bank, uploader, state, tier")

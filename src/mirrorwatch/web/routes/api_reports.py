@@ -7,10 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from mirrorwatch.services import reports
+from mirrorwatch.services.matches import MatchView
+from mirrorwatch.services.paging import Page
+from mirrorwatch.services.reports import ReportSummary, ReportView
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal
 from mirrorwatch.web.routes.common import IdPath, Limit, Offset, download, get_db
-from mirrorwatch.web.schemas import ErrorOut, MatchOut, NoteIn, PageOut, ReportIn, ReportOut, ReportSummaryOut
+from mirrorwatch.web.schemas import ErrorOut, NoteIn, ReportIn
 
 ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
           409: {"model": ErrorOut}}
@@ -18,26 +21,26 @@ router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERRORS)
 DB = Annotated[Database, Depends(get_db)]
 
 
-@router.get("", response_model=PageOut[ReportSummaryOut], dependencies=[VIEWER], summary="Reports, newest first")
+@router.get("", response_model=Page[ReportSummary], dependencies=[VIEWER], summary="Reports, newest first")
 def api_reports(db: DB, state: Annotated[Literal["draft", "sent", "closed"] | None, Query()] = None,
                 limit: Limit = 50, offset: Offset = 0):
     return reports.list_reports(db, state=state, limit=limit, offset=offset)
 
 
-@router.get("/candidates", response_model=PageOut[MatchOut], dependencies=[VIEWER],
+@router.get("/candidates", response_model=Page[MatchView], dependencies=[VIEWER],
             summary="Confirmed mirrors not yet in a report")
 def api_candidates(db: DB, hub: Annotated[str | None, Query(max_length=40)] = None, limit: Limit = 50,
                    offset: Offset = 0):
     return reports.candidates(db, hub=hub, limit=limit, offset=offset)
 
 
-@router.post("", response_model=list[ReportOut], status_code=201,
+@router.post("", response_model=list[ReportView], status_code=201,
              summary="Build draft reports (one per hub) from confirmed mirrors")
 def api_build(db: DB, body: ReportIn, p: Principal = REVIEWER):
     return reports.build_reports(db, body.match_ids, p.name, title=body.title)
 
 
-@router.get("/{report_id}", response_model=ReportOut, dependencies=[VIEWER], summary="A report with its mirrors and outcome")
+@router.get("/{report_id}", response_model=ReportView, dependencies=[VIEWER], summary="A report with its mirrors and outcome")
 def api_report(db: DB, report_id: IdPath):
     return reports.get_report(db, report_id)
 
@@ -49,16 +52,16 @@ def api_report_export(db: DB, report_id: IdPath, format: Annotated[Literal["text
     return download(body, media, name)
 
 
-@router.post("/{report_id}/sent", response_model=ReportOut, summary="Mark a draft report sent: its mirrors become reported")
+@router.post("/{report_id}/sent", response_model=ReportView, summary="Mark a draft report sent: its mirrors become reported")
 def api_sent(db: DB, report_id: IdPath, body: NoteIn | None = None, p: Principal = REVIEWER):
     return reports.mark_sent(db, report_id, p.name, note=body.note if body else None)
 
 
-@router.post("/{report_id}/close", response_model=ReportOut, summary="Close a sent report")
+@router.post("/{report_id}/close", response_model=ReportView, summary="Close a sent report")
 def api_close(db: DB, report_id: IdPath, body: NoteIn | None = None, p: Principal = REVIEWER):
     return reports.close_report(db, report_id, p.name, note=body.note if body else None)
 
 
-@router.delete("/{report_id}/items/{match_id}", response_model=ReportOut, summary="Take a mirror out of a draft report")
+@router.delete("/{report_id}/items/{match_id}", response_model=ReportView, summary="Take a mirror out of a draft report")
 def api_remove_item(db: DB, report_id: IdPath, match_id: IdPath, p: Principal = REVIEWER):
     return reports.remove_item(db, report_id, match_id, p.name)

@@ -7,19 +7,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 
 from mirrorwatch.services import exports, review
-from mirrorwatch.services.review import QueueFilter
+from mirrorwatch.services.matches import MatchView
+from mirrorwatch.services.paging import Page
+from mirrorwatch.services.review import DecideResult, MatchDetail, QueueFilter
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal
 from mirrorwatch.web.routes.common import IdPath, Limit, Offset, OptId, get_db, stream_download
-from mirrorwatch.web.schemas import (
-    DecideOut,
-    DecisionIn,
-    ErrorOut,
-    MatchDetailOut,
-    MatchOut,
-    MatchState,
-    PageOut,
-)
+from mirrorwatch.web.schemas import DecisionIn, ErrorOut, MatchState
 
 ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
           409: {"model": ErrorOut}}
@@ -51,7 +45,7 @@ class MatchQuery:
         )
 
 
-@router.get("/matches", response_model=PageOut[MatchOut], dependencies=[VIEWER],
+@router.get("/matches", response_model=Page[MatchView], dependencies=[VIEWER],
             summary="Matches (the review queue), filtered and paginated")
 def api_matches(db: DB, q: Annotated[MatchQuery, Depends()], limit: Limit = 50, offset: Offset = 0):
     return review.queue(db, q.filter, limit=limit, offset=offset)
@@ -65,13 +59,13 @@ def api_matches_export(db: DB, q: Annotated[MatchQuery, Depends()],
     return stream_download(chunks, exports.FORMATS[format], name)
 
 
-@router.get("/matches/{match_id}", response_model=MatchDetailOut, dependencies=[VIEWER],
+@router.get("/matches/{match_id}", response_model=MatchDetail, dependencies=[VIEWER],
             summary="One match with its evidence and decision history")
 def api_match(db: DB, match_id: IdPath):
     return review.get_match(db, match_id)
 
 
-@router.post("/decisions", response_model=DecideOut, summary="Decide on one or more matches (all or none)")
+@router.post("/decisions", response_model=DecideResult, summary="Decide on one or more matches (all or none)")
 def api_decide(db: DB, body: DecisionIn, p: Principal = REVIEWER):
     """confirmed / dismissed / second_look / new (undo). Refused with 409 when a match's state does
     not allow it (reported, gone, or in a draft report); then nothing changes."""

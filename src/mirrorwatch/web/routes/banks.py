@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from mirrorwatch.bank.importer import ImportRejected
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.services import exports, pages, uploads
+from mirrorwatch.services import banks, exports, imports, uploads
 from mirrorwatch.services.banks import create_bank, list_banks
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
@@ -40,8 +39,10 @@ async def banks_create(request: Request, db: DB, p: Principal = ADMIN):
 @router.get("/banks/{bank_id}")
 def bank_page(request: Request, db: DB, bank_id: IdPath, q: Annotated[str, Query(max_length=200)] = "",
               found: Annotated[str, Query(max_length=5)] = "", offset: Offset = 0, p: Principal = VIEWER):
-    b = pages.bank_page(db, bank_id, q=q or None, found_only=bool(found), limit=PAGE_SIZE, offset=offset)
-    return render(request, "bank.html", b=b, params={"q": q, "found": found}, max_mb=uploads.MAX_UPLOAD_BYTES >> 20)
+    b = banks.get_bank(db, bank_id)
+    entries = banks.bank_entries(db, bank_id, q=q or None, found_only=bool(found), limit=PAGE_SIZE, offset=offset)
+    return render(request, "bank.html", b=b, entries=entries, params={"q": q, "found": found},
+                  max_mb=uploads.MAX_UPLOAD_BYTES >> 20)
 
 
 @router.get("/banks/{bank_id}/export/{fmt}")
@@ -58,12 +59,9 @@ async def bank_upload(request: Request, db: DB, bank_id: IdPath, p: Principal = 
     if not isinstance(upload, UploadFile) or not upload.filename:
         raise InvalidInput("choose a sheet file to upload")
     data = await upload.read(uploads.MAX_UPLOAD_BYTES + 1)
-    bank = await run_in_threadpool(pages.bank_name, db, bank_id)
-    label = uploads.check_upload(upload.filename, data)
-    summary = await run_in_threadpool(uploads.preview_import, db, bank, label, data)
-    stage = await run_in_threadpool(lambda: uploads.stage_upload(db, user_id=p.user.id, bank_id=bank_id,
-                                                                 filename=label, data=data))
-    return render(request, "import_preview.html", bank_id=bank_id, bank=bank, s=summary, stage=stage)
+    step = await run_in_threadpool(lambda: imports.preview_upload(db, bank_id, upload.filename, data,
+                                                                  user_id=p.user.id))
+    return render(request, "import_preview.html", bank_id=bank_id, bank=step.bank, s=step.summary, stage=step.stage)
 
 
 @router.post("/banks/{bank_id}/import/commit")
@@ -72,18 +70,15 @@ async def bank_commit(request: Request, db: DB, bank_id: IdPath, p: Principal = 
     form = await request.form()
     stage = str(form.get("stage") or "")
     if form.get("cancel"):
-        await run_in_threadpool(uploads.discard_staged, db, stage)
+        await run_in_threadpool(imports.cancel_upload, db, stage)
         return redirect(request, f"/banks/{bank_id}", "Import cancelled; nothing was written.", "warn")
-    bank = await run_in_threadpool(pages.bank_name, db, bank_id)
-    label, data = await run_in_threadpool(lambda: uploads.load_staged(db, stage, user_id=p.user.id, bank_id=bank_id))
     skip_bad = bool(form.get("skip_bad"))
-    try:
-        summary = await run_in_threadpool(lambda: uploads.commit_import(db, bank, label, data, skip_bad=skip_bad,
-                                                                        user=p.name))
-    except ImportRejected as exc:
-        return render(request, "import_preview.html", status_code=422, bank_id=bank_id, bank=bank, s=exc.summary,
-                      stage=stage, error=str(exc))
-    await run_in_threadpool(uploads.discard_staged, db, stage)
+    step = await run_in_threadpool(lambda: imports.commit_upload(db, bank_id, stage, user_id=p.user.id, user=p.name,
+                                                                 skip_bad=skip_bad))
+    if step.error:
+        return render(request, "import_preview.html", status_code=422, bank_id=bank_id, bank=step.bank, s=step.summary,
+                      stage=step.stage, error=step.error)
+    s = step.summary
     return redirect(request, f"/banks/{bank_id}",
-                    f"Imported {label}: {summary.added} added, {summary.updated} updated, "
-                    f"{summary.duplicates} duplicates, {len(summary.rejected)} rejected.")
+                    f"Imported {step.label}: {s.added} added, {s.updated} updated, "
+                    f"{s.duplicates} duplicates, {len(s.rejected)} rejected.")

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 
-from mirrorwatch.services import pages
+from mirrorwatch.services import entries, repos, uploaders
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER, Principal
 from mirrorwatch.web.render import render
@@ -18,23 +18,23 @@ DB = Annotated[Database, Depends(get_db)]
 
 @router.get("/entries/{entry_id}")
 def entry(request: Request, db: DB, entry_id: IdPath, p: Principal = VIEWER):
-    return render(request, "entry.html", e=pages.entry_page(db, entry_id))
+    return render(request, "entry.html", e=entries.get_entry(db, entry_id))
 
 
 @router.get("/repos/{repo_id}")
 def repo(request: Request, db: DB, repo_id: IdPath, p: Principal = VIEWER):
-    return render(request, "repo.html", r=pages.repo_page(db, repo_id))
+    return render(request, "repo.html", r=repos.get_repo(db, repo_id))
 
 
 @router.get("/uploaders")
 def uploader_list(request: Request, db: DB, hub: Annotated[str, Query(max_length=40)] = "",
                   offset: Offset = 0, p: Principal = VIEWER):
-    page = pages.uploaders(db, hub=hub or None, limit=PAGE_SIZE, offset=offset)
+    page = uploaders.list_uploaders(db, hub=hub or None, limit=PAGE_SIZE, offset=offset)
     return render(request, "uploaders.html", page=page, params={"hub": hub})
 
 
 @router.get("/uploaders/{hub}/{author}")
 def uploader(request: Request, db: DB, hub: Annotated[str, Path(max_length=40)],
              author: Annotated[str, Path(max_length=200)], offset: Offset = 0, p: Principal = VIEWER):
-    return render(request, "uploader.html", u=pages.uploader_page(db, hub, author, limit=PAGE_SIZE, offset=offset),
+    return render(request, "uploader.html", u=uploaders.get_uploader(db, hub, author, limit=PAGE_SIZE, offset=offset),
                   params={})

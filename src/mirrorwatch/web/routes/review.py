@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 
 from mirrorwatch.errors import InvalidInput
+from mirrorwatch.match.states import STATES
 from mirrorwatch.services import review
 from mirrorwatch.services.banks import list_banks
-from mirrorwatch.services.matchview import STATES
 from mirrorwatch.services.review import QueueFilter
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal

@@ -1,0 +1,1 @@
+"""Text helpers below every pipeline stage: name normalisation shared by banks, matching and search."""
