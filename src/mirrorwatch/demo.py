@@ -107,7 +107,7 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
     import hashlib
 
     from mirrorwatch.bank.importer import import_file
-    from mirrorwatch.hubs.huggingface import HuggingFaceHub
+    from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
     from mirrorwatch.services.banks import create_bank
     from mirrorwatch.store.db import Database
     from mirrorwatch.sweep.recheck import recheck

@@ -12,8 +12,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidInput, NotFound
+from mirrorwatch.hubs.registry import web_url as hub_web_url
 from mirrorwatch.services.lookup import HASH_FORMS_SHOWN
 from mirrorwatch.services.matchview import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window

@@ -14,12 +14,11 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 
 from mirrorwatch.errors import MirrorwatchError
-from mirrorwatch.hubs.base import RemoteFile, RepoFiles
+from mirrorwatch.hubs.base import Hub, RemoteFile, RepoFiles
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Fingerprint, HubFile, HubRepo
 
@@ -47,7 +46,7 @@ def _done_before(db: Database, hub: str, repo_id: str) -> dict[str, tuple[str | 
     return out
 
 
-def enrich(db: Database, hub: Any, result: RepoFiles, opts: EnrichOptions) -> RepoFiles:
+def enrich(db: Database, hub: Hub, result: RepoFiles, opts: EnrichOptions) -> RepoFiles:
     """Add header evidence (and content fingerprints with deep) to a repo's safetensors files."""
     if not (opts.headers or opts.deep):
         return result
@@ -65,7 +64,7 @@ def enrich(db: Database, hub: Any, result: RepoFiles, opts: EnrichOptions) -> Re
     return result
 
 
-def _read_header(hub: Any, result: RepoFiles, f: RemoteFile) -> None:
+def _read_header(hub: Hub, result: RepoFiles, f: RemoteFile) -> None:
     from mirrorwatch.formats.kinds import guess_kind
     from mirrorwatch.match.header import header_signals
 
@@ -80,7 +79,7 @@ def _read_header(hub: Any, result: RepoFiles, f: RemoteFile) -> None:
         f.header = {"error": f"{type(exc).__name__}: {str(exc)[:200]}"}
 
 
-def _read_content(hub: Any, result: RepoFiles, f: RemoteFile, opts: EnrichOptions) -> None:
+def _read_content(hub: Hub, result: RepoFiles, f: RemoteFile, opts: EnrichOptions) -> None:
     from mirrorwatch.hashing.engine import hash_file
     from mirrorwatch.match.fingerprint import NothingToFingerprint, fingerprint_file
 

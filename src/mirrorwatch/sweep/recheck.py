@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED
+from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED, Hub
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
 
@@ -42,7 +42,7 @@ def _reopen_or_close(s, file_ids: list[int], gone: bool) -> None:
                   .values(state="new", updated_at=utcnow()))
 
 
-def recheck(db: Database, hub: Any, *, all_repos: bool = False, repo_ids: list[str] | None = None,
+def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[str] | None = None,
             progress: Callable[[RecheckSummary], None] | None = None) -> RecheckSummary:
     """Visit repos that hold matches (or every stored repo of this hub with all_repos)."""
     summary = RecheckSummary()

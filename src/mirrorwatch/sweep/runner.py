@@ -20,9 +20,13 @@ from mirrorwatch.hubs.base import (
     DISABLED,
     GATED,
     LIVE,
+    Hub,
+    ListingPage,
+    ListingProblem,
     RemoteFile,
     RepoFiles,
     RepoListing,
+    Scope,
     SkipRepo,
     is_weight_file,
 )
@@ -38,7 +42,7 @@ COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", 
 
 @dataclass
 class SweepOptions:
-    scope: dict[str, Any] = field(default_factory=dict)  # author, search, filter, sort, repos, since
+    scope: Scope = field(default_factory=lambda: Scope())  # author, search, filter, sort, repos, since
     extensions: tuple[str, ...] = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
     min_size: int | None = None
     max_size: int | None = None
@@ -71,9 +75,9 @@ class SweepSummary:
 
 
 class Sweep:
-    """One sweep of one hub. `hub` implements list_pages/repo_listing/fetch_files (see hubs/)."""
+    """One sweep of one hub, through the hub port (`hubs.base.Hub`)."""
 
-    def __init__(self, db: Database, hub: Any, options: SweepOptions,
+    def __init__(self, db: Database, hub: Hub, options: SweepOptions,
                  progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None) -> None:
         self.db = db
         self.hub = hub
@@ -124,8 +128,7 @@ class Sweep:
                 run.finished_at = utcnow()
 
     def _quota(self) -> dict[str, Any]:
-        tracker = getattr(self.hub, "tracker", None)
-        return tracker.snapshot() if tracker is not None else {}
+        return self.hub.quota()
 
     def _record_scan_error(self, s, repo_id: str | None, reason: str, path: str | None = None) -> None:
         s.add(ScanError(scan_run_id=self.run_id, repo_id=repo_id, path=path, reason=reason[:1000]))
@@ -136,38 +139,30 @@ class Sweep:
             self.progress(self.counts, self._quota())
 
     # -- listing -----------------------------------------------------------------------------
-    def _listings(self) -> Iterator[list[RepoListing | tuple[str, str]]]:
-        """Pages of listings; malformed items come through as (repo_id-or-None, reason) tuples."""
+    def _listings(self) -> Iterator[ListingPage]:
+        """Pages of listings (and listing problems), deduplicated, stopped at `since`."""
         scope = self.options.scope
         if scope.get("repos"):
-            page: list[RepoListing | tuple[str, str]] = []
+            page: ListingPage = []
             for rid in scope["repos"]:
                 try:
                     page.append(self.hub.repo_listing(rid))
                 except Exception as exc:  # missing, private or failing repo: record and go on
-                    page.append((rid, f"cannot read repo: {type(exc).__name__}: {str(exc)[:200]}"))
+                    page.append(ListingProblem(rid, f"cannot read repo: {type(exc).__name__}: {str(exc)[:200]}"))
             yield page
             return
-        from mirrorwatch.hubs.huggingface import MalformedListing, listing_from_item
-
         since = scope.get("since")
         date_attr = "last_modified" if scope.get("sort") == "lastModified" else "created_at"
         repeats = 0
-        for raw_page in self.hub.list_pages(scope):
+        for hub_page in self.hub.list_pages(scope):
             self.counts["pages"] += 1
-            out: list[RepoListing | tuple[str, str]] = []
+            out: ListingPage = []
             fresh = 0
             stop = False
-            for item in raw_page:
-                if isinstance(item, RepoListing):
-                    listing = item
-                else:
-                    try:
-                        listing = listing_from_item(item)
-                    except MalformedListing as exc:
-                        rid = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
-                        out.append((rid, str(exc)))
-                        continue
+            for listing in hub_page:
+                if isinstance(listing, ListingProblem):
+                    out.append(listing)
+                    continue
                 if listing.repo_id in self._seen:
                     continue
                 fresh += 1
@@ -180,7 +175,7 @@ class Sweep:
             yield out
             if stop:
                 return
-            repeats = repeats + 1 if fresh == 0 and raw_page else 0
+            repeats = repeats + 1 if fresh == 0 and hub_page else 0
             if repeats >= 2:
                 raise SkipRepo("the hub's pagination repeats pages (a Link loop): listing stopped")
 
@@ -234,7 +229,7 @@ class Sweep:
         return SweepSummary(self.run_id, status, dict(self.counts), self.resumed, time.monotonic() - started,
                             self._quota())
 
-    def _handle_page(self, page: list, pool: ThreadPoolExecutor, inflight: dict[Future, RepoListing]) -> None:
+    def _handle_page(self, page: ListingPage, pool: ThreadPoolExecutor, inflight: dict[Future, RepoListing]) -> None:
         listings = [x for x in page if isinstance(x, RepoListing)]
         known: dict[str, tuple[str | None, str]] = {}
         if listings:
@@ -249,8 +244,8 @@ class Sweep:
                         known[rid] = (sha, st)
         with self.db.session() as s:
             for x in page:
-                if not isinstance(x, RepoListing):
-                    self._record_scan_error(s, x[0], x[1])
+                if isinstance(x, ListingProblem):
+                    self._record_scan_error(s, x.repo_id, x.reason)
                     self.counts["skipped"] += 1
             self.counts["listed"] += len(page)
             for listing in listings:
