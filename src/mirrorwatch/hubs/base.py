@@ -76,10 +76,6 @@ class RemoteFile:
     lfs: bool = True
     revision: str | None = None
     hashes: dict[str, str] = field(default_factory=dict)  # extra forms a hub knows (local folders hash all)
-    # filled by the robust tiers when they run on this file:
-    header: dict | None = None  # {"signals": {...}, "kind": ..., "bytes": N} or {"error": reason}
-    fingerprint: bytes | None = None  # serialized weight fingerprint (content tier)
-    content_error: str | None = None
 
 
 @dataclass

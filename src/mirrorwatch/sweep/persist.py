@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import ERROR, FILE_CHANGED, FILE_GONE, FILE_PRESENT, LIVE, RemoteFile, RepoListing
-from mirrorwatch.match.exact import find_exact, record_hits
+from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
 
 
@@ -92,13 +92,31 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
     return stored
 
 
+# hash forms of a file's content (read by the content tier) kept with the file for exact matching
+CONTENT_FORMS = ("autov3_full", "autov3")
+
+
 def record_repo(session: Session, hub: str, listing: RepoListing, files: list[RemoteFile], *,
-                scan_run_id: int | None, status: str = LIVE) -> tuple[HubRepo, int, list[HubFile]]:
-    """Persist one fully processed repo and its exact matches; returns (repo, new matches, stored files)."""
+                evidence: dict[str, FileEvidence] | None = None,
+                status: str = LIVE) -> tuple[HubRepo, list[HubFile], dict[int, FileEvidence]]:
+    """Persist one fully processed repo, its files and what was read of them (header records,
+    content hash forms); returns (repo, stored files, evidence by stored file id)."""
     repo = upsert_repo(session, hub, listing, status=status, sha=listing.sha)
     stored = store_files(session, repo, files)
-    hits = find_exact(session, [f for f in stored if f.sha256 or f.hashes])
-    return repo, record_hits(session, hits, scan_run_id=scan_run_id), stored
+    by_id: dict[int, FileEvidence] = {}
+    for row in stored:
+        ev = (evidence or {}).get(row.path)
+        if ev is None:
+            continue
+        by_id[row.id] = ev
+        record = ev.header_record()
+        if record is not None:
+            row.header_signals = record
+        content = {k: ev.hashes[k] for k in CONTENT_FORMS if ev.hashes.get(k)}
+        if content:
+            row.hashes = {**(row.hashes or {}), **content}
+    session.flush()
+    return repo, stored, by_id
 
 
 def record_error(session: Session, hub: str, listing: RepoListing, reason: str) -> HubRepo:

@@ -6,7 +6,6 @@ last sweep keeps its stored hashes instead of being read again."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from mirrorwatch.hubs.base import (
     is_weight_file,
 )
 from mirrorwatch.hubs.localdir import NAME
+from mirrorwatch.hubs.localdir.walk import Skipped, walk_files
 
 if TYPE_CHECKING:
     from mirrorwatch.formats.safetensors import SafetensorsHeader
@@ -50,13 +50,15 @@ class LocalDirHub(Hub):
         self.errors: list[tuple[str, str]] = []
 
     def _walk(self) -> Iterator[Path]:
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            dirnames.sort()
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                if p.is_symlink() or not is_weight_file(name, self.extensions):
-                    continue
-                yield p
+        """Model-weight files under the folder, by the one walker's rules (`walk.py`)."""
+
+        def skipped(skip: Skipped) -> None:
+            if skip.is_error:
+                self.errors.append((skip.path, f"{skip.kind.replace('_', ' ')} {skip.detail}".strip()))
+
+        for path in walk_files(str(self.root), skipped):
+            if is_weight_file(path, self.extensions):
+                yield Path(path)
 
     def list_pages(self, scope: Scope) -> Iterator[ListingPage]:
         paths = [str(p.relative_to(self.root)) for p in self._walk()]
