@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED, Hub
 from mirrorwatch.store.db import Database
@@ -31,7 +32,7 @@ class RecheckSummary:
                 "events": self.events}
 
 
-def _reopen_or_close(s, file_ids: list[int], gone: bool) -> None:
+def _reopen_or_close(s: Session, file_ids: list[int], gone: bool) -> None:
     if not file_ids:
         return
     if gone:

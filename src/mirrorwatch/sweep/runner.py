@@ -127,7 +127,7 @@ class Sweep:
             run.heartbeat_at = utcnow()
             self.run_id = run.id
 
-    def _save_counts(self, s, *, status: str | None = None, checkpoint: dict | None = None) -> None:
+    def _save_counts(self, s: Session, *, status: str | None = None, checkpoint: dict | None = None) -> None:
         run = s.get(ScanRun, self.run_id)
         quota = self._quota()
         self.counts["throttled"] = sum(int(p.get("throttled") or 0) for p in quota.values())
@@ -143,7 +143,7 @@ class Sweep:
     def _quota(self) -> dict[str, Any]:
         return self.hub.quota()
 
-    def _record_scan_error(self, s, repo_id: str | None, reason: str, path: str | None = None) -> None:
+    def _record_scan_error(self, s: Session, repo_id: str | None, reason: str, path: str | None = None) -> None:
         s.add(ScanError(scan_run_id=self.run_id, repo_id=repo_id, path=path, reason=reason[:1000]))
         self.counts["errors"] += 1
 
