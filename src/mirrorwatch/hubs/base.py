@@ -10,11 +10,11 @@ pages import it to learn which hubs exist and where their pages are."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypedDict
 
 if TYPE_CHECKING:
     from mirrorwatch.formats.safetensors import SafetensorsHeader
@@ -190,6 +190,11 @@ class Hub(ABC):
 HubKind = Literal["remote", "folder"]
 
 
+class HubFactory(Protocol):
+    def __call__(self, location: str | None = None, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
+                 known: dict[str, dict] | None = None) -> Hub: ...
+
+
 @dataclass(frozen=True)
 class HubSpec:
     """A hub as the registry knows it, without importing its client.
@@ -203,5 +208,5 @@ class HubSpec:
     label: str
     kind: HubKind
     links: HubLinks
-    open: Callable[..., Hub]
+    open: HubFactory
     help: str = ""
