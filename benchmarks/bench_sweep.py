@@ -103,7 +103,7 @@ def naive(url: str, max_s: float) -> tuple[int, int, float]:
 
 
 def ours(db, url: str, concurrency: int):
-    from mirrorwatch.hubs.huggingface import HuggingFaceHub
+    from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
     from mirrorwatch.sweep.runner import Sweep, SweepOptions
 
     hub = HuggingFaceHub(url)

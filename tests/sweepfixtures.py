@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from mirrorwatch.hubs.huggingface import HuggingFaceHub
+from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
 from mirrorwatch.hubs.retry import RetryPolicy
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.store.db import Database

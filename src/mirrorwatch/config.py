@@ -1,6 +1,7 @@
 """Configuration shared by every package: where the database lives, where data files go.
 
-Secrets (HF_TOKEN, MIRRORWATCH_SECRET_KEY) come only from the environment."""
+Secrets (hub tokens, MIRRORWATCH_SECRET_KEY) come only from the environment. Hubs and their web
+addresses are listed in `hubs/registry.py`."""
 
 from __future__ import annotations
 
@@ -47,14 +48,3 @@ def sidecar_dir(url: str) -> Path:
     if p is not None:
         return p.parent / (p.stem + ".d")
     return data_home() / "index"
-
-
-def hub_web_url(hub: str, repo_id: str, path: str | None = None) -> str | None:
-    """Where a person opens a repo (or a file in it) on its hub; None for local folders.
-
-    Hugging Face pages live at $MIRRORWATCH_HF_URL (default https://huggingface.co; the demo
-    points it at its local hub)."""
-    if hub != "hf":
-        return None
-    base = os.environ.get("MIRRORWATCH_HF_URL", "https://huggingface.co").rstrip("/")
-    return f"{base}/{repo_id}/blob/main/{path}" if path else f"{base}/{repo_id}"

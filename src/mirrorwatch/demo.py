@@ -106,7 +106,7 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
     """Set up the demo in `folder` (made anew); returns (db, running hub, result). Caller stops the hub."""
     import hashlib
 
-    from mirrorwatch.hubs.huggingface import HuggingFaceHub
+    from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
     from mirrorwatch.services.banks import create_bank
     from mirrorwatch.services.imports import import_file
     from mirrorwatch.store.db import Database

@@ -52,10 +52,3 @@ class PermissionDenied(MirrorwatchError):
 
     exit_code = 5
     http_status = 403
-
-
-class HubError(MirrorwatchError):
-    """A hub answered in a way we cannot use (after retries)."""
-
-    exit_code = 6
-    http_status = 502

@@ -38,9 +38,10 @@ def demo(
             return
         import uvicorn
 
+        from mirrorwatch.hubs.huggingface.links import ENV_WEB_URL
         from mirrorwatch.web.app import create_app
 
-        os.environ["MIRRORWATCH_HF_URL"] = running.url
+        os.environ[ENV_WEB_URL] = running.url
         console.print(f"\n[bold green]mirrorwatch is serving on http://{host}:{port}/[/]  sign in as "
                       f"[bold]{user}[/] with password [bold]{password}[/]  (Ctrl-C to stop)", highlight=False)
         uvicorn.run(create_app(db), host=host, port=port, log_level="warning", access_log=False)

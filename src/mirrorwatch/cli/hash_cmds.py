@@ -31,6 +31,7 @@ from mirrorwatch.formats.kinds import guess_kind
 from mirrorwatch.formats.safetensors import SafetensorsError, SafetensorsHeader, read_header
 from mirrorwatch.hashing.engine import FileHashes, hash_file
 from mirrorwatch.hashing.forms import FORMS, derive, display_order
+from mirrorwatch.hubs.localdir.walk import Skipped, walk_files
 
 from .app import app, console, err_console
 
@@ -78,44 +79,23 @@ class _Collected:
     problems: int = 0
 
 
-def _is_inside(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def _walk(root: str, found: _Collected) -> Iterator[str]:
-    """Regular files under ``root``. Symlinks are followed only when they stay inside ``root``;
-    symlinked folders are never entered (their files, if inside, are reached directly)."""
-    real_root = os.path.realpath(root)
+    """Regular files under ``root``, by the one walker's rules (``hubs/localdir/walk.py``), with each
+    skipped entry said."""
 
-    def onerror(exc: OSError) -> None:
-        _say_error(f"{display(exc.filename or root)}: {exc.strerror or exc}")
-        found.problems += 1
+    def said(skip: Skipped) -> None:
+        if skip.kind == "unreadable":
+            _say_error(f"{display(skip.path)}: {skip.detail}")
+        elif skip.kind == "broken_link":
+            _say_error(f"{display(skip.path)}: broken symlink")
+        elif skip.kind == "outside_link":
+            _say_note(f"{display(skip.path)}: skipped, a symlink to outside {display(root)}")
+        else:
+            _say_note(f"{display(skip.path)}: skipped, not a regular file")
+        if skip.is_error:
+            found.problems += 1
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=onerror, followlinks=False):
-        dirnames.sort()
-        for name in sorted(filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]):
-            full = os.path.join(dirpath, name)
-            if os.path.islink(full):
-                target = os.path.realpath(full)
-                if not os.path.exists(target):
-                    _say_error(f"{display(full)}: broken symlink")
-                    found.problems += 1
-                    continue
-                if not _is_inside(target, real_root):
-                    _say_note(f"{display(full)}: skipped, a symlink to outside {display(root)}")
-                    continue
-                if os.path.isdir(target):
-                    continue
-            try:
-                mode = os.stat(full).st_mode
-            except OSError as exc:
-                _say_error(f"{display(full)}: {exc.strerror or exc}")
-                found.problems += 1
-                continue
-            if stat.S_ISREG(mode):
-                yield full
-            else:
-                _say_note(f"{display(full)}: skipped, not a regular file")
+    yield from walk_files(root, said)
 
 
 def collect_files(paths: list[str]) -> _Collected:

@@ -1,10 +1,14 @@
-"""`mirrorwatch scan hf|dir|runs` and `mirrorwatch recheck`: sweeps and status checks."""
+"""`mirrorwatch scan HUB|runs|errors` and `mirrorwatch recheck`: sweeps and status checks.
+
+One `scan` command per registered hub (`hubs/registry.py`): remote hubs take a listing scope,
+folder hubs a path."""
 
 from __future__ import annotations
 
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -13,11 +17,12 @@ import typer
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import select
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS
-from mirrorwatch.store.models import HubFile, HubRepo, ScanError, ScanRun
+from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, HubSpec, Scope
+from mirrorwatch.hubs.registry import HUBS, default_hub, hub_spec
+from mirrorwatch.services.paging import MAX_LIMIT
+from mirrorwatch.services.scans import incremental_since, known_hashes, scan_errors, scan_runs
 from mirrorwatch.sweep.runner import Sweep, SweepOptions, SweepSummary
 
 from .app import app, console, database, err_console, scan_app
@@ -115,105 +120,88 @@ def _print_summary(summary: SweepSummary, as_json: bool) -> None:
         console.print(f"see what was skipped: mirrorwatch scan errors {summary.run_id}", highlight=False)
 
 
-def _default_since(db) -> datetime | None:
-    """A whole-hub sweep after a finished one only needs what changed since (minus a day's margin)."""
-    with db.session() as s:
-        last = s.scalar(
-            select(ScanRun).where(ScanRun.source == "hf", ScanRun.status == "finished").order_by(ScanRun.id.desc())
-        )
-        if last is None or (last.params or {}).get("scope", {}).get("repos"):
-            return None
-        scope = (last.params or {}).get("scope", {})
-        if scope.get("author") or scope.get("search"):
-            return None
-        return last.started_at - timedelta(days=1)
+def _scope_options(spec: HubSpec) -> Callable[..., None]:
+    """`scan NAME` for a remote hub: a listing scope, incremental after a full sweep."""
+
+    def scan_remote(
+        endpoint: str | None = typer.Option(None, "--endpoint", help="Hub URL (default: the hub's own, or its "
+                                            "endpoint variable in the environment, e.g. HF_ENDPOINT)."),
+        author: str | None = typer.Option(None, "--author", help="Only repos of this user or organisation."),
+        search: str | None = typer.Option(None, "--search", help="Only repos whose id contains this text."),
+        tag: list[str] = typer.Option([], "--filter", help="Only repos with this tag (repeatable, all must hold)."),
+        repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
+        since: str | None = typer.Option(None, "--since", help="Only repos created/changed since DATE (or 7d, 12h)."),
+        sort: str = typer.Option("auto", "--sort", help="createdAt, lastModified, or auto."),
+        full: bool = typer.Option(False, "--full", help="List the whole hub even after an earlier full sweep."),
+        ext: str | None = typer.Option(None, "--ext", help="Weight file extensions (default .safetensors,.ckpt,.pt,.pth,.bin,.gguf)."),
+        min_size: str | None = typer.Option(None, "--min-size", help="Ignore files smaller than this (e.g. 1MB)."),
+        max_size: str | None = typer.Option(None, "--max-size", help="Ignore files larger than this."),
+        concurrency: int = typer.Option(32, "--concurrency", min=1, max=64,
+                                        help="Repos fetched at once (requests stay paced to the announced quota)."),
+        no_resume: bool = typer.Option(False, "--no-resume", help="Start a new sweep even if one was interrupted."),
+        headers: bool = typer.Option(True, "--headers/--no-headers",
+                                     help="Header tier: read safetensors headers with bounded range requests."),
+        deep: bool = typer.Option(False, "--deep", help="Content tier: stream each safetensors file to a temp "
+                                  "folder, fingerprint it, delete it (uses download quota)."),
+        as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    ) -> None:
+        db = database()
+        since_dt = parse_since(since)
+        if since_dt is None and not (full or author or search or tag or repo):
+            since_dt = incremental_since(db, spec.name)
+        if sort == "auto":
+            sort = "lastModified" if since_dt is not None else "createdAt"
+        if sort not in ("createdAt", "lastModified"):
+            raise InvalidInput("--sort must be createdAt or lastModified")
+        scope = Scope(author=author, search=search, filter=list(tag), repos=list(repo), sort=sort, since=since_dt)
+        exts = parse_exts(ext)
+        hub = spec.open(endpoint, extensions=exts)
+        options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size),
+                               max_size=parse_size(max_size), concurrency=concurrency, resume=not no_resume,
+                               headers=headers or deep, deep=deep)
+        with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
+            summary = Sweep(db, hub, options, progress=view).run()
+        _print_summary(summary, as_json)
+        if summary.status == "failed":
+            raise typer.Exit(6)
+
+    return scan_remote
 
 
-@scan_app.command("hf")
-def scan_hf(
-    endpoint: str | None = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT", help="Hub URL (default huggingface.co)."),
-    author: str | None = typer.Option(None, "--author", help="Only repos of this user or organisation."),
-    search: str | None = typer.Option(None, "--search", help="Only repos whose id contains this text."),
-    tag: list[str] = typer.Option([], "--filter", help="Only repos with this tag (repeatable, all must hold)."),
-    repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
-    since: str | None = typer.Option(None, "--since", help="Only repos created/changed since DATE (or 7d, 12h)."),
-    sort: str = typer.Option("auto", "--sort", help="createdAt, lastModified, or auto."),
-    full: bool = typer.Option(False, "--full", help="List the whole hub even after an earlier full sweep."),
-    ext: str | None = typer.Option(None, "--ext", help="Weight file extensions (default .safetensors,.ckpt,.pt,.pth,.bin,.gguf)."),
-    min_size: str | None = typer.Option(None, "--min-size", help="Ignore files smaller than this (e.g. 1MB)."),
-    max_size: str | None = typer.Option(None, "--max-size", help="Ignore files larger than this."),
-    concurrency: int = typer.Option(32, "--concurrency", min=1, max=64,
-                                    help="Repos fetched at once (requests stay paced to the announced quota)."),
-    no_resume: bool = typer.Option(False, "--no-resume", help="Start a new sweep even if one was interrupted."),
-    headers: bool = typer.Option(True, "--headers/--no-headers",
-                                 help="Header tier: read safetensors headers with bounded range requests."),
-    deep: bool = typer.Option(False, "--deep", help="Content tier: stream each safetensors file to a temp "
-                              "folder, fingerprint it, delete it (uses download quota)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
-) -> None:
-    """Sweep Hugging Face model repos for banked models: exact hashes from hub metadata, header
-    evidence from bounded range reads, weight fingerprints with --deep."""
-    from mirrorwatch.hubs.huggingface import HuggingFaceHub
+def _folder_options(spec: HubSpec) -> Callable[..., None]:
+    """`scan NAME PATH` for a folder hub: hash, read headers, fingerprint, match."""
 
-    db = database()
-    since_dt = parse_since(since)
-    if since_dt is None and not (full or author or search or tag or repo):
-        since_dt = _default_since(db)
-    if sort == "auto":
-        sort = "lastModified" if since_dt is not None else "createdAt"
-    if sort not in ("createdAt", "lastModified"):
-        raise InvalidInput("--sort must be createdAt or lastModified")
-    scope: dict[str, Any] = {"author": author, "search": search, "filter": list(tag), "repos": list(repo),
-                             "sort": sort, "since": since_dt}
-    exts = parse_exts(ext)
-    hub = HuggingFaceHub(endpoint, extensions=exts)
-    options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size), max_size=parse_size(max_size),
-                           concurrency=concurrency, resume=not no_resume, headers=headers or deep, deep=deep)
-    with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
-        summary = Sweep(db, hub, options, progress=view).run()
-    _print_summary(summary, as_json)
-    if summary.status == "failed":
-        raise typer.Exit(6)
+    def scan_folder(
+        path: Path = typer.Argument(..., help="Folder to sweep (recursive)."),
+        ext: str | None = typer.Option(None, "--ext", help="Weight file extensions."),
+        deep: bool = typer.Option(True, "--deep/--no-deep", help="Fingerprint LoRA files too (local reads)."),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        db = database()
+        root = path.expanduser().resolve()
+        exts = parse_exts(ext)
+        hub = spec.open(str(root), extensions=exts, known=known_hashes(db, spec.name, str(root)))
+        options = SweepOptions(scope=Scope(root=str(root)), extensions=exts, concurrency=1, resume=False, deep=deep)
+        with ProgressView(sys.stderr.isatty() and not as_json) as view:
+            summary = Sweep(db, hub, options, progress=view).run()
+        _print_summary(summary, as_json)
+
+    return scan_folder
 
 
-@scan_app.command("dir")
-def scan_dir(
-    path: Path = typer.Argument(..., help="Folder to sweep (recursive)."),
-    ext: str | None = typer.Option(None, "--ext", help="Weight file extensions."),
-    deep: bool = typer.Option(True, "--deep/--no-deep", help="Fingerprint LoRA files too (local reads)."),
-    as_json: bool = typer.Option(False, "--json"),
-) -> None:
-    """Sweep a local folder: hash every model file (all forms), read headers, fingerprint LoRAs,
-    and match against the banks."""
-    from mirrorwatch.hubs.localdir import LocalDirHub
-
-    db = database()
-    root = path.expanduser().resolve()
-    known: dict[str, dict] = {}
-    with db.session() as s:
-        rows = s.execute(
-            select(HubFile.path, HubFile.sha256, HubFile.hashes)
-            .join(HubRepo, HubRepo.id == HubFile.repo_pk)
-            .where(HubRepo.hub == "dir", HubRepo.repo_id == str(root))
-        )
-        for p, sha, hashes in rows:
-            known[p] = {**(hashes or {}), "sha256": sha}
-    exts = parse_exts(ext)
-    hub = LocalDirHub(root, extensions=exts, known=known)
-    options = SweepOptions(scope={"root": str(root)}, extensions=exts, concurrency=1, resume=False, deep=deep)
-    with ProgressView(sys.stderr.isatty() and not as_json) as view:
-        summary = Sweep(db, hub, options, progress=view).run()
-    _print_summary(summary, as_json)
+for _spec in HUBS.values():
+    _command = _scope_options(_spec) if _spec.kind == "remote" else _folder_options(_spec)
+    scan_app.command(_spec.name, help=_spec.help)(_command)
 
 
 @scan_app.command("runs")
-def scan_runs(limit: int = typer.Option(20, "--limit"), as_json: bool = typer.Option(False, "--json")) -> None:
+def scan_runs_cmd(limit: int = typer.Option(20, "--limit", min=1, max=MAX_LIMIT),
+                  as_json: bool = typer.Option(False, "--json")) -> None:
     """Past and running sweeps with their counts."""
-    with database().session() as s:
-        runs = list(s.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(limit)))
-        data = [{"id": r.id, "source": r.source, "status": r.status, "started_at": r.started_at.isoformat() + "Z",
-                 "finished_at": r.finished_at.isoformat() + "Z" if r.finished_at else None, "params": r.params,
-                 "counts": r.counts} for r in runs]
+    runs = scan_runs(database(), limit=limit, running_first=False).items
+    data = [{"id": r.id, "source": r.source, "status": r.status, "started_at": r.started_at.isoformat() + "Z",
+             "finished_at": r.finished_at.isoformat() + "Z" if r.finished_at else None, "params": r.params,
+             "counts": r.counts} for r in runs]
     if as_json:
         print_json(data)
         return
@@ -226,11 +214,10 @@ def scan_runs(limit: int = typer.Option(20, "--limit"), as_json: bool = typer.Op
 
 
 @scan_app.command("errors")
-def scan_errors(run_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+def scan_errors_cmd(run_id: int = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
     """What a sweep skipped, and why."""
-    with database().session() as s:
-        errs = [{"repo_id": e.repo_id, "path": e.path, "reason": e.reason, "at": e.at.isoformat() + "Z"}
-                for e in s.scalars(select(ScanError).where(ScanError.scan_run_id == run_id).order_by(ScanError.id))]
+    errs = [{"repo_id": e.repo_id, "path": e.path, "reason": e.reason, "at": e.at.isoformat() + "Z"}
+            for e in scan_errors(database(), run_id)]
     if as_json:
         print_json(errs)
         return
@@ -242,16 +229,19 @@ def scan_errors(run_id: int = typer.Argument(...), as_json: bool = typer.Option(
 
 @app.command("recheck")
 def recheck_cmd(
-    endpoint: str | None = typer.Option(None, "--endpoint", envvar="HF_ENDPOINT"),
+    hub_name: str = typer.Option(default_hub().name, "--hub", help=f"Which hub ({', '.join(HUBS)})."),
+    endpoint: str | None = typer.Option(None, "--endpoint", help="Hub URL (default: the hub's own)."),
     all_repos: bool = typer.Option(False, "--all", help="Every stored repo, not only those with matches."),
     repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Re-visit known mirrors and record their status (live, removed, gated, disabled, file gone/changed)."""
-    from mirrorwatch.hubs.huggingface import HuggingFaceHub
     from mirrorwatch.sweep.recheck import recheck
 
-    summary = recheck(database(), HuggingFaceHub(endpoint), all_repos=all_repos, repo_ids=list(repo) or None)
+    spec = hub_spec(hub_name)
+    if spec.kind != "remote":
+        raise InvalidInput(f"{spec.label}s are rechecked by sweeping them again (mirrorwatch scan {spec.name} PATH)")
+    summary = recheck(database(), spec.open(endpoint), all_repos=all_repos, repo_ids=list(repo) or None)
     if as_json:
         print_json(summary.to_dict())
         return

@@ -1,19 +1,42 @@
-"""The hub interface: list repos, list a repo's files with sizes and sha256s, check a repo's status.
+"""The hub port: what a sweep, a recheck and the robust tiers need from a place re-uploads live.
 
-A sweep only talks to hubs through this interface; a new hub is one module implementing it."""
+A hub is one subpackage of `mirrorwatch.hubs` holding a `Hub` subclass and a `SPEC` (its name,
+label, kind, web links and factory), listed once in `hubs/registry.py`. Nothing outside the hub's
+subpackage knows anything hub-specific; the sweep only calls the methods below.
+
+This module is light on purpose (no network client imported): the registry, the CLI and the web
+pages import it to learn which hubs exist and where their pages are."""
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypedDict
+
+if TYPE_CHECKING:
+    from mirrorwatch.formats.safetensors import SafetensorsHeader
 
 WEIGHT_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
 
 
 def is_weight_file(path: str, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS) -> bool:
     return path.lower().endswith(extensions)
+
+
+class Scope(TypedDict, total=False):
+    """What part of a hub a sweep covers. Remote hubs read author/search/filter/sort/since;
+    `repos` (explicit repo ids) is handled by the sweep through `Hub.repo_listing`."""
+
+    author: str | None
+    search: str | None
+    filter: list[str]
+    sort: str  # "createdAt" or "lastModified": newest first by this date
+    repos: list[str]
+    since: datetime | None
+    root: str
 
 
 @dataclass
@@ -32,6 +55,17 @@ class RepoListing:
     paths: list[str] | None = None  # file paths when the listing carries them
 
 
+@dataclass(frozen=True)
+class ListingProblem:
+    """A listing item the hub returned but that cannot be used (recorded as a scan error)."""
+
+    repo_id: str | None
+    reason: str
+
+
+ListingPage = list[RepoListing | ListingProblem]
+
+
 @dataclass
 class RemoteFile:
     """A file of a repo with what the hub's metadata says about it (never its bytes)."""
@@ -41,11 +75,7 @@ class RemoteFile:
     sha256: str | None = None
     lfs: bool = True
     revision: str | None = None
-    hashes: dict[str, str] = field(default_factory=dict)  # extra forms (local folders hash all of them)
-    # filled by the robust tiers when they run on this file:
-    header: dict | None = None  # {"signals": {...}, "kind": ..., "bytes": N} or {"error": reason}
-    fingerprint: bytes | None = None  # serialized weight fingerprint (content tier)
-    content_error: str | None = None
+    hashes: dict[str, str] = field(default_factory=dict)  # extra forms a hub knows (local folders hash all)
 
 
 @dataclass
@@ -73,17 +103,110 @@ class SkipRepo(Exception):
     """A repo that cannot be read now (after retries): recorded with its reason, the sweep goes on."""
 
 
-class Hub(Protocol):
-    name: str
+class HubLinks:
+    """Where a person opens a repo, a file or an uploader on a hub (None: the hub has no web pages).
 
-    def list_repos(self, scope: dict) -> Iterator[RepoListing]:
-        """Repos in scope, newest first, as the hub lists them."""
-        ...
+    Pure functions of the ids (and the environment): no network, usable without a hub instance.
+    Every id is percent-encoded into the URL."""
 
+    def repo_url(self, repo_id: str) -> str | None:
+        return None
+
+    def file_url(self, repo_id: str, path: str) -> str | None:
+        return None
+
+    def uploader_url(self, author: str) -> str | None:
+        return None
+
+
+class Hub(ABC):
+    """The port every hub implements.
+
+    An implementation MUST:
+    - list repos in pages (`list_pages`), newest first by `scope["sort"]`, each item parsed into a
+      `RepoListing` — or a `ListingProblem` when an item is unusable (never raise for one bad item);
+    - give a repo's file sizes and sha256s from the hub's own metadata (`fetch_files`), raising
+      `SkipRepo` with a short human reason for a repo it cannot read now (missing, disabled, failing
+      after retries, malformed answer) — never any other exception for a per-repo problem;
+    - bound every read: `read_header` reads at most a small first read plus the declared header;
+      `fetch_to` refuses (MalformedFile) past `max_bytes`, whatever the server announces or sends;
+    - retry transient failures itself (timeouts, 408/429/5xx) with backoff, pace itself below the
+      hub's announced quotas, and bound each request with a deadline;
+    - report its quota pools through `quota()` (empty when it has none).
+
+    An implementation MUST NOT:
+    - store or serve model bytes: the content a `fetch_to` writes is transient (the caller deletes
+      it at once); nothing of a file but its hashes, header signals and fingerprint is kept;
+    - follow links off its configured origin with credentials: pagination links and redirects to
+      another origin are refused or followed without the hub's token (CDN redirects carry none);
+    - read secrets from anywhere but the environment, or send them to any other host;
+    - unpickle, import or execute anything it reads;
+    - touch the database: a hub only talks to its hub (the sweep persists what it returns).
+    """
+
+    name: ClassVar[str]  # stored in HubRepo.hub and ScanRun.source; the registry key
+    label: ClassVar[str]  # for people ("Hugging Face", "local folder")
+    links: ClassVar[HubLinks] = HubLinks()
+
+    # -- listing ---------------------------------------------------------------------------------
+    @abstractmethod
+    def list_pages(self, scope: Scope) -> Iterator[ListingPage]:
+        """Pages of parsed listings for a scope (the sweep stops early when it has what it needs)."""
+
+    @abstractmethod
+    def repo_listing(self, repo_id: str) -> RepoListing:
+        """One repo as a listing would show it (for `--repo`). Raises on a missing repo."""
+
+    # -- hashes ----------------------------------------------------------------------------------
+    @abstractmethod
     def fetch_files(self, repo: RepoListing, paths: list[str] | None) -> RepoFiles:
         """Sizes and sha256s of the repo's files (all, or the given paths). Raises SkipRepo."""
-        ...
 
+    # -- bounded reads ---------------------------------------------------------------------------
+    @abstractmethod
+    def read_header(self, repo_id: str, path: str, revision: str | None,
+                    size: int | None) -> tuple[SafetensorsHeader, int]:
+        """The safetensors header of a file and the bytes read for it (bounded: at most a small
+        first read plus the declared header). Raises SafetensorsError/MirrorwatchError or SkipRepo."""
+
+    @abstractmethod
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
+        """A local path holding the file's bytes for the content tier: `dest` after streaming at most
+        `max_bytes` into it (the caller deletes it), or the file itself when the hub is local (never
+        copied). Raises MalformedFile past `max_bytes`."""
+
+    # -- status ----------------------------------------------------------------------------------
+    @abstractmethod
     def repo_status(self, repo_id: str) -> RepoStatus:
         """Whether a repo is live, gated, disabled or removed, with its files when readable."""
-        ...
+
+    # -- quota -----------------------------------------------------------------------------------
+    def quota(self) -> dict[str, dict[str, Any]]:
+        """Quota pools and what was spent (pool -> remaining, quota, reset_in_s, sent, throttled,
+        waited_s); empty for a hub without quotas."""
+        return {}
+
+
+HubKind = Literal["remote", "folder"]
+
+
+class HubFactory(Protocol):
+    def __call__(self, location: str | None = None, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
+                 known: dict[str, dict] | None = None) -> Hub: ...
+
+
+@dataclass(frozen=True)
+class HubSpec:
+    """A hub as the registry knows it, without importing its client.
+
+    kind "remote": a hub listed by scope (author, search, filter, since), located by an endpoint URL;
+    kind "folder": a tree of files located by a path. `open(location, extensions=..., known=...)`
+    builds the hub (importing its client only then); `known` carries the hashes stored by earlier
+    sweeps for hubs that hash files themselves."""
+
+    name: str
+    label: str
+    kind: HubKind
+    links: HubLinks
+    open: HubFactory
+    help: str = ""

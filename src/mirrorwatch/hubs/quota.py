@@ -1,28 +1,27 @@
-"""Pacing requests to a hub's announced quotas (the `RateLimit`/`RateLimit-Policy` headers).
+"""Pacing requests to a hub's announced quotas (hub-neutral).
 
-Each quota pool ("api", "resolvers") keeps the latest remaining count and reset time the hub
+Each quota pool (e.g. "api", "resolvers") keeps the latest remaining count and reset time the hub
 announced. Before a request, `acquire` waits if the pool has no more room than the requests
-already in flight, so a sweep slows down before the hub would answer 429."""
+already in flight, so a sweep slows down before the hub would answer 429. A hub's transport parses
+its own headers into `RateLimitUpdate`s and feeds them to `release`."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from dataclasses import dataclass
 
-_RATELIMIT = re.compile(r'"?(?P<pool>[\w-]+)"?\s*;\s*r=(?P<r>\d+)\s*;\s*t=(?P<t>\d+(?:\.\d+)?)')
-_POLICY = re.compile(r'"?(?P<pool>[\w-]+)"?\s*;\s*q=(?P<q>\d+)\s*;\s*w=(?P<w>\d+)')
 
+@dataclass(frozen=True)
+class RateLimitUpdate:
+    """What one answer announced about a pool: remaining requests, seconds to reset, and the
+    policy (quota per window) when the answer carried it."""
 
-def parse_ratelimit(value: str) -> tuple[str, int, float] | None:
-    m = _RATELIMIT.search(value or "")
-    return (m.group("pool"), int(m.group("r")), float(m.group("t"))) if m else None
-
-
-def parse_policy(value: str) -> tuple[str, int, int] | None:
-    m = _POLICY.search(value or "")
-    return (m.group("pool"), int(m.group("q")), int(m.group("w"))) if m else None
+    pool: str
+    remaining: int
+    reset_in_s: float
+    quota: int | None = None
+    window_s: int | None = None
 
 
 @dataclass
@@ -79,33 +78,30 @@ class QuotaTracker:
                 p.waited_s += wait
                 self._lock.wait(wait)
 
-    def release(self, pool: str, headers=None, status: int | None = None) -> None:
-        """Record a response (or a failure with headers=None) for a request acquired from `pool`."""
+    def release(self, pool: str, update: RateLimitUpdate | None = None, status: int | None = None) -> None:
+        """Record a response (or a failure with update=None) for a request acquired from `pool`."""
         with self._lock:
             p = self._pool(pool)
             p.inflight = max(0, p.inflight - 1)
-            if headers is not None:
-                self._update(p, pool, headers)
+            if update is not None and update.pool == pool:
+                self._update(p, update)
             if status == 429:
                 p.throttled += 1
             self._lock.notify_all()
 
-    def _update(self, p: PoolState, pool: str, headers) -> None:
-        pol = parse_policy(headers.get("RateLimit-Policy", ""))
-        if pol and pol[0] == pool:
-            p.quota, p.window = pol[1], pol[2]
-        rl = parse_ratelimit(headers.get("RateLimit", ""))
-        if rl and rl[0] == pool:
-            reset_at = self._clock() + rl[2]
-            same_window = p.remaining is not None and abs(reset_at - p.reset_at) < min(2.0, (p.window or 300) / 2)
-            if same_window:
-                # answers from concurrent requests arrive out of order: within one window the count
-                # only goes down, so an older, larger figure must not raise it again
-                p.remaining = min(p.remaining, rl[1])
-                p.reset_at = max(p.reset_at, reset_at)
-            else:
-                p.remaining = rl[1]
-                p.reset_at = reset_at
+    def _update(self, p: PoolState, rl: RateLimitUpdate) -> None:
+        if rl.quota is not None and rl.window_s is not None:
+            p.quota, p.window = rl.quota, rl.window_s
+        reset_at = self._clock() + rl.reset_in_s
+        same_window = p.remaining is not None and abs(reset_at - p.reset_at) < min(2.0, (p.window or 300) / 2)
+        if same_window:
+            # answers from concurrent requests arrive out of order: within one window the count
+            # only goes down, so an older, larger figure must not raise it again
+            p.remaining = min(p.remaining, rl.remaining)
+            p.reset_at = max(p.reset_at, reset_at)
+        else:
+            p.remaining = rl.remaining
+            p.reset_at = reset_at
 
     def snapshot(self) -> dict[str, dict]:
         with self._lock:
@@ -115,22 +111,3 @@ class QuotaTracker:
                        "sent": p.sent, "throttled": p.throttled, "waited_s": round(p.waited_s, 1)}
                 for name, p in self.pools.items()
             }
-
-    def headroom(self, pool: str) -> float:
-        """Fraction of the pool still available in this window (1.0 when unknown)."""
-        with self._lock:
-            p = self._pool(pool)
-            if p.remaining is None or not p.quota:
-                return 1.0
-            if self._clock() >= p.reset_at:
-                return 1.0
-            return max(0.0, (p.remaining - p.inflight) / p.quota)
-
-
-def pool_for_url(path: str) -> str:
-    """Which quota a request spends on the Hugging Face Hub."""
-    if path.startswith("/api/"):
-        return "api"
-    if "/resolve/" in path:
-        return "resolvers"
-    return "pages"

@@ -1,31 +1,16 @@
-"""Retries for the Hub calls huggingface_hub does not retry itself (model_info, HEADs, range reads).
+"""Retries with exponential backoff for hub calls (hub-neutral).
 
-Retried: 408/429/5xx answers, timeouts and network errors, with exponential backoff (honouring
-`Retry-After` and the `RateLimit` reset time on 429). Not retried: answers that will not change
-(missing, gated, disabled repos) and malformed answers."""
+Which failures are transient, how long a hub asks to wait, and how to describe an error are the
+hub's business: it passes a `RetryRules` (see e.g. `hubs/huggingface/retry.py`)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
-
-import httpx2
-from huggingface_hub.errors import (
-    DisabledRepoError,
-    EntryNotFoundError,
-    GatedRepoError,
-    HfHubHTTPError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-
-from mirrorwatch.hubs.quota import parse_ratelimit
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
-FINAL = (RepositoryNotFoundError, GatedRepoError, DisabledRepoError, RevisionNotFoundError, EntryNotFoundError)
-RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 @dataclass
@@ -36,59 +21,36 @@ class RetryPolicy:
     sleep: Callable[[float], None] = time.sleep
 
 
+class RetryRules(Protocol):
+    def retryable(self, exc: BaseException) -> bool: ...
+
+    def retry_after(self, exc: BaseException) -> float | None: ...
+
+    def describe(self, exc: BaseException) -> str: ...
+
+
 class RetriesExhausted(Exception):
-    def __init__(self, what: str, last: BaseException, attempts: int) -> None:
-        super().__init__(f"{what}: gave up after {attempts} tries ({describe(last)})")
+    def __init__(self, what: str, last: BaseException, attempts: int, description: str) -> None:
+        super().__init__(f"{what}: gave up after {attempts} tries ({description})")
         self.last = last
 
 
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
-        return f"HTTP {exc.response.status_code}"
-    if isinstance(exc, httpx2.TimeoutException):
-        return "timed out"
-    if isinstance(exc, httpx2.TransportError):
-        return f"network error: {type(exc).__name__}"
-    return f"{type(exc).__name__}: {str(exc)[:120]}"
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    if not isinstance(exc, HfHubHTTPError) or exc.response is None:
-        return None
-    headers = exc.response.headers
-    ra = headers.get("Retry-After")
-    if ra and ra.strip().isdigit():
-        return float(ra)
-    rl = parse_ratelimit(headers.get("RateLimit", ""))
-    if rl and rl[1] == 0:
-        return rl[2]
-    return None
-
-
-def retryable(exc: BaseException) -> bool:
-    if isinstance(exc, FINAL):
-        return False
-    if isinstance(exc, HfHubHTTPError):
-        return exc.response is not None and exc.response.status_code in RETRY_STATUS
-    return isinstance(exc, (httpx2.TimeoutException, httpx2.TransportError))
-
-
-def with_retries(fn: Callable[[], T], what: str, policy: RetryPolicy) -> T:
-    """Call fn, retrying transient failures; raise RetriesExhausted or the final error."""
+def with_retries(fn: Callable[[], T], what: str, policy: RetryPolicy, rules: RetryRules) -> T:
+    """Call fn, retrying what `rules` call transient; raise RetriesExhausted or the final error."""
     last: BaseException | None = None
     for attempt in range(policy.attempts):
         try:
             return fn()
         except Exception as exc:
-            if not retryable(exc):
+            if not rules.retryable(exc):
                 raise
             last = exc
             if attempt == policy.attempts - 1:
                 break
             delay = min(policy.cap_s, policy.base_s * (2**attempt))
-            hinted = _retry_after(exc)
+            hinted = rules.retry_after(exc)
             if hinted is not None:
                 delay = min(max(delay, hinted), 300.0)
             policy.sleep(delay)
     assert last is not None
-    raise RetriesExhausted(what, last, policy.attempts)
+    raise RetriesExhausted(what, last, policy.attempts, rules.describe(last))

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hashing.forms import FORMS, add_derived
-from mirrorwatch.store.models import EntrySignal, HubFile, Match, utcnow
+from mirrorwatch.match.hits import Hit, record_hits
+from mirrorwatch.store.models import EntrySignal, HubFile
 
 
 def file_forms(sha256: str | None, hashes: dict[str, Any] | None) -> dict[str, str]:
@@ -48,15 +48,7 @@ def score_agreement(forms: Iterable[str], *, sha256_disagrees: bool = False) -> 
     return score
 
 
-@dataclass
-class ExactHit:
-    entry_id: int
-    hub_file_id: int
-    score: float
-    evidence: list[dict[str, Any]]
-
-
-def find_exact(session: Session, files: list[HubFile]) -> list[ExactHit]:
+def find_exact(session: Session, files: list[HubFile]) -> list[Hit]:
     """Exact hits for the given stored files against every bank entry."""
     wanted: dict[tuple[str, str], list[int]] = defaultdict(list)
     offered: dict[int, dict[str, str]] = {}
@@ -96,43 +88,8 @@ def find_exact(session: Session, files: list[HubFile]) -> list[ExactHit]:
         if score is None:
             continue
         evidence = [{"tier": 1, "kind": "hash", "form": f, "value": v} for f, v in sorted(forms.items())]
-        hits.append(ExactHit(eid, fid, score, evidence))
+        hits.append(Hit(eid, fid, score, evidence, tier=1))
     return hits
-
-
-def record_hits(session: Session, hits: list, *, scan_run_id: int | None, tier: int = 1) -> int:
-    """Insert matches that do not exist yet (entry x file is unique) and return how many are new.
-    A hit for an existing match adds its evidence; a stronger one raises the score (and sets the
-    tier of that stronger evidence). The reviewer's state is never changed here."""
-    if not hits:
-        return 0
-    pairs = list({(h.entry_id, h.hub_file_id) for h in hits})
-    existing: dict[tuple[int, int], Match] = {}
-    for i in range(0, len(pairs), 400):
-        for m in session.scalars(select(Match).where(tuple_(Match.entry_id, Match.hub_file_id).in_(pairs[i : i + 400]))):
-            existing[(m.entry_id, m.hub_file_id)] = m
-    new = 0
-    now = utcnow()
-    for h in hits:
-        key = (h.entry_id, h.hub_file_id)
-        hit_tier = getattr(h, "tier", None) or tier
-        m = existing.get(key)
-        if m is not None:
-            evidence = list(m.evidence or [])
-            added = [e for e in h.evidence if e not in evidence]
-            if added or h.score > m.score:
-                m.evidence = evidence + added
-                if h.score > m.score:
-                    m.score, m.tier = h.score, hit_tier
-                m.updated_at = now
-            continue
-        m = Match(entry_id=h.entry_id, hub_file_id=h.hub_file_id, tier=hit_tier, score=h.score,
-                  evidence=h.evidence, state="new", created_at=now, updated_at=now, scan_run_id=scan_run_id)
-        session.add(m)
-        existing[key] = m
-        new += 1
-    session.flush()
-    return new
 
 
 def match_stored_files_for_values(session: Session, values: dict[str, set[str]]) -> int:

@@ -14,14 +14,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from mirrorwatch.formats.safetensors import SafetensorsHeader
 from mirrorwatch.hashing.forms import derive
+from mirrorwatch.match.hits import Hit
 from mirrorwatch.match.scores import HEADER_SCORES, MIN_RECORDED_SCORE, NAME_MIN_SIMILARITY, combine
 from mirrorwatch.store.models import EntrySignal, FileSignal
 from mirrorwatch.text.names import is_generic, normalise_name
@@ -92,14 +91,6 @@ def header_signals(header: SafetensorsHeader) -> dict[str, list[str]]:
     return {k: v for k, v in out.items() if v}
 
 
-@dataclass
-class HeaderHit:
-    entry_id: int
-    hub_file_id: int
-    score: float
-    evidence: list[dict[str, Any]]
-
-
 def store_file_signals(session: Session, hub_file_id: int, signals: dict[str, list[str]]) -> None:
     have = set(session.execute(
         select(FileSignal.form, FileSignal.value).where(FileSignal.hub_file_id == hub_file_id)
@@ -113,7 +104,7 @@ def store_file_signals(session: Session, hub_file_id: int, signals: dict[str, li
 
 
 def find_signal_matches(session: Session, file_signals: dict[int, dict[str, list[str]]],
-                        name_search=None) -> list[HeaderHit]:
+                        name_search=None) -> list[Hit]:
     """Entries the given files' signals point to (exact signals, and names through `name_search`,
     a function (db-free) query -> [(entry_id, similarity)])."""
     wanted: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
@@ -152,5 +143,5 @@ def find_signal_matches(session: Session, file_signals: dict[int, dict[str, list
         if score < MIN_RECORDED_SCORE:
             continue
         ev = [{"tier": 2, "kind": "header", "field": form, "value": v, "weight": round(s, 3)} for form, v, s in items]
-        hits.append(HeaderHit(eid, fid, round(score, 4), ev))
+        hits.append(Hit(eid, fid, round(score, 4), ev, tier=2))
     return hits

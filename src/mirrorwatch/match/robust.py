@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import func, select, tuple_
 from sqlalchemy.orm import Session
 
-from mirrorwatch.match.exact import record_hits
 from mirrorwatch.match.fingerprint import Fingerprint, FingerprintIndex, IncompatibleFingerprints, compare
-from mirrorwatch.match.fingerprint.similarity import DEFAULT_THRESHOLDS
 from mirrorwatch.match.header import FILE_TO_ENTRY, find_signal_matches, store_file_signals
+from mirrorwatch.match.hits import Hit, record_hits
+from mirrorwatch.match.scores import fingerprint_score
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import EntrySignal, FileSignal
 from mirrorwatch.store.models import Fingerprint as FingerprintRow
@@ -35,34 +33,13 @@ LEARNABLE = {"training_run": "training_run", "ss_session_id": "ss_session_id", "
              "autov3": "autov3"}
 
 
-@dataclass
-class Hit:
-    entry_id: int
-    hub_file_id: int
-    score: float
-    evidence: list[dict[str, Any]]
-    tier: int = 2
-
-
-def fingerprint_score(sim) -> float | None:
-    """Match score for a fingerprint similarity: None when it is no evidence at all."""
-    t = DEFAULT_THRESHOLDS.get(sim.method)
-    verdict = sim.verdict()
-    if verdict == "no_match" or t is None:
-        return None
-    if verdict == "same_weights":
-        return round(min(0.99, 0.9 + 0.09 * (sim.score - t.same_weights) / max(1e-9, 1 - t.same_weights)), 4)
-    span = max(1e-9, t.same_weights - t.derived)
-    return round(0.7 + 0.19 * (sim.score - t.derived) / span, 4)
-
-
 class FingerprintIndexes:
-    """The two nearest-neighbour indexes (bank entries' fingerprints, hub files' fingerprints)."""
-
-    _lock = threading.Lock()
+    """The two nearest-neighbour indexes (bank entries' fingerprints, hub files' fingerprints) of one
+    database; owned by it (`indexes_for(db)`), shared by the threads that use it."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._lock = threading.Lock()
         self._indexes: dict[str, FingerprintIndex] = {}
         self._dirty: set[str] = set()
 
@@ -119,11 +96,9 @@ class FingerprintIndexes:
             self._dirty.clear()
 
 
-_INDEXES: dict[str, FingerprintIndexes] = {}
-
-
 def indexes_for(db: Database) -> FingerprintIndexes:
-    return _INDEXES.setdefault(db.url, FingerprintIndexes(db))
+    """The database's fingerprint indexes (one object per Database, made on first use)."""
+    return db.owned("fingerprint-indexes", lambda: FingerprintIndexes(db))
 
 
 def _compare_hits(session: Session, fp: Fingerprint, candidates: list[int], *, file_side: bool,
@@ -168,7 +143,7 @@ def match_file_fingerprint(db: Database, session: Session, hub_file_id: int, fp:
     entry_index = idx.get(session, "entry")
     candidates = [k for k, _s in entry_index.search(fp.vector, k=FP_CANDIDATES)] if len(entry_index) else []
     hits = _compare_hits(session, fp, candidates, file_side=True, own_id=hub_file_id)
-    return record_hits(session, hits, scan_run_id=scan_run_id, tier=3)
+    return record_hits(session, hits, scan_run_id=scan_run_id)
 
 
 def match_file_signals(session: Session, signals: dict[int, dict[str, list[str]]], *, scan_run_id: int | None,
@@ -177,7 +152,7 @@ def match_file_signals(session: Session, signals: dict[int, dict[str, list[str]]
     for fid, sigs in signals.items():
         store_file_signals(session, fid, sigs)
     hits = find_signal_matches(session, signals, name_search=name_search)
-    return record_hits(session, hits, scan_run_id=scan_run_id, tier=2)
+    return record_hits(session, hits, scan_run_id=scan_run_id)
 
 
 def learn(db: Database, session: Session, entry_id: int, signals: dict[str, list[str]],
@@ -208,9 +183,10 @@ def learn(db: Database, session: Session, entry_id: int, signals: dict[str, list
         ):
             by_file.setdefault(fid, {}).setdefault(fform, []).append(v)
         hits = find_signal_matches(session, by_file)
-        content = [h for h in hits if any(e.get("field") in ("autov3_full", "autov3") for e in h.evidence)]
-        matches += record_hits(session, [h for h in hits if h not in content], scan_run_id=None, tier=2)
-        matches += record_hits(session, content, scan_run_id=None, tier=1)
+        for h in hits:  # an AutoV3 computed from the file's content is exact evidence
+            if any(e.get("field") in ("autov3_full", "autov3") for e in h.evidence):
+                h.tier = 1
+        matches += record_hits(session, hits, scan_run_id=None)
     fp_added = 0
     if fingerprint is not None and session.scalar(
         select(FingerprintRow.id).where(FingerprintRow.entry_id == entry_id, FingerprintRow.origin == origin)
@@ -226,7 +202,7 @@ def learn(db: Database, session: Session, entry_id: int, signals: dict[str, list
         file_index = idx.get(session, "file")
         candidates = [k for k, _s in file_index.search(fingerprint.vector, k=FP_CANDIDATES * 5)] if len(file_index) else []
         matches += record_hits(session, _compare_hits(session, fingerprint, candidates, file_side=False,
-                                                      own_id=entry_id), scan_run_id=None, tier=3)
+                                                      own_id=entry_id), scan_run_id=None)
     return {"signals": added, "fingerprints": fp_added, "matches": matches}
 
 

@@ -1,7 +1,9 @@
 """What a match score means, per tier and per kind of evidence (all overridable in one place).
 
-Tier 1 (exact hash forms) scores are in match/exact.py: 1.0 for a full 64-hex agreement.
-Tier 2 (header evidence) and tier 3 (weight fingerprint) scores below. Several independent pieces
+Tier 1 (exact hash forms): each form declares its scores in the registry (`exact_score`,
+`corroborated_score` in hashing/forms.py: 1.0 for a full 64-hex agreement); match/exact.py's
+`score_agreement` combines them. Tier 2 (header evidence)
+and tier 3 (weight fingerprint) scores below. Several independent pieces
 of evidence for the same entry combine as a noisy OR: 1 - prod(1 - s), capped at 0.99.
 
 Reading a score:
@@ -26,6 +28,29 @@ HEADER_SCORES: dict[str, float] = {
 }
 NAME_MIN_SIMILARITY = 90.0
 MIN_RECORDED_SCORE = 0.5  # weaker evidence is not recorded as a match
+
+
+
+# Tier 3: a fingerprint similarity becomes a score in these bands (thresholds per method in
+# match/fingerprint/similarity.py).
+FP_SAME_WEIGHTS_BASE, FP_SAME_WEIGHTS_SPAN = 0.9, 0.09  # 0.90 .. 0.99
+FP_DERIVED_BASE, FP_DERIVED_SPAN = 0.7, 0.19  # 0.70 .. 0.89
+
+
+def fingerprint_score(sim) -> float | None:
+    """Match score for a fingerprint similarity (`match.fingerprint.Similarity`): None when it is
+    no evidence at all."""
+    from mirrorwatch.match.fingerprint.similarity import DEFAULT_THRESHOLDS
+
+    t = DEFAULT_THRESHOLDS.get(sim.method)
+    verdict = sim.verdict()
+    if verdict == "no_match" or t is None:
+        return None
+    if verdict == "same_weights":
+        frac = (sim.score - t.same_weights) / max(1e-9, 1 - t.same_weights)
+        return round(min(0.99, FP_SAME_WEIGHTS_BASE + FP_SAME_WEIGHTS_SPAN * frac), 4)
+    span = max(1e-9, t.same_weights - t.derived)
+    return round(FP_DERIVED_BASE + FP_DERIVED_SPAN * (sim.score - t.derived) / span, 4)
 
 
 def combine(scores: list[float]) -> float:

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from mirrorwatch.hubs.registry import default_hub
 from mirrorwatch.match.states import EXCLUDED, STATES, TIER_NAMES, TO_REVIEW, UPHELD
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Bank, Entry, HubFile, HubRepo, Match, utcnow
@@ -73,6 +74,7 @@ def dashboard(db: Database, *, days: int = DAYS) -> Dashboard:
                         .join(HubFile, HubFile.id == Match.hub_file_id).join(HubRepo, HubRepo.id == HubFile.repo_pk)
                         .where(HubRepo.author.is_not(None)).group_by(HubRepo.hub, HubRepo.author)
                         .order_by(func.count(Match.id).desc()).limit(TOP)).all()
+    main_hub = default_hub().name
     over_time = []
     for i in range(days):
         d = since + timedelta(days=i)
@@ -81,7 +83,7 @@ def dashboard(db: Database, *, days: int = DAYS) -> Dashboard:
     return Dashboard(
         totals=totals, over_time=over_time,
         by_bank=[Bar(name, n, f"/banks/{bid}") for bid, name, n in banks],
-        by_uploader=[Bar(f"{a} ({h})" if h != "hf" else a, n, None) for h, a, n in ups],
+        by_uploader=[Bar(f"{a} ({h})" if h != main_hub else a, n, None) for h, a, n in ups],
         by_state=[Bar(st, by_state.get(st, 0), f"/queue?state={st}") for st in STATES],
         by_tier=[Bar(f"{t} {TIER_NAMES.get(t, '')}".strip(), n, f"/queue?state=&tier={t}") for t, n in sorted(by_tier.items())],
         since=since,

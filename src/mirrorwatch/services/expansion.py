@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mirrorwatch.errors import MirrorwatchError, NotFound
+from mirrorwatch.errors import MalformedFile, NotFound
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Audit, Entry, Match
 
@@ -34,12 +34,11 @@ def learn_from_matches(db: Database, match_ids: list[int], *, user: str = "syste
 
 def add_file(db: Database, entry_id: int, path: Path, *, user: str = "cli") -> dict[str, Any]:
     """An original file a team holds: every hash form, header evidence and fingerprint join the entry.
-    The file is read where it is and nothing of it is kept but hashes and the fingerprint."""
-    from mirrorwatch.formats.safetensors import read_header
-    from mirrorwatch.hashing.engine import hash_file
+    The file is read where it is (through the one evidence pipeline, `match.evidence`) and nothing
+    of it is kept but hashes, header signals and the fingerprint."""
     from mirrorwatch.hashing.forms import FORMS
-    from mirrorwatch.match.fingerprint import fingerprint_file
-    from mirrorwatch.match.header import header_signals
+    from mirrorwatch.match.evidence import LocalFile, build_evidence
+    from mirrorwatch.match.exact import match_stored_files_for_values
     from mirrorwatch.match.robust import indexes_for, learn
 
     if not path.is_file():
@@ -47,32 +46,28 @@ def add_file(db: Database, entry_id: int, path: Path, *, user: str = "cli") -> d
     with db.session() as s:
         if s.get(Entry, entry_id) is None:
             raise NotFound(f"no entry #{entry_id}")
-    h = hash_file(path)
-    sigs: dict[str, list[str]] = {f: [v] for f, v in h.forms().items() if FORMS[f].stored_when_derived}
+    safetensors = path.suffix.lower() == ".safetensors"
+    ev = build_evidence(LocalFile(path), header=safetensors, content=True, fingerprint=safetensors)
+    if "content" in ev.errors:
+        raise MalformedFile(f"cannot read {path.name}: {ev.errors['content']}")
+    sigs: dict[str, list[str]] = {f: [v] for f, v in ev.hashes.items() if FORMS[f].stored_when_derived}
     notes: list[str] = []
-    fp = None
-    if path.suffix.lower() == ".safetensors":
-        try:
-            hs = header_signals(read_header(path))
-            for form in ("training_run", "ss_session_id", "trigger_word"):
-                if hs.get(form):
-                    sigs[form] = hs[form]
-        except MirrorwatchError as exc:
-            notes.append(f"header: {exc}")
-        try:
-            fp = fingerprint_file(path)
-        except MirrorwatchError as exc:
-            notes.append(f"fingerprint: {exc}")
-    else:
+    if ev.header is not None:
+        for form in ("training_run", "ss_session_id", "trigger_word"):
+            if ev.header.signals.get(form):
+                sigs[form] = ev.header.signals[form]
+    if "header" in ev.errors:
+        notes.append(f"header: {ev.errors['header']}")
+    if ev.no_fingerprint or "fingerprint" in ev.errors:
+        notes.append(f"fingerprint: {ev.no_fingerprint or ev.errors['fingerprint']}")
+    if not safetensors:
         notes.append("not a safetensors file: hashes only (never unpickled)")
     with db.session() as s:
-        out = learn(db, s, entry_id, sigs, fp, origin=f"file:{path.name}"[:200])
+        out = learn(db, s, entry_id, sigs, ev.fingerprint, origin=f"file:{path.name}"[:200])
         indexes_for(db).flush()
         s.add(Audit(user=user, action="bank.add_file", object_type="entry", object_id=str(entry_id),
                     detail={"file": path.name, **out}))
     # files swept earlier with this exact SHA256 (tier 1)
-    from mirrorwatch.match.exact import match_stored_files_for_values
-
     with db.session() as s:
-        out["matches"] += match_stored_files_for_values(s, {"sha256": {h.sha256}})
-    return {"entry": entry_id, "file": path.name, "hashes": h.forms(), **out, "notes": notes}
+        out["matches"] += match_stored_files_for_values(s, {"sha256": {ev.hashes["sha256"]}})
+    return {"entry": entry_id, "file": path.name, "hashes": ev.hashes, **out, "notes": notes}

@@ -16,9 +16,9 @@ from sqlalchemy import select, text
 
 from mirrorwatch.bank.search import search_names
 from mirrorwatch.bank.urls import looks_like_url, parse_civitai_url
-from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import InvalidHash, InvalidInput
 from mirrorwatch.hashing.forms import FORMS, candidate_forms, normalise_hash, with_unstored
+from mirrorwatch.hubs.registry import web_url as hub_web_url
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry
 from mirrorwatch.text.names import normalise_name

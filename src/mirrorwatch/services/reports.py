@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
+from mirrorwatch.hubs.registry import hub_label
 from mirrorwatch.match.states import REPORT_SENT, MatchState, system_move
 from mirrorwatch.services.audit import record
 from mirrorwatch.services.matches import MatchView, match_select, match_views
@@ -43,7 +44,6 @@ from mirrorwatch.store.models import (
     utcnow,
 )
 
-HUB_NAMES = {"hf": "Hugging Face", "local": "local storage"}
 FORMATS = {"text": ("text/plain; charset=utf-8", "txt"), "csv": ("text/csv; charset=utf-8", "csv"),
            "json": ("application/json", "json")}
 MAX_TITLE = 300
@@ -89,7 +89,8 @@ class ReportSummary:
 
 
 def hub_name(hub: str) -> str:
-    return HUB_NAMES.get(hub, hub)
+    """A hub's label from the hub registry (an unregistered name is shown as it is)."""
+    return hub_label(hub)
 
 
 def candidates(db: Database, *, hub: str | None = None, limit: int | None = None,

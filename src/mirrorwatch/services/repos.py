@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from mirrorwatch.config import hub_web_url
 from mirrorwatch.errors import NotFound
+from mirrorwatch.hubs.registry import web_url as hub_web_url
 from mirrorwatch.services.matches import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
 from mirrorwatch.services.serial import Utc, read_model

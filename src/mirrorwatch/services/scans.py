@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from mirrorwatch.errors import NotFound
 from mirrorwatch.services.paging import Page, check_window
 from mirrorwatch.store.db import Database
-from mirrorwatch.store.models import ScanError, ScanRun, utcnow
+from mirrorwatch.store.models import HubFile, HubRepo, ScanError, ScanRun, utcnow
 
 STALL_AFTER = timedelta(minutes=10)
 _QUOTA_WORDS = ("quota", "ratelimit", "rate_limit", "remaining", "throttled")
@@ -79,20 +79,30 @@ def _view(r: ScanRun, errors: int, now: datetime) -> ScanRunView:
 
 
 def scan_runs(db: Database, *, limit: int | None = None, offset: int | None = None,
-              status: str | None = None) -> Page[ScanRunView]:
-    """Runs, running ones first, then newest first."""
+              status: str | None = None, running_first: bool = True) -> Page[ScanRunView]:
+    """Runs, running ones first (unless running_first=False), then newest first."""
     limit, offset = check_window(limit, offset)
     conds = [ScanRun.status == status] if status else []
+    order = [(ScanRun.status == "running").desc()] if running_first else []
     now = utcnow()
     with db.session() as s:
         total = s.scalar(select(func.count()).select_from(ScanRun).where(*conds)) or 0
         runs = list(s.scalars(select(ScanRun).where(*conds)
-                              .order_by((ScanRun.status == "running").desc(), ScanRun.id.desc())
+                              .order_by(*order, ScanRun.id.desc())
                               .limit(limit).offset(offset)))
         errs = dict(s.execute(select(ScanError.scan_run_id, func.count())
                               .where(ScanError.scan_run_id.in_([r.id for r in runs])).group_by(ScanError.scan_run_id)).all()) if runs else {}
         items = [_view(r, errs.get(r.id, 0), now) for r in runs]
     return Page(items, total, limit, offset)
+
+
+def _error_views(s, run_id: int, *, newest_first: bool = True, limit: int | None = None,
+                 offset: int = 0) -> list[ScanErrorView]:
+    q = (select(ScanError).where(ScanError.scan_run_id == run_id)
+         .order_by(ScanError.id.desc() if newest_first else ScanError.id).offset(offset))
+    if limit is not None:
+        q = q.limit(limit)
+    return [ScanErrorView(e.id, e.repo_id, e.path, e.reason, e.at) for e in s.scalars(q)]
 
 
 def scan_run(db: Database, run_id: int, *, limit: int | None = None, offset: int | None = None) -> ScanRunPage:
@@ -102,11 +112,43 @@ def scan_run(db: Database, run_id: int, *, limit: int | None = None, offset: int
         if r is None:
             raise NotFound(f"no scan run with id {run_id}")
         total = s.scalar(select(func.count()).select_from(ScanError).where(ScanError.scan_run_id == run_id)) or 0
-        errors = [ScanErrorView(e.id, e.repo_id, e.path, e.reason, e.at)
-                  for e in s.scalars(select(ScanError).where(ScanError.scan_run_id == run_id)
-                                     .order_by(ScanError.id.desc()).limit(limit).offset(offset))]
+        errors = _error_views(s, run_id, limit=limit, offset=offset)
         view = _view(r, total, utcnow())
     return ScanRunPage(view, Page(errors, total, limit, offset))
+
+
+def scan_errors(db: Database, run_id: int) -> list[ScanErrorView]:
+    """Everything a run skipped, oldest first (the CLI's `scan errors`)."""
+    with db.session() as s:
+        return _error_views(s, run_id, newest_first=False)
+
+
+def incremental_since(db: Database, hub: str, *, margin: timedelta = timedelta(days=1)) -> datetime | None:
+    """Where a whole-hub sweep can start after a finished one: that sweep's start minus a margin.
+    None when there was no finished whole-hub sweep (one limited to repos, an author or a search
+    does not count)."""
+    with db.session() as s:
+        last = s.scalar(
+            select(ScanRun).where(ScanRun.source == hub, ScanRun.status == "finished").order_by(ScanRun.id.desc())
+        )
+        if last is None or (last.params or {}).get("scope", {}).get("repos"):
+            return None
+        scope = (last.params or {}).get("scope", {})
+        if scope.get("author") or scope.get("search"):
+            return None
+        return last.started_at - margin
+
+
+def known_hashes(db: Database, hub: str, repo_id: str) -> dict[str, dict]:
+    """path -> hashes (all forms, with the size and mtime they were computed at) stored for a repo,
+    so a hub that hashes files itself (a local folder) does not read unchanged files again."""
+    with db.session() as s:
+        rows = s.execute(
+            select(HubFile.path, HubFile.sha256, HubFile.hashes)
+            .join(HubRepo, HubRepo.id == HubFile.repo_pk)
+            .where(HubRepo.hub == hub, HubRepo.repo_id == repo_id)
+        )
+        return {p: {**(hashes or {}), "sha256": sha} for p, sha, hashes in rows}
 
 
 def last_quota(db: Database) -> tuple[int, dict[str, Any]] | None:

@@ -5,9 +5,11 @@ web app can share one file. Every open runs Alembic migrations to head."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
@@ -16,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from mirrorwatch.config import resolve_db_url, sidecar_dir, sqlite_path
 from mirrorwatch.errors import MirrorwatchError
 
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -39,6 +42,16 @@ class Database:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self._fts: bool | None = None
+        self._owned: dict[str, Any] = {}
+        self._owned_lock = threading.Lock()
+
+    def owned(self, key: str, factory: Callable[[], T]) -> T:
+        """The helper object `key` that belongs to this database and lives as long as it does (e.g. the
+        fingerprint indexes kept in its sidecar folder), made by `factory` on first use."""
+        with self._owned_lock:
+            if key not in self._owned:
+                self._owned[key] = factory()
+            return self._owned[key]
 
     @property
     def is_sqlite(self) -> bool:

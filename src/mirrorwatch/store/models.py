@@ -141,7 +141,6 @@ class HubFile(Base):
     # Other hash forms when known (local folders hash everything; content tier adds autov3_full).
     hashes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     header_signals: Mapped[dict[str, Any] | None] = mapped_column(JSON)
-    fingerprint: Mapped[bytes | None] = mapped_column(LargeBinary)
     # present / gone / changed
     status: Mapped[str] = mapped_column(String(20), default="present")
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -11,7 +11,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import ERROR, FILE_CHANGED, FILE_GONE, FILE_PRESENT, LIVE, RemoteFile, RepoListing
-from mirrorwatch.match.exact import find_exact, record_hits
+from mirrorwatch.match.evidence import FileEvidence
+from mirrorwatch.match.states import MIRROR_REMOVED, SYSTEM_TRANSITIONS
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
 
 
@@ -26,7 +27,7 @@ def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str
         session.flush()
         session.add(StatusEvent(repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}"))
         if status in ("removed", "disabled"):
-            _set_matches_state(session, repo.id, None, "gone")
+            _set_matches_state(session, repo.id, None)
     repo.author = listing.author or repo.author
     repo.created_at = listing.created_at or repo.created_at
     repo.last_modified = listing.last_modified or repo.last_modified
@@ -40,15 +41,17 @@ def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str
     return repo
 
 
-def _set_matches_state(session: Session, repo_pk: int, file_id: int | None, state: str) -> None:
+def _set_matches_state(session: Session, repo_pk: int, file_id: int | None) -> None:
+    """The mirror (a repo, or one file of it) is gone: its live matches move to `gone`."""
+    sources, target = SYSTEM_TRANSITIONS[MIRROR_REMOVED]
     file_ids = [file_id] if file_id is not None else list(
         session.scalars(select(HubFile.id).where(HubFile.repo_pk == repo_pk))
     )
     if file_ids:
         session.execute(
             update(Match)
-            .where(Match.hub_file_id.in_(file_ids), Match.state.in_(("new", "confirmed", "second_look", "reported")))
-            .values(state=state, updated_at=utcnow())
+            .where(Match.hub_file_id.in_(file_ids), Match.state.in_(sources))
+            .values(state=target, updated_at=utcnow())
         )
 
 
@@ -67,7 +70,7 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
             session.flush()
             session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_CHANGED,
                                     detail=f"sha256 {row.sha256[:12]} -> {rf.sha256[:12]}"))
-            _set_matches_state(session, repo.id, row.id, "gone")
+            _set_matches_state(session, repo.id, row.id)
         elif row.status == FILE_GONE:
             session.flush()
             session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_PRESENT,
@@ -87,18 +90,36 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
                 row.status = FILE_GONE
                 session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
                                         detail="file no longer in the repo"))
-                _set_matches_state(session, repo.id, row.id, "gone")
+                _set_matches_state(session, repo.id, row.id)
     session.flush()
     return stored
 
 
+# hash forms of a file's content (read by the content tier) kept with the file for exact matching
+CONTENT_FORMS = ("autov3_full", "autov3")
+
+
 def record_repo(session: Session, hub: str, listing: RepoListing, files: list[RemoteFile], *,
-                scan_run_id: int | None, status: str = LIVE) -> tuple[HubRepo, int, list[HubFile]]:
-    """Persist one fully processed repo and its exact matches; returns (repo, new matches, stored files)."""
+                evidence: dict[str, FileEvidence] | None = None,
+                status: str = LIVE) -> tuple[HubRepo, list[HubFile], dict[int, FileEvidence]]:
+    """Persist one fully processed repo, its files and what was read of them (header records,
+    content hash forms); returns (repo, stored files, evidence by stored file id)."""
     repo = upsert_repo(session, hub, listing, status=status, sha=listing.sha)
     stored = store_files(session, repo, files)
-    hits = find_exact(session, [f for f in stored if f.sha256 or f.hashes])
-    return repo, record_hits(session, hits, scan_run_id=scan_run_id), stored
+    by_id: dict[int, FileEvidence] = {}
+    for row in stored:
+        ev = (evidence or {}).get(row.path)
+        if ev is None:
+            continue
+        by_id[row.id] = ev
+        record = ev.header_record()
+        if record is not None:
+            row.header_signals = record
+        content = {k: ev.hashes[k] for k in CONTENT_FORMS if ev.hashes.get(k)}
+        if content:
+            row.hashes = {**(row.hashes or {}), **content}
+    session.flush()
+    return repo, stored, by_id
 
 
 def record_error(session: Session, hub: str, listing: RepoListing, reason: str) -> HubRepo:

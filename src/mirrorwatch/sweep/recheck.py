@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
-from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED
+from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED, Hub
+from mirrorwatch.match.states import MIRROR_BACK, MIRROR_REMOVED, SYSTEM_TRANSITIONS
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
-
-OPEN_STATES = ("new", "confirmed", "second_look", "reported")
 
 
 @dataclass
@@ -31,18 +31,18 @@ class RecheckSummary:
                 "events": self.events}
 
 
-def _reopen_or_close(s, file_ids: list[int], gone: bool) -> None:
+def _reopen_or_close(s: Session, file_ids: list[int], gone: bool) -> None:
     if not file_ids:
         return
     if gone:
-        s.execute(update(Match).where(Match.hub_file_id.in_(file_ids), Match.state.in_(OPEN_STATES))
-                  .values(state="gone", updated_at=utcnow()))
+        sources, target = SYSTEM_TRANSITIONS[MIRROR_REMOVED]
     else:
-        s.execute(update(Match).where(Match.hub_file_id.in_(file_ids), Match.state == "gone")
-                  .values(state="new", updated_at=utcnow()))
+        sources, target = SYSTEM_TRANSITIONS[MIRROR_BACK]
+    s.execute(update(Match).where(Match.hub_file_id.in_(file_ids), Match.state.in_(sources))
+              .values(state=target, updated_at=utcnow()))
 
 
-def recheck(db: Database, hub: Any, *, all_repos: bool = False, repo_ids: list[str] | None = None,
+def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[str] | None = None,
             progress: Callable[[RecheckSummary], None] | None = None) -> RecheckSummary:
     """Visit repos that hold matches (or every stored repo of this hub with all_repos)."""
     summary = RecheckSummary()

@@ -15,20 +15,28 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from mirrorwatch.hashing.forms import derive
 from mirrorwatch.hubs.base import (
     DISABLED,
     GATED,
     LIVE,
+    Hub,
+    ListingPage,
+    ListingProblem,
     RemoteFile,
     RepoFiles,
     RepoListing,
+    Scope,
     SkipRepo,
     is_weight_file,
 )
+from mirrorwatch.match.evidence import FileEvidence
+from mirrorwatch.match.repo import match_repo
+from mirrorwatch.match.robust import indexes_for
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
+from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
 from mirrorwatch.sweep.persist import record_error, record_repo, upsert_repo
 
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
@@ -39,7 +47,7 @@ COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", 
 
 @dataclass
 class SweepOptions:
-    scope: dict[str, Any] = field(default_factory=dict)  # author, search, filter, sort, repos, since
+    scope: Scope = field(default_factory=lambda: Scope())  # author, search, filter, sort, repos, since
     extensions: tuple[str, ...] = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf")
     min_size: int | None = None
     max_size: int | None = None
@@ -58,6 +66,14 @@ class SweepOptions:
 
 
 @dataclass
+class Fetched:
+    """What a worker brings back for one repo: its files' hashes and the evidence read (by path)."""
+
+    files: RepoFiles
+    evidence: dict[str, FileEvidence]
+
+
+@dataclass
 class SweepSummary:
     run_id: int
     status: str
@@ -72,9 +88,9 @@ class SweepSummary:
 
 
 class Sweep:
-    """One sweep of one hub. `hub` implements list_pages/repo_listing/fetch_files (see hubs/)."""
+    """One sweep of one hub, through the hub port (`hubs.base.Hub`)."""
 
-    def __init__(self, db: Database, hub: Any, options: SweepOptions,
+    def __init__(self, db: Database, hub: Hub, options: SweepOptions,
                  progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None) -> None:
         self.db = db
         self.hub = hub
@@ -111,7 +127,7 @@ class Sweep:
             run.heartbeat_at = utcnow()
             self.run_id = run.id
 
-    def _save_counts(self, s, *, status: str | None = None, checkpoint: dict | None = None) -> None:
+    def _save_counts(self, s: Session, *, status: str | None = None, checkpoint: dict | None = None) -> None:
         run = s.get(ScanRun, self.run_id)
         quota = self._quota()
         self.counts["throttled"] = sum(int(p.get("throttled") or 0) for p in quota.values())
@@ -125,10 +141,9 @@ class Sweep:
                 run.finished_at = utcnow()
 
     def _quota(self) -> dict[str, Any]:
-        tracker = getattr(self.hub, "tracker", None)
-        return tracker.snapshot() if tracker is not None else {}
+        return self.hub.quota()
 
-    def _record_scan_error(self, s, repo_id: str | None, reason: str, path: str | None = None) -> None:
+    def _record_scan_error(self, s: Session, repo_id: str | None, reason: str, path: str | None = None) -> None:
         s.add(ScanError(scan_run_id=self.run_id, repo_id=repo_id, path=path, reason=reason[:1000]))
         self.counts["errors"] += 1
 
@@ -137,38 +152,30 @@ class Sweep:
             self.progress(self.counts, self._quota())
 
     # -- listing -----------------------------------------------------------------------------
-    def _listings(self) -> Iterator[list[RepoListing | tuple[str, str]]]:
-        """Pages of listings; malformed items come through as (repo_id-or-None, reason) tuples."""
+    def _listings(self) -> Iterator[ListingPage]:
+        """Pages of listings (and listing problems), deduplicated, stopped at `since`."""
         scope = self.options.scope
         if scope.get("repos"):
-            page: list[RepoListing | tuple[str, str]] = []
+            page: ListingPage = []
             for rid in scope["repos"]:
                 try:
                     page.append(self.hub.repo_listing(rid))
                 except Exception as exc:  # missing, private or failing repo: record and go on
-                    page.append((rid, f"cannot read repo: {type(exc).__name__}: {str(exc)[:200]}"))
+                    page.append(ListingProblem(rid, f"cannot read repo: {type(exc).__name__}: {str(exc)[:200]}"))
             yield page
             return
-        from mirrorwatch.hubs.huggingface import MalformedListing, listing_from_item
-
         since = scope.get("since")
         date_attr = "last_modified" if scope.get("sort") == "lastModified" else "created_at"
         repeats = 0
-        for raw_page in self.hub.list_pages(scope):
+        for hub_page in self.hub.list_pages(scope):
             self.counts["pages"] += 1
-            out: list[RepoListing | tuple[str, str]] = []
+            out: ListingPage = []
             fresh = 0
             stop = False
-            for item in raw_page:
-                if isinstance(item, RepoListing):
-                    listing = item
-                else:
-                    try:
-                        listing = listing_from_item(item)
-                    except MalformedListing as exc:
-                        rid = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
-                        out.append((rid, str(exc)))
-                        continue
+            for listing in hub_page:
+                if isinstance(listing, ListingProblem):
+                    out.append(listing)
+                    continue
                 if listing.repo_id in self._seen:
                     continue
                 fresh += 1
@@ -181,7 +188,7 @@ class Sweep:
             yield out
             if stop:
                 return
-            repeats = repeats + 1 if fresh == 0 and raw_page else 0
+            repeats = repeats + 1 if fresh == 0 and hub_page else 0
             if repeats >= 2:
                 raise SkipRepo("the hub's pagination repeats pages (a Link loop): listing stopped")
 
@@ -202,7 +209,7 @@ class Sweep:
         self._open_run()
         status = "finished"
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sweep")
-        inflight: dict[Future, RepoListing] = {}
+        inflight: dict[Future[Fetched], RepoListing] = {}
         try:
             try:
                 for page in self._listings():
@@ -228,14 +235,13 @@ class Sweep:
             with self.db.session() as s:
                 self._save_counts(s, status=status, checkpoint={"finished_listing": status == "finished"})
             if self.options.deep:
-                from mirrorwatch.match.robust import indexes_for
-
                 indexes_for(self.db).flush()
             self._tick()
         return SweepSummary(self.run_id, status, dict(self.counts), self.resumed, time.monotonic() - started,
                             self._quota())
 
-    def _handle_page(self, page: list, pool: ThreadPoolExecutor, inflight: dict[Future, RepoListing]) -> None:
+    def _handle_page(self, page: ListingPage, pool: ThreadPoolExecutor,
+                     inflight: dict[Future[Fetched], RepoListing]) -> None:
         listings = [x for x in page if isinstance(x, RepoListing)]
         known: dict[str, tuple[str | None, str]] = {}
         if listings:
@@ -248,10 +254,11 @@ class Sweep:
                         )
                     ):
                         known[rid] = (sha, st)
+        to_fetch: list[tuple[RepoListing, bool]] = []
         with self.db.session() as s:
             for x in page:
-                if not isinstance(x, RepoListing):
-                    self._record_scan_error(s, x[0], x[1])
+                if isinstance(x, ListingProblem):
+                    self._record_scan_error(s, x.repo_id, x.reason)
                     self.counts["skipped"] += 1
             self.counts["listed"] += len(page)
             for listing in listings:
@@ -269,19 +276,24 @@ class Sweep:
                 if prev is not None and listing.sha and prev[0] == listing.sha:
                     self.counts["unchanged"] += 1
                     continue
-                inflight[pool.submit(self._fetch, listing)] = listing
+                to_fetch.append((listing, prev is not None))
+            reads: dict[str, StoredReads] = {}
+            if self.options.headers or self.options.deep:
+                reads = stored_reads(s, self.hub.name, [x.repo_id for x, known_before in to_fetch if known_before])
+            for listing, _ in to_fetch:
+                inflight[pool.submit(self._fetch, listing, reads.get(listing.repo_id, {}))] = listing
             self._save_counts(s)
         self._drain(inflight, self.options.concurrency * 2)
 
-    def _fetch(self, listing: RepoListing) -> RepoFiles:
-        """Worker thread: hashes from the hub, then the robust tiers' reads (headers, content)."""
-        from mirrorwatch.sweep.enrich import EnrichOptions, enrich
-
+    def _fetch(self, listing: RepoListing, done: StoredReads) -> Fetched:
+        """Worker thread: hashes from the hub, then the robust tiers' reads (headers, content).
+        Talks to the hub only, never to the database."""
         result = self.hub.fetch_files(listing, None)
         result.files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
-        return enrich(self.db, self.hub, result, EnrichOptions(headers=self.options.headers, deep=self.options.deep))
+        opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep)
+        return Fetched(result, enrich(self.hub, result, opts, done))
 
-    def _drain(self, inflight: dict[Future, RepoListing], keep: int) -> None:
+    def _drain(self, inflight: dict[Future[Fetched], RepoListing], keep: int) -> None:
         """Persist finished fetches until at most `keep` are in flight (one transaction per batch
         of whole repos, so a kill loses at most the batch being written, and never half a repo)."""
         while len(inflight) > keep:
@@ -293,9 +305,9 @@ class Sweep:
                 self._save_counts(s)
             self._tick()
 
-    def _persist(self, s, listing: RepoListing, fut: Future) -> None:
+    def _persist(self, s: Session, listing: RepoListing, fut: Future[Fetched]) -> None:
         try:
-            result: RepoFiles = fut.result()
+            fetched = fut.result()
         except Exception as exc:  # SkipRepo, or a bug/unexpected answer: one repo must not stop the sweep
             reason = str(exc) if isinstance(exc, SkipRepo) else f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
             with s.begin_nested():
@@ -303,6 +315,7 @@ class Sweep:
             self._record_scan_error(s, listing.repo_id, reason)
             self.counts["skipped"] += 1
             return
+        result = fetched.files
         files = result.files  # already filtered by kind and size in the worker (_fetch)
         status = GATED if result.repo.gated else LIVE
         # A weight file the hub should have hashed (LFS, or of unknown or large size) but gave no usable
@@ -310,13 +323,20 @@ class Sweep:
         incomplete = [f for f in files if f.sha256 is None and (f.lfs or f.size is None or f.size > 10_000_000)]
         if incomplete:
             result.repo.sha = None
-        repo, new, stored = record_repo(s, self.hub.name, result.repo, files, scan_run_id=self.run_id, status=status)
-        if self.options.headers or self.options.deep:
-            self._robust(s, repo, files, stored)
+        repo, stored, evidence = record_repo(s, self.hub.name, result.repo, files, evidence=fetched.evidence,
+                                             status=status)
+        robust = self.options.headers or self.options.deep
+        if robust:
+            self._count_reads(s, repo.repo_id, fetched.evidence)
+        found = match_repo(self.db, s, stored, evidence, scan_run_id=self.run_id, robust=robust,
+                           name_search=self._name_search)
         self.counts["fetched"] += 1
         self.counts["files"] += len(files)
         self.counts["hashes"] += sum(1 for f in files if f.sha256)
-        self.counts["matches"] += new
+        self.counts["matches"] += found.total
+        self.counts["header_matches"] += found.header
+        self.counts["fingerprint_matches"] += found.fingerprint
+        self.counts["learned"] += found.learned
         if result.method == "resolver":
             self.counts["resolver_requests"] += result.requests
         elif result.method == "api":
@@ -324,55 +344,21 @@ class Sweep:
         for f in incomplete:
             self._record_scan_error(s, listing.repo_id, "no usable sha256 in the hub's answer", path=f.path)
 
-    def _robust(self, s, repo, files: list[RemoteFile], stored: list) -> None:
-        """Tiers 2 and 3 for this repo's files, then bank expansion from its exact matches."""
-        from mirrorwatch.match.fingerprint import Fingerprint
-        from mirrorwatch.match.robust import (
-            file_learnables,
-            learn,
-            match_file_fingerprint,
-            match_file_signals,
-        )
-        from mirrorwatch.store.models import Match
-
-        by_path = {f.path: f for f in stored}
-        signals: dict[int, dict[str, list[str]]] = {}
-        for rf in files:
-            row = by_path.get(rf.path)
-            if row is None:
-                continue
-            if rf.header is not None:
-                row.header_signals = rf.header
-                if "error" in rf.header:
-                    self._record_scan_error(s, repo.repo_id, f"header: {rf.header['error']}", path=rf.path)
-                else:
-                    self.counts["headers_read"] += 1
-                    self.counts["header_bytes"] += int(rf.header.get("bytes", 0))
-                    signals[row.id] = dict(rf.header.get("signals") or {})
-            if rf.hashes.get("autov3_full"):
-                signals.setdefault(row.id, {})["autov3_full"] = [rf.hashes["autov3_full"]]
-                signals[row.id]["autov3"] = [derive("autov3", rf.hashes["autov3_full"])]
-            if rf.content_error:
-                self._record_scan_error(s, repo.repo_id, f"content: {rf.content_error}", path=rf.path)
-            if rf.fingerprint is not None:
+    def _count_reads(self, s: Session, repo_id: str, evidence: dict[str, FileEvidence]) -> None:
+        """Counts and scan errors for what the robust tiers read of a repo's files."""
+        for path, ev in evidence.items():
+            if ev.header is not None:
+                self.counts["headers_read"] += 1
+                self.counts["header_bytes"] += ev.header.bytes_read
+            elif "header" in ev.errors:
+                self._record_scan_error(s, repo_id, f"header: {ev.errors['header']}", path=path)
+            if "content" in ev.errors:
+                self._record_scan_error(s, repo_id, f"content: {ev.errors['content']}", path=path)
+            if "fingerprint" in ev.errors:
+                self._record_scan_error(s, repo_id, f"content: no fingerprint: {ev.errors['fingerprint']}"[:309],
+                                        path=path)
+            if ev.fingerprint is not None:
                 self.counts["fingerprinted"] += 1
-                n = match_file_fingerprint(self.db, s, row.id, Fingerprint.from_bytes(rf.fingerprint),
-                                           scan_run_id=self.run_id)
-                self.counts["fingerprint_matches"] += n
-                self.counts["matches"] += n
-        if signals:
-            n = match_file_signals(s, signals, scan_run_id=self.run_id, name_search=self._name_search)
-            self.counts["header_matches"] += n
-            self.counts["matches"] += n
-        # an exact match confirms itself: its entry learns the file's robust signatures
-        exact = s.execute(select(Match.entry_id, Match.hub_file_id).where(
-            Match.hub_file_id.in_([r.id for r in by_path.values()]), Match.tier == 1, Match.score >= 1.0)).all()
-        for entry_id, file_id in exact:
-            sigs, fp = file_learnables(s, file_id)
-            if sigs or fp is not None:
-                out = learn(self.db, s, entry_id, sigs, fp, origin=f"mirror:{file_id}")
-                self.counts["learned"] += out["signals"] + out["fingerprints"]
-                self.counts["matches"] += out["matches"]
 
     def _name_search(self, name: str) -> list[tuple[int, float]]:
         """Bank entries whose names are close to a name found in a header (weak evidence)."""

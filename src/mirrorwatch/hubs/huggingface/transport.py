@@ -8,21 +8,48 @@ time a response body may take (a hub trickling bytes — a slow-loris — hits t
 from __future__ import annotations
 
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 import httpx2
-from huggingface_hub import set_client_factory
-from huggingface_hub.utils._http import hf_request_event_hook
+from huggingface_hub import constants, set_client_factory
+from huggingface_hub.errors import OfflineModeIsEnabled
+from huggingface_hub.utils import parse_ratelimit_headers
 
-from mirrorwatch.hubs.quota import QuotaTracker, pool_for_url
+from mirrorwatch.hubs.quota import QuotaTracker, RateLimitUpdate
 
 DEFAULT_TIMEOUT = httpx2.Timeout(connect=10.0, read=30.0, write=30.0, pool=60.0)
 DEFAULT_DEADLINE_S = 120.0
 # Requests run on these threads so a hub that trickles its headers cannot hold a sweep past the
 # deadline (a thread stuck on such a hub ends when the hub closes the connection).
 _REQUEST_THREADS = ThreadPoolExecutor(max_workers=96, thread_name_prefix="hub-http")
+
+
+def pool_for_url(path: str) -> str:
+    """Which quota a request spends on the Hugging Face Hub."""
+    if path.startswith("/api/"):
+        return "api"
+    if "/resolve/" in path:
+        return "resolvers"
+    return "pages"
+
+
+def ratelimit_update(headers: httpx2.Headers) -> RateLimitUpdate | None:
+    """The `RateLimit`/`RateLimit-Policy` headers of an answer, for the quota tracker."""
+    info = parse_ratelimit_headers(headers)
+    if info is None:
+        return None
+    return RateLimitUpdate(info.resource_type, info.remaining, float(info.reset_in_seconds), info.limit,
+                           info.window_seconds)
+
+
+def _request_hook(request: httpx2.Request) -> None:
+    """What huggingface_hub's own client does before a request: honour offline mode, tag a request id."""
+    if constants.is_offline_mode():
+        raise OfflineModeIsEnabled(f"Cannot reach {request.url}: offline mode is enabled (HF_HUB_OFFLINE).")
+    request.headers.setdefault("X-Amzn-Trace-Id", request.headers.get("X-Request-Id") or str(uuid.uuid4()))
 
 
 class _DeadlineStream(httpx2.SyncByteStream):
@@ -67,7 +94,7 @@ class PacedTransport(httpx2.HTTPTransport):
                 raise httpx2.ReadTimeout(f"no answer from {url} within {self.deadline_s:.0f}s") from None
         finally:
             if pool:
-                self.tracker.release(pool, response.headers if response is not None else None,
+                self.tracker.release(pool, ratelimit_update(response.headers) if response is not None else None,
                                      response.status_code if response is not None else None)
         response.stream = _DeadlineStream(response.stream, started + self.deadline_s, str(url))
         return response
@@ -82,7 +109,7 @@ def install_client(endpoint: str, tracker: QuotaTracker, *, timeout: httpx2.Time
             endpoint, tracker, deadline_s=deadline_s,
             limits=httpx2.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
-        return httpx2.Client(transport=transport, event_hooks={"request": [hf_request_event_hook]},
+        return httpx2.Client(transport=transport, event_hooks={"request": [_request_hook]},
                              follow_redirects=True, timeout=timeout)
 
     set_client_factory(factory)

@@ -1,111 +1,70 @@
-"""Hugging Face through the official `huggingface_hub` client.
+"""`HuggingFaceHub`: the hub port over `HfApi`, honouring HF_ENDPOINT and HF_TOKEN.
 
 Listing: `GET /api/models` with `expand` (siblings, sha, dates, author, tags, gated, disabled),
-page by page with the client's own paginator (which retries). Hashes per candidate repo come
-either from `model_info(files_metadata=True)` (one API call, all LFS sha256s) or from a resolver
-HEAD per weight file (`X-Linked-Etag`, the larger resolver quota), chosen per repo by what it
-needs and which quota has more room. Gated repos always use the API (their resolvers refuse)."""
+page by page (following `Link` headers on the configured origin only, with the client's backoff).
+Hashes per candidate repo come either from `model_info(files_metadata=True)` (one API call, all LFS
+sha256s) or from a resolver HEAD per weight file (`X-Linked-Etag`, the larger resolver quota),
+chosen per repo by what it needs and which quota has more room. Gated repos always use the API
+(their resolvers refuse)."""
 
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urljoin, urlsplit
 
-from huggingface_hub import HfApi, get_hf_file_metadata, hf_hub_url
+from huggingface_hub import HfApi, get_hf_file_metadata, get_session, hf_hub_url
 from huggingface_hub.errors import DisabledRepoError, GatedRepoError, RepositoryNotFoundError
-from huggingface_hub.utils._pagination import _paginate_pages
+from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
 
+from mirrorwatch.errors import MalformedFile
 from mirrorwatch.hubs.base import (
     DISABLED,
     GATED,
     LIVE,
     REMOVED,
     WEIGHT_EXTENSIONS,
+    Hub,
+    HubLinks,
+    ListingPage,
     RemoteFile,
     RepoFiles,
     RepoListing,
     RepoStatus,
+    Scope,
     SkipRepo,
     is_weight_file,
 )
-from mirrorwatch.hubs.http import DEFAULT_DEADLINE_S, install_client
+from mirrorwatch.hubs.huggingface import NAME
+from mirrorwatch.hubs.huggingface.links import HfLinks
+from mirrorwatch.hubs.huggingface.listing import (
+    MalformedListing,
+    clean_sha256,
+    clean_size,
+    parse_date,
+    parse_page,
+)
+from mirrorwatch.hubs.huggingface.retry import describe, hf_retries
+from mirrorwatch.hubs.huggingface.transport import DEFAULT_DEADLINE_S, install_client
 from mirrorwatch.hubs.quota import QuotaTracker
-from mirrorwatch.hubs.retry import RetriesExhausted, RetryPolicy, describe, with_retries
+from mirrorwatch.hubs.retry import RetriesExhausted, RetryPolicy
+
+if TYPE_CHECKING:
+    from mirrorwatch.formats.safetensors import SafetensorsHeader
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 EXPAND = ["siblings", "sha", "createdAt", "lastModified", "author", "tags", "gated", "disabled", "private"]
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
-MAX_FILE_SIZE = 1 << 44  # 16 TiB: anything larger is a lie
 PAGE_SIZE = 1000
 
 
-def parse_date(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
-    except ValueError:
-        return None
+class HuggingFaceHub(Hub):
+    """The hub port over `HfApi`, honouring HF_ENDPOINT and HF_TOKEN."""
 
-
-def clean_sha256(value: Any) -> str | None:
-    if isinstance(value, str):
-        v = value.strip().strip('"').lower()
-        if _SHA256.match(v):
-            return v
-    return None
-
-
-def clean_size(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    return value if 0 <= value <= MAX_FILE_SIZE else None
-
-
-class MalformedListing(Exception):
-    pass
-
-
-def listing_from_item(item: Any) -> RepoListing:
-    """A listing item parsed defensively: raise MalformedListing when it cannot be used."""
-    if not isinstance(item, dict):
-        raise MalformedListing("listing item is not an object")
-    rid = item.get("id") or item.get("modelId")
-    if not isinstance(rid, str) or not _REPO_ID.match(rid):
-        raise MalformedListing(f"listing item with an unusable id: {str(rid)[:80]!r}")
-    siblings = item.get("siblings")
-    paths: list[str] | None = None
-    if isinstance(siblings, list):
-        paths = [s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)]
-    gated = item.get("gated")
-    tags = item.get("tags") if isinstance(item.get("tags"), list) else []
-    sha = item.get("sha") if isinstance(item.get("sha"), str) else None
-    return RepoListing(
-        repo_id=rid,
-        author=item.get("author") if isinstance(item.get("author"), str) else rid.split("/")[0],
-        sha=sha,
-        created_at=parse_date(item.get("createdAt")),
-        last_modified=parse_date(item.get("lastModified")),
-        gated=bool(gated) and gated is not False,
-        disabled=item.get("disabled") is True,
-        private=item.get("private") is True,
-        tags=[t for t in tags if isinstance(t, str)],
-        paths=paths,
-    )
-
-
-class HuggingFaceHub:
-    """The hub interface over `HfApi`, honouring HF_ENDPOINT and HF_TOKEN."""
-
-    name = "hf"
+    name: ClassVar[str] = NAME
+    label: ClassVar[str] = "Hugging Face"
+    links: ClassVar[HubLinks] = HfLinks()
 
     def __init__(self, endpoint: str | None = None, *, token: str | None = None, tracker: QuotaTracker | None = None,
                  retry: RetryPolicy | None = None, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
@@ -121,25 +80,45 @@ class HuggingFaceHub:
         self.api = HfApi(endpoint=self.endpoint, token=self.token or False)
 
     # -- listing ---------------------------------------------------------------------------------
-    def list_pages(self, scope: dict) -> Iterator[list[Any]]:
-        """Raw listing pages (lists of items), newest first by `scope['sort']`."""
+    def _headers(self) -> dict[str, str]:
+        return build_hf_headers(token=self.token or False)
+
+    def raw_pages(self, scope: Scope) -> Iterator[list[Any]]:
+        """Raw listing pages (JSON arrays), following `Link: rel=next` on this hub's origin only."""
         params: list[tuple[str, Any]] = [("limit", PAGE_SIZE), ("sort", scope.get("sort", "createdAt"))]
         for key in ("author", "search"):
-            if scope.get(key):
-                params.append((key, scope[key]))
+            value = scope.get(key)
+            if value:
+                params.append((key, value))
         for f in scope.get("filter") or []:
             params.append(("filter", f))
         params += [("expand", e) for e in EXPAND]
-        headers = self.api._build_hf_headers(token=self.token or False)
-        for page, _last in _paginate_pages(f"{self.endpoint}/api/models", params, headers, timeout=self.timeout_s):
+        headers = self._headers()
+        origin = urlsplit(self.endpoint)[:2]
+        url: str | None = f"{self.endpoint}/api/models"
+        first = True
+        while url is not None:
+            r = http_backoff("GET", url, params=params if first else None, headers=headers, timeout=self.timeout_s)
+            hf_raise_for_status(r)
+            page = r.json()
             if not isinstance(page, list):
                 raise MalformedListing("a listing page is not a JSON array")
             yield page
+            first = False
+            nxt = r.links.get("next", {}).get("url")
+            url = urljoin(url, nxt) if nxt else None
+            if url is not None and urlsplit(url)[:2] != origin:
+                raise SkipRepo(f"the listing's next-page link leaves {self.endpoint}: listing stopped")
+
+    def list_pages(self, scope: Scope) -> Iterator[ListingPage]:
+        """Listing pages, each item parsed (or a ListingProblem), newest first by `scope['sort']`."""
+        for page in self.raw_pages(scope):
+            yield parse_page(page)
 
     def repo_listing(self, repo_id: str) -> RepoListing:
         """One repo as a listing would show it (for `--repo`)."""
-        info = with_retries(lambda: self.api.model_info(repo_id, expand=EXPAND, timeout=self.timeout_s),
-                            f"model_info {repo_id}", self.retry)
+        info = hf_retries(lambda: self.api.model_info(repo_id, expand=EXPAND, timeout=self.timeout_s),
+                          f"model_info {repo_id}", self.retry)
         return RepoListing(
             repo_id=info.id, author=info.author or repo_id.split("/")[0], sha=info.sha,
             created_at=parse_date(info.created_at), last_modified=parse_date(info.last_modified),
@@ -179,7 +158,7 @@ class HuggingFaceHub:
             raise SkipRepo(describe(exc)) from None
 
     def _by_model_info(self, repo: RepoListing) -> RepoFiles:
-        info = with_retries(
+        info = hf_retries(
             lambda: self.api.model_info(repo.repo_id, files_metadata=True, timeout=self.timeout_s),
             f"model_info {repo.repo_id}", self.retry,
         )
@@ -203,7 +182,7 @@ class HuggingFaceHub:
         files = []
         for path in weights:
             url = hf_hub_url(repo.repo_id, path, revision=repo.sha or "main", endpoint=self.endpoint)
-            meta = with_retries(
+            meta = hf_retries(
                 lambda url=url: get_hf_file_metadata(url, token=self.token or False, timeout=self.timeout_s,
                                                      endpoint=self.endpoint),
                 f"HEAD {repo.repo_id}/{path}", self.retry,
@@ -215,11 +194,8 @@ class HuggingFaceHub:
     # -- header tier: bounded range reads ---------------------------------------------------------
     def read_range(self, repo_id: str, path: str, revision: str | None, start: int, end: int) -> bytes:
         """Bytes start..end (inclusive) of a file, through the resolver (and its CDN redirect)."""
-        from huggingface_hub import get_session
-        from huggingface_hub.utils import hf_raise_for_status
-
         url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
-        headers = {**self.api._build_hf_headers(token=self.token or False), "Range": f"bytes={start}-{end}"}
+        headers = {**self._headers(), "Range": f"bytes={start}-{end}"}
         limit = end - start + 1
 
         def get() -> bytes:
@@ -234,10 +210,10 @@ class HuggingFaceHub:
                         break
                 return bytes(out[:limit])
 
-        return with_retries(get, f"range {repo_id}/{path}", self.retry)
+        return hf_retries(get, f"range {repo_id}/{path}", self.retry)
 
     def read_header(self, repo_id: str, path: str, revision: str | None, size: int | None,
-                    *, first_read: int = 4096, max_header_bytes: int = 8_000_000):
+                    *, first_read: int = 4096, max_header_bytes: int = 8_000_000) -> tuple[SafetensorsHeader, int]:
         """The safetensors header of a hub file with at most two range reads: a small first read
         (the length, and the whole header when it is short), then the rest of the header.
         Returns (SafetensorsHeader, bytes fetched). Raises SafetensorsError or SkipRepo."""
@@ -254,17 +230,12 @@ class HuggingFaceHub:
         data_size = size - 8 - n if size is not None else None
         return parse_header(raw, header_len=n, file_size=size if data_size is not None else None), fetched
 
-    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest, *, max_bytes: int):
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
         """Stream a file to `dest` for the content tier (the caller deletes it); refuse past max_bytes."""
-        from huggingface_hub import get_session
-        from huggingface_hub.utils import hf_raise_for_status
-
-        from mirrorwatch.errors import MalformedFile
-
         url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
-        headers = self.api._build_hf_headers(token=self.token or False)
+        headers = self._headers()
 
-        def get():
+        def get() -> Path:
             written = 0
             with get_session().stream("GET", url, headers=headers, timeout=self.timeout_s) as r, open(dest, "wb") as out:
                 hf_raise_for_status(r)
@@ -275,12 +246,12 @@ class HuggingFaceHub:
                     out.write(chunk)
             return dest
 
-        return with_retries(get, f"GET {repo_id}/{path}", self.retry)
+        return hf_retries(get, f"GET {repo_id}/{path}", self.retry)
 
     # -- status ----------------------------------------------------------------------------------
     def repo_status(self, repo_id: str) -> RepoStatus:
         try:
-            info = with_retries(
+            info = hf_retries(
                 lambda: self.api.model_info(repo_id, files_metadata=True, timeout=self.timeout_s),
                 f"model_info {repo_id}", self.retry,
             )
@@ -296,6 +267,6 @@ class HuggingFaceHub:
         status = GATED if info.gated else (DISABLED if info.disabled else LIVE)
         return RepoStatus(status, "", sha=info.sha, files=files)
 
-    def web_url(self, repo_id: str, path: str | None = None) -> str:
-        base = f"{self.endpoint}/{repo_id}"
-        return f"{base}/blob/main/{path}" if path else base
+    # -- quota ---------------------------------------------------------------------------------
+    def quota(self) -> dict[str, dict[str, Any]]:
+        return self.tracker.snapshot()

@@ -6,28 +6,39 @@ last sweep keeps its stored hashes instead of being read again."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
-from mirrorwatch.errors import InvalidInput
+from mirrorwatch.errors import InvalidInput, MalformedFile
 from mirrorwatch.hashing.engine import hash_file
 from mirrorwatch.hubs.base import (
     LIVE,
     REMOVED,
     WEIGHT_EXTENSIONS,
+    Hub,
+    ListingPage,
     RemoteFile,
     RepoFiles,
     RepoListing,
     RepoStatus,
+    Scope,
     SkipRepo,
     is_weight_file,
 )
+from mirrorwatch.hubs.localdir import NAME
+from mirrorwatch.hubs.localdir.walk import Skipped, walk_files
+
+if TYPE_CHECKING:
+    from mirrorwatch.formats.safetensors import SafetensorsHeader
 
 
-class LocalDirHub:
-    name = "dir"
+class LocalDirHub(Hub):
+    """One folder as one repo. Never follows a link off the folder; reads files where they are."""
+
+    name: ClassVar[str] = NAME
+    label: ClassVar[str] = "local folder"
 
     def __init__(self, root: Path, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
                  known: dict[str, dict] | None = None) -> None:
@@ -39,15 +50,17 @@ class LocalDirHub:
         self.errors: list[tuple[str, str]] = []
 
     def _walk(self) -> Iterator[Path]:
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
-            dirnames.sort()
-            for name in sorted(filenames):
-                p = Path(dirpath) / name
-                if p.is_symlink() or not is_weight_file(name, self.extensions):
-                    continue
-                yield p
+        """Model-weight files under the folder, by the one walker's rules (`walk.py`)."""
 
-    def list_pages(self, scope: dict) -> Iterator[list[RepoListing]]:
+        def skipped(skip: Skipped) -> None:
+            if skip.is_error:
+                self.errors.append((skip.path, f"{skip.kind.replace('_', ' ')} {skip.detail}".strip()))
+
+        for path in walk_files(str(self.root), skipped):
+            if is_weight_file(path, self.extensions):
+                yield Path(path)
+
+    def list_pages(self, scope: Scope) -> Iterator[ListingPage]:
         paths = [str(p.relative_to(self.root)) for p in self._walk()]
         stamp = datetime.fromtimestamp(self.root.stat().st_mtime, UTC).replace(tzinfo=None)
         yield [RepoListing(repo_id=str(self.root), author=None, sha=None, last_modified=stamp, paths=paths)]
@@ -78,18 +91,17 @@ class LocalDirHub:
             raise SkipRepo(f"no file could be read ({self.errors[0][1]})")
         return RepoFiles(repo=repo, files=files, method="local", requests=0)
 
-    def read_header(self, repo_id: str, path: str, revision: str | None, size: int | None):
+    def read_header(self, repo_id: str, path: str, revision: str | None,
+                    size: int | None) -> tuple[SafetensorsHeader, int]:
         from mirrorwatch.formats.safetensors import read_header
 
         header = read_header(self.root / path)
         return header, 8 + header.header_len
 
-    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest, *, max_bytes: int):
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
         """Local files are read where they are: nothing is copied."""
         p = self.root / path
         if p.stat().st_size > max_bytes:
-            from mirrorwatch.errors import MalformedFile
-
             raise MalformedFile(f"{path} is larger than the {max_bytes:,}-byte content-tier cap")
         return p
 

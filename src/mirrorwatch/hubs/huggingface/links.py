@@ -1,0 +1,27 @@
+"""Where Hugging Face pages live: $MIRRORWATCH_HF_URL (default https://huggingface.co; the demo
+points it at its local hub). Ids are percent-encoded (the "/" of a repo id is kept)."""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import quote
+
+from mirrorwatch.hubs.base import HubLinks
+
+ENV_WEB_URL = "MIRRORWATCH_HF_URL"
+DEFAULT_WEB_URL = "https://huggingface.co"
+
+
+def web_base() -> str:
+    return os.environ.get(ENV_WEB_URL, DEFAULT_WEB_URL).rstrip("/")
+
+
+class HfLinks(HubLinks):
+    def repo_url(self, repo_id: str) -> str | None:
+        return f"{web_base()}/{quote(repo_id, safe='/')}"
+
+    def file_url(self, repo_id: str, path: str) -> str | None:
+        return f"{web_base()}/{quote(repo_id, safe='/')}/blob/main/{quote(path, safe='/')}"
+
+    def uploader_url(self, author: str) -> str | None:
+        return f"{web_base()}/{quote(author, safe='')}"

@@ -1,0 +1,44 @@
+"""The one list of hubs. Adding a hub: one subpackage exposing `SPEC`, and one line below.
+
+The CLI (`mirrorwatch scan NAME`, `recheck`), the web pages (links, labels), reports and the
+dashboard all read hubs from here; nothing else names a hub."""
+
+from __future__ import annotations
+
+from mirrorwatch.errors import InvalidInput
+from mirrorwatch.hubs import huggingface, localdir
+from mirrorwatch.hubs.base import HubSpec
+
+# The first hub is the default one (recheck's default, the dashboard's unlabelled uploaders).
+HUBS: dict[str, HubSpec] = {spec.name: spec for spec in (huggingface.SPEC, localdir.SPEC)}
+
+
+def default_hub() -> HubSpec:
+    return next(iter(HUBS.values()))
+
+
+def hub_spec(name: str) -> HubSpec:
+    """The registered hub called `name`; InvalidInput (naming the known ones) otherwise."""
+    spec = HUBS.get(name)
+    if spec is None:
+        raise InvalidInput(f"unknown hub {name!r} (known: {', '.join(HUBS)})")
+    return spec
+
+
+def hub_label(name: str) -> str:
+    """A hub's name for people; an unknown (e.g. legacy) hub name is shown as it is."""
+    spec = HUBS.get(name)
+    return spec.label if spec is not None else name
+
+
+def web_url(hub: str, repo_id: str, path: str | None = None) -> str | None:
+    """Where a person opens a repo (or a file in it) on its hub; None when the hub has no pages."""
+    spec = HUBS.get(hub)
+    if spec is None:
+        return None
+    return spec.links.file_url(repo_id, path) if path else spec.links.repo_url(repo_id)
+
+
+def uploader_url(hub: str, author: str) -> str | None:
+    spec = HUBS.get(hub)
+    return spec.links.uploader_url(author) if spec is not None else None
