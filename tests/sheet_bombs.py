@@ -80,3 +80,30 @@ def csv_many_rows(mb: int) -> bytes:
 
 def json_many_keys(n: int) -> bytes:
     return b"[" + b",".join(b'{"name": "m", "k%d": 1}' % i for i in range(n)) + b"]"
+
+
+def xlsx_distinct_cells(uncompressed_mb: int) -> bytes:
+    """An XLSX of distinct short cells that compresses like a real sheet (passes the ratio check)."""
+    import random
+
+    rnd = random.Random(13)
+    rows = [b'<row><c t="inlineStr"><is><t>name</t></is></c><c t="inlineStr"><is><t>notes</t></is></c></row>']
+    size = 0
+    while size < uncompressed_mb * 1024**2:
+        a, b = rnd.getrandbits(40), rnd.getrandbits(40)
+        row = b'<row><c t="inlineStr"><is><t>m%x</t></is></c><c t="inlineStr"><is><t>%x</t></is></c></row>' % (a, b)
+        rows.append(row)
+        size += len(row)
+    return replace_members(small_xlsx(), {"xl/worksheets/sheet1.xml": _sheet_xml(b"".join(rows))}, level=1)
+
+
+def csv_wide_rows(mb: int) -> bytes:
+    return b"name\n" + (b"a," * 500 + b"\n") * (mb * 1024**2 // 1001)
+
+
+def json_rows(n: int) -> bytes:
+    return b"[" + b",".join(b'{"name": "model %d"}' % i for i in range(n)) + b"]"
+
+
+def csv_named_rows(n: int) -> bytes:
+    return b"name\n" + b"".join(b"model %d\n" % i for i in range(n))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import dataclasses
 import io
 import json
 import re
@@ -76,13 +77,19 @@ class SheetLimits:
     max_shared_strings: int = 2_000_000
     #: Bytes of XML text between two tags (one cell's text, escaped, or one tag).
     max_xml_run_bytes: int = 1024**2
-    #: A JSON sheet is parsed whole: its size, its number of values and its nesting depth are bounded.
-    max_json_bytes: int = 32 * 1024**2
-    max_json_values: int = 2_000_000
+    #: A JSON sheet is parsed whole (Python objects cost ~20x their JSON text): its size, its number
+    #: of values (commas + brackets) and its nesting depth are bounded.
+    max_json_bytes: int = 16 * 1024**2
+    max_json_values: int = 1_000_000
     max_json_depth: int = 64
 
 
+#: The CLI (`mirrorwatch bank import`) reads big sheets by streaming.
 DEFAULT_LIMITS = SheetLimits()
+#: Browser and API uploads: the preview holds every row's record in memory (~2 KB a row) and runs on
+#: a web worker, so an upload gets fewer rows, cells and XML; bigger sheets go through the CLI.
+UPLOAD_LIMITS = dataclasses.replace(DEFAULT_LIMITS, max_rows=100_000, max_cells=2_000_000,
+                                    max_xlsx_bytes=128 * 1024**2)
 
 
 def _key(header: str) -> str:

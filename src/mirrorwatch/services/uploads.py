@@ -1,7 +1,8 @@
 """Sheet uploads from the browser or the API: limits, safe names, preview, then commit.
 
 An upload is checked before it is parsed: at most MAX_UPLOAD_BYTES, a sheet extension, and a file
-name reduced to a harmless label (the last path component, printable characters only). The name
+name reduced to a harmless label (the last path component, printable characters only). It is then
+parsed within bank.sheets.UPLOAD_LIMITS (rows, cells, uncompressed size...: see SheetLimits). The name
 is only ever shown and stored as text; uploaded bytes are kept, between the preview and the
 commit, under a random id in a private folder beside the database, never under the given name.
 
@@ -20,7 +21,7 @@ import unicodedata
 from pathlib import Path
 
 from mirrorwatch.bank.importer import ImportSummary, import_sheet
-from mirrorwatch.bank.sheets import parse_sheet
+from mirrorwatch.bank.sheets import UPLOAD_LIMITS, parse_sheet
 from mirrorwatch.errors import InvalidInput, NotFound
 from mirrorwatch.store.db import Database
 
@@ -66,14 +67,14 @@ def check_upload(filename: str | None, data: bytes) -> str:
 def preview_import(db: Database, bank: str, filename: str | None, data: bytes) -> ImportSummary:
     """What importing this file would do, without writing anything."""
     label = check_upload(filename, data)
-    sheet = parse_sheet(data, name=label)
+    sheet = parse_sheet(data, name=label, limits=UPLOAD_LIMITS)
     return import_sheet(db, bank, sheet, label, skip_bad=True, dry_run=True, user="preview")
 
 
 def commit_import(db: Database, bank: str, filename: str | None, data: bytes, *, skip_bad: bool,
                   user: str) -> ImportSummary:
     label = check_upload(filename, data)
-    sheet = parse_sheet(data, name=label)
+    sheet = parse_sheet(data, name=label, limits=UPLOAD_LIMITS)
     return import_sheet(db, bank, sheet, label, skip_bad=skip_bad, user=user)
 
 
