@@ -24,7 +24,8 @@ _PATHS = [
 ]
 _SHORT = re.compile(r"^civitai:(\d+)(?:@(\d+))?$", re.IGNORECASE)
 _AIR = re.compile(r"^urn:air:[\w.-]+:[\w.-]+:civitai:(\d+)(?:@(\d+))?$", re.IGNORECASE)
-_MAX_ID = 2**53
+#: Civitai ids are positive integers below this (JavaScript's safe-integer bound; fits a BIGINT).
+MAX_CIVITAI_ID = 2**53
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ def looks_like_url(text: str) -> bool:
 
 def _id(text: str) -> int:
     value = int(text)
-    if value <= 0 or value >= _MAX_ID:
+    if value <= 0 or value >= MAX_CIVITAI_ID:
         raise InvalidUrl(f"implausible Civitai id {text}")
     return value
 
