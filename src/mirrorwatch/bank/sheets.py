@@ -10,7 +10,6 @@ import codecs
 import csv
 import dataclasses
 import io
-import json
 import re
 import zipfile
 import zlib
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from mirrorwatch.errors import SheetError
+from mirrorwatch.formats.jsonsafe import JsonRefused, loads_bounded
 
 MAX_SHEET_BYTES = 2 * 1024**3
 FIELDS = (
@@ -507,20 +507,6 @@ def _sheet_from_table(fmt: str, table: Iterable[list[str]], override: dict[str, 
 
 # --- JSON ------------------------------------------------------------------------------------------
 
-def _json_depth_ok(doc: Any, max_depth: int) -> bool:
-    stack = [(doc, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            node = node.values()
-        elif not isinstance(node, list):
-            continue
-        if depth > max_depth:
-            return False
-        stack.extend((child, depth + 1) for child in node if isinstance(child, dict | list))
-    return True
-
-
 def load_json_bounded(data: bytes | str, limits: SheetLimits = DEFAULT_LIMITS) -> Any:
     """json.loads with the sheet limits on size, number of values and depth; SheetError otherwise."""
     if len(data) > limits.max_json_bytes:
@@ -530,15 +516,9 @@ def load_json_bounded(data: bytes | str, limits: SheetLimits = DEFAULT_LIMITS) -
     if values > limits.max_json_values:
         raise SheetError(f"the JSON holds over {limits.max_json_values:,} values; split it")
     try:
-        doc = json.loads(data)
-    except json.JSONDecodeError as exc:
-        raise SheetError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    except RecursionError:
-        raise SheetError(f"malformed JSON: nested more than {limits.max_json_depth} levels deep") from None
-    except ValueError as exc:  # a number with thousands of digits, an undecodable byte
-        raise SheetError(f"malformed JSON: {str(exc)[:200]}") from None
-    if not _json_depth_ok(doc, limits.max_json_depth):
-        raise SheetError(f"malformed JSON: nested more than {limits.max_json_depth} levels deep")
+        doc = loads_bounded(data, max_depth=limits.max_json_depth)
+    except JsonRefused as exc:
+        raise SheetError(str(exc)) from None
     return doc
 
 
