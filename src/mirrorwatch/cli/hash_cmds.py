@@ -201,12 +201,14 @@ def _hash_table(results: list[FileHashes]) -> Table:
 
 
 def _write_csv(results: list[FileHashes]) -> None:
+    from mirrorwatch.services.exports import csv_safe  # file names can come from a hub: no formulas
+
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(FIELDS)
     for result in results:
         row = result.to_dict()
         row["path"] = display(row["path"] or "")
-        writer.writerow(["" if row[k] is None else row[k] for k in FIELDS])
+        writer.writerow([csv_safe("" if row[k] is None else row[k]) for k in FIELDS])
 
 
 @app.command("hash")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from mirrorwatch.errors import InvalidInput
+from mirrorwatch.services.exports import csv_safe
 from mirrorwatch.services.matches import STATES, group_by_uploader, list_matches
 
 from .app import app, console, database
@@ -42,7 +43,7 @@ def matches_cmd(
         w.writerow(cols)
         for r in rows:
             d = r.to_dict()
-            w.writerow([d[c] for c in cols])
+            w.writerow([csv_safe(d[c]) for c in cols])  # hub-controlled names: no spreadsheet formulas
         return
     if not rows:
         console.print("no matches")
