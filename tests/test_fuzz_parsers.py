@@ -22,6 +22,7 @@ import sheet_bombs as bombs
 from mirrorwatch.bank.civitai import civitai_records
 from mirrorwatch.bank.importer import records_from_sheet
 from mirrorwatch.bank.sheets import SheetLimits, parse_sheet
+from mirrorwatch.bank.urls import parse_civitai_url
 from mirrorwatch.errors import MirrorwatchError
 from mirrorwatch.formats.kinds import guess_kind
 from mirrorwatch.formats.safetensors import header_length, metadata_json, parse_header
@@ -224,3 +225,19 @@ def test_fuzz_civitai_json(items):
         assert rec.kind is None or isinstance(rec.kind, str)
         assert isinstance(rec.name, str)
     expect_typed(_parse_and_validate, json.dumps(items).encode(), "civitai.json")
+
+
+# --- Civitai URLs (sheet cells, lookups) -----------------------------------------------------------
+
+@FUZZ
+@given(st.text(max_size=60) | st.builds(lambda a, b: f"https://civitai.com/models/{a}?modelVersionId={b}",
+                                        st.text(max_size=8), st.text(max_size=8)))
+@example("https://civitai.com/models/" + "9" * 5000)
+@example("https://civitai.com/models/5?modelVersionId=\u00b2")
+@example("civitai.com/models/\u0663")
+@example("civitai:" + "1" * 5000)
+def test_fuzz_civitai_urls(text):
+    ref = expect_typed(parse_civitai_url, text)
+    if ref is not None:
+        for value in (ref.model_id, ref.version_id):
+            assert value is None or 0 < value < 2**53

@@ -52,6 +52,8 @@ def looks_like_url(text: str) -> bool:
 
 
 def _id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 16:  # no Unicode digits, no 5,000-digit ids
+        raise InvalidUrl(f"implausible Civitai id {text[:40]}")
     value = int(text)
     if value <= 0 or value >= MAX_CIVITAI_ID:
         raise InvalidUrl(f"implausible Civitai id {text}")
