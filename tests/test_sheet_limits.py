@@ -104,3 +104,17 @@ def test_json_column_discovery_is_linear_and_capped():
 ])
 def test_malformed_sheets_get_a_sheet_error(data, name, match):
     refused(data, name, match)
+
+
+def test_uploads_are_parsed_within_the_upload_limits(db):
+    from mirrorwatch.bank.sheets import UPLOAD_LIMITS
+    from mirrorwatch.services.banks import create_bank
+    from mirrorwatch.services.uploads import preview_import
+
+    create_bank(db, "up")
+    rows = UPLOAD_LIMITS.max_rows + 1
+    assert rows <= DEFAULT_LIMITS.max_rows  # the CLI takes this sheet; the browser refuses it
+    data = bombs.csv_named_rows(rows)
+    with pytest.raises(SheetError, match=f"over {UPLOAD_LIMITS.max_rows:,} rows"):
+        preview_import(db, "up", "big.csv", data)
+    assert preview_import(db, "up", "small.csv", bombs.csv_named_rows(10)).rows == 10
