@@ -53,3 +53,11 @@ def test_canonical_url():
         "https://civitai.com/models/5?modelVersionId=7"
     )
     assert parse_civitai_url("https://civitai.com/api/download/models/7").url == "https://civitai.com/model-versions/7"
+
+
+@pytest.mark.parametrize("text", ["https://civitai.com/models/" + "9" * 5000, "civitai:" + "1" * 5000,
+                                  "https://civitai.com/models/5?modelVersionId=\u00b2",
+                                  "civitai.com/models/\u0663"])
+def test_implausible_ids_are_invalid_urls(text):
+    with pytest.raises(InvalidUrl, match="implausible"):
+        parse_civitai_url(text)

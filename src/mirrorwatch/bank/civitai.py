@@ -5,32 +5,61 @@ from __future__ import annotations
 from typing import Any
 
 from mirrorwatch.bank.records import Record, RowProblem
+from mirrorwatch.bank.urls import MAX_CIVITAI_ID
 from mirrorwatch.hashing.forms import civitai_forms
 
 _MODEL_FILE_TYPES = {"model", "pruned model", "negative", "archive", ""}
 
 
 def is_civitai_object(obj: dict[str, Any]) -> bool:
+    """Whether a JSON object looks like a Civitai model or model version (its fields are checked
+    later, per item: anything can be in them)."""
     return ("modelVersions" in obj and "id" in obj) or ("files" in obj and ("modelId" in obj or "model" in obj))
 
 
+def _civitai_id(value: Any, what: str, *, required: bool) -> int | None:
+    """A Civitai id: a positive integer below 2**53 (JSON booleans, strings, floats, negative and
+    absurd numbers refused as the row's problem)."""
+    if value is None and not required:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RowProblem(f"{what} is not an integer id: {_shown(value)}")
+    if not 0 < value < MAX_CIVITAI_ID:
+        raise RowProblem(f"{what} {_shown(value)} is not a plausible Civitai id")
+    return value
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else type(value).__name__ if isinstance(value, dict | list) else repr(value)
+    return repr(text[:40]) if isinstance(value, str) else text[:40]
+
+
+def _text(value: Any) -> str:
+    """A string field, or "" when the JSON holds something else there."""
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _version_records(version: dict[str, Any], model: dict[str, Any], number: int) -> Record:
-    model_id = version.get("modelId", model.get("id"))
-    version_id = version.get("id")
-    if not isinstance(version_id, int) or (model_id is not None and not isinstance(model_id, int)):
-        raise RowProblem("model version without an integer id / modelId")
-    mname = (version.get("model") or {}).get("name") or model.get("name") or ""
-    vname = version.get("name") or ""
+    model_id = _civitai_id(version.get("modelId", model.get("id")), "modelId", required=False)
+    version_id = _civitai_id(version.get("id"), "model version id", required=True)
+    vmodel = _object(version.get("model"))
+    mname = _text(vmodel.get("name")) or _text(model.get("name"))
+    vname = _text(version.get("name"))
     name = f"{mname} {vname}".strip() if vname and vname not in mname else (mname or vname)
     rec = Record(row=number, name=name, model_id=model_id, version_id=version_id,
-                 kind=(version.get("model") or {}).get("type") or model.get("type"))
+                 kind=_text(vmodel.get("type")) or _text(model.get("type")) or None)
     rec.url = (f"https://civitai.com/models/{model_id}?modelVersionId={version_id}" if model_id
                else f"https://civitai.com/model-versions/{version_id}")
     notes = []
-    if version.get("baseModel"):
-        notes.append(f"base: {version['baseModel']}")
-    if version.get("publishedAt") or version.get("createdAt"):
-        notes.append(f"published: {version.get('publishedAt') or version.get('createdAt')}")
+    if _text(version.get("baseModel")):
+        notes.append(f"base: {_text(version['baseModel'])}")
+    published = _text(version.get("publishedAt")) or _text(version.get("createdAt"))
+    if published:
+        notes.append(f"published: {published}")
     rec.notes = "; ".join(notes) or None
     files = version.get("files") or []
     if not isinstance(files, list):
@@ -38,7 +67,7 @@ def _version_records(version: dict[str, Any], model: dict[str, Any], number: int
     for f in files:
         if not isinstance(f, dict):
             continue
-        if str(f.get("type") or "").lower() not in _MODEL_FILE_TYPES:
+        if _text(f.get("type")).lower() not in _MODEL_FILE_TYPES:
             continue
         hashes = f.get("hashes") or {}
         if not isinstance(hashes, dict):
@@ -48,11 +77,14 @@ def _version_records(version: dict[str, Any], model: dict[str, Any], number: int
             form = known.get(str(label).lower())
             if form and isinstance(value, str) and value.strip():
                 rec.add_hash(form, value, origin="civitai")
-        if isinstance(f.get("name"), str) and f["name"].strip():
-            rec.extra.append(("file_name", f["name"].strip()[:200], "civitai"))
-    for word in version.get("trainedWords") or []:
-        if isinstance(word, str) and word.strip():
-            rec.extra.append(("trigger_word", word.strip()[:200], "civitai"))
+        if _text(f.get("name")):
+            rec.extra.append(("file_name", _text(f["name"]), "civitai"))
+    words = version.get("trainedWords") or []
+    if not isinstance(words, list):
+        raise RowProblem("'trainedWords' is not a list")
+    for word in words:
+        if _text(word):
+            rec.extra.append(("trigger_word", _text(word), "civitai"))
     return rec
 
 
@@ -63,7 +95,7 @@ def civitai_records(items: list[dict[str, Any]]) -> tuple[list[Record], list[tup
     for number, obj in enumerate(items, start=1):
         try:
             if "error" in obj and len(obj) <= 2:
-                raise RowProblem(f"Civitai error response: {obj.get('error')}")
+                raise RowProblem(f"Civitai error response: {str(obj.get('error'))[:200]}")
             if "modelVersions" in obj:
                 versions = obj.get("modelVersions")
                 if not isinstance(versions, list) or not versions:

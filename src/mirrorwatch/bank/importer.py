@@ -20,6 +20,7 @@ from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import NotFound, SheetError
 from mirrorwatch.store.db import Database
+from mirrorwatch.store.fit import fit_row
 from mirrorwatch.store.fts import BULK_THRESHOLD, bulk_index_begin, bulk_index_end
 from mirrorwatch.store.models import Audit, Bank, Entry, EntrySignal, ImportRun, utcnow
 
@@ -145,7 +146,8 @@ def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, s
         bank = get_bank(session, bank_name)
         if problems and not skip_bad:
             raise ImportRejected(summary)
-        run = ImportRun(bank_id=bank.id, filename=filename, fmt=sheet.fmt, user=user)
+        run = ImportRun(**fit_row(ImportRun, {"bank_id": bank.id, "filename": filename, "fmt": sheet.fmt,
+                                              "user": user}))
         session.add(run)
         session.flush()  # takes the write lock before ids are assigned
         new_values = _write_records(db, session, bank.id, records, summary, filename)
@@ -181,12 +183,12 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
                 eid, next_id = next_id, next_id + 1
             else:
                 eid = -(len(pending) + 1)
-            row = {
+            row = fit_row(Entry, {  # the import boundary: column sizes, no NULs (PostgreSQL)
                 "id": eid, "bank_id": bank_id, "key": rec.identity_keys()[0], "name": rec.name,
                 "name_norm": rec.name_norm, "url": rec.url, "civitai_model_id": rec.model_id,
                 "civitai_version_id": rec.version_id, "kind": rec.kind, "notes": rec.notes,
                 "imported_from": filename, "row": rec.row, "created_at": now, "updated_at": now,
-            }
+            }, identity=("key",))
             new_entries.append(row)
             pending[eid] = row
             index.fields[eid] = {"name": rec.name, "url": rec.url, "civitai_version_id": rec.version_id,
@@ -197,10 +199,12 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
             changed = _merge_fields(session, index, eid, rec, pending)
         index.remember(rec, eid)
         for (form, value), origin in list(rec.signals.items()) + [((f, v), o) for f, v, o in rec.extra]:
-            if (eid, form, value) in index.signals:
+            sig = fit_row(EntrySignal, {"entry_id": eid, "form": form, "value": value, "origin": origin,
+                                        "created_at": now})
+            if (eid, form, sig["value"]) in index.signals:
                 continue
-            index.signals.add((eid, form, value))
-            new_signals.append({"entry_id": eid, "form": form, "value": value, "origin": origin, "created_at": now})
+            index.signals.add((eid, form, sig["value"]))
+            new_signals.append(sig)
             changed = True
         if found:
             if changed and eid not in pending:
@@ -272,6 +276,7 @@ def _merge_fields(session: Session, index: _BankIndex, eid: int, rec: Record, pe
             changes[attr] = value
     if not changes:
         return False
+    fit_row(Entry, changes)
     have.update(changes)
     if "name" in changes:
         changes["name_norm"] = rec.name_norm

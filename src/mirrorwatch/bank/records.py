@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mirrorwatch.bank.urls import CivitaiRef, parse_civitai_url
+from mirrorwatch.bank.urls import MAX_CIVITAI_ID, CivitaiRef, parse_civitai_url
 from mirrorwatch.errors import InvalidHash, InvalidUrl
 from mirrorwatch.hashing.forms import (
     FORMS,
@@ -97,8 +97,10 @@ def record_from_row(number: int, values: dict[str, str], origin: str) -> Record:
     for f in ("model_id", "version_id"):
         raw = (values.get(f) or "").strip()
         if raw:
-            if not raw.isdigit():
+            if not (raw.isascii() and raw.isdigit()):
                 raise RowProblem(f"{f} is not a number: {raw[:40]!r}")
+            if len(raw) > 16 or not 0 < int(raw) < MAX_CIVITAI_ID:
+                raise RowProblem(f"{f} {raw[:40]} is not a plausible Civitai id")
             setattr(rec, f, int(raw))
     for form in (*sheet_forms(), "hash"):
         raw = (values.get(form) or "").strip()

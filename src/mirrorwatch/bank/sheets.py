@@ -7,16 +7,23 @@ one per hash form that has sheet aliases (sha256, autov1, autov2, autov3, crc32,
 
 from __future__ import annotations
 
+import codecs
 import csv
+import dataclasses
 import io
-import json
 import re
-from collections.abc import Iterator
+import zipfile
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import chain, islice
+from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mirrorwatch.errors import SheetError
+from mirrorwatch.formats.jsonsafe import JsonRefused, loads_bounded
 from mirrorwatch.hashing.forms import FORMS, sheet_aliases, sheet_forms
 
 MAX_SHEET_BYTES = 2 * 1024**3
@@ -43,19 +50,79 @@ def fields() -> tuple[str, ...]:
 _HEX = re.compile(r"^(sha256:)?[0-9a-fA-F]{8,64}$")
 
 
+@dataclass(frozen=True)
+class SheetLimits:
+    """Every bound on reading one sheet, in one place. A sheet over any of them is refused with a
+    SheetError naming the limit; nothing is parsed fully in memory first. The defaults keep each
+    parser under ~300 MB RSS and linear in time for any file the 50 MB upload cap allows (see
+    benchmarks/bench_sheet_bombs.py); the CLI reads files of up to `max_file_bytes` by streaming."""
+
+    #: A sheet file on disk (the CLI); uploads are capped lower by services.uploads.MAX_UPLOAD_BYTES.
+    max_file_bytes: int = MAX_SHEET_BYTES
+    #: Data rows kept (non-blank rows of the mapped columns).
+    max_rows: int = 2_000_000
+    #: Columns in one row, or distinct keys over a JSON sheet's objects.
+    max_columns: int = 1_000
+    #: Cells read in total, blank ones included (bounds the time a sheet can take).
+    max_cells: int = 10_000_000
+    #: Characters in one cell (Excel's own limit).
+    max_cell_chars: int = 32_767
+    #: Characters in one line of a CSV/TSV (a quoted cell may span lines; each cell is bounded above).
+    max_line_chars: int = 1_048_576
+    #: Uncompressed bytes of all XLSX members together, as declared in the zip directory.
+    max_xlsx_bytes: int = 512 * 1024**2
+    #: Uncompressed bytes of one XLSX member other than worksheets and shared strings (styles, workbook,
+    #: relationships: openpyxl reads these whole).
+    max_xlsx_part_bytes: int = 16 * 1024**2
+    #: Uncompressed/compressed ratio of one XLSX member over 1 MiB (real sheets compress ~5-30x).
+    max_xlsx_ratio: int = 200
+    #: Entries in an XLSX shared-strings table (openpyxl holds them all in memory).
+    max_shared_strings: int = 2_000_000
+    #: Bytes of XML text between two tags (one cell's text, escaped, or one tag).
+    max_xml_run_bytes: int = 1024**2
+    #: A JSON sheet is parsed whole (Python objects cost ~20x their JSON text): its size, its number
+    #: of values (commas + brackets) and its nesting depth are bounded.
+    max_json_bytes: int = 16 * 1024**2
+    max_json_values: int = 1_000_000
+    max_json_depth: int = 64
+
+
+#: The CLI (`mirrorwatch bank import`) reads big sheets by streaming.
+DEFAULT_LIMITS = SheetLimits()
+#: Browser and API uploads: the preview holds every row's record in memory (~2 KB a row) and runs on
+#: a web worker, so an upload gets fewer rows, cells and XML; bigger sheets go through the CLI.
+UPLOAD_LIMITS = dataclasses.replace(DEFAULT_LIMITS, max_rows=100_000, max_cells=2_000_000,
+                                    max_xlsx_bytes=128 * 1024**2)
+
+
 def _key(header: str) -> str:
     return " ".join(re.sub(r"[_\-.:/]+", " ", header.strip().lower()).split())
 
 
 @dataclass
 class Sheet:
-    """Rows of a sheet with the detected column for each field."""
+    """Rows of a sheet with the detected column for each field.
+
+    Only the mapped columns of non-blank rows are kept, column-wise (a row number array and one list
+    of strings per field), so a sheet costs about one pointer and one string per kept cell."""
 
     fmt: str
     columns: list[str]
     mapping: dict[str, str]  # field -> column
-    rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)  # (row number, field -> raw value)
     raw_json: Any = None  # set for JSON inputs that are Civitai objects
+    _numbers: array = field(default_factory=lambda: array("q"), repr=False)
+    _values: list[list[str]] = field(default_factory=list, repr=False)
+
+    @property
+    def row_count(self) -> int:
+        return len(self._numbers)
+
+    @property
+    def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
+        """(row number, field -> raw value) for every kept row."""
+        fields = list(self.mapping)
+        for i, number in enumerate(self._numbers):
+            yield number, {f: self._values[j][i] for j, f in enumerate(fields)}
 
 
 def parse_map(text: str | None) -> dict[str, str]:
@@ -76,6 +143,7 @@ def parse_map(text: str | None) -> dict[str, str]:
 
 
 def detect_format(path: Path, data: bytes) -> str:
+    """The format from the extension, else from the first bytes (`data` may be just the start)."""
     ext = path.suffix.lower()
     if ext in (".xlsx", ".xlsm"):
         return "xlsx"
@@ -93,84 +161,239 @@ def detect_format(path: Path, data: bytes) -> str:
     return "tsv" if data[:4096].count(b"\t") > data[:4096].count(b",") else "csv"
 
 
-def decode_text(data: bytes, encoding: str | None = None) -> str:
+def _text_encoding(head: bytes, encoding: str | None) -> str:
+    """The encoding to read a text sheet with, from --encoding or its first bytes."""
     if encoding:
         try:
-            return data.decode(encoding)
-        except (LookupError, UnicodeDecodeError) as exc:
-            raise SheetError(f"cannot decode the sheet as {encoding}: {exc}") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    if b"\x00" in data[:65536]:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise SheetError(f"unknown encoding {encoding!r}") from None
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    if b"\x00" in head:
         raise SheetError("the file holds binary data (NUL bytes), not a text sheet")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise SheetError(
-            f"the sheet is not UTF-8 (byte 0x{data[exc.start]:02x} on line {line}); "
+    return "utf-8-sig"
+
+
+def _decode_problem(exc: UnicodeDecodeError, encoding: str, line: int) -> SheetError:
+    if encoding == "utf-8-sig":
+        bad = exc.object[exc.start] if exc.start < len(exc.object) else 0
+        return SheetError(
+            f"the sheet is not UTF-8 (byte 0x{bad:02x} on line {line}); "
             "re-save it as UTF-8 or pass --encoding (e.g. --encoding cp1252)"
-        ) from None
+        )
+    return SheetError(f"cannot decode the sheet as {encoding} (line {line}: {exc.reason})")
+
+
+def decode_text(data: bytes, encoding: str | None = None) -> str:
+    enc = _text_encoding(data[:65536], encoding)
+    try:
+        return data.decode(enc)
+    except UnicodeDecodeError as exc:
+        raise _decode_problem(exc, enc, data[: exc.start].count(b"\n") + 1) from None
 
 
 def read_sheet(path: Path, *, mapping: dict[str, str] | None = None, encoding: str | None = None,
-               fmt: str | None = None) -> Sheet:
-    """Read a sheet file; raise SheetError with a clear reason when it cannot be read at all."""
+               fmt: str | None = None, limits: SheetLimits = DEFAULT_LIMITS) -> Sheet:
+    """Read a sheet file; raise SheetError with a clear reason when it cannot be read at all.
+    The file is streamed (CSV, TSV, XLSX), never read whole."""
     try:
-        size = path.stat().st_size
-        if size > MAX_SHEET_BYTES:
-            raise SheetError(f"{path.name} is {size / 1e9:.1f} GB; sheets over {MAX_SHEET_BYTES / 1e9:.0f} GB are refused")
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size = f.seek(0, io.SEEK_END)
+            f.seek(0)
+            if size > limits.max_file_bytes:
+                raise SheetError(f"{path.name} is {size / 1e9:.1f} GB; sheets over "
+                                 f"{limits.max_file_bytes / 1e9:.0f} GB are refused")
+            return _parse(f, size, name=path.name, mapping=mapping, encoding=encoding, fmt=fmt, limits=limits)
     except FileNotFoundError:
         raise SheetError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise SheetError(f"{path} is a folder, not a sheet") from None
     except PermissionError:
         raise SheetError(f"cannot read {path}: permission denied") from None
-    return parse_sheet(data, name=path.name, mapping=mapping, encoding=encoding, fmt=fmt)
 
 
 def parse_sheet(data: bytes, *, name: str = "sheet", mapping: dict[str, str] | None = None,
-                encoding: str | None = None, fmt: str | None = None) -> Sheet:
-    if not data.strip():
+                encoding: str | None = None, fmt: str | None = None,
+                limits: SheetLimits = DEFAULT_LIMITS) -> Sheet:
+    return _parse(io.BytesIO(data), len(data), name=name, mapping=mapping, encoding=encoding, fmt=fmt,
+                  limits=limits)
+
+
+def _parse(f: BinaryIO, size: int, *, name: str, mapping: dict[str, str] | None, encoding: str | None,
+           fmt: str | None, limits: SheetLimits) -> Sheet:
+    head = f.read(65536)
+    f.seek(0)
+    if not head.strip() and size <= len(head):
         raise SheetError(f"{name} is empty")
-    fmt = fmt or detect_format(Path(name), data)
+    fmt = fmt or detect_format(Path(name), head)
     if fmt == "xlsx":
-        table = _xlsx_rows(data)
+        table: Iterable[list[str]] = _xlsx_rows(f, limits)
     elif fmt == "json":
-        return _json_sheet(decode_text(data, encoding), mapping or {})
+        if size > limits.max_json_bytes:
+            raise SheetError(f"{name}: JSON sheets are limited to {limits.max_json_bytes // 1024**2} MB "
+                             f"(this one is {size / 1024**2:.1f} MB); split it or use CSV")
+        return _json_sheet(f.read(), encoding, mapping or {}, limits)
     else:
-        table = _delimited_rows(decode_text(data, encoding), "\t" if fmt == "tsv" else None)
-    return _sheet_from_table(fmt, table, mapping or {})
+        table = _delimited_rows(f, head, encoding, "\t" if fmt == "tsv" else None, limits)
+    return _sheet_from_table(fmt, table, mapping or {}, limits)
 
 
-def _delimited_rows(text: str, delimiter: str | None) -> list[list[str]]:
-    if delimiter is None:
+_CHUNK_CHARS = 1 << 20
+
+
+def _lines(text: io.TextIOWrapper, encoding: str, limits: SheetLimits) -> Iterator[str]:
+    """Lines of a text sheet (line ends kept, as csv wants them), read a chunk at a time: no line
+    over max_line_chars is ever built, decoding errors become SheetError, NULs are dropped."""
+    carry = ""
+    line = 1
+    size = min(_CHUNK_CHARS, limits.max_line_chars)
+    while True:
         try:
-            delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|").delimiter
+            chunk = text.read(size)
+        except UnicodeDecodeError as exc:
+            raise _decode_problem(exc, encoding, line + carry.count("\n")) from None
+        if "\x00" in chunk:
+            chunk = chunk.replace("\x00", "")
+        if not chunk:
+            if carry:
+                yield carry
+            return
+        block = carry + chunk
+        cut = max(block.rfind("\n"), block.rfind("\r", 0, len(block) - 1)) + 1  # never split a \r\n
+        # lines inside one chunk are at most `size` long; only the one continuing `carry` can be longer
+        ends = [i for i in (block.find("\n", len(carry)), block.find("\r", len(carry))) if i >= 0]
+        if (min(ends) if ends else len(block)) > limits.max_line_chars:
+            raise SheetError(f"line {line} is longer than {limits.max_line_chars:,} characters; "
+                             "this is not a sheet of models")
+        if cut == 0:
+            carry = block
+            continue
+        carry = block[cut:]
+        whole = block[:cut]
+        line += whole.count("\n")
+        yield from io.StringIO(whole, newline="")
+
+
+def _delimited_rows(f: BinaryIO, head: bytes, encoding: str | None, delimiter: str | None,
+                    limits: SheetLimits) -> Iterator[list[str]]:
+    enc = _text_encoding(head, encoding)
+    text = io.TextIOWrapper(f, encoding=enc, errors="strict", newline="")
+    if delimiter is None:
+        try:  # csv.Sniffer's quote regex is quadratic on hostile text: 4 KiB bounds it (~0.3 s worst)
+            sample = text.read(4096)
+        except UnicodeDecodeError as exc:
+            raise _decode_problem(exc, enc, 1) from None
+        text.seek(0)
+        try:
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
         except csv.Error:
             delimiter = ","
-    csv.field_size_limit(10 * 1024 * 1024)
+    csv.field_size_limit(limits.max_cell_chars)
+    reader = csv.reader(_lines(text, enc, limits), delimiter=delimiter)
     try:
-        return [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)]
+        yield from reader
     except csv.Error as exc:
+        if "field limit" in str(exc):
+            raise SheetError(f"row {reader.line_num}: a cell is longer than {limits.max_cell_chars:,} "
+                             "characters") from None
         raise SheetError(f"malformed CSV: {exc}") from None
 
 
-def _xlsx_rows(data: bytes) -> list[list[str]]:
-    import zipfile
+# --- XLSX ------------------------------------------------------------------------------------------
 
+_XLSX_STREAMED = re.compile(r"^xl/(worksheets/[^/]+\.xml|sharedStrings\.xml)$", re.IGNORECASE)
+_XML_MEMBER = re.compile(r"\.(xml|rels|vml)$", re.IGNORECASE)
+# What openpyxl may raise on a damaged or hostile workbook (ElementTree's ParseError is a SyntaxError).
+_XLSX_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, KeyError, IndexError, OSError,
+                ValueError, TypeError, AttributeError, SyntaxError, EOFError, NotImplementedError)
+
+
+def _check_xlsx_archive(zf: zipfile.ZipFile, limits: SheetLimits) -> None:
+    """Refuse decompression bombs and DTDs before openpyxl reads anything: declared sizes and ratios,
+    then a streaming pass over every XML member (bounded memory: one chunk at a time)."""
+    infos = zf.infolist()
+    if len(infos) > 10_000:
+        raise SheetError(f"not a sheet: the XLSX archive has {len(infos):,} members")
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_xlsx_bytes:
+        raise SheetError(f"the XLSX workbook expands to {total / 1024**2:,.0f} MB; workbooks over "
+                         f"{limits.max_xlsx_bytes // 1024**2} MB uncompressed are refused")
+    for info in infos:
+        if info.file_size > 1024**2 and info.file_size > limits.max_xlsx_ratio * max(info.compress_size, 1):
+            raise SheetError(f"the XLSX member {info.filename[:80]!r} expands {info.file_size / max(info.compress_size, 1):,.0f}"
+                             f" times (over {limits.max_xlsx_ratio}x): refused as a decompression bomb")
+        if not _XLSX_STREAMED.match(info.filename) and _XML_MEMBER.search(info.filename) \
+                and info.file_size > limits.max_xlsx_part_bytes:
+            raise SheetError(f"the XLSX member {info.filename[:80]!r} is {info.file_size / 1024**2:,.0f} MB "
+                             f"uncompressed (parts other than sheets are limited to "
+                             f"{limits.max_xlsx_part_bytes // 1024**2} MB)")
+    for info in infos:
+        if _XML_MEMBER.search(info.filename):
+            _scan_xml_member(zf, info, limits)
+
+
+def _scan_xml_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, limits: SheetLimits) -> None:
+    shared = info.filename.lower() == "xl/sharedstrings.xml"
+    strings = 0
+    run = 0  # bytes since the last '<'
+    tail = b""
+    with zf.open(info) as member:
+        while chunk := member.read(1024**2):
+            window = tail + chunk
+            if b"<!DOCTYPE" in window or b"<!ENTITY" in window:
+                raise SheetError(f"the XLSX member {info.filename[:80]!r} declares a DTD; refused "
+                                 "(entity expansion)")
+            pieces = chunk.split(b"<")
+            if len(pieces) == 1:
+                run += len(chunk)
+            else:
+                run = max(run + len(pieces[0]), max(map(len, pieces[1:-1]), default=0))
+                if run > limits.max_xml_run_bytes:
+                    break
+                run = len(pieces[-1])
+            if run > limits.max_xml_run_bytes:
+                break
+            if shared:
+                strings += window.count(b"<si>") + window.count(b"<si ") - tail.count(b"<si>") - tail.count(b"<si ")
+                if strings > limits.max_shared_strings:
+                    raise SheetError(f"the XLSX workbook has over {limits.max_shared_strings:,} shared strings; "
+                                     "refused")
+            tail = chunk[-16:]
+    if run > limits.max_xml_run_bytes:
+        raise SheetError(f"the XLSX member {info.filename[:80]!r} holds a text or tag over "
+                         f"{limits.max_xml_run_bytes // 1024:,} KB; refused")
+
+
+def _xlsx_rows(f: BinaryIO, limits: SheetLimits) -> Iterator[list[str]]:
     from openpyxl import load_workbook
 
     try:
-        wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise SheetError(f"not a readable XLSX workbook: {exc}") from None
-    ws = wb.worksheets[0]
-    rows = [["" if v is None else str(v) for v in row] for row in ws.iter_rows(values_only=True)]
-    wb.close()
-    return rows
+        with zipfile.ZipFile(f) as zf:
+            _check_xlsx_archive(zf, limits)
+        f.seek(0)
+        wb = load_workbook(f, read_only=True, data_only=True)
+    except _XLSX_ERRORS as exc:
+        raise SheetError(f"not a readable XLSX workbook: {str(exc)[:200]}") from None
+    try:
+        if not wb.worksheets:
+            raise SheetError("the XLSX workbook has no worksheet")
+        ws = wb.worksheets[0]
+        if hasattr(ws, "reset_dimensions"):
+            ws.reset_dimensions()  # the <dimension> tag is the file's claim: do not pad rows to it
+        longest = limits.max_cell_chars
+        for row in ws.iter_rows(values_only=True):
+            cells = ["" if v is None else str(v) for v in row]
+            if cells and max(map(len, cells)) > longest:
+                raise SheetError(f"a cell is longer than {longest:,} characters")
+            yield cells
+    except _XLSX_ERRORS as exc:
+        raise SheetError(f"not a readable XLSX workbook: {str(exc)[:200]}") from None
+    finally:
+        wb.close()
 
+
+# --- columns ---------------------------------------------------------------------------------------
 
 def _looks_like_data(cell: str) -> bool:
     c = cell.strip()
@@ -207,55 +430,106 @@ def _content_map(table: list[list[str]], width: int) -> dict[str, str]:
     return mapping
 
 
-def _sheet_from_table(fmt: str, table: list[list[str]], override: dict[str, str], *,
-                      numbered_from: int | None = None) -> Sheet:
-    while table and not any(c.strip() for c in table[0]):
-        table = table[1:]
-    if not table:
+def _bounded(table: Iterable[list[str]], limits: SheetLimits) -> Iterator[list[str]]:
+    """Rows with the column and cell-count limits enforced (each format bounds its own cells'
+    length while reading them)."""
+    cells = 0
+    max_columns, max_cells = limits.max_columns, limits.max_cells
+    for number, row in enumerate(table, start=1):
+        n = len(row)
+        if n > max_columns:
+            raise SheetError(f"row {number} has {n:,} columns; sheets are limited to {max_columns:,}")
+        cells += n or 1
+        if cells > max_cells:
+            raise SheetError(f"the sheet has over {max_cells:,} cells; split it into smaller sheets")
+        yield row
+
+
+def _sheet_from_table(fmt: str, table: Iterable[list[str]], override: dict[str, str],
+                      limits: SheetLimits = DEFAULT_LIMITS, *, numbered_from: int | None = None) -> Sheet:
+    rows = _bounded(table, limits)
+    for first in rows:
+        if any(c.strip() for c in first):
+            break
+    else:
         raise SheetError("the sheet has no rows")
-    width = max(len(r) for r in table)
-    header = [c.strip() for c in table[0]]
+    header = [c.strip() for c in first]
     auto = _auto_map(header)
     has_header = bool(auto) or not any(_looks_like_data(c) for c in header)
     if has_header:
         columns = header
-        body = table[1:]
+        body: Iterable[list[str]] = rows
         first_row = 2 if numbered_from is None else numbered_from
         mapping = auto
         for f, col in override.items():
             if col not in columns:
-                raise SheetError(f"--map {f}={col}: no column named {col!r} (columns: {', '.join(columns)})")
+                raise SheetError(f"--map {f}={col}: no column named {col!r} "
+                                 f"(columns: {', '.join(columns)[:2000]})")
             mapping[f] = col
-        index = {c: i for i, c in enumerate(columns)}
     else:
+        sample = [first, *islice(rows, 199)]
+        width = max(len(r) for r in sample)
         columns = [str(i) for i in range(width)]
-        body = table
+        body = chain(sample, rows)
         first_row = 1
-        mapping = _content_map(table, width)
+        mapping = _content_map(sample, width)
         for f, col in override.items():
             if col not in columns:
                 raise SheetError(f"--map {f}={col}: this sheet has no header row; name columns by number 0..{width - 1}")
             mapping[f] = col
-        index = {c: i for i, c in enumerate(columns)}
+    index = {c: i for i, c in enumerate(columns)}
     # a hash column that can match on its own (not an 8-hex AutoV1 or CRC32 alone) identifies a model
     strong = [f for f in sheet_forms() if FORMS[f].exact_score is not None]
     if not any(f in mapping for f in ("name", "url", *strong, "hash", "version_id")):
         raise SheetError(
             "no usable column found (expected a model name, a Civitai URL or a hash column; "
-            f"columns: {', '.join(c for c in columns if c) or 'none'}); use --map field=Column"
+            f"columns: {', '.join(c for c in columns if c)[:2000] or 'none'}); use --map field=Column"
         )
     sheet = Sheet(fmt=fmt, columns=columns, mapping=mapping)
+    positions = [index[col] for col in mapping.values()]
+    width = max(positions) + 1
+    pick = itemgetter(*positions)
+    numbers = sheet._numbers
+    store = sheet._values = [[] for _ in positions]
+    single = len(positions) == 1
+    max_rows = limits.max_rows
     for offset, raw in enumerate(body):
-        values = {f: (raw[index[col]] if index[col] < len(raw) else "") for f, col in mapping.items()}
-        sheet.rows.append((first_row + offset, values))
+        if len(raw) >= width:
+            values = (pick(raw),) if single else pick(raw)
+        else:
+            values = tuple(raw[i] if i < len(raw) else "" for i in positions)
+        if not "".join(values).strip():
+            continue
+        if len(numbers) >= max_rows:
+            raise SheetError(f"the sheet has over {max_rows:,} rows; split it into smaller sheets")
+        numbers.append(first_row + offset)
+        for column, value in zip(store, values, strict=True):
+            column.append(value)
     return sheet
 
 
-def _json_sheet(text: str, override: dict[str, str]) -> Sheet:
+# --- JSON ------------------------------------------------------------------------------------------
+
+def load_json_bounded(data: bytes | str, limits: SheetLimits = DEFAULT_LIMITS) -> Any:
+    """json.loads with the sheet limits on size, number of values and depth; SheetError otherwise."""
+    if len(data) > limits.max_json_bytes:
+        raise SheetError(f"the JSON is over {limits.max_json_bytes // 1024**2} MB")
+    marks = (b",", b"[", b"{") if isinstance(data, bytes) else (",", "[", "{")
+    values = sum(data.count(m) for m in marks)  # type: ignore[arg-type]
+    if values > limits.max_json_values:
+        raise SheetError(f"the JSON holds over {limits.max_json_values:,} values; split it")
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise SheetError(f"malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+        doc = loads_bounded(data, max_depth=limits.max_json_depth)
+    except JsonRefused as exc:
+        raise SheetError(str(exc)) from None
+    return doc
+
+
+def _json_sheet(data: bytes, encoding: str | None, override: dict[str, str], limits: SheetLimits) -> Sheet:
+    if encoding or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        doc = load_json_bounded(decode_text(data, encoding), limits)
+    else:
+        doc = load_json_bounded(data, limits)
     items = doc if isinstance(doc, list) else [doc]
     if isinstance(doc, dict) and isinstance(doc.get("items"), list):
         items = doc["items"]  # Civitai list responses
@@ -265,13 +539,24 @@ def _json_sheet(text: str, override: dict[str, str]) -> Sheet:
         return Sheet(fmt="civitai-json", columns=[], mapping={}, raw_json=items)
     if not all(isinstance(i, dict) for i in items):
         raise SheetError("JSON sheets must be an object or a list of objects")
-    header: list[str] = []
+    keys: dict[str, None] = {}  # insertion-ordered set: linear column discovery
     for item in items:
-        for k in item:
-            if k not in header:
-                header.append(str(k))
-    table = [header] + [["" if item.get(h) is None else str(item.get(h)) for h in header] for item in items]
-    return _sheet_from_table("json", table, override, numbered_from=1)
+        keys.update(dict.fromkeys(item))
+        if len(keys) > limits.max_columns:
+            raise SheetError(f"the JSON objects have over {limits.max_columns:,} distinct keys; "
+                             f"sheets are limited to {limits.max_columns:,} columns")
+    header = list(keys)
+    table = chain([header], ([_json_cell(item.get(h), limits) for h in header] for item in items))
+    return _sheet_from_table("json", table, override, limits, numbered_from=1)
+
+
+def _json_cell(value: Any, limits: SheetLimits) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limits.max_cell_chars:
+        raise SheetError(f"a JSON value is longer than {limits.max_cell_chars:,} characters")
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def iter_nonblank(sheet: Sheet) -> Iterator[tuple[int, dict[str, str]]]:

@@ -24,7 +24,8 @@ _PATHS = [
 ]
 _SHORT = re.compile(r"^civitai:(\d+)(?:@(\d+))?$", re.IGNORECASE)
 _AIR = re.compile(r"^urn:air:[\w.-]+:[\w.-]+:civitai:(\d+)(?:@(\d+))?$", re.IGNORECASE)
-_MAX_ID = 2**53
+#: Civitai ids are positive integers below this (JavaScript's safe-integer bound; fits a BIGINT).
+MAX_CIVITAI_ID = 2**53
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ def looks_like_url(text: str) -> bool:
 
 
 def _id(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 16:  # no Unicode digits, no 5,000-digit ids
+        raise InvalidUrl(f"implausible Civitai id {text[:40]}")
     value = int(text)
-    if value <= 0 or value >= _MAX_ID:
+    if value <= 0 or value >= MAX_CIVITAI_ID:
         raise InvalidUrl(f"implausible Civitai id {text}")
     return value
 

@@ -180,13 +180,15 @@ def _hash_table(results: list[FileHashes]) -> Table:
 
 
 def _write_csv(results: list[FileHashes]) -> None:
+    from mirrorwatch.services.exports import csv_safe  # file names can come from a hub: no formulas
+
     writer = csv.writer(sys.stdout, lineterminator="\n")
     fields = ("path", "size", *FORMS)
     writer.writerow(fields)
     for result in results:
         row = result.to_dict()
         row["path"] = display(row["path"] or "")
-        writer.writerow(["" if row.get(k) is None else row[k] for k in fields])
+        writer.writerow([csv_safe("" if row.get(k) is None else row[k]) for k in fields])
 
 
 @app.command("hash")

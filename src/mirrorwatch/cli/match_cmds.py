@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.match.states import STATES
+from mirrorwatch.services.exports import csv_safe
 from mirrorwatch.services.matches import MatchView, group_by_uploader, list_matches
 from mirrorwatch.services.serial import to_json
 
@@ -44,7 +45,7 @@ def matches_cmd(
         w.writerow(cols)
         for r in rows:
             d = _json(r)
-            w.writerow([d[c] for c in cols])
+            w.writerow([csv_safe(d[c]) for c in cols])  # hub-controlled names: no spreadsheet formulas
         return
     if not rows:
         console.print("no matches")

@@ -18,12 +18,11 @@ Metadata can be stripped or wrong, so when keys or shapes disagree with it the r
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-from .safetensors import SafetensorsHeader
+from .safetensors import SafetensorsHeader, metadata_json
 
 __all__ = ["BASES", "FAMILIES", "KindGuess", "guess_kind"]
 
@@ -97,10 +96,7 @@ def _lycoris_variant(metadata: dict[str, str]) -> str | None:
     args_text = metadata.get("ss_network_args", "")
     algo = None
     if args_text:
-        try:
-            args = json.loads(args_text)
-        except ValueError:
-            args = None
+        args = metadata_json(args_text)
         if isinstance(args, dict) and isinstance(args.get("algo"), str):
             algo = args["algo"].lower()
     if module.startswith("lycoris") or algo:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from mirrorwatch.errors import MalformedFile
+from mirrorwatch.formats.jsonsafe import JsonRefused, depth_within, loads_bounded
 
 __all__ = [
     "DTYPE_BITS",
@@ -33,6 +34,7 @@ __all__ = [
     "SafetensorsHeader",
     "TensorInfo",
     "header_length",
+    "metadata_json",
     "parse_header",
     "read_header",
 ]
@@ -40,6 +42,10 @@ __all__ = [
 #: Default cap on the JSON header. The largest real headers (big checkpoints with long kohya
 #: tag-frequency metadata) are a few MB; the reference implementation caps at 100 MB.
 MAX_HEADER_BYTES = 25_000_000
+#: A header is {name: {dtype, shape: [...], data_offsets: [...]}, "__metadata__": {...}}: 3 levels.
+MAX_HEADER_DEPTH = 8
+#: JSON-valued metadata (ss_tag_frequency, ss_network_args, ss_datasets...) nests 1-4 levels.
+MAX_METADATA_JSON_DEPTH = 16
 #: More dimensions than any real tensor has; guards against absurd shapes.
 MAX_DIMS = 32
 #: A tensor cannot hold more elements than a u64 byte count can address.
@@ -276,7 +282,9 @@ def parse_header(header_json: bytes, *, header_len: int, file_size: int | None) 
     except RecursionError:
         raise SafetensorsError("header is not valid JSON: nested too deeply") from None
     except ValueError as exc:  # e.g. an integer with thousands of digits
-        raise SafetensorsError(f"header is not valid JSON: {exc}") from None
+        raise SafetensorsError(f"header is not valid JSON: {str(exc)[:200]}") from None
+    if not depth_within(raw, MAX_HEADER_DEPTH):
+        raise SafetensorsError(f"header JSON is nested more than {MAX_HEADER_DEPTH} levels deep")
     if not isinstance(raw, dict):
         raise SafetensorsError(f"header is a JSON {type(raw).__name__}, not an object")
 
@@ -299,6 +307,18 @@ def parse_header(header_json: bytes, *, header_len: int, file_size: int | None) 
         metadata=metadata,
         tensors=tensors,
     )
+
+
+def metadata_json(value: str | None) -> Any:
+    """A JSON-valued metadata field (``ss_tag_frequency``, ``ss_network_args``...) parsed
+    defensively: ``None`` when absent, not JSON, nested deeper than MAX_METADATA_JSON_DEPTH or
+    holding an unreadable number. The rest of the header stays usable either way."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return loads_bounded(value, max_depth=MAX_METADATA_JSON_DEPTH)
+    except JsonRefused:
+        return None
 
 
 def _read_exactly(f: BinaryIO, n: int) -> bytes:

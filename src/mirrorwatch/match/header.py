@@ -11,14 +11,13 @@ Signals read (stored as file signals so an entry that learns one later finds old
 
 from __future__ import annotations
 
-import json
 import re
 from collections import defaultdict
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from mirrorwatch.formats.safetensors import SafetensorsHeader
+from mirrorwatch.formats.safetensors import SafetensorsHeader, metadata_json
 from mirrorwatch.hashing.forms import derive
 from mirrorwatch.match.hits import Hit
 from mirrorwatch.match.scores import HEADER_SCORES, MIN_RECORDED_SCORE, NAME_MIN_SIMILARITY, combine
@@ -48,10 +47,7 @@ def _folder_names(raw: str | None) -> list[str]:
     """Dataset folder names from ss_tag_frequency / ss_dataset_dirs ("10_name woman" -> "name woman")."""
     if not raw:
         return []
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, TypeError):
-        return []
+    doc = metadata_json(raw)  # bounded depth, never raises: the header's other evidence must survive
     if not isinstance(doc, dict):
         return []
     return [_REPEATS.sub("", k).strip() for k in list(doc)[:20] if isinstance(k, str)]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mirrorwatch.bank import importer
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
-from mirrorwatch.bank.sheets import Sheet, parse_sheet, read_sheet
+from mirrorwatch.bank.sheets import UPLOAD_LIMITS, Sheet, parse_sheet, read_sheet
 from mirrorwatch.match.exact import match_stored_files_for_values
 from mirrorwatch.services import uploads
 from mirrorwatch.services.banks import bank_name
@@ -42,7 +42,7 @@ def import_file(db: Database, bank: str, path: Path, *, mapping: dict[str, str] 
 def preview_import(db: Database, bank: str, filename: str | None, data: bytes) -> ImportSummary:
     """What importing these uploaded bytes would do, without writing anything."""
     label = uploads.check_upload(filename, data)
-    sheet = parse_sheet(data, name=label)
+    sheet = parse_sheet(data, name=label, limits=UPLOAD_LIMITS)
     return import_sheet(db, bank, sheet, label, skip_bad=True, dry_run=True, user="preview")
 
 
@@ -50,7 +50,7 @@ def commit_import(db: Database, bank: str, filename: str | None, data: bytes, *,
                   user: str) -> ImportSummary:
     """Import uploaded bytes for real (ImportRejected when rows are bad and skip_bad is false)."""
     label = uploads.check_upload(filename, data)
-    sheet = parse_sheet(data, name=label)
+    sheet = parse_sheet(data, name=label, limits=UPLOAD_LIMITS)
     return import_sheet(db, bank, sheet, label, skip_bad=skip_bad, user=user)
 
 

@@ -29,6 +29,7 @@ from mirrorwatch.errors import Conflict, InvalidInput, NotFound
 from mirrorwatch.hubs.registry import hub_label
 from mirrorwatch.match.states import REPORT_SENT, MatchState, system_move
 from mirrorwatch.services.audit import record
+from mirrorwatch.services.exports import csv_safe
 from mirrorwatch.services.matches import MatchView, match_select, match_views
 from mirrorwatch.services.paging import Page, check_window
 from mirrorwatch.services.serial import Utc, read_model
@@ -314,19 +315,12 @@ def _row(rep: ReportView, it: ReportItemView) -> dict[str, Any]:
     }
 
 
-def _csv_safe(value: Any) -> Any:
-    """Cells that a spreadsheet would run as a formula get a leading quote (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
-
-
 def render_csv(rep: ReportView) -> str:
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     w.writeheader()
     for it in rep.items:
-        w.writerow({k: _csv_safe(v) for k, v in _row(rep, it).items()})
+        w.writerow({k: csv_safe(v) for k, v in _row(rep, it).items()})
     return buf.getvalue()
 
 

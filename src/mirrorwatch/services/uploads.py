@@ -2,7 +2,8 @@
 preview and the commit (the import workflow itself is in :mod:`mirrorwatch.services.imports`).
 
 An upload is checked before it is parsed: at most MAX_UPLOAD_BYTES, a sheet extension, and a file
-name reduced to a harmless label (the last path component, printable characters only). The name
+name reduced to a harmless label (the last path component, printable characters only). It is then
+parsed within bank.sheets.UPLOAD_LIMITS (rows, cells, uncompressed size...: see SheetLimits). The name
 is only ever shown and stored as text; uploaded bytes are kept, between the preview and the
 commit, under a random id in a private folder beside the database, never under the given name.
 
