@@ -17,6 +17,7 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -165,8 +166,14 @@ def _view(u: User) -> UserView:
 
 # --- users -----------------------------------------------------------------------------------------
 
+def canonical_name(name: str | None) -> str:
+    """The one normalisation of a user name, for creating accounts, signing in and the sign-in
+    throttle alike (NFKC, surrounding white space removed)."""
+    return unicodedata.normalize("NFKC", name if isinstance(name, str) else "").strip()
+
+
 def check_name(name: str) -> str:
-    name = (name or "").strip()
+    name = canonical_name(name)
     if not _NAME.match(name):
         raise InvalidInput("a user name is 1 to 100 characters: letters, digits and _ . @ - (starting with a letter or digit)")
     return name
@@ -295,7 +302,7 @@ def authenticate(db: Database, name: str, password: str) -> UserView | None:
         verify_password(_dummy_hash(), "x" * MIN_PASSWORD)
         return None
     with db.session() as s:
-        u = s.scalar(select(User).where(User.name == name.strip()))
+        u = s.scalar(select(User).where(User.name == canonical_name(name)))
         stored = u.password_hash if u is not None else None
         view = _view(u) if u is not None else None
     ok = verify_password(stored or _dummy_hash(), password)
