@@ -319,3 +319,54 @@ def test_a_basic_header_does_not_exempt_a_form_from_csrf(world, client_as):
     assert r.status_code == 403
     with world.db.session() as s:
         assert s.get(Match, mid).state == "new"
+
+
+def test_a_cookie_copied_before_sign_out_is_dead_after_it(world, app, client_as):
+    """Issue 13 defect 6: sign-out only deleted the cookie in the browser; a copy worked for 12 h."""
+    c, csrf = client_as("vic")
+    copied = c.cookies.get(SESSION_COOKIE)
+    assert c.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    with TestClient(app) as thief:
+        thief.cookies.set(SESSION_COOKIE, copied)
+        assert thief.get("/", follow_redirects=False).status_code == 303
+        assert thief.get("/api/me").status_code == 401
+    with world.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Audit).where(Audit.action == "auth.logout")) == 1
+    login(c, "vic")  # signing in again works
+    assert c.get("/", follow_redirects=False).status_code == 200
+
+
+def test_admin_ends_a_users_sessions_from_the_page_and_the_api(world, app, client_as, api):
+    vic, _ = client_as("vic")
+    admin, csrf = client_as("ada")
+    assert "End sessions" in admin.get("/admin/users").text
+    r = admin.post(f"/admin/users/{world.users['vic']}", data={"csrf_token": csrf, "action": "logout"})
+    assert r.status_code == 200 and "Every session of vic has ended" in r.text
+    assert vic.get("/", follow_redirects=False).status_code == 303
+    assert api("vic").get("/api/me").status_code == 200  # API tokens are not sessions
+    login(vic, "vic")
+    assert api("vic").delete(f"/api/users/{world.users['vic']}/sessions").status_code == 403
+    r = api("ada").delete(f"/api/users/{world.users['vic']}/sessions")
+    assert r.status_code == 200 and r.json()["name"] == "vic"
+    assert vic.get("/", follow_redirects=False).status_code == 303
+    # an admin ending their own sessions keeps the browser they did it from
+    r = admin.post(f"/admin/users/{world.users['ada']}", data={"csrf_token": csrf_from(admin.get("/admin/users").text),
+                                                               "action": "logout"})
+    assert r.status_code == 200 and admin.get("/", follow_redirects=False).status_code == 200
+    with world.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Audit).where(Audit.action == "user.sessions_end")) == 3
+
+
+def test_a_session_ended_by_another_process_stops_within_the_cache_time(world, app, client_as):
+    """The per-process auth cache must not keep a revoked session alive: another process (the CLI, a
+    second web worker) moves the epoch in the database; this process notices within the cache TTL."""
+    from sqlalchemy import update
+
+    from mirrorwatch.store.models import User
+
+    c, _ = client_as("vic")
+    assert c.get("/", follow_redirects=False).status_code == 200
+    with world.db.session() as s:  # what another process does: no cache clearing here
+        s.execute(update(User).where(User.name == "vic").values(session_epoch=User.session_epoch + 1))
+    time.sleep(users.AUTH_CACHE_SECONDS + 0.1)
+    assert c.get("/", follow_redirects=False).status_code == 303

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mirrorwatch.errors import InvalidInput
@@ -99,6 +100,13 @@ def user_disable(name: str = typer.Argument(...), enable: bool = typer.Option(Fa
     """Disable an account (its sessions and tokens stop working), or re-enable it."""
     u = users.set_disabled(database(), name, not enable)
     console.print(f"{u.name} {'disabled' if u.disabled else 'enabled'}", highlight=False)
+
+
+@user_app.command("logout")
+def user_logout(name: str = typer.Argument(...)) -> None:
+    """End every web session of an account (API tokens stay valid: revoke those with `user token revoke`)."""
+    u = users.end_sessions(database(), name)
+    console.print(f"every web session of {escape(u.name)} has ended", highlight=False)
 
 
 @token_app.command("create")

@@ -69,7 +69,16 @@ async def login(request: Request, db: DB, name: Annotated[str, Form(max_length=2
 
 
 @router.post("/logout")
-def logout(request: Request):
+def logout(request: Request, db: DB):
+    """Sign out: the account's session epoch moves on, so this cookie (and any copy of it) is dead on
+    the server too, not only deleted from this browser."""
     response = redirect(request, "/login", "Signed out.")
-    get_auth(request).clear_session(request, response)
+    auth = get_auth(request)
+    try:
+        p = auth.principal(request)
+    except NotSignedIn:
+        p = None
+    if p is not None and p.via == "session":
+        users.end_sessions(db, p.user.id, actor=p.name, reason="sign-out")
+    auth.clear_session(request, response)
     return response
