@@ -9,9 +9,9 @@ from fastapi.responses import JSONResponse
 
 from mirrorwatch.services import dashboard as dash
 from mirrorwatch.services import pages
-from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER
+from mirrorwatch.web.pools import run_lookup
 from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
 from mirrorwatch.web.schemas import (
     DashboardOut,
@@ -33,14 +33,15 @@ Author = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 @router.get("/lookup", response_model=LookupOut, summary="Look up removed models by hash, Civitai URL or name")
-def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, description="hash, URL or name")],
+async def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, description="hash, URL or name")],
                limit: Annotated[int, Query(ge=1, le=100)] = 20,
                bank: Annotated[str | None, Query(max_length=200)] = None):
     """The input kind is detected: 64/12/10/8 hex (every hash form it may be), a Civitai URL or
     `civitai:ID`, or a name (typo-tolerant). Each result says why it matched."""
     # The hottest endpoint: the service's own dict goes out as is (same fields as LookupOut, which
-    # documents it; the schema tests check they agree), skipping a second validation pass.
-    return JSONResponse(lookup(db, q, limit=limit, bank=bank or None).to_dict())
+    # documents it; the schema tests check they agree), skipping a second validation pass. Name
+    # searches run on their own small pool so they never hold up hash lookups (web/pools.py).
+    return JSONResponse((await run_lookup(db, q, limit=limit, bank=bank or None)).to_dict())
 
 
 @router.get("/entries/{entry_id}", response_model=EntryOut, summary="A removed model with its hash forms and mirrors")
