@@ -12,7 +12,7 @@ from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services.matches import STATES, group_by_uploader, list_matches
 
 from .app import app, console, database
-from .output import print_json, short
+from .output import print_json, short, term
 
 
 @app.command("matches")
@@ -50,9 +50,9 @@ def matches_cmd(
     for uploader, rs in groups:
         repos = {r.repo_id for r in rs}
         flag = "  [bold red]batch re-uploader?[/]" if len(rs) >= 3 else ""
-        console.print(f"[bold]{uploader}[/]: {len(rs)} matches in {len(repos)} repos{flag}", highlight=False)
+        console.print(f"[bold]{term(uploader)}[/]: {len(rs)} matches in {len(repos)} repos{flag}", highlight=False)
         t = Table("id", "state", "entry", "repo", "file", "tier", "score", "status", "first seen", box=None, padding=(0, 1))
         for r in rs:
-            t.add_row(str(r.id), r.state, short(r.entry_name, 30), r.repo_id, short(r.path, 36), str(r.tier),
-                      f"{r.score:.2f}", f"{r.repo_status}/{r.file_status}", r.first_seen.strftime("%Y-%m-%d"))
+            t.add_row(str(r.id), term(r.state), short(r.entry_name, 30), term(r.repo_id), short(r.path, 36), str(r.tier),
+                      f"{r.score:.2f}", term(f"{r.repo_status}/{r.file_status}"), r.first_seen.strftime("%Y-%m-%d"))
         console.print(t)

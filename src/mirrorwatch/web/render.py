@@ -1,7 +1,9 @@
 """Rendering pages: one Jinja2 environment (autoescape always on), filters, and flash messages.
 
 Templates never receive raw HTML from data: every name, path, note and evidence line is escaped
-by Jinja. The only markup built in Python is the inline SVG of the charts (web/charts.py), which
+by Jinja. Before that, every printed value passes `mirrorwatch.display.safe_text` (the Jinja
+`finalize` hook): control characters and bidi overrides in hub file names, uploader names or sheet
+cells show as visible escapes (``\u202e``) instead of reordering or hiding what is around them. The only markup built in Python is the inline SVG of the charts (web/charts.py), which
 escapes its own labels. Flash messages travel in a short-lived signed cookie, so a link cannot put
 words into the app's mouth."""
 
@@ -16,7 +18,9 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
+from mirrorwatch.display import safe_text
 from mirrorwatch.services.matchview import TIER_NAMES
 from mirrorwatch.web.auth import CSRF_FIELD, get_auth
 
@@ -66,12 +70,20 @@ def _num(value: int | float | None) -> str:
     return f"{value:,}".replace(",", " ") if isinstance(value, int) else f"{value:g}"
 
 
+def _finalize(value: Any) -> Any:
+    """Every {{ value }} of every template: untrusted text made safe to show (newlines kept)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return safe_text(value, keep_newlines=True)
+    return value
+
+
 def make_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num)
     env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD)

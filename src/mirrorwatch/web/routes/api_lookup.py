@@ -68,7 +68,7 @@ def api_uploaders(db: DB, hub: Annotated[str | None, Query(max_length=40)] = Non
     return pages.uploaders(db, hub=hub, min_matches=min_matches, limit=limit, offset=offset)
 
 
-@router.get("/uploaders/{hub}/{author}", response_model=UploaderPageOut, summary="All matches of one uploader")
+@router.get("/uploaders/{hub}/{author:path}", response_model=UploaderPageOut, summary="All matches of one uploader")
 def api_uploader(db: DB, hub: Hub, author: Author, limit: Limit = 50, offset: Offset = 0):
     return pages.uploader_page(db, hub, author, limit=limit, offset=offset)
 
