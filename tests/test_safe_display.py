@@ -122,3 +122,41 @@ def test_413_page_back_link_is_a_plain_link(world, client_as):
     assert r.status_code == 413 and "50 MB" in r.text
     assert "javascript:" not in r.text
     assert f'<a href="/banks/{world.bank2_id}">Back</a>' in r.text
+
+
+def test_hub_file_links_percent_encode_hash_and_question_mark(world, client_as):
+    """A file named "a#b?c d.safetensors" must link to that file, not to "a" with a fragment."""
+    mid, rid = add_mirror(world.db, world.entries[13], repo_id="plain/repo", author="plain",
+                          path="dir/a#b?c d.safetensors", sha256=fake_sha("e13"))
+    c, _ = client_as("rex")
+    for url in (f"/matches/{mid}", f"/repos/{rid}", "/queue"):
+        page = c.get(url).text
+        hrefs = re.findall(r'href="(https?://[^"]*/plain/repo/[^"]*)"', page)
+        assert hrefs, url
+        for h in hrefs:
+            assert h.endswith("/plain/repo/blob/main/dir/a%23b%3Fc%20d.safetensors"), h
+
+
+@pytest.mark.parametrize("url, expected", [
+    ("https://hub.example/u/r/blob/main/a#b?.safetensors", "https://hub.example/u/r/blob/main/a%23b%3F.safetensors"),
+    ("https://hub.example/u/r/blob/main/a%23b.safetensors", "https://hub.example/u/r/blob/main/a%23b.safetensors"),
+    ("javascript:alert(1)", ""),
+    ("", ""),
+])
+def test_hub_href(url, expected):
+    from mirrorwatch.web.render import hub_href
+
+    assert hub_href(url) == expected
+
+
+def test_entry_links_only_to_http_urls(world, client_as):
+    from mirrorwatch.store.models import Entry
+
+    with world.db.session() as s:
+        s.get(Entry, world.entries[14]).url = "javascript:alert(document.cookie)"
+        s.get(Entry, world.entries[15]).url = "https://civitai.com/models/1?modelVersionId=2"
+    c, _ = client_as("vic")
+    page = c.get(f"/entries/{world.entries[14]}").text
+    assert 'href="javascript:' not in page and "javascript:alert(document.cookie)" in page
+    page = c.get(f"/entries/{world.entries[15]}").text
+    assert 'href="https://civitai.com/models/1?modelVersionId=2"' in page

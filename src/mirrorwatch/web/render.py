@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -59,6 +59,25 @@ def uploader_url(hub: str, author: str | None) -> str:
     return f"/uploaders/{quote(hub, safe='')}/{quote(author, safe='')}"
 
 
+_HUB_HREF_SAFE = ":/@!$&'()*+,;=-._~%"
+
+
+def hub_href(url: str | None) -> str:
+    """A link to a repo or file on a hub. Hub page URLs carry no query or fragment, so a "#" or "?"
+    there belongs to a file name and is percent-encoded (as are spaces, quotes and non-ASCII); an
+    existing %XX is kept, so an already encoded URL comes out unchanged. Only http(s) links."""
+    if not url or urlsplit(url).scheme.lower() not in ("http", "https"):
+        return ""
+    return quote(url, safe=_HUB_HREF_SAFE)
+
+
+def ext_href(url: str | None) -> str:
+    """A link to an outside page given by a sheet (a Civitai URL): only http(s); the query is kept."""
+    if not url or urlsplit(url).scheme.lower() not in ("http", "https"):
+        return ""
+    return quote(url, safe=_HUB_HREF_SAFE + "?#[]")
+
+
 def _qs(params: dict[str, Any], **changes: Any) -> str:
     merged = {**params, **changes}
     return urlencode({k: v for k, v in merged.items() if v not in (None, "", False)})
@@ -85,7 +104,7 @@ def make_env() -> Environment:
         lstrip_blocks=True,
         finalize=_finalize,
     )
-    env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num)
+    env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num, hub_href=hub_href, ext_href=ext_href)
     env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD)
     return env
 
