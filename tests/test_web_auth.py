@@ -370,3 +370,11 @@ def test_a_session_ended_by_another_process_stops_within_the_cache_time(world, a
         s.execute(update(User).where(User.name == "vic").values(session_epoch=User.session_epoch + 1))
     time.sleep(users.AUTH_CACHE_SECONDS + 0.1)
     assert c.get("/", follow_redirects=False).status_code == 303
+
+
+def test_re_enabling_an_account_does_not_revive_its_old_sessions(world, client_as):
+    c, _ = client_as("vic")
+    users.set_disabled(world.db, "vic", True, actor="ada")
+    users.set_disabled(world.db, "vic", False, actor="ada")
+    assert c.get("/", follow_redirects=False).status_code == 303
+    assert users.get_user(world.db, " vic ").name == "vic"  # one normalisation for look-ups too

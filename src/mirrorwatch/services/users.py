@@ -263,7 +263,7 @@ def _find(s, ref: int | str) -> User:
     if isinstance(ref, int):
         u = s.get(User, ref)
     else:
-        u = s.scalar(select(User).where(User.name == ref))
+        u = s.scalar(select(User).where(User.name == canonical_name(ref)))
     if u is None:
         raise NotFound(f"no user {ref!r}" if isinstance(ref, str) else f"no user with id {ref}")
     return u
@@ -315,6 +315,8 @@ def set_disabled(db: Database, ref: int | str, disabled: bool, *, actor: str = "
         if disabled and u.role == "admin" and not u.disabled and _active_admins(s, u.id) == 0:
             raise Conflict("this is the last active admin: make another admin first")
         u.disabled = disabled
+        if disabled:  # its sessions end for good: re-enabling does not bring them back
+            u.session_epoch = (u.session_epoch or 0) + 1
         record(s, actor, "user.disable" if disabled else "user.enable", "user", u.id, name=u.name)
         view = _view(u)
     AUTH_CACHE.clear()
