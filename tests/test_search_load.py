@@ -13,6 +13,7 @@ from sqlalchemy import event
 
 from mirrorwatch.bank import search as bank_search
 from mirrorwatch.bank.importer import import_sheet
+from mirrorwatch.bank.search import search_names as real_search
 from mirrorwatch.bank.sheets import parse_sheet
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.web import pools
@@ -165,12 +166,19 @@ def test_name_searches_past_the_queue_bound_get_503(world, monkeypatch):
 
 
 @pytest.mark.slow
-def test_name_search_in_the_helper_process_gives_the_same_answer(world, api):
-    """The ranking runs in a lower-priority helper process by default: same results as in-process."""
+def test_name_search_in_the_helper_process_gives_the_same_answer(world, api, monkeypatch):
+    """Name queries run whole in a lower-priority helper process by default (none of their work in the
+    server's interpreter): same results as in-process."""
+
+    def not_here(*_a, **_k):
+        raise AssertionError("a name search ran in the server process")
+
+    monkeypatch.setattr(pools, "search_names", not_here)
+    monkeypatch.setattr("mirrorwatch.services.lookup.search_names", not_here)
     c = api("vic")
     for q in ("Avery Example", "Dana Placeholdr", "lora"):
         r = c.get("/api/lookup", params={"q": q})
         assert r.status_code == 200
-        ids, _scores = bank_search.search_names(world.db, q, limit=60)
+        ids, _scores = real_search(world.db, q, limit=60)
         assert [e["id"] for e in r.json()["results"]] == [i for i in ids if i in {e["id"] for e in r.json()["results"]}]
         assert r.json()["results"], q

@@ -6,11 +6,11 @@ about one. Run in the same pool, eight clients searching names kept every thread
 lookups queued behind them (issue 13: median 3.6 s). Threads alone do not fix it: the ranking is
 Python, and a hash lookup then waits for the GIL. So:
 
-  * name queries run on NAME_SEARCH_THREADS threads of their own, never the default pool's;
-  * their ranking (bank.search.search_names) runs in NAME_SEARCH_PROCESSES helper processes at a
-    lower CPU priority (nice +10): no GIL shared with the server, and the OS gives the server's
-    CPU to hash lookups and pages first. Only ids and scores come back; the entries are read here.
-    (In-memory SQLite, or NAME_SEARCH_PROCESSES=0: ranking on the name threads instead.)
+  * a name query runs whole (ranking and reading the entries) in one of NAME_SEARCH_PROCESSES
+    helper processes at a lower CPU priority (nice +10): no GIL shared with the server, and the OS
+    gives the CPU to hash lookups and pages first. The server only awaits the answer.
+  * without helpers (in-memory SQLite, NAME_SEARCH_PROCESSES=0, or a helper that died), name
+    queries run on NAME_SEARCH_THREADS threads of their own, never the default pool's;
   * waiting is bounded: past NAME_SEARCH_QUEUE waiting searches, a new one is refused at once with
     503 and Retry-After instead of piling up."""
 
@@ -55,11 +55,15 @@ def _helper_init() -> None:
         os.nice(NAME_SEARCH_NICE)
 
 
-def _helper_search(url: str, query: str, limit: int) -> tuple[list[int], dict[int, float]]:
+def _helper_lookup(url: str, query: str, limit: int, bank: str | None) -> LookupResult:
     db = _DBS.pop(url, None) or Database.open(url, migrate=False)
     _DBS[url] = db
     while len(_DBS) > 4:  # bounded: a few databases per helper (tests open many)
         _DBS.popitem(last=False)[1].engine.dispose()
+    return lookup(db, query, limit=limit, bank=bank, name_search=_search)
+
+
+def _search(db: Database, query: str, limit: int) -> tuple[list[int], dict[int, float]]:
     return search_names(db, query, limit=limit)
 
 
@@ -86,19 +90,19 @@ class _NamePool:
                                                     initializer=_helper_init)
             return self._helpers
 
-    def search(self, db: Database, query: str, limit: int) -> tuple[list[int], dict[int, float]]:
-        """The ranking: in a helper process when there are helpers and the database is shareable."""
-        if self.processes == 0 or db.url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in db.url:
-            return search_names(db, query, limit=limit)
+    async def _in_helper(self, db: Database, query: str, limit: int, bank: str | None) -> LookupResult | None:
+        """The lookup in a helper process, or None when there is none to use."""
+        if self.processes == 0 or ":memory:" in db.url or db.url == "sqlite://":
+            return None
         pool = self._helper_pool()
         try:
-            return pool.submit(_helper_search, db.url, query, limit).result()
+            return await asyncio.wrap_future(pool.submit(_helper_lookup, db.url, query, limit, bank))
         except BrokenProcessPool:  # a helper died (killed, out of memory): start afresh next time
             with self._lock:
                 if self._helpers is pool:
                     self._helpers = None
             pool.shutdown(wait=False, cancel_futures=True)
-            return search_names(db, query, limit=limit)
+            return None
 
     async def run(self, db: Database, query: str, *, limit: int, bank: str | None) -> LookupResult:
         with self._lock:
@@ -106,9 +110,12 @@ class _NamePool:
                 raise SearchBusy("too many name searches at once: try again in a moment")
             self._pending += 1
         try:
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self._threads(), lambda: lookup(db, query, limit=limit, bank=bank, name_search=self.search))
+            result = await self._in_helper(db, query, limit, bank)
+            if result is None:
+                loop = asyncio.get_running_loop()
+                result = await loop.run_in_executor(
+                    self._threads(), lambda: lookup(db, query, limit=limit, bank=bank, name_search=_search))
+            return result
         finally:
             with self._lock:
                 self._pending -= 1
