@@ -13,11 +13,11 @@ from mirrorwatch.services import users
 from mirrorwatch.store.models import ApiToken, Audit, User
 
 
-def test_password_hash_is_salted_scrypt_and_verifies():
+def test_password_hash_is_salted_argon2id_and_verifies():
     a = users.hash_password("correct horse")
     b = users.hash_password("correct horse")
     assert a != b  # random salt
-    assert a.startswith("scrypt$16384$8$1$")
+    assert a.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert users.verify_password(a, "correct horse")
     assert not users.verify_password(a, "correct hors")
     assert not users.verify_password(a, "")
@@ -179,3 +179,54 @@ def test_cli_set_role_tokens_and_errors(cli):
     assert r.returncode == 0 and "revoked" in r.stdout
     r = cli("user", "token", "revoke", "4242")
     assert r.returncode == 3 and "no token" in r.stderr
+
+
+def _legacy_scrypt(password: str) -> str:
+    """A hash as releases before argon2id stored it (scrypt, N=2^14)."""
+    import base64
+    import os
+
+    salt = os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, maxmem=64 * 1024 * 1024, dklen=32)
+    return f"scrypt$16384$8$1${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def test_legacy_scrypt_hash_still_verifies_and_becomes_argon2id_at_sign_in(db):
+    u = users.add_user(db, "lena", "viewer", "lena-password")
+    with db.session() as s:
+        s.get(User, u.id).password_hash = _legacy_scrypt("lena-password")
+    assert users.authenticate(db, "lena", "wrong-password") is None
+    with db.session() as s:
+        assert s.get(User, u.id).password_hash.startswith("scrypt$")  # a wrong password changes nothing
+    signed = users.authenticate(db, "lena", "lena-password")
+    assert signed is not None and signed.session_tag == u.session_tag  # sessions carry on
+    with db.session() as s:
+        stored = s.get(User, u.id).password_hash
+        assert stored.startswith("$argon2id$") and not users.needs_rehash(stored)
+        assert s.scalar(select(Audit.action).where(Audit.action == "user.password_rehash")) is not None
+    assert users.authenticate(db, "lena", "lena-password") is not None
+    assert not users.verify_password("scrypt$1099511627776$8$1$AAAA$AAAA", "lena-password")  # absurd cost refused
+
+
+def test_end_sessions_moves_the_epoch_and_is_audited(db):
+    u = users.add_user(db, "mo", "viewer", "mo-password-1")
+    v = users.end_sessions(db, "mo", actor="boss")
+    assert v.session_tag != u.session_tag
+    assert users.get_active_user(db, u.id).session_tag == v.session_tag
+    with db.session() as s:
+        row = s.scalar(select(Audit).where(Audit.action == "user.sessions_end"))
+        assert row is not None and row.user == "boss"
+    with pytest.raises(NotFound):
+        users.end_sessions(db, "nobody-here")
+
+
+def test_cli_user_logout_ends_sessions(cli, db_path):
+    assert cli("user", "add", "nia", "--password-stdin", input="nia-password\n").returncode == 0
+    from mirrorwatch.store.db import Database
+
+    before = users.get_user(Database.open(str(db_path)), "nia").session_tag
+    r = cli("user", "logout", "nia")
+    assert r.returncode == 0 and "every web session of nia has ended" in r.stdout
+    assert users.get_user(Database.open(str(db_path)), "nia").session_tag != before
+    r = cli("user", "logout", "nobody-here")
+    assert r.returncode != 0 and "Traceback" not in r.stderr

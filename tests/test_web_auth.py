@@ -253,3 +253,128 @@ def test_each_app_gets_a_random_key_without_configuration(world, monkeypatch):
     with TestClient(b2) as c2:
         c2.cookies.set(SESSION_COOKIE, cookie)
         assert c2.get("/", follow_redirects=False).status_code == 200
+
+
+def test_login_throttle_counts_every_spelling_of_a_name_as_one(world, anon):
+    """Issue 13 defect 5: the throttle keyed on name.lower() but sign-in on name.strip(), so " rex"
+    kept guessing after "rex" was refused."""
+    csrf = csrf_from(anon.get("/login").text)
+    for i in range(10):
+        r = anon.post("/login", data={"name": "rex", "password": f"guess-{i}", "csrf_token": csrf})
+        assert r.status_code == 401
+    for spelling in (" rex", "rex ", "\trex", "ｒｅｘ"):
+        r = anon.post("/login", data={"name": spelling, "password": PASSWORDS["rex"], "csrf_token": csrf})
+        assert r.status_code == 429, spelling
+
+
+def test_login_throttle_does_not_lock_the_real_user_out_from_elsewhere(world, app):
+    """Ten failures from one address no longer lock the account for everyone: the real user, from
+    another address, still signs in; a distributed flood hits the per-account cap."""
+    auth = app.state.auth
+    for _i in range(10):
+        auth.throttle.failed("rex", "203.0.113.9")
+    with pytest.raises(Exception, match="too many failed sign-ins"):
+        auth.throttle.check("rex", "203.0.113.9")
+    auth.throttle.check("rex", "198.51.100.7")  # someone else: not locked
+    with TestClient(app) as c:  # the test client's own address
+        login(c, "rex")
+    for i in range(100):
+        auth.throttle.failed("rex", f"192.0.2.{i}")
+    with pytest.raises(Exception, match="too many failed sign-ins"):
+        auth.throttle.check(" rex", "198.51.100.7")
+
+
+def test_user_names_are_normalised_alike_on_creation_and_sign_in(world):
+    u = users.add_user(world.db, " ｎｅｗｂｉｅ ", "viewer", "newbie-password")
+    assert u.name == "newbie"
+    assert users.authenticate(world.db, "newbie ", "newbie-password").id == u.id
+
+
+@pytest.mark.parametrize("header", ["Basic Zm9vOmJhcg==", "Digest username=x", "Negotiate abc", "junk"])
+def test_pages_ignore_a_non_bearer_authorization_header(world, app, header):
+    """Issue 13 defect 12: a Basic header (from a proxy in front) made every page redirect to
+    /login?next=... forever. Pages ignore other schemes and use the session; the API says 401."""
+    with TestClient(app, headers={"Authorization": header}) as c:
+        r = c.get("/", follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+        r = c.get(r.headers["location"], follow_redirects=False)
+        assert r.status_code == 200 and "csrf_token" in r.text  # the sign-in form, not another redirect
+        login(c, "vic")
+        assert c.get("/", follow_redirects=False).status_code == 200
+        r = c.get("/api/me")
+        assert r.status_code == 401 and "Bearer" in r.json()["error"]
+
+
+def test_a_stale_bearer_token_on_the_sign_in_page_does_not_loop(world, app):
+    with TestClient(app, headers={"Authorization": "Bearer mw_not-a-real-token"}) as c:
+        r = c.get("/login", follow_redirects=False)
+        assert r.status_code == 200
+
+
+def test_a_basic_header_does_not_exempt_a_form_from_csrf(world, client_as):
+    """Browsers attach a proxy's Basic credentials to forged cross-site posts on their own."""
+    c, _csrf = client_as("rex")
+    mid = world.new_matches[0]
+    r = c.post("/queue/decide", data={"one": f"{mid}:confirmed"}, headers={"Authorization": "Basic Zm9vOmJhcg=="})
+    assert r.status_code == 403
+    with world.db.session() as s:
+        assert s.get(Match, mid).state == "new"
+
+
+def test_a_cookie_copied_before_sign_out_is_dead_after_it(world, app, client_as):
+    """Issue 13 defect 6: sign-out only deleted the cookie in the browser; a copy worked for 12 h."""
+    c, csrf = client_as("vic")
+    copied = c.cookies.get(SESSION_COOKIE)
+    assert c.post("/logout", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+    with TestClient(app) as thief:
+        thief.cookies.set(SESSION_COOKIE, copied)
+        assert thief.get("/", follow_redirects=False).status_code == 303
+        assert thief.get("/api/me").status_code == 401
+    with world.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Audit).where(Audit.action == "auth.logout")) == 1
+    login(c, "vic")  # signing in again works
+    assert c.get("/", follow_redirects=False).status_code == 200
+
+
+def test_admin_ends_a_users_sessions_from_the_page_and_the_api(world, app, client_as, api):
+    vic, _ = client_as("vic")
+    admin, csrf = client_as("ada")
+    assert "End sessions" in admin.get("/admin/users").text
+    r = admin.post(f"/admin/users/{world.users['vic']}", data={"csrf_token": csrf, "action": "logout"})
+    assert r.status_code == 200 and "Every session of vic has ended" in r.text
+    assert vic.get("/", follow_redirects=False).status_code == 303
+    assert api("vic").get("/api/me").status_code == 200  # API tokens are not sessions
+    login(vic, "vic")
+    assert api("vic").delete(f"/api/users/{world.users['vic']}/sessions").status_code == 403
+    r = api("ada").delete(f"/api/users/{world.users['vic']}/sessions")
+    assert r.status_code == 200 and r.json()["name"] == "vic"
+    assert vic.get("/", follow_redirects=False).status_code == 303
+    # an admin ending their own sessions keeps the browser they did it from
+    r = admin.post(f"/admin/users/{world.users['ada']}", data={"csrf_token": csrf_from(admin.get("/admin/users").text),
+                                                               "action": "logout"})
+    assert r.status_code == 200 and admin.get("/", follow_redirects=False).status_code == 200
+    with world.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Audit).where(Audit.action == "user.sessions_end")) == 3
+
+
+def test_a_session_ended_by_another_process_stops_within_the_cache_time(world, app, client_as):
+    """The per-process auth cache must not keep a revoked session alive: another process (the CLI, a
+    second web worker) moves the epoch in the database; this process notices within the cache TTL."""
+    from sqlalchemy import update
+
+    from mirrorwatch.store.models import User
+
+    c, _ = client_as("vic")
+    assert c.get("/", follow_redirects=False).status_code == 200
+    with world.db.session() as s:  # what another process does: no cache clearing here
+        s.execute(update(User).where(User.name == "vic").values(session_epoch=User.session_epoch + 1))
+    time.sleep(users.AUTH_CACHE_SECONDS + 0.1)
+    assert c.get("/", follow_redirects=False).status_code == 303
+
+
+def test_re_enabling_an_account_does_not_revive_its_old_sessions(world, client_as):
+    c, _ = client_as("vic")
+    users.set_disabled(world.db, "vic", True, actor="ada")
+    users.set_disabled(world.db, "vic", False, actor="ada")
+    assert c.get("/", follow_redirects=False).status_code == 303
+    assert users.get_user(world.db, " vic ").name == "vic"  # one normalisation for look-ups too

@@ -9,12 +9,13 @@ from rich.table import Table
 
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
 from mirrorwatch.bank.sheets import parse_map
+from mirrorwatch.display import safe_text
 from mirrorwatch.services.banks import create_bank, list_banks
 from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.serial import to_json
 
 from .app import bank_app, console, database, err_console
-from .output import print_json
+from .output import print_json, term
 
 
 @bank_app.command("create")
@@ -29,7 +30,7 @@ def bank_create(
     if as_json:
         print_json(to_json(bank))
     else:
-        console.print(f"created bank [bold]{bank.name}[/] (id {bank.id})")
+        console.print(f"created bank [bold]{term(bank.name)}[/] (id {bank.id})", highlight=False)
 
 
 @bank_app.command("list")
@@ -44,23 +45,23 @@ def bank_list(as_json: bool = typer.Option(False, "--json")) -> None:
         return
     table = Table("id", "name", "entries", "found online", "created", "description")
     for b in banks:
-        table.add_row(str(b.id), b.name, str(b.entries), str(b.found), b.created_at.strftime("%Y-%m-%d"),
-                      b.description or "")
+        table.add_row(str(b.id), term(b.name), str(b.entries), str(b.found), b.created_at.strftime("%Y-%m-%d"),
+                      term(b.description or ""))
     console.print(table)
 
 
 def _print_summary(summary: ImportSummary, *, limit: int = 20) -> None:
     verb = "imported" if summary.committed else "nothing imported"
     console.print(
-        f"{verb} into [bold]{summary.bank}[/] from {summary.filename} ({summary.fmt}): "
+        f"{verb} into [bold]{term(summary.bank)}[/] from {term(summary.filename)} ({term(summary.fmt)}): "
         f"{summary.rows} rows, [green]{summary.added} added[/], {summary.updated} updated, "
         f"{summary.duplicates} duplicates, [red]{len(summary.rejected)} rejected[/]",
         highlight=False,
     )
     if summary.columns:
-        console.print("columns: " + ", ".join(f"{f}={c!r}" for f, c in summary.columns.items()), highlight=False)
+        console.print("columns: " + term(", ".join(f"{f}={c!r}" for f, c in summary.columns.items())), highlight=False)
     for row, why in summary.rejected[:limit]:
-        err_console.print(f"  row {row}: {why}", highlight=False, markup=False)
+        err_console.print(f"  row {row}: {safe_text(str(why))}", highlight=False, markup=False)
     if len(summary.rejected) > limit:
         err_console.print(f"  ... and {len(summary.rejected) - limit} more rejected rows (see --json)")
 
@@ -109,6 +110,6 @@ def bank_add_file(
         print_json(out)
         return
     console.print(f"entry #{entry} learned {out['signals']} signatures and {out['fingerprints']} fingerprint(s) "
-                  f"from {out['file']}; {out['matches']} new matches among files already swept", highlight=False)
+                  f"from {term(out['file'])}; {out['matches']} new matches among files already swept", highlight=False)
     for n in out["notes"]:
-        err_console.print(f"  note: {n}", highlight=False, markup=False)
+        err_console.print(f"  note: {safe_text(str(n))}", highlight=False, markup=False)

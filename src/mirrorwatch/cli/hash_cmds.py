@@ -13,7 +13,6 @@ import json
 import os
 import stat
 import sys
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from mirrorwatch.display import safe_text
 from mirrorwatch.errors import InvalidInput, MirrorwatchError, NotFound
 from mirrorwatch.formats.kinds import guess_kind
 from mirrorwatch.formats.safetensors import SafetensorsError, SafetensorsHeader, read_header
@@ -45,29 +45,22 @@ SHOWN_VALUE_CHARS = 300
 
 
 def display(text: str, limit: int | None = None, *, keep_newlines: bool = False) -> str:
-    """Untrusted text made safe to print: undecodable bytes and control characters (terminal
-    escape sequences, and newlines unless ``keep_newlines``) escaped, optionally cut to ``limit``
+    """Untrusted text made safe to print: undecodable bytes, control and bidi characters (terminal
+    escape sequences, and newlines unless ``keep_newlines``) escaped (mirrorwatch.display), optionally cut to ``limit``
     characters with a note of the full length."""
-    text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    kept = "\n\t" if keep_newlines else ""
-    if any(unicodedata.category(ch) == "Cc" and ch not in kept for ch in text):
-        text = "".join(
-            ch.encode("unicode_escape").decode("ascii")
-            if unicodedata.category(ch) == "Cc" and ch not in kept
-            else ch
-            for ch in text
-        )
+    text = safe_text(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
+                     keep_newlines=keep_newlines)
     if limit is not None and len(text) > limit:
         text = f"{text[:limit]}\u2026 ({len(text):,} characters; --json shows all)"
     return text
 
 
 def _say_error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(safe_text(message))}", highlight=False, soft_wrap=True)
 
 
 def _say_note(message: str) -> None:
-    err_console.print(f"[yellow]note:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    err_console.print(f"[yellow]note:[/] {escape(safe_text(message))}", highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- hash

@@ -8,7 +8,7 @@ from rich.table import Table
 from mirrorwatch.services.lookup import lookup
 
 from .app import app, console, database
-from .output import print_json, short
+from .output import print_json, short, term
 
 
 @app.command("lookup")
@@ -23,25 +23,25 @@ def lookup_cmd(
     if as_json:
         print_json(result.to_dict())
         raise typer.Exit(0 if result.results else 1)
-    console.print(f"[dim]{result.kind}: {result.detail}[/]", highlight=False)
+    console.print(f"[dim]{result.kind}: {term(result.detail)}[/]", highlight=False)
     if not result.results:
         console.print("no entry found")
         raise typer.Exit(1)
     for v in result.results:
-        title = f"[bold]#{v.id} {v.name or '(no name)'}[/]  [dim]bank {v.bank} · {v.why}[/]"
+        title = f"[bold]#{v.id} {term(v.name or '(no name)')}[/]  [dim]bank {term(v.bank)} · {term(v.why)}[/]"
         console.print(title, highlight=False)
         if v.url:
-            console.print(f"  url: {v.url}", highlight=False)
+            console.print(f"  url: {term(v.url)}", highlight=False)
         ids = [f"model {v.civitai_model_id}" if v.civitai_model_id else "", f"version {v.civitai_version_id}" if v.civitai_version_id else ""]
         if any(ids):
             console.print("  civitai: " + ", ".join(i for i in ids if i), highlight=False)
         for form, values in v.hashes.items():
-            console.print(f"  {form}: {', '.join(values)}", highlight=False)
+            console.print(f"  {term(form)}: {term(', '.join(values))}", highlight=False)
         if v.mirrors:
             t = Table("state", "hub", "repo", "file", "uploader", "status", "tier", "first seen", box=None, padding=(0, 1))
             for m in v.mirrors:
-                t.add_row(m.state, m.hub, m.repo_id, short(m.path, 40), m.author or "-",
-                          f"{m.repo_status}/{m.file_status}", str(m.tier), m.first_seen.strftime("%Y-%m-%d"))
+                t.add_row(term(m.state), term(m.hub), term(m.repo_id), short(m.path, 40), term(m.author or "-"),
+                          term(f"{m.repo_status}/{m.file_status}"), str(m.tier), m.first_seen.strftime("%Y-%m-%d"))
             console.print(t)
         else:
             console.print("  mirrors: none known", highlight=False)

@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from mirrorwatch.errors import MirrorwatchError
 
 from .app import app, err_console
+from .output import term
 
 # Each module registers its commands on the app when imported.
 COMMAND_MODULES = [
@@ -58,7 +59,7 @@ def main() -> None:
     try:
         app()
     except MirrorwatchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {term(exc)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("interrupted")
@@ -69,7 +70,7 @@ def main() -> None:
         if os.environ.get("MIRRORWATCH_DEBUG"):
             raise
         err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (set MIRRORWATCH_DEBUG=1 for a traceback)",
+            f"[bold red]internal error:[/] {type(exc).__name__}: {term(exc)} (set MIRRORWATCH_DEBUG=1 for a traceback)",
             highlight=False,
         )
         sys.exit(70)

@@ -15,7 +15,7 @@ from mirrorwatch.services.matches import MatchView, group_by_uploader, list_matc
 from mirrorwatch.services.serial import to_json
 
 from .app import app, console, database
-from .output import print_json, short
+from .output import print_json, short, term
 
 
 @app.command("matches")
@@ -53,11 +53,11 @@ def matches_cmd(
     for uploader, rs in groups:
         repos = {r.repo_id for r in rs}
         flag = "  [bold red]batch re-uploader?[/]" if len(rs) >= 3 else ""
-        console.print(f"[bold]{uploader}[/]: {len(rs)} matches in {len(repos)} repos{flag}", highlight=False)
+        console.print(f"[bold]{term(uploader)}[/]: {len(rs)} matches in {len(repos)} repos{flag}", highlight=False)
         t = Table("id", "state", "entry", "repo", "file", "tier", "score", "status", "first seen", box=None, padding=(0, 1))
         for r in rs:
-            t.add_row(str(r.id), r.state, short(r.entry_name, 30), r.repo_id, short(r.path, 36), str(r.tier),
-                      f"{r.score:.2f}", f"{r.repo_status}/{r.file_status}", r.first_seen.strftime("%Y-%m-%d"))
+            t.add_row(str(r.id), term(r.state), short(r.entry_name, 30), term(r.repo_id), short(r.path, 36), str(r.tier),
+                      f"{r.score:.2f}", term(f"{r.repo_status}/{r.file_status}"), r.first_seen.strftime("%Y-%m-%d"))
         console.print(t)
 
 

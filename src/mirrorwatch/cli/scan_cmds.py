@@ -26,7 +26,7 @@ from mirrorwatch.services.scans import incremental_since, known_hashes, scan_err
 from mirrorwatch.sweep.runner import Sweep, SweepOptions, SweepSummary
 
 from .app import app, console, database, err_console, scan_app
-from .output import print_json
+from .output import print_json, term
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
@@ -208,7 +208,7 @@ def scan_runs_cmd(limit: int = typer.Option(20, "--limit", min=1, max=MAX_LIMIT)
     t = Table("id", "source", "status", "started", "listed", "hashed", "matches", "skipped")
     for r in data:
         c = r["counts"] or {}
-        t.add_row(str(r["id"]), r["source"], r["status"], r["started_at"][:19], str(c.get("listed", 0)),
+        t.add_row(str(r["id"]), term(r["source"]), term(r["status"]), r["started_at"][:19], str(c.get("listed", 0)),
                   str(c.get("fetched", 0)), str(c.get("matches", 0)), str(c.get("skipped", 0)))
     console.print(t)
 
@@ -222,7 +222,7 @@ def scan_errors_cmd(run_id: int = typer.Argument(...), as_json: bool = typer.Opt
         print_json(errs)
         return
     for e in errs:
-        console.print(f"{e['repo_id'] or '-'} {e['path'] or ''}: {e['reason']}", highlight=False, markup=False)
+        console.print(term(f"{e['repo_id'] or '-'} {e['path'] or ''}: {e['reason']}"), highlight=False)
     if not errs:
         console.print("no errors recorded")
 
@@ -248,4 +248,5 @@ def recheck_cmd(
     console.print(f"rechecked {summary.repos} repos: {summary.changed} changes, {summary.errors} errors; "
                   + ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())), highlight=False)
     for e in summary.events:
-        console.print(f"  {e['repo_id']} {e.get('path', '')}: {e.get('was', '?')} -> {e['status']}", highlight=False)
+        console.print("  " + term(f"{e['repo_id']} {e.get('path', '')}: {e.get('was', '?')} -> {e['status']}"),
+                      highlight=False)

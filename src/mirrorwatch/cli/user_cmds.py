@@ -11,7 +11,7 @@ from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import users
 
 from .app import console, database, err_console, user_app
-from .output import print_json
+from .output import print_json, term
 
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.", no_args_is_help=True)
 user_app.add_typer(token_app, name="token")
@@ -49,7 +49,7 @@ def user_add(
     if as_json:
         print_json({"id": u.id, "name": u.name, "role": u.role, **({"password": generated} if generated else {})})
         return
-    console.print(f"created user [bold]{u.name}[/] ({u.role}, id {u.id})", highlight=False)
+    console.print(f"created user [bold]{term(u.name)}[/] ({u.role}, id {u.id})", highlight=False)
     if generated:
         console.print(f"password (shown once): {generated}", highlight=False, markup=False)
 
@@ -67,7 +67,7 @@ def user_list(as_json: bool = typer.Option(False, "--json")) -> None:
         return
     t = Table("id", "name", "role", "state", "created")
     for u in rows:
-        t.add_row(str(u.id), u.name, u.role, "disabled" if u.disabled else "active", u.created_at.strftime("%Y-%m-%d"))
+        t.add_row(str(u.id), term(u.name), u.role, "disabled" if u.disabled else "active", u.created_at.strftime("%Y-%m-%d"))
     console.print(t)
 
 
@@ -75,7 +75,7 @@ def user_list(as_json: bool = typer.Option(False, "--json")) -> None:
 def user_set_role(name: str = typer.Argument(...), role: str = typer.Argument(..., help="viewer, reviewer or admin.")) -> None:
     """Change an account's role."""
     u = users.set_role(database(), name, role)
-    console.print(f"{u.name} is now {u.role}", highlight=False)
+    console.print(f"{term(u.name)} is now {u.role}", highlight=False)
 
 
 @user_app.command("set-password")
@@ -89,7 +89,7 @@ def user_set_password(
     if password is None:
         generated = password = users.generate_password()
     u = users.set_password(database(), name, password)
-    console.print(f"password of {u.name} changed", highlight=False)
+    console.print(f"password of {term(u.name)} changed", highlight=False)
     if generated:
         console.print(f"password (shown once): {generated}", highlight=False, markup=False)
 
@@ -98,7 +98,14 @@ def user_set_password(
 def user_disable(name: str = typer.Argument(...), enable: bool = typer.Option(False, "--enable", help="Re-enable.")) -> None:
     """Disable an account (its sessions and tokens stop working), or re-enable it."""
     u = users.set_disabled(database(), name, not enable)
-    console.print(f"{u.name} {'disabled' if u.disabled else 'enabled'}", highlight=False)
+    console.print(f"{term(u.name)} {'disabled' if u.disabled else 'enabled'}", highlight=False)
+
+
+@user_app.command("logout")
+def user_logout(name: str = typer.Argument(...)) -> None:
+    """End every web session of an account (API tokens stay valid: revoke those with `user token revoke`)."""
+    u = users.end_sessions(database(), name)
+    console.print(f"every web session of {term(u.name)} has ended", highlight=False)
 
 
 @token_app.command("create")
@@ -112,7 +119,7 @@ def token_create(
     if as_json:
         print_json({"id": t.id, "user": t.user, "name": t.name, "prefix": t.prefix, "token": secret})
         return
-    err_console.print(f"token {t.id} for {t.user} — shown once, keep it safe:", highlight=False)
+    err_console.print(f"token {t.id} for {term(t.user)} — shown once, keep it safe:", highlight=False)
     sys.stdout.write(secret + "\n")
 
 
@@ -130,7 +137,7 @@ def token_list(user: str | None = typer.Argument(None, help="Only this account's
         return
     tab = Table("id", "user", "label", "prefix", "created", "last used", "state")
     for t in rows:
-        tab.add_row(str(t.id), t.user, t.name, t.prefix + "…", t.created_at.strftime("%Y-%m-%d"),
+        tab.add_row(str(t.id), term(t.user), term(t.name), t.prefix + "…", t.created_at.strftime("%Y-%m-%d"),
                     t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "-",
                     "revoked" if t.revoked_at else "active")
     console.print(tab)
@@ -140,4 +147,4 @@ def token_list(user: str | None = typer.Argument(None, help="Only this account's
 def token_revoke(token_id: int = typer.Argument(..., help="Token id (see `user token list`).")) -> None:
     """Revoke a token: it stops working at once."""
     t = users.revoke_token(database(), token_id)
-    console.print(f"token {t.id} of {t.user} revoked", highlight=False)
+    console.print(f"token {t.id} of {term(t.user)} revoked", highlight=False)

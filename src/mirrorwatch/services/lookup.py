@@ -8,6 +8,7 @@ entry; candidates are re-ranked by rapidfuzz similarity of the whole name."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -101,8 +102,15 @@ def classify_query(query: str) -> str:
     return "name"
 
 
-def lookup(db: Database, query: str, *, limit: int = 20, bank: str | None = None) -> LookupResult:
-    """Find entries for one query of any kind; raise InvalidInput for unusable input."""
+NameSearch = Callable[[Database, str, int], tuple[list[int], dict[int, float]]]
+
+
+def lookup(db: Database, query: str, *, limit: int = 20, bank: str | None = None,
+           name_search: NameSearch | None = None) -> LookupResult:
+    """Find entries for one query of any kind; raise InvalidInput for unusable input.
+
+    `name_search` replaces bank.search.search_names for name queries (the web app runs the ranking
+    in a separate, lower-priority process so it never competes with hash lookups: web/pools.py)."""
     query = query.strip()
     if len(query) > 500:
         raise InvalidInput("query too long (500 characters at most)")
@@ -119,7 +127,7 @@ def lookup(db: Database, query: str, *, limit: int = 20, bank: str | None = None
         detail = f"{len(value)} hex: " + " or ".join(forms)
         scores = {i: 100.0 for i in ids}
     else:
-        ids, scores = search_names(db, query, limit=limit * 3)
+        ids, scores = (name_search or _search_names)(db, query, limit * 3)
         why = {i: f"name ({scores[i]:.0f})" for i in ids}
         detail = f"name search for {normalise_name(query)!r}"
     views = entry_views(db, ids[: limit * 3], bank=bank)
@@ -128,6 +136,10 @@ def lookup(db: Database, query: str, *, limit: int = 20, bank: str | None = None
         v.score = scores.get(v.id, 0.0)
     views.sort(key=lambda v: -v.score)
     return LookupResult(query=query, kind=kind, detail=detail, results=views[:limit])
+
+
+def _search_names(db: Database, query: str, limit: int) -> tuple[list[int], dict[int, float]]:
+    return search_names(db, query, limit=limit)
 
 
 def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int], dict[int, str]]:

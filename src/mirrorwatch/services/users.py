@@ -1,7 +1,14 @@
 """Accounts and API tokens.
 
-Passwords are stored as scrypt hashes with a random salt (``scrypt$n$r$p$salt$hash``, base64
-parts) and compared in constant time. API tokens (``mw_`` + 40 random characters) are shown once,
+Passwords are stored as argon2id hashes (OWASP's parameters: 19 MiB, 2 passes, 1 lane; the PHC
+string carries salt and parameters) and compared in constant time. Hashes of older releases
+(``scrypt$n$r$p$salt$hash`` at N=2^14) still verify, and are replaced by an argon2id hash on the
+account's next successful sign-in.
+
+Sessions. Each account has a session epoch; a web session carries the epoch it was signed in
+under and stops working once the epoch moves on. Signing out, a password change and an admin's
+"end sessions" all move it (signing out therefore ends the account's sessions everywhere: a
+copied cookie cannot outlive the sign-out). API tokens (``mw_`` + 40 random characters) are shown once,
 when they are created; only their SHA-256 is stored, with a short non-secret prefix so a person can
 tell their tokens apart. Roles rank viewer < reviewer < admin: viewers read, reviewers also decide
 and build reports, admins also manage banks and accounts.
@@ -17,9 +24,12 @@ import re
 import secrets
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from argon2 import PasswordHasher, Type
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -34,13 +44,15 @@ TOKEN_PREFIX = "mw_"
 MIN_PASSWORD = 8
 MAX_PASSWORD = 1024
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
-# scrypt cost: about 16 MiB and a few tens of milliseconds per check on a small machine.
-_N, _R, _P = 2**14, 8, 1
+_HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16,
+                         type=Type.ID)
+_SCRYPT_MAX_N = 2**17  # legacy hashes: refuse absurd stored parameters rather than allocate for them
 # Refresh last_used_at at most this often, so an API script does not turn every read into a write.
 _TOKEN_TOUCH = timedelta(minutes=5)
 # Who a token or session belongs to is cached this long per process. Changes made through this module
-# clear the cache at once; a change made by another process (the CLI) applies within this time.
-AUTH_CACHE_SECONDS = 5.0
+# clear the cache at once; a change made by another process (the CLI, another web worker: a sign-out,
+# an ended session, a revoked token) applies within this time.
+AUTH_CACHE_SECONDS = 2.0
 
 
 @dataclass
@@ -51,7 +63,8 @@ class UserView:
     disabled: bool
     has_password: bool
     created_at: datetime
-    # Changes whenever the password changes: sessions signed with an older value stop working.
+    # Changes whenever the account's sessions end (sign-out, password change, an admin ending them):
+    # sessions signed with an older value stop working.
     session_tag: str = ""
 
     def can(self, role: str) -> bool:
@@ -79,25 +92,38 @@ class TokenView:
 
 def hash_password(password: str) -> str:
     check_password_rules(password)
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, maxmem=64 * 1024 * 1024, dklen=32)
-    return f"scrypt${_N}${_R}${_P}${_b64(salt)}${_b64(digest)}"
+    return _HASHER.hash(password)
 
 
 def verify_password(stored: str | None, password: str) -> bool:
     """Constant-time check of a password against a stored hash; False for anything malformed."""
     if not stored or not isinstance(password, str) or len(password) > MAX_PASSWORD:
         return False
+    if stored.startswith("$argon2"):
+        try:
+            return _HASHER.verify(stored, password)
+        except (VerificationError, InvalidHashError, ValueError):
+            return False
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
+        if scheme != "scrypt" or not 1 < int(n) <= _SCRYPT_MAX_N or int(r) > 16 or int(p) > 4:
             return False
         want = base64.b64decode(digest)
         got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             maxmem=64 * 1024 * 1024, dklen=len(want))
+                             maxmem=256 * 1024 * 1024, dklen=len(want))
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(got, want)
+
+
+def needs_rehash(stored: str) -> bool:
+    """True for hashes of an older scheme or weaker parameters (replaced at the next sign-in)."""
+    if not stored.startswith("$argon2id$"):
+        return True
+    try:
+        return _HASHER.check_needs_rehash(stored)
+    except (InvalidHashError, ValueError):
+        return True
 
 
 def check_password_rules(password: str) -> None:
@@ -154,19 +180,25 @@ class _AuthCache:
 AUTH_CACHE = _AuthCache()
 
 
-def _session_tag(password_hash: str | None) -> str:
-    return hashlib.sha256((password_hash or "-").encode()).hexdigest()[:12]
+def _session_tag(epoch: int | None) -> str:
+    return f"e{epoch or 0}"
 
 
 def _view(u: User) -> UserView:
     return UserView(u.id, u.name, u.role, u.disabled, bool(u.password_hash), u.created_at,
-                    _session_tag(u.password_hash))
+                    _session_tag(u.session_epoch))
 
 
 # --- users -----------------------------------------------------------------------------------------
 
+def canonical_name(name: str | None) -> str:
+    """The one normalisation of a user name, for creating accounts, signing in and the sign-in
+    throttle alike (NFKC, surrounding white space removed)."""
+    return unicodedata.normalize("NFKC", name if isinstance(name, str) else "").strip()
+
+
 def check_name(name: str) -> str:
-    name = (name or "").strip()
+    name = canonical_name(name)
     if not _NAME.match(name):
         raise InvalidInput("a user name is 1 to 100 characters: letters, digits and _ . @ - (starting with a letter or digit)")
     return name
@@ -217,20 +249,21 @@ def get_active_user(db: Database, user_id: int) -> UserView | None:
 def _load_active_user(db: Database, user_id: int) -> UserView | None:
     with db.engine.connect() as conn:
         row = conn.execute(
-            select(User.id, User.name, User.role, User.disabled, User.password_hash, User.created_at)
+            select(User.id, User.name, User.role, User.disabled, User.password_hash, User.created_at,
+                   User.session_epoch)
             .where(User.id == user_id)
         ).first()
     if row is None or row.disabled:
         return None
     return UserView(row.id, row.name, row.role, row.disabled, bool(row.password_hash), row.created_at,
-                    _session_tag(row.password_hash))
+                    _session_tag(row.session_epoch))
 
 
 def _find(s, ref: int | str) -> User:
     if isinstance(ref, int):
         u = s.get(User, ref)
     else:
-        u = s.scalar(select(User).where(User.name == ref))
+        u = s.scalar(select(User).where(User.name == canonical_name(ref)))
     if u is None:
         raise NotFound(f"no user {ref!r}" if isinstance(ref, str) else f"no user with id {ref}")
     return u
@@ -263,11 +296,12 @@ def set_role(db: Database, ref: int | str, role: str, *, actor: str = "cli") -> 
 
 
 def set_password(db: Database, ref: int | str, password: str, *, actor: str = "cli") -> UserView:
-    """Set a new password; sessions signed in with the old one stop working."""
+    """Set a new password; every session of the account ends (the caller may sign one in again)."""
     pw_hash = hash_password(password)
     with db.session() as s:
         u = _find(s, ref)
         u.password_hash = pw_hash
+        u.session_epoch = (u.session_epoch or 0) + 1
         record(s, actor, "user.password", "user", u.id, name=u.name)
         view = _view(u)
     AUTH_CACHE.clear()
@@ -281,7 +315,22 @@ def set_disabled(db: Database, ref: int | str, disabled: bool, *, actor: str = "
         if disabled and u.role == "admin" and not u.disabled and _active_admins(s, u.id) == 0:
             raise Conflict("this is the last active admin: make another admin first")
         u.disabled = disabled
+        if disabled:  # its sessions end for good: re-enabling does not bring them back
+            u.session_epoch = (u.session_epoch or 0) + 1
         record(s, actor, "user.disable" if disabled else "user.enable", "user", u.id, name=u.name)
+        view = _view(u)
+    AUTH_CACHE.clear()
+    return view
+
+
+def end_sessions(db: Database, ref: int | str, *, actor: str = "cli", reason: str = "admin") -> UserView:
+    """End every web session of an account (sign-out, or an admin ending them): audited; applies at
+    once in this process and within AUTH_CACHE_SECONDS in others. API tokens are not touched."""
+    with db.session() as s:
+        u = _find(s, ref)
+        u.session_epoch = (u.session_epoch or 0) + 1
+        record(s, actor, "auth.logout" if reason == "sign-out" else "user.sessions_end", "user", u.id,
+               name=u.name)
         view = _view(u)
     AUTH_CACHE.clear()
     return view
@@ -295,12 +344,18 @@ def authenticate(db: Database, name: str, password: str) -> UserView | None:
         verify_password(_dummy_hash(), "x" * MIN_PASSWORD)
         return None
     with db.session() as s:
-        u = s.scalar(select(User).where(User.name == name.strip()))
+        u = s.scalar(select(User).where(User.name == canonical_name(name)))
         stored = u.password_hash if u is not None else None
         view = _view(u) if u is not None else None
     ok = verify_password(stored or _dummy_hash(), password)
     if not ok or view is None or stored is None or view.disabled:
         return None
+    if needs_rehash(stored):  # an older scheme: store an argon2id hash now that we know the password
+        new_hash = _HASHER.hash(password)
+        with db.session() as s:
+            s.execute(update(User).where(User.id == view.id, User.password_hash == stored)
+                      .values(password_hash=new_hash))
+            record(s, view.name, "user.password_rehash", "user", view.id, name=view.name)
     return view
 
 
@@ -375,7 +430,7 @@ def _load_token_user(db: Database, digest: str) -> UserView | None:
     with db.engine.connect() as conn:
         row = conn.execute(
             select(ApiToken.id, ApiToken.last_used_at, User.id.label("uid"), User.name, User.role, User.disabled,
-                   User.password_hash, User.created_at)
+                   User.password_hash, User.created_at, User.session_epoch)
             .join(User, User.id == ApiToken.user_id)
             .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
         ).first()
@@ -386,4 +441,4 @@ def _load_token_user(db: Database, digest: str) -> UserView | None:
             conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
             conn.commit()
     return UserView(row.uid, row.name, row.role, row.disabled, bool(row.password_hash), row.created_at,
-                    _session_tag(row.password_hash))
+                    _session_tag(row.session_epoch))

@@ -218,6 +218,9 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(String(300))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Moves on when the account's web sessions end (sign-out, password change, an admin): sessions
+    # carry the epoch they were signed in under (services/users.py).
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ApiToken(Base):

@@ -9,7 +9,9 @@ session signed in with the old password. Signed-out visitors get an anonymous se
 only to carry the CSRF secret of the sign-in form.
 
 API tokens. ``Authorization: Bearer mw_...``; looked up by SHA-256, refused when revoked or when
-the account is disabled. A request that sends an Authorization header is judged by it alone.
+the account is disabled. A request that sends a Bearer header is judged by it alone. Other schemes
+(Basic credentials of a proxy in front of the app) get a clear 401 on the API and are ignored by
+pages, which then use the session cookie.
 
 CSRF. Every POST/PUT/PATCH/DELETE that is not token-authenticated must carry the session's CSRF
 secret, as the form field ``csrf_token`` (all forms include it) or the ``X-CSRF-Token`` header.
@@ -33,7 +35,7 @@ from fastapi.responses import Response
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from mirrorwatch.errors import MirrorwatchError, PermissionDenied
-from mirrorwatch.services.users import UserView, get_active_user, user_for_token
+from mirrorwatch.services.users import UserView, canonical_name, get_active_user, user_for_token
 from mirrorwatch.store.db import Database
 
 SESSION_COOKIE = "mw_session"
@@ -72,25 +74,46 @@ class Principal:
 
 
 class LoginThrottle:
-    """Slows password guessing: after too many failures for one name (or from one address) within a
-    window, further attempts are refused until the window passes. Per process, in memory."""
+    """Slows password guessing without handing an attacker a cheap way to lock the real user out.
 
-    def __init__(self, per_name: int = 10, per_ip: int = 50, window: float = 900.0) -> None:
-        self.per_name, self.per_ip, self.window = per_name, per_ip, window
+    Failures are counted in a sliding window (15 minutes), per process, in memory, under three keys:
+
+    - (account, client address): 10 failures and that address waits out the window for that account.
+      This is what stops a guesser, and it does not touch the real user signing in from elsewhere.
+    - client address: 50 failures over any names and that address waits (spraying many accounts).
+    - account, over all addresses: 100 failures and everyone waits for that account. This caps
+      distributed guessing at 100 guesses per account per window (against scrypt), and locking the
+      real user out now takes at least ten addresses each spending its own per-pair allowance,
+      instead of ten requests from anywhere (the old per-name lockout was a cheap denial of service).
+
+    The account key is the same normalisation sign-in uses (users.canonical_name), so " viewer" and
+    "viewer" share one count; a success clears that address's count for the account."""
+
+    def __init__(self, per_pair: int = 10, per_ip: int = 50, per_account: int = 100,
+                 window: float = 900.0) -> None:
+        self.per_pair, self.per_ip, self.per_account, self.window = per_pair, per_ip, per_account, window
         self._fails: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
+    @staticmethod
+    def _keys(name: str, ip: str) -> tuple[str, str, str]:
+        account = canonical_name(name)[:200]
+        return "p:" + ip + "\0" + account, "i:" + ip, "a:" + account
+
     def _recent(self, key: str, now: float) -> int:
-        q = self._fails[key]
+        q = self._fails.get(key)
+        if q is None:
+            return 0
         while q and now - q[0] > self.window:
             q.popleft()
         return len(q)
 
     def check(self, name: str, ip: str) -> None:
         now = time.monotonic()
+        pair, addr, account = self._keys(name, ip)
         with self._lock:
-            if self._recent("n:" + name.lower()[:200], now) >= self.per_name or \
-                    self._recent("i:" + ip, now) >= self.per_ip:
+            if (self._recent(pair, now) >= self.per_pair or self._recent(addr, now) >= self.per_ip
+                    or self._recent(account, now) >= self.per_account):
                 raise TooManyAttempts(f"too many failed sign-ins; try again in {int(self.window // 60)} minutes")
 
     def failed(self, name: str, ip: str) -> None:
@@ -99,12 +122,13 @@ class LoginThrottle:
             if len(self._fails) > 50_000:  # bounded memory under a flood of made-up names
                 for key in [k for k, q in self._fails.items() if not q or now - q[-1] > self.window]:
                     del self._fails[key]
-            self._fails["n:" + name.lower()[:200]].append(now)
-            self._fails["i:" + ip].append(now)
+            for key in self._keys(name, ip):
+                self._fails[key].append(now)
 
-    def succeeded(self, name: str) -> None:
+    def succeeded(self, name: str, ip: str) -> None:
+        pair, _addr, _account = self._keys(name, ip)
         with self._lock:
-            self._fails.pop("n:" + name.lower()[:200], None)
+            self._fails.pop(pair, None)
 
 
 class Auth:
@@ -169,13 +193,16 @@ class Auth:
     def _resolve(self, request: Request) -> Principal | None:
         header = request.headers.get("authorization")
         if header is not None:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
+            token = bearer_token(header)
+            if token is not None:
+                user = user_for_token(self.db, token) if token else None
+                if user is None:
+                    raise NotSignedIn("invalid or revoked API token")
+                return Principal(user, "token")
+            if is_api_path(request.url.path):
                 raise NotSignedIn("the Authorization header must be 'Bearer mw_...'")
-            user = user_for_token(self.db, token.strip())
-            if user is None:
-                raise NotSignedIn("invalid or revoked API token")
-            return Principal(user, "token")
+            # Pages: another scheme (Basic, from a proxy in front of the app) is not ours to judge;
+            # ignore it and use the session cookie (judging it made every page redirect forever).
         data = self.read_session(request)
         if not data or not isinstance(data.get("u"), int):
             return None
@@ -185,7 +212,7 @@ class Auth:
         return Principal(user, "session", data["c"])
 
     def check_csrf(self, request: Request, submitted: str | None) -> None:
-        if request.method not in UNSAFE_METHODS or "authorization" in request.headers:
+        if request.method not in UNSAFE_METHODS or bearer_token(request.headers.get("authorization")) is not None:
             return
         data = self.read_session(request)
         if data is None:
@@ -194,13 +221,29 @@ class Auth:
             raise CsrfRefused("missing or wrong CSRF token: reload the page and try again")
 
 
+def is_api_path(path: str) -> bool:
+    return path == "/api" or path.startswith("/api/")
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of a ``Bearer`` Authorization header ("" if empty), or None for no header or
+    another scheme."""
+    if header is None:
+        return None
+    scheme, _, token = header.strip().partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def get_auth(request: Request) -> Auth:
     return request.app.state.auth
 
 
 async def csrf_guard(request: Request) -> None:
-    """Global dependency: refuses unsafe requests without the session's CSRF secret."""
-    if request.method not in UNSAFE_METHODS or "authorization" in request.headers:
+    """Global dependency: refuses unsafe requests without the session's CSRF secret.
+
+    Only a Bearer header exempts a request: browsers attach Basic credentials (of a proxy in front)
+    to forged cross-site requests on their own, never bearer tokens."""
+    if request.method not in UNSAFE_METHODS or bearer_token(request.headers.get("authorization")) is not None:
         return
     auth = get_auth(request)
     submitted = request.headers.get(CSRF_HEADER)

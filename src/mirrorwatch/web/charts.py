@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from markupsafe import Markup, escape
 
+from mirrorwatch.display import safe_text
 from mirrorwatch.services.dashboard import Bar, DayCount
 
 
@@ -60,8 +61,9 @@ def hbars(bars: Sequence[Bar], *, width: int = 420, row: int = 18, label_w: int 
     for i, b in enumerate(bars):
         y = 2 + i * row
         w = plot_w * b.value / top
-        label = b.label if len(b.label) <= 24 else b.label[:23] + "…"
-        inner = (f"<title>{escape(b.label)}: {b.value}</title>"
+        full = safe_text(b.label)  # uploader names: control and bidi characters shown as escapes
+        label = full if len(full) <= 24 else full[:23] + "…"
+        inner = (f"<title>{escape(full)}: {b.value}</title>"
                  f'<text class="label" x="{label_w - 6}" y="{y + row - 5}" text-anchor="end">{escape(label)}</text>'
                  f'<rect class="bar" x="{label_w}" y="{y + 2}" width="{_f(max(w, 1 if b.value else 0))}" height="{row - 5}"/>'
                  f'<text class="value" x="{_f(label_w + w + 4)}" y="{y + row - 5}">{b.value}</text>')

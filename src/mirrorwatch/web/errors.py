@@ -71,7 +71,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(MirrorwatchError)
     async def _mw_error(request: Request, exc: MirrorwatchError) -> Response:
-        return error_response(request, exc.http_status, str(exc))
+        return error_response(request, exc.http_status, str(exc), getattr(exc, "http_headers", None))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

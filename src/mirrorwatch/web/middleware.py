@@ -100,8 +100,10 @@ async def _send_error(send: Send, status: int, message: str, path: str) -> None:
     else:
         from html import escape
 
+        # A plain link (the CSP forbids javascript: URLs): the page the form was on, else the dashboard.
+        back = path.rstrip("/").removesuffix("/preview").removesuffix("/import") if path.startswith("/banks/") else "/"
         body = (f"<!doctype html><meta charset=utf-8><title>{status}</title>"
-                f"<p>{escape(message)}</p><p><a href=\"javascript:history.back()\">Back</a></p>").encode()
+                f"<p>{escape(message)}</p><p><a href=\"{escape(back or '/', quote=True)}\">Back</a></p>").encode()
         ctype = b"text/html; charset=utf-8"
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),

@@ -1,7 +1,9 @@
 """Rendering pages: one Jinja2 environment (autoescape always on), filters, and flash messages.
 
 Templates never receive raw HTML from data: every name, path, note and evidence line is escaped
-by Jinja. The only markup built in Python is the inline SVG of the charts (web/charts.py), which
+by Jinja. Before that, every printed value passes `mirrorwatch.display.safe_text` (the Jinja
+`finalize` hook): control characters and bidi overrides in hub file names, uploader names or sheet
+cells show as visible escapes (``\u202e``) instead of reordering or hiding what is around them. The only markup built in Python is the inline SVG of the charts (web/charts.py), which
 escapes its own labels. Flash messages travel in a short-lived signed cookie, so a link cannot put
 words into the app's mouth."""
 
@@ -10,13 +12,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 
+from mirrorwatch.display import safe_text
 from mirrorwatch.hashing.forms import describe_lengths, hash_labels
 from mirrorwatch.match.states import TIER_NAMES, reviewer_may
 from mirrorwatch.web.auth import CSRF_FIELD, get_auth
@@ -56,6 +60,25 @@ def uploader_url(hub: str, author: str | None) -> str:
     return f"/uploaders/{quote(hub, safe='')}/{quote(author, safe='')}"
 
 
+_HUB_HREF_SAFE = ":/@!$&'()*+,;=-._~%"
+
+
+def hub_href(url: str | None) -> str:
+    """A link to a repo or file on a hub. Hub page URLs carry no query or fragment, so a "#" or "?"
+    there belongs to a file name and is percent-encoded (as are spaces, quotes and non-ASCII); an
+    existing %XX is kept, so an already encoded URL comes out unchanged. Only http(s) links."""
+    if not url or urlsplit(url).scheme.lower() not in ("http", "https"):
+        return ""
+    return quote(url, safe=_HUB_HREF_SAFE)
+
+
+def ext_href(url: str | None) -> str:
+    """A link to an outside page given by a sheet (a Civitai URL): only http(s); the query is kept."""
+    if not url or urlsplit(url).scheme.lower() not in ("http", "https"):
+        return ""
+    return quote(url, safe=_HUB_HREF_SAFE + "?#[]")
+
+
 def _qs(params: dict[str, Any], **changes: Any) -> str:
     merged = {**params, **changes}
     return urlencode({k: v for k, v in merged.items() if v not in (None, "", False)})
@@ -67,14 +90,22 @@ def _num(value: int | float | None) -> str:
     return f"{value:,}".replace(",", " ") if isinstance(value, int) else f"{value:g}"
 
 
+def _finalize(value: Any) -> Any:
+    """Every {{ value }} of every template: untrusted text made safe to show (newlines kept)."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return safe_text(value, keep_newlines=True)
+    return value
+
+
 def make_env() -> Environment:
     env = Environment(
         loader=FileSystemLoader(str(TEMPLATES)),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=True, default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
-    env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num)
+    env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num, hub_href=hub_href, ext_href=ext_href)
     env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD,
                        hash_lengths=describe_lengths, hash_labels=hash_labels,
                        reviewer_may=reviewer_may)

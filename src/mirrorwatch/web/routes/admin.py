@@ -90,6 +90,13 @@ async def users_change(request: Request, db: DB, user_id: IdPath, p: Principal =
         u = await run_in_threadpool(lambda: users.set_password(db, user_id, str(form.get("password") or ""),
                                                                actor=p.name))
         msg = f"Password of {u.name} changed; their sessions have ended."
+    elif action == "logout":
+        u = await run_in_threadpool(lambda: users.end_sessions(db, user_id, actor=p.name))
+        msg = f"Every session of {u.name} has ended."
+        if u.id == p.user.id:  # ended their own too: sign this browser in afresh
+            response = redirect(request, "/admin/users", msg)
+            get_auth(request).sign_in(request, response, u)
+            return response
     else:
         raise InvalidInput("unknown account action")
     return redirect(request, "/admin/users", msg)

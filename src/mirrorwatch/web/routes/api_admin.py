@@ -63,6 +63,12 @@ def api_patch_user(db: DB, user_id: IdPath, body: UserPatch, p: Principal = ADMI
     return u
 
 
+@router.delete("/users/{user_id}/sessions", response_model=UserOut,
+               summary="End every web session of an account (admin; API tokens stay valid)")
+def api_end_sessions(db: DB, user_id: IdPath, p: Principal = ADMIN):
+    return users.end_sessions(db, user_id, actor=p.name)
+
+
 @router.get("/tokens", response_model=list[TokenOut], summary="API tokens: your own, or everyone's for admins")
 def api_tokens(db: DB, all_users: Annotated[bool, Query(alias="all")] = False, p: Principal = VIEWER):
     if all_users and not p.can("admin"):

@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 from mirrorwatch.services import dashboard as dash
 from mirrorwatch.services import entries, repos, uploaders
 from mirrorwatch.services.entries import EntryDetail
-from mirrorwatch.services.lookup import lookup
 from mirrorwatch.services.paging import Page
 from mirrorwatch.services.repos import RepoDetail, RepoView
 from mirrorwatch.services.uploaders import UploaderDetail, UploaderSummary
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER
+from mirrorwatch.web.pools import run_lookup
 from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
 from mirrorwatch.web.schemas import DashboardOut, ErrorOut, LookupOut
 
@@ -27,14 +27,15 @@ Author = Annotated[str, Path(min_length=1, max_length=200)]
 
 
 @router.get("/lookup", response_model=LookupOut, summary="Look up removed models by hash, Civitai URL or name")
-def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, description="hash, URL or name")],
+async def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, description="hash, URL or name")],
                limit: Annotated[int, Query(ge=1, le=100)] = 20,
                bank: Annotated[str | None, Query(max_length=200)] = None):
     """The input kind is detected: 64/12/10/8 hex (every hash form it may be), a Civitai URL or
     `civitai:ID`, or a name (typo-tolerant). Each result says why it matched."""
     # The hottest endpoint: the service's own dict goes out as is (same fields as LookupOut, which
-    # documents it; the schema tests check they agree), skipping a second validation pass.
-    return JSONResponse(lookup(db, q, limit=limit, bank=bank or None).to_dict())
+    # documents it; the schema tests check they agree), skipping a second validation pass. Name
+    # searches run on their own small pool so they never hold up hash lookups (web/pools.py).
+    return JSONResponse((await run_lookup(db, q, limit=limit, bank=bank or None)).to_dict())
 
 
 @router.get("/entries/{entry_id}", response_model=EntryDetail, summary="A removed model with its hash forms and mirrors")
@@ -61,7 +62,7 @@ def api_uploaders(db: DB, hub: Annotated[str | None, Query(max_length=40)] = Non
     return uploaders.list_uploaders(db, hub=hub, min_matches=min_matches, limit=limit, offset=offset)
 
 
-@router.get("/uploaders/{hub}/{author}", response_model=UploaderDetail, summary="All matches of one uploader")
+@router.get("/uploaders/{hub}/{author:path}", response_model=UploaderDetail, summary="All matches of one uploader")
 def api_uploader(db: DB, hub: Hub, author: Author, limit: Limit = 50, offset: Offset = 0):
     return uploaders.get_uploader(db, hub, author, limit=limit, offset=offset)
 

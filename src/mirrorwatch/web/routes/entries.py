@@ -33,7 +33,7 @@ def uploader_list(request: Request, db: DB, hub: Annotated[str, Query(max_length
     return render(request, "uploaders.html", page=page, params={"hub": hub})
 
 
-@router.get("/uploaders/{hub}/{author}")
+@router.get("/uploaders/{hub}/{author:path}")  # ":path": uploader names may hold "/"
 def uploader(request: Request, db: DB, hub: Annotated[str, Path(max_length=40)],
              author: Annotated[str, Path(max_length=200)], offset: Offset = 0, p: Principal = VIEWER):
     return render(request, "uploader.html", u=uploaders.get_uploader(db, hub, author, limit=PAGE_SIZE, offset=offset),

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import dashboard as dash
-from mirrorwatch.services.lookup import lookup
 from mirrorwatch.services.scans import last_quota
 from mirrorwatch.store.db import Database
 from mirrorwatch.web import charts
 from mirrorwatch.web.auth import VIEWER, Principal
+from mirrorwatch.web.pools import run_lookup
 from mirrorwatch.web.render import redirect, render
 from mirrorwatch.web.routes.common import get_db
 
@@ -30,15 +31,16 @@ def home(request: Request, db: DB, p: Principal = VIEWER):
 
 
 @router.get("/search")
-def search(request: Request, db: DB, q: Annotated[str, Query(max_length=2000)] = "",
-           bank: Annotated[str, Query(max_length=200)] = "", p: Principal = VIEWER):
+async def search(request: Request, db: DB, q: Annotated[str, Query(max_length=2000)] = "",
+                 bank: Annotated[str, Query(max_length=200)] = "", p: Principal = VIEWER):
     q = q.strip()
     if not q:
-        return render(request, "search.html", q="", result=None, error=None)
+        return await run_in_threadpool(render, request, "search.html", q="", result=None, error=None)
     try:
-        result = lookup(db, q, limit=20, bank=bank or None)
+        result = await run_lookup(db, q, limit=20, bank=bank or None)  # names on their own pool
     except InvalidInput as exc:
-        return render(request, "search.html", status_code=400, q=q, result=None, error=str(exc))
+        return await run_in_threadpool(render, request, "search.html", status_code=400, q=q, result=None,
+                                       error=str(exc))
     if result.kind in ("hash", "url") and len(result.results) == 1:
         return redirect(request, f"/entries/{result.results[0].id}")
-    return render(request, "search.html", q=q, result=result, error=None)
+    return await run_in_threadpool(render, request, "search.html", q=q, result=result, error=None)

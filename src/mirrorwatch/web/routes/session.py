@@ -11,7 +11,7 @@ from sqlalchemy import text
 from mirrorwatch.services import users
 from mirrorwatch.services.audit import record
 from mirrorwatch.store.db import Database
-from mirrorwatch.web.auth import current, get_auth
+from mirrorwatch.web.auth import NotSignedIn, current, get_auth
 from mirrorwatch.web.render import redirect, render
 from mirrorwatch.web.routes.common import get_db, safe_next
 from mirrorwatch.web.schemas import HealthOut
@@ -30,7 +30,11 @@ def healthz(db: DB):
 
 @router.get("/login")
 def login_form(request: Request, next: str | None = None):
-    if current(request) is not None:
+    try:
+        signed_in = current(request) is not None
+    except NotSignedIn:  # a stale bearer token on a page: show the form (never redirect in a loop)
+        signed_in = False
+    if signed_in:
         return redirect(request, safe_next(next))
     return render(request, "login.html", next=safe_next(next, ""), error=None, name="")
 
@@ -52,7 +56,7 @@ async def login(request: Request, db: DB, name: Annotated[str, Form(max_length=2
         await run_in_threadpool(_log_failure)
         return render(request, "login.html", status_code=401, next=safe_next(next, ""),
                       error="Wrong name or password.", name=name[:100])
-    auth.throttle.succeeded(name)
+    auth.throttle.succeeded(name, ip)
 
     def _log_success() -> None:
         with db.session() as s:
@@ -65,7 +69,16 @@ async def login(request: Request, db: DB, name: Annotated[str, Form(max_length=2
 
 
 @router.post("/logout")
-def logout(request: Request):
+def logout(request: Request, db: DB):
+    """Sign out: the account's session epoch moves on, so this cookie (and any copy of it) is dead on
+    the server too, not only deleted from this browser."""
     response = redirect(request, "/login", "Signed out.")
-    get_auth(request).clear_session(request, response)
+    auth = get_auth(request)
+    try:
+        p = auth.principal(request)
+    except NotSignedIn:
+        p = None
+    if p is not None and p.via == "session":
+        users.end_sessions(db, p.user.id, actor=p.name, reason="sign-out")
+    auth.clear_session(request, response)
     return response
