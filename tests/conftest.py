@@ -1,25 +1,25 @@
-"""Shared fixtures: a real SQLite database file per test, the sample inputs, the CLI as a subprocess."""
+"""Shared fixtures for every test folder: an isolated environment, a real SQLite database file per
+test, the CLI as a subprocess.
+
+Layout: tests/unit (no network, no subprocess, no server, no database: seconds), tests/integration
+(the local test hub over HTTP, databases, services, the web app in-process), tests/e2e (CLI
+subprocesses, the browser, SIGKILL and resume, `serve`, the demo). Helper modules live in
+tests/support, which pytest puts on sys.path (`pythonpath` in pyproject.toml): import them by name
+(`from webdata import ...`, `from pytest_testhub import hf_env, testhub`, `pytest_plugins = ("webfixtures",)`).
+Sample inputs are in tests/data (see `helpers.sample`)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from helpers import run_cli
 from mirrorwatch.store.db import Database
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLES = ROOT.parent / "shared" / "samples"
-LOCAL_SAMPLES = Path(__file__).parent / "data"
-
-
-def sample(name: str) -> Path:
-    """A sample input: ../shared/samples when present, else the copy under tests/data."""
-    p = SAMPLES / name
-    return p if p.exists() else LOCAL_SAMPLES / name
+# The helper modules in tests/support get pytest's assertion messages too (and no "already imported"
+# warning when a test module imports one before another lists it in `pytest_plugins`).
+pytest.register_assert_rewrite("_hash_helpers", "pytest_testhub", "sweepfixtures", "webdata", "webfixtures")
 
 
 @pytest.fixture(autouse=True)
@@ -41,21 +41,6 @@ def db_path(tmp_path) -> Path:
 @pytest.fixture
 def db(db_path) -> Database:
     return Database.open(str(db_path))
-
-
-def run_cli(*args: str, db: Path | None = None, input: str | None = None, env: dict | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-    """Run the real console entry point in a subprocess."""
-    full_env = dict(os.environ)
-    if db is not None:
-        full_env["MIRRORWATCH_DB"] = str(db)
-    full_env.pop("MIRRORWATCH_DEBUG", None)
-    if env:
-        full_env.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "mirrorwatch.cli.main", *args],
-        capture_output=True, text=True, input=input, env=full_env, timeout=timeout,
-    )
 
 
 @pytest.fixture
