@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from helpers import sample
+from conftest import sample
 
 
 def no_traceback(proc):
@@ -64,7 +64,7 @@ def test_bad_inputs_are_one_line_errors(cli, tmp_path):
 
 
 def test_db_option_and_env(tmp_path):
-    from helpers import run_cli
+    from conftest import run_cli
 
     target = tmp_path / "elsewhere" / "x.db"
     assert run_cli("--db", str(target), "bank", "create", "z").returncode == 0

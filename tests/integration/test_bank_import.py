@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from openpyxl import Workbook
 
-from helpers import sample
+from conftest import sample
 from mirrorwatch.bank.importer import ImportRejected, import_file
 from mirrorwatch.bank.sheets import parse_map
 from mirrorwatch.errors import NotFound, SheetError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import sample
+from conftest import sample
 from mirrorwatch.bank.importer import import_file
 from mirrorwatch.errors import InvalidInput, InvalidUrl
 from mirrorwatch.services.banks import create_bank

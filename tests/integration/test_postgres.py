@@ -10,7 +10,7 @@ import os
 import pytest
 from sqlalchemy import create_engine, text
 
-from helpers import sample
+from conftest import sample
 from mirrorwatch.bank.importer import ImportRejected, import_file
 from mirrorwatch.services.banks import create_bank, list_banks
 from mirrorwatch.services.lookup import lookup
