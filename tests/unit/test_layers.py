@@ -122,8 +122,8 @@ def upward(edges: list[Edge]) -> list[Edge]:
     out = []
     for e in edges:
         src, dst = package_of(e.source), package_of(e.target)
-        if src is None or dst is None or src == dst:
-            continue
+        if src is None or dst is None or src == dst or layer_of(src) is None or layer_of(dst) is None:
+            continue  # packages without a layer are reported by test_every_package_has_a_layer
         if layer_of(src) < layer_of(dst):
             out.append(e)
     return out
@@ -193,8 +193,16 @@ def test_no_package_imports_a_higher_layer():
     assert not bad, "upward imports (lower layers must not import higher ones):\n" + "\n".join(map(str, bad))
 
 
+def module_edges(edges: list[Edge]) -> list[Edge]:
+    """Edges between modules, less those from a module to a package containing it: Python runs a
+    package's __init__ before any of its modules anyway, so that edge is always there, and a real
+    problem with it (the package importing the module at load time while the module needs a name the
+    package has not yet defined) fails at import, in every test."""
+    return [e for e in edges if not e.source.startswith(e.target + ".")]
+
+
 def test_no_import_cycles_between_modules():
-    found = cycles(allowed(import_edges()))
+    found = cycles(module_edges(allowed(import_edges())))
     assert not found, "import cycles between modules:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
@@ -206,7 +214,7 @@ def test_no_import_cycles_between_packages():
 def test_known_violations_are_still_needed():
     """Each allow-listed edge must exist and still be a violation; otherwise delete it from the list."""
     edges = import_edges()
-    in_cycle = {m for group in cycles(edges) + cycles(package_edges(edges)) for m in group}
+    in_cycle = {m for group in cycles(module_edges(edges)) + cycles(package_edges(edges)) for m in group}
     needed = {(e.source, e.target) for e in upward(edges)}
     needed |= {(e.source, e.target) for e in edges if e.source in in_cycle and e.target in in_cycle}
     needed |= {(e.source, e.target) for e in edges
