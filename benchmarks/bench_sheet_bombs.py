@@ -117,7 +117,7 @@ def main() -> None:
     ap.add_argument("--cases", help="comma-separated substrings of case names to run")
     args = ap.parse_args()
     wanted = [c.strip() for c in args.cases.split(",")] if args.cases else None
-    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "tests" / "support"))
     import sheet_bombs  # the same builders the regression tests use
 
     print("peak RSS of the parsing process (input bytes included), wall time, outcome")

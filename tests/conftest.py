@@ -1,8 +1,17 @@
-"""Shared fixtures: a real SQLite database file per test, the sample inputs, the CLI as a subprocess."""
+"""Shared fixtures: a real SQLite database file per test, the sample inputs, the CLI as a subprocess.
+
+Layout: tests/unit (no network, no subprocess, no server, no database: seconds; the guard below
+enforces it), tests/integration (the local test hub over HTTP, databases, services, the web app
+in-process), tests/e2e (CLI subprocesses, the browser, SIGKILL and resume, `serve`, the demo).
+Helper modules live in tests/support, which pytest puts on sys.path (`pythonpath` in pyproject.toml):
+import them by name (`from webdata import ...`, `from pytest_testhub import hf_env, testhub`,
+`pytest_plugins = ("webfixtures",)`); `sample` and `run_cli` are imported from this module. Keep this
+the only conftest.py, so that `from conftest import ...` always means this file."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +20,12 @@ import pytest
 
 from mirrorwatch.store.db import Database
 
+# The helper modules in tests/support get pytest's assertion messages too (and no "already imported"
+# warning when a test module imports one before another lists it in `pytest_plugins`).
+pytest.register_assert_rewrite("_hash_helpers", "pytest_testhub", "sweepfixtures", "webdata", "webfixtures")
+
 ROOT = Path(__file__).resolve().parent.parent
+UNIT = Path(__file__).resolve().parent / "unit"
 SAMPLES = ROOT.parent / "shared" / "samples"
 LOCAL_SAMPLES = Path(__file__).parent / "data"
 
@@ -31,6 +45,26 @@ def _isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_HUB_DISABLE_IMPLICIT_TOKEN", "1")
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_CACHE", str(home / "hf" / "hub"))
+
+
+def _refuse(what: str, where: str):
+    def refused(*_args, **_kwargs):
+        raise AssertionError(f"a unit test must not {what}: move it to {where}")
+
+    return refused
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_in_process(request, monkeypatch):
+    """Under tests/unit, opening a socket, starting a process or opening a database fails the test
+    with a message saying where it belongs: "unit" is a checked property, not a convention."""
+    if UNIT not in request.node.path.parents:
+        return
+    monkeypatch.setattr(socket.socket, "connect", _refuse("open a network connection", "tests/integration"))
+    monkeypatch.setattr(socket.socket, "connect_ex", _refuse("open a network connection", "tests/integration"))
+    monkeypatch.setattr(socket.socket, "bind", _refuse("start a server", "tests/integration"))
+    monkeypatch.setattr(subprocess.Popen, "__init__", _refuse("start a subprocess", "tests/e2e"))
+    monkeypatch.setattr(Database, "open", _refuse("open a database", "tests/integration"))
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
-"""pytest fixtures for driving the test hub with the real huggingface_hub client.
+"""pytest fixtures for driving the test hub (mirrorwatch.testhub) with the real huggingface_hub client.
 
 Use them from a test module with
-    from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
-(or list this module in the root conftest's `pytest_plugins`).
+    from pytest_testhub import hf_env, testhub  # noqa: F401
+or `pytest_plugins = ["pytest_testhub"]` (tests/support is on sys.path, see tests/conftest.py).
 
 `hf_env` isolates the client: temp HF_HOME/HF_HUB_CACHE, no HF_TOKEN, implicit tokens disabled.
 The client reads some of these at import time, so its `constants` are patched too; a stored token
@@ -19,8 +19,7 @@ from typing import Any
 
 import pytest
 
-from .model import Hub, Repo
-from .server import RunningHub, serve
+from mirrorwatch.testhub import Hub, Repo, RunningHub, serve
 
 
 def isolate_hf_client(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:

@@ -8,7 +8,7 @@ from mirrorwatch.services.matches import list_matches
 from mirrorwatch.store.models import StatusEvent
 from mirrorwatch.sweep.recheck import recheck
 from mirrorwatch.testhub import Hub, Repo, RepoFile
-from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
+from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import bank_sha, hf, make_bank, planted, sweep
 
 

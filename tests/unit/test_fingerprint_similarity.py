@@ -153,6 +153,7 @@ def test_shape_fallback_when_names_do_not_align(sd15):
         assert sim.method == "shapes" and sim.verdict() == "no_match", sim.details
 
 
+@pytest.mark.slow  # about 13 s of CPU (dense LoHa/LoKr deltas): left out of `./dev test-fast`
 def test_lycoris_files_survive_dtype_and_refactoring(tmp_path):
     for lf in (generate_lycoris("sd15", seed=50, algo="loha", rank=4), generate_lycoris("sd15", seed=51, algo="lokr")):
         original = file_fp(lf, tmp_path, "orig.safetensors")

@@ -1,7 +1,7 @@
 """The web app and its services on PostgreSQL (the larger-deployment database): every API read, the
 main pages, a decision, a report and an import, through the same code as on SQLite.
 
-Needs MIRRORWATCH_TEST_PG (as tests/test_postgres.py; `./dev test` starts Debian's PostgreSQL and
+Needs MIRRORWATCH_TEST_PG (as tests/integration/test_postgres.py; `./dev test` starts Debian's PostgreSQL and
 sets it). In CI a missing server is a failure, not a skip."""
 
 from __future__ import annotations

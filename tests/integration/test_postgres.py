@@ -17,7 +17,7 @@ from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.db import Database
 from mirrorwatch.testhub import Hub, generate_repos
-from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
+from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import hf, make_bank, match_pairs, planted, sweep
 
 PG = os.environ.get("MIRRORWATCH_TEST_PG")

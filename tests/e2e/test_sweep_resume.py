@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Match, ScanRun
 from mirrorwatch.testhub import Faults, Hub, generate_repos
-from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
+from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import hf, make_bank, match_pairs, planted, sweep
 
 

@@ -17,7 +17,7 @@ from safetensors.numpy import save_file
 
 from _hash_helpers import TWO_MIB, naive_hashes, random_bytes, safetensors_bytes, write
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MIRRORWATCH = ROOT / ".venv" / "bin" / "mirrorwatch"
 KEYS = ["path", "size", "sha256", "autov1", "autov2", "autov3", "autov3_full", "crc32", "blake3"]
 HELLO_SHA = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"

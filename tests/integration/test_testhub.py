@@ -24,7 +24,7 @@ from huggingface_hub.errors import (
 
 from mirrorwatch.testhub import Hub, Repo, RepoFile, generate_repos, serve
 
-pytest_plugins = ["mirrorwatch.testhub.pytest_fixtures"]
+pytest_plugins = ["pytest_testhub"]
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 LORA_BYTES = b"\x10\x00\x00\x00\x00\x00\x00\x00" + b'{"__metadata__":{}}' + bytes(range(256)) * 40

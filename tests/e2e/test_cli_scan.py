@@ -7,7 +7,7 @@ import io
 import json
 
 from mirrorwatch.testhub import Hub, generate_repos
-from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
+from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import bank_sha, make_bank, planted
 
 

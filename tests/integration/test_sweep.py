@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from mirrorwatch.store.models import HubRepo, ScanError
 from mirrorwatch.testhub import Faults, Hub, Quotas, Repo, RepoFile, generate_repos
-from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
+from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import hf, make_bank, match_count, match_pairs, planted, sweep
 
 

@@ -20,7 +20,7 @@ from mirrorwatch.services.matches import list_matches
 from mirrorwatch.store.models import Entry, EntrySignal, HubFile, ScanError
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 from mirrorwatch.testhub import Hub, Repo, RepoFile
-from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
+from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import hf
 
 

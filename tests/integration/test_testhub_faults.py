@@ -13,7 +13,7 @@ from huggingface_hub.utils import parse_ratelimit_headers
 
 from mirrorwatch.testhub import Faults, Hub, Quotas, Repo, RepoFile, generate_repos
 
-pytest_plugins = ["mirrorwatch.testhub.pytest_fixtures"]
+pytest_plugins = ["pytest_testhub"]
 
 GOOD = "good-user/lora-archive-1"
 NAMES = ["size-user/lora-a", "hex-user/lora-b", "list-user/lora-c", "huge-user/lora-d", "gone-user/lora-e",
