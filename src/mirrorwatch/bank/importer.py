@@ -2,7 +2,12 @@
 
 Identity of an entry within a bank, strongest first: Civitai version id, SHA256, Civitai model id
 (for rows without a version), normalised name (for rows with nothing else). A row that matches an
-existing entry by any of these merges into it (new hash forms, missing fields) instead of adding."""
+existing entry by any of these merges into it (new hash forms, missing fields) instead of adding.
+
+Version id identity wins over file identity: Civitai lists the same file bytes under several versions
+(a "pruned" re-listing, a re-upload), so a row with a version id merges by SHA256 only into an entry
+that has no version id yet; an entry of another version is never merged into. Each version is banked
+and its files are indexed for it, so an exact match names every version that lists the file."""
 
 from __future__ import annotations
 
@@ -113,8 +118,13 @@ class _BankIndex:
 
     def find(self, rec: Record) -> int | None:
         for key in rec.identity_keys():
-            if key in self.by_key:
-                return self.by_key[key]
+            eid = self.by_key.get(key)
+            if eid is None:
+                continue
+            if rec.version_id and not key.startswith("v:"):
+                if self.fields[eid]["civitai_version_id"] not in (None, rec.version_id):
+                    continue  # the same file under another version: a separate entry
+            return eid
         return None
 
     def remember(self, rec: Record, eid: int) -> None:

@@ -1,0 +1,69 @@
+"""Real Civitai (and CivArchive) answers imported into a bank: versions that share a file stay
+separate entries (issue 8, defect 4); shapes with hash- or id-looking fields the importer does not
+understand are refused, never imported as empty rows (defect 5). Data: tests/data/real/README.md."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mirrorwatch.bank.importer import ImportRejected
+from mirrorwatch.match.exact import find_exact
+from mirrorwatch.services.banks import create_bank
+from mirrorwatch.services.imports import import_file
+from mirrorwatch.services.lookup import lookup
+from mirrorwatch.store.models import HubFile, HubRepo
+
+REAL = Path(__file__).parent / "data" / "real"
+SHARED_SHA = "21437ec26670e230b067ca936f6657caf5ca063f15aec333ef249bec7c0f0dc0"
+
+
+@pytest.fixture
+def bank(db):
+    create_bank(db, "real")
+    return "real"
+
+
+def _hub_file(db, sha256: str) -> list:
+    with db.session() as s:
+        repo = HubRepo(hub="hf", repo_id="someone/reupload", author="someone")
+        s.add(repo)
+        s.flush()
+        f = HubFile(repo_pk=repo.id, path="aeshteticv5.safetensors", size=171_969_416, sha256=sha256)
+        s.add(f)
+        s.flush()
+        return sorted(h.entry_id for h in find_exact(s, [f]))
+
+
+def test_versions_sharing_a_file_are_both_banked_and_both_matched(db, bank):
+    s = import_file(db, bank, REAL / "civitai-model-shared-file.json")
+    assert (s.added, s.updated, s.duplicates, len(s.rejected)) == (2, 0, 0, 0)
+    pruned = lookup(db, "https://civitai.com/models/706978?modelVersionId=1050497").results
+    assert [e.civitai_version_id for e in pruned] == [1050497]
+    assert pruned[0].hashes["sha256"] == [SHARED_SHA]
+    both = lookup(db, SHARED_SHA).results
+    assert sorted(e.civitai_version_id for e in both) == [1050496, 1050497]
+    assert _hub_file(db, SHARED_SHA) == sorted(e.id for e in both)  # an exact hit names both versions
+
+
+def test_a_version_answer_after_the_model_answer_merges_by_version_id(db, bank):
+    import_file(db, bank, REAL / "civitai-model-shared-file.json")
+    s = import_file(db, bank, REAL / "civitai-version-by-hash.json")  # version 1050496 again
+    assert (s.added, s.updated + s.duplicates) == (0, 1)
+    assert len(lookup(db, SHARED_SHA).results) == 2
+
+
+def test_a_sheet_row_with_only_the_hash_still_merges_into_a_versioned_entry(db, bank, tmp_path):
+    import_file(db, bank, REAL / "civitai-version-by-hash.json")
+    sheet = tmp_path / "s.csv"
+    sheet.write_text(f"name,sha256\nAesthetic poses,{SHARED_SHA}\n")
+    s = import_file(db, bank, sheet)
+    assert s.added == 0
+    # and a versioned answer for an entry banked from a sheet by hash fills in its version id
+    create_bank(db, "real2")
+    import_file(db, "real2", sheet)
+    s = import_file(db, "real2", REAL / "civitai-version-by-hash.json")
+    assert (s.added, s.updated) == (0, 1)
+    assert [e.civitai_version_id for e in lookup(db, SHARED_SHA, bank="real2").results] == [1050496]
