@@ -67,3 +67,53 @@ def test_a_sheet_row_with_only_the_hash_still_merges_into_a_versioned_entry(db, 
     s = import_file(db, "real2", REAL / "civitai-version-by-hash.json")
     assert (s.added, s.updated) == (0, 1)
     assert [e.civitai_version_id for e in lookup(db, SHARED_SHA, bank="real2").results] == [1050496]
+
+
+# --- defect 5: CivArchive answers are read; unknown shapes are refused, never imported empty -----
+
+CIVARCHIVE_SHA = "e2b7a280d6539556f23f380b3f71e4e22bc4524445c4c96526e117c6005c6ad3"
+
+
+@pytest.mark.parametrize("name", ["civarchive-model-unwrapped.json", "civarchive-model.json"])
+def test_civarchive_model_answer_keeps_its_hash_ids_and_mirrors(db, bank, name):
+    s = import_file(db, bank, REAL / name)
+    assert (s.added, len(s.rejected), s.fmt) == (1, 0, "civarchive-json")
+    (e,) = lookup(db, CIVARCHIVE_SHA).results
+    assert (e.civitai_model_id, e.civitai_version_id) == (1746460, 1976567)
+    assert e.name == "Mixplin Style [Illustrious] v1.0"
+    assert e.signals["mirror_url"] == ["https://civitai.com/api/download/models/1976567"]
+    assert e.signals["trigger_word"] == ["mxpln"]
+    assert e.signals["file_name"] == ["mxpln-illustrious-example.safetensors"]
+
+
+def test_civarchive_by_hash_answer_with_only_ids(db, bank):
+    s = import_file(db, bank, REAL / "civarchive-sha256-files.json")
+    assert (s.added, len(s.rejected)) == (1, 0)
+    (e,) = lookup(db, "https://civitai.com/models/1746460?modelVersionId=1976567").results
+    assert e.civitai_version_id == 1976567
+
+
+def test_an_unknown_nested_shape_is_refused_naming_what_it_looks_like(db, db_path, bank, tmp_path):
+    doc = json.loads((REAL / "civarchive-model-unwrapped.json").read_text())
+    doc["latest_version"] = doc.pop("version")  # a shape this importer does not know
+    p = tmp_path / "answer.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(Exception, match=r"does not read: .*latest_version.*CivArchive"):
+        import_file(db, bank, p)
+    assert lookup(db, "https://civitai.com/models/1746460").results == []
+
+
+def test_a_flat_json_with_an_unread_hash_field_is_refused(db, bank, tmp_path):
+    p = tmp_path / "list.json"
+    p.write_text(json.dumps([{"name": "Aesthetic poses", "file_sha1": "ab" * 20}]))
+    with pytest.raises(Exception, match="does not read: file_sha1"):
+        import_file(db, bank, p)
+
+
+def test_an_unknown_civitai_hash_label_refuses_the_row(db, bank, tmp_path):
+    doc = json.loads((REAL / "civitai-version-by-hash.json").read_text())
+    doc["files"][0]["hashes"]["AutoV9"] = "0123456789AB"
+    p = tmp_path / "v.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(ImportRejected, match="'AutoV9' is not a form"):
+        import_file(db, bank, p)

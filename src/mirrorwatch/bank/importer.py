@@ -21,6 +21,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.civitai import civitai_records
+from mirrorwatch.bank.lists import LIST_FORMATS, list_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import NotFound, SheetError
@@ -71,6 +72,8 @@ class ImportRejected(SheetError):
 
 
 def records_from_sheet(sheet: Sheet, origin: str) -> tuple[list[Record], list[tuple[int, str]], int]:
+    if sheet.raw_json is not None and sheet.fmt in LIST_FORMATS:
+        return list_records(sheet.fmt, sheet.raw_json)
     if sheet.raw_json is not None:
         recs, problems = civitai_records(sheet.raw_json)
         return recs, problems, len(sheet.raw_json)
@@ -121,9 +124,9 @@ class _BankIndex:
             eid = self.by_key.get(key)
             if eid is None:
                 continue
-            if rec.version_id and not key.startswith("v:"):
-                if self.fields[eid]["civitai_version_id"] not in (None, rec.version_id):
-                    continue  # the same file under another version: a separate entry
+            if rec.version_id and not key.startswith("v:") \
+                    and self.fields[eid]["civitai_version_id"] not in (None, rec.version_id):
+                continue  # the same file under another version: a separate entry
             return eid
         return None
 
