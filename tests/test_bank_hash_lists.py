@@ -112,3 +112,10 @@ def test_civitai_helper_info_files(db, bank, tmp_path):
     shutil.copy(REAL / "not-on-civitai.civitai.info", copy)
     with pytest.raises(ImportRejected, match="Civitai Helper placeholder"):
         import_file(db, bank, copy)
+
+
+def test_the_list_files_can_be_uploaded_too():
+    from mirrorwatch.services.uploads import check_upload
+
+    for name in ("SHA256SUMS", "aeshteticv5.civitai.info", "aeshteticv5.safetensors.sha256", "a1111-cache.json"):
+        assert check_upload(name, (REAL / name).read_bytes()) == name
