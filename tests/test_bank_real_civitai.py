@@ -117,3 +117,13 @@ def test_an_unknown_civitai_hash_label_refuses_the_row(db, bank, tmp_path):
     p.write_text(json.dumps(doc))
     with pytest.raises(ImportRejected, match="'AutoV9' is not a form"):
         import_file(db, bank, p)
+
+
+def test_a_sheet_with_an_unread_hash_column_is_refused(db, bank, tmp_path):
+    p = tmp_path / "s.csv"
+    p.write_text(f"Model Name,SHA256,MD5\nAesthetic poses,{SHARED_SHA},d41d8cd98f00b204e9800998ecf8427e\n")
+    with pytest.raises(Exception, match="column 'MD5' looks like a hash this importer does not read"):
+        import_file(db, bank, p)
+    p.write_text(f"Model Name,civitai_model_version_id,SHA256\nAesthetic poses,1050496,{SHARED_SHA}\n")
+    import_file(db, bank, p)
+    assert [e.civitai_version_id for e in lookup(db, SHARED_SHA).results] == [1050496]

@@ -31,7 +31,8 @@ _PLAIN_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("model name", "name", "model", "title", "model title", "lora name", "lora", "model_name"),
     "url": ("civitai url", "url", "link", "civitai link", "model url", "civitai", "page", "source url", "old url"),
     "model_id": ("model id", "modelid", "civitai model id", "model_id"),
-    "version_id": ("version id", "model version id", "modelversionid", "versionid", "version_id"),
+    "version_id": ("version id", "model version id", "modelversionid", "versionid", "version_id",
+                   "civitai version id", "civitai model version id"),
     "notes": ("notes", "note", "comment", "comments", "description"),
     "kind": ("type", "kind", "model type"),
 }
@@ -48,6 +49,8 @@ def fields() -> tuple[str, ...]:
 
 
 _HEX = re.compile(r"^(sha256:)?[0-9a-fA-F]{8,64}$")
+# A header naming a digest: never dropped silently (issue 8: no row added with a hash left out).
+_UNREAD_HASH = re.compile(r"\b(sha\d*|sha\d+ \d+|md5|hashes|hash|autov\d+|blake\d*|crc\d*|digest|checksum)\b")
 
 
 @dataclass(frozen=True)
@@ -512,6 +515,12 @@ def _sheet_from_table(fmt: str, table: Iterable[list[str]], override: dict[str, 
             if col not in columns:
                 raise SheetError(f"--map {f}={col}: this sheet has no header row; name columns by number 0..{width - 1}")
             mapping[f] = col
+    if has_header and fmt != "json":  # JSON sheets are checked whole by lists.unread_json_fields
+        unread = [c for c in columns if c and c not in mapping.values() and _UNREAD_HASH.search(_key(c))]
+        if unread:
+            raise SheetError(f"column {unread[0][:60]!r} looks like a hash this importer does not read "
+                             f"(hash columns read: {', '.join(sheet_forms())}, hash); nothing was imported. "
+                             "Remove the column or name what it holds with --map")
     index = {c: i for i, c in enumerate(columns)}
     # a hash column that can match on its own (not an 8-hex AutoV1 or CRC32 alone) identifies a model
     strong = [f for f in sheet_forms() if FORMS[f].exact_score is not None]
