@@ -119,3 +119,12 @@ def test_the_list_files_can_be_uploaded_too():
 
     for name in ("SHA256SUMS", "aeshteticv5.civitai.info", "aeshteticv5.safetensors.sha256", "a1111-cache.json"):
         assert check_upload(name, (REAL / name).read_bytes()) == name
+
+
+def test_a1111_cache_json_with_a_duplicate_title_is_refused(db, bank, tmp_path):
+    text = (REAL / "a1111-cache.json").read_text()
+    dup = text.replace('"hashes": {', '"hashes": {\n        "lora/aeshteticv5": {"mtime": 1.0, "sha256": "' + "ab" * 32 + '"},', 1)
+    p = tmp_path / "cache.json"
+    p.write_text(dup)
+    with pytest.raises(SheetError, match="names 'lora/aeshteticv5' twice"):
+        import_file(db, bank, p)

@@ -562,10 +562,25 @@ def load_json_bounded(data: bytes | str, limits: SheetLimits = DEFAULT_LIMITS) -
     values = sum(data.count(m) for m in marks)  # type: ignore[arg-type]
     if values > limits.max_json_values:
         raise SheetError(f"the JSON holds over {limits.max_json_values:,} values; split it")
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) != len(items) and not duplicates:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    duplicates.append(key)
+                    break
+                seen.add(key)
+        return obj
+
     try:
-        doc = loads_bounded(data, max_depth=limits.max_json_depth)
+        doc = loads_bounded(data, max_depth=limits.max_json_depth, object_pairs_hook=pairs)
     except JsonRefused as exc:
         raise SheetError(str(exc)) from None
+    if duplicates:  # json.loads would keep the last silently: which one the writer meant is unknown
+        raise SheetError(f"the JSON names {duplicates[0][:120]!r} twice in one object; nothing was imported")
     return doc
 
 
