@@ -127,3 +127,11 @@ def test_a_sheet_with_an_unread_hash_column_is_refused(db, bank, tmp_path):
     p.write_text(f"Model Name,civitai_model_version_id,SHA256\nAesthetic poses,1050496,{SHARED_SHA}\n")
     import_file(db, bank, p)
     assert [e.civitai_version_id for e in lookup(db, SHARED_SHA).results] == [1050496]
+
+
+def test_civitai_model_json_dump_items(db, bank):
+    s = import_file(db, bank, REAL / "civitai-model-json-checkpoints.json")
+    assert (s.added, len(s.rejected)) == (1, 0)
+    (e,) = lookup(db, "676F0D60C8E860146D5E8A0D802599CADD04E7CADF85C283F189F41F01C9E359").results
+    assert (e.name, e.civitai_model_id, e.civitai_version_id) == ("DreamShaper XL Turbo DPM++ SDE", 112902, 251662)
+    assert e.signals["file_name"] == ["dreamshaperXL_turboDPMSDE.safetensors"]

@@ -96,6 +96,26 @@ def version_record(version: dict[str, Any], model: dict[str, Any], number: int, 
     return rec
 
 
+def _summary_record(obj: dict[str, Any], number: int) -> Record:
+    """A version summarised by civitai-model-json (`dist/*.json`): modelId, modelName, versionId,
+    versionName, files (names), hashes (SHA256s of those files), metas/workflows (images: not read)."""
+    model_id = civitai_id(obj.get("modelId"), "modelId", required=False)
+    version_id = civitai_id(obj.get("versionId"), "versionId", required=True)
+    mname, vname = _text(obj.get("modelName")), _text(obj.get("versionName"))
+    rec = Record(row=number, name=f"{mname} {vname}".strip() if vname not in mname else mname,
+                 model_id=model_id, version_id=version_id)
+    rec.url = (f"https://civitai.com/models/{model_id}?modelVersionId={version_id}" if model_id
+               else f"https://civitai.com/model-versions/{version_id}")
+    for value in obj["hashes"]:
+        if not isinstance(value, str):
+            raise RowProblem(f"a hash is not text: {_shown(value)}")
+        rec.add_hash("hash", value, origin="civitai-model-json")
+    for name in obj.get("files") or []:
+        if _text(name):
+            rec.extra.append(("file_name", _text(name), "civitai-model-json"))
+    return rec
+
+
 def civitai_records(items: list[dict[str, Any]]) -> tuple[list[Record], list[tuple[int, str]]]:
     """Records from Civitai objects; problems as (item number, reason)."""
     records: list[Record] = []
@@ -115,6 +135,8 @@ def civitai_records(items: list[dict[str, Any]]) -> tuple[list[Record], list[tup
                     if not isinstance(v, dict):
                         raise RowProblem("a model version is not an object")
                     records.append(version_record(v, obj, number))
+            elif "versionId" in obj and "id" not in obj and isinstance(obj.get("hashes"), list):
+                records.append(_summary_record(obj, number))
             elif is_civitai_object(obj):
                 records.append(version_record(obj, {}, number))
             else:
