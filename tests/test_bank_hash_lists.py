@@ -114,11 +114,16 @@ def test_civitai_helper_info_files(db, bank, tmp_path):
         import_file(db, bank, copy)
 
 
-def test_the_list_files_can_be_uploaded_too():
-    from mirrorwatch.services.uploads import check_upload
+def test_the_list_files_can_be_uploaded_too(db, bank):
+    from mirrorwatch.services.imports import commit_import
 
+    added = 0
     for name in ("SHA256SUMS", "aeshteticv5.civitai.info", "aeshteticv5.safetensors.sha256", "a1111-cache.json"):
-        assert check_upload(name, (REAL / name).read_bytes()) == name
+        s = commit_import(db, bank, name, (REAL / name).read_bytes(), skip_bad=False, user="t")
+        assert s.committed and not s.rejected
+        added += s.added
+    assert added == 4 + 1 + 0 + 2  # the sidecar and cache.json's LoRA merge into the .civitai.info entry
+    assert _one(db, LORA).civitai_version_id == 1050496
 
 
 def test_a1111_cache_json_with_a_duplicate_title_is_refused(db, bank, tmp_path):
