@@ -241,3 +241,43 @@ def test_fuzz_civitai_urls(text):
     if ref is not None:
         for value in (ref.model_id, ref.version_id):
             assert value is None or 0 < value < 2**53
+
+
+# --- hash lists users have (issue 8): cache.json, model lists, CivArchive, sha256sum --------------
+
+_LIST_SHAPES = st.one_of(
+    st.dictionaries(st.sampled_from(["hashes", "hashes-addnet", "safetensors-metadata"]),
+                    st.dictionaries(st.text(max_size=20), json_values | st.fixed_dictionaries(
+                        {"mtime": json_values, "sha256": json_values | st.just("ab" * 32)}), max_size=4),
+                    max_size=3),
+    st.fixed_dictionaries({"models": st.lists(st.dictionaries(st.sampled_from(
+        ["name", "type", "filename", "save_path", "url", "reference", "sha256", "size", "file_md5"]),
+        json_values | st.sampled_from(["https://civitai.com/api/download/models/9", "ab" * 32])), max_size=4)}),
+    st.fixed_dictionaries({"data": json_values | st.fixed_dictionaries({"version": st.dictionaries(
+        st.sampled_from(["id", "modelId", "civitai_model_version_id", "name", "files", "trigger"]),
+        json_values | st.lists(st.dictionaries(st.sampled_from(["sha256", "mirrors", "name", "hashes"]),
+                                               json_values, max_size=4), max_size=3), max_size=6)})}),
+)
+
+
+@FUZZ
+@given(_LIST_SHAPES)
+def test_fuzz_hash_list_json(doc):
+    data = json.dumps(doc).encode()
+    expect_typed(_parse_and_validate, data, "cache.json")
+    expect_typed(_parse_and_validate, data, "cache.json", SMALL)
+
+
+_SUM_LINES = st.sampled_from([
+    "ab" * 32 + "  m.safetensors", "ab" * 32 + " *m.safetensors", "\\" + "ab" * 32 + "  a\\\\b\\nc",
+    "SHA256 (m.safetensors) = " + "ab" * 32, "ab" * 32, "d41d8cd98f00b204e9800998ecf8427e  x", "# note", "",
+    "not a line", "ab" * 31 + "zz  x", "SHA256 () = " + "ab" * 32]) | st.text(max_size=40)
+
+
+@FUZZ
+@given(st.lists(_SUM_LINES, max_size=12), st.sampled_from(["\n", "\r\n"]),
+       st.sampled_from(["SHA256SUMS", "m.safetensors.sha256", "list.txt"]))
+def test_fuzz_sha256sum(lines, end, name):
+    data = end.join(lines).encode("utf-8", errors="replace")
+    expect_typed(_parse_and_validate, data, name)
+    expect_typed(_parse_and_validate, data, name, SMALL)

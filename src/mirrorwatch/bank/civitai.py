@@ -17,7 +17,7 @@ def is_civitai_object(obj: dict[str, Any]) -> bool:
     return ("modelVersions" in obj and "id" in obj) or ("files" in obj and ("modelId" in obj or "model" in obj))
 
 
-def _civitai_id(value: Any, what: str, *, required: bool) -> int | None:
+def civitai_id(value: Any, what: str, *, required: bool) -> int | None:
     """A Civitai id: a positive integer below 2**53 (JSON booleans, strings, floats, negative and
     absurd numbers refused as the row's problem)."""
     if value is None and not required:
@@ -43,9 +43,11 @@ def _object(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _version_records(version: dict[str, Any], model: dict[str, Any], number: int) -> Record:
-    model_id = _civitai_id(version.get("modelId", model.get("id")), "modelId", required=False)
-    version_id = _civitai_id(version.get("id"), "model version id", required=True)
+def version_record(version: dict[str, Any], model: dict[str, Any], number: int, *,
+                   origin: str = "civitai") -> Record:
+    """One record from a Civitai model-version object (`model`: the enclosing model answer, or {})."""
+    model_id = civitai_id(version.get("modelId", model.get("id")), "modelId", required=False)
+    version_id = civitai_id(version.get("id"), "model version id", required=True)
     vmodel = _object(version.get("model"))
     mname = _text(vmodel.get("name")) or _text(model.get("name"))
     vname = _text(version.get("name"))
@@ -74,17 +76,43 @@ def _version_records(version: dict[str, Any], model: dict[str, Any], number: int
             raise RowProblem("'hashes' is not an object")
         known = civitai_forms()  # Civitai's hash labels, lower case -> our form names
         for label, value in hashes.items():
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue
             form = known.get(str(label).lower())
-            if form and isinstance(value, str) and value.strip():
-                rec.add_hash(form, value, origin="civitai")
+            if form is None:  # never bank the file while dropping one of its hashes
+                raise RowProblem(f"file {_text(f.get('name'))[:80]!r}: hash {str(label)[:40]!r} is not a form "
+                                 f"this importer knows ({', '.join(sorted(known))})")
+            if not isinstance(value, str):
+                raise RowProblem(f"file {_text(f.get('name'))[:80]!r}: hash {str(label)[:40]} is not text")
+            rec.add_hash(form, value, origin=origin)
         if _text(f.get("name")):
-            rec.extra.append(("file_name", _text(f["name"]), "civitai"))
+            rec.extra.append(("file_name", _text(f["name"]), origin))
     words = version.get("trainedWords") or []
     if not isinstance(words, list):
         raise RowProblem("'trainedWords' is not a list")
     for word in words:
         if _text(word):
-            rec.extra.append(("trigger_word", _text(word), "civitai"))
+            rec.extra.append(("trigger_word", _text(word), origin))
+    return rec
+
+
+def _summary_record(obj: dict[str, Any], number: int) -> Record:
+    """A version summarised by civitai-model-json (`dist/*.json`): modelId, modelName, versionId,
+    versionName, files (names), hashes (SHA256s of those files), metas/workflows (images: not read)."""
+    model_id = civitai_id(obj.get("modelId"), "modelId", required=False)
+    version_id = civitai_id(obj.get("versionId"), "versionId", required=True)
+    mname, vname = _text(obj.get("modelName")), _text(obj.get("versionName"))
+    rec = Record(row=number, name=f"{mname} {vname}".strip() if vname not in mname else mname,
+                 model_id=model_id, version_id=version_id)
+    rec.url = (f"https://civitai.com/models/{model_id}?modelVersionId={version_id}" if model_id
+               else f"https://civitai.com/model-versions/{version_id}")
+    for value in obj["hashes"]:
+        if not isinstance(value, str):
+            raise RowProblem(f"a hash is not text: {_shown(value)}")
+        rec.add_hash("hash", value, origin="civitai-model-json")
+    for name in obj.get("files") or []:
+        if _text(name):
+            rec.extra.append(("file_name", _text(name), "civitai-model-json"))
     return rec
 
 
@@ -94,6 +122,9 @@ def civitai_records(items: list[dict[str, Any]]) -> tuple[list[Record], list[tup
     problems: list[tuple[int, str]] = []
     for number, obj in enumerate(items, start=1):
         try:
+            if obj.get("skeleton_file") is True:
+                raise RowProblem("a Civitai Helper placeholder (\"skeleton_file\"): Civitai did not know the "
+                                 "model when it was scanned, so the file holds no ids or hashes")
             if "error" in obj and len(obj) <= 2:
                 raise RowProblem(f"Civitai error response: {str(obj.get('error'))[:200]}")
             if "modelVersions" in obj:
@@ -103,9 +134,11 @@ def civitai_records(items: list[dict[str, Any]]) -> tuple[list[Record], list[tup
                 for v in versions:
                     if not isinstance(v, dict):
                         raise RowProblem("a model version is not an object")
-                    records.append(_version_records(v, obj, number))
+                    records.append(version_record(v, obj, number))
+            elif "versionId" in obj and "id" not in obj and isinstance(obj.get("hashes"), list):
+                records.append(_summary_record(obj, number))
             elif is_civitai_object(obj):
-                records.append(_version_records(obj, {}, number))
+                records.append(version_record(obj, {}, number))
             else:
                 raise RowProblem("not a Civitai model or model-version object")
         except RowProblem as exc:

@@ -2,7 +2,12 @@
 
 Identity of an entry within a bank, strongest first: Civitai version id, SHA256, Civitai model id
 (for rows without a version), normalised name (for rows with nothing else). A row that matches an
-existing entry by any of these merges into it (new hash forms, missing fields) instead of adding."""
+existing entry by any of these merges into it (new hash forms, missing fields) instead of adding.
+
+Version id identity wins over file identity: Civitai lists the same file bytes under several versions
+(a "pruned" re-listing, a re-upload), so a row with a version id merges by SHA256 only into an entry
+that has no version id yet; an entry of another version is never merged into. Each version is banked
+and its files are indexed for it, so an exact match names every version that lists the file."""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.civitai import civitai_records
+from mirrorwatch.bank.lists import LIST_FORMATS, list_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import NotFound, SheetError
@@ -66,6 +72,8 @@ class ImportRejected(SheetError):
 
 
 def records_from_sheet(sheet: Sheet, origin: str) -> tuple[list[Record], list[tuple[int, str]], int]:
+    if sheet.raw_json is not None and sheet.fmt in LIST_FORMATS:
+        return list_records(sheet.fmt, sheet.raw_json)
     if sheet.raw_json is not None:
         recs, problems = civitai_records(sheet.raw_json)
         return recs, problems, len(sheet.raw_json)
@@ -113,8 +121,13 @@ class _BankIndex:
 
     def find(self, rec: Record) -> int | None:
         for key in rec.identity_keys():
-            if key in self.by_key:
-                return self.by_key[key]
+            eid = self.by_key.get(key)
+            if eid is None:
+                continue
+            if rec.version_id and not key.startswith("v:") \
+                    and self.fields[eid]["civitai_version_id"] not in (None, rec.version_id):
+                continue  # the same file under another version: a separate entry
+            return eid
         return None
 
     def remember(self, rec: Record, eid: int) -> None:

@@ -31,7 +31,8 @@ _PLAIN_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("model name", "name", "model", "title", "model title", "lora name", "lora", "model_name"),
     "url": ("civitai url", "url", "link", "civitai link", "model url", "civitai", "page", "source url", "old url"),
     "model_id": ("model id", "modelid", "civitai model id", "model_id"),
-    "version_id": ("version id", "model version id", "modelversionid", "versionid", "version_id"),
+    "version_id": ("version id", "model version id", "modelversionid", "versionid", "version_id",
+                   "civitai version id", "civitai model version id"),
     "notes": ("notes", "note", "comment", "comments", "description"),
     "kind": ("type", "kind", "model type"),
 }
@@ -48,6 +49,8 @@ def fields() -> tuple[str, ...]:
 
 
 _HEX = re.compile(r"^(sha256:)?[0-9a-fA-F]{8,64}$")
+# A header naming a digest: never dropped silently (issue 8: no row added with a hash left out).
+_UNREAD_HASH = re.compile(r"\b(sha\d*|sha\d+ \d+|md5|hashes|hash|autov\d+|blake\d*|crc\d*|digest|checksum)\b")
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ def detect_format(path: Path, data: bytes) -> str:
         return "xlsx"
     if ext == ".json" or ext == ".jsonl":
         return "json"
+    if ext in (".sha256", ".sha256sum") or path.name.lower() in ("sha256sums", "sha256sums.txt"):
+        return "sha256sum"
     if ext == ".tsv":
         return "tsv"
     if ext == ".csv":
@@ -226,7 +231,12 @@ def _parse(f: BinaryIO, size: int, *, name: str, mapping: dict[str, str] | None,
     f.seek(0)
     if not head.strip() and size <= len(head):
         raise SheetError(f"{name} is empty")
-    fmt = fmt or detect_format(Path(name), head)
+    if fmt is None:
+        fmt = detect_format(Path(name), head)
+        if fmt in ("csv", "tsv"):
+            fmt = _checksum_format(head, encoding, name) or fmt
+    if fmt == "sha256sum":
+        return _sha256sum_sheet(f, head, encoding, name, limits)
     if fmt == "xlsx":
         table: Iterable[list[str]] = _xlsx_rows(f, limits)
     elif fmt == "json":
@@ -237,6 +247,34 @@ def _parse(f: BinaryIO, size: int, *, name: str, mapping: dict[str, str] | None,
     else:
         table = _delimited_rows(f, head, encoding, "\t" if fmt == "tsv" else None, limits)
     return _sheet_from_table(fmt, table, mapping or {}, limits)
+
+
+def _checksum_format(head: bytes, encoding: str | None, name: str) -> str | None:
+    """"sha256sum" when a text file's first line is a sha256sum/shasum/BSD checksum line; a SheetError
+    naming the tool when it is a checksum list of another digest; else None."""
+    from mirrorwatch.bank.lists import checksum_kind
+
+    try:
+        text = head[:4096].decode(_text_encoding(head, encoding), errors="replace")
+    except SheetError:
+        return None
+    first = next((ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")), "")
+    kind = checksum_kind(first)
+    if kind is None or kind == "sha256sum":
+        return kind
+    raise SheetError(f"{name} looks like a list of {kind} checksums; only SHA-256 lists "
+                     "(sha256sum, shasum -a 256, SHA256 (name) = HEX) can be imported")
+
+
+def _sha256sum_sheet(f: BinaryIO, head: bytes, encoding: str | None, name: str, limits: SheetLimits) -> Sheet:
+    from mirrorwatch.bank.lists import sha256sum_rows
+
+    enc = _text_encoding(head, encoding)
+    text = io.TextIOWrapper(f, encoding=enc, errors="strict", newline="")
+    rows = sha256sum_rows(_lines(text, enc, limits), name, limits.max_rows)
+    if not rows:
+        raise SheetError(f"{name} holds no checksum lines")
+    return Sheet(fmt="sha256sum", columns=[], mapping={}, raw_json=rows)
 
 
 _CHUNK_CHARS = 1 << 20
@@ -477,6 +515,12 @@ def _sheet_from_table(fmt: str, table: Iterable[list[str]], override: dict[str, 
             if col not in columns:
                 raise SheetError(f"--map {f}={col}: this sheet has no header row; name columns by number 0..{width - 1}")
             mapping[f] = col
+    if has_header and fmt != "json":  # JSON sheets are checked whole by lists.unread_json_fields
+        unread = [c for c in columns if c and c not in mapping.values() and _UNREAD_HASH.search(_key(c))]
+        if unread:
+            raise SheetError(f"column {unread[0][:60]!r} looks like a hash this importer does not read "
+                             f"(hash columns read: {', '.join(sheet_forms())}, hash); nothing was imported. "
+                             "Remove the column or name what it holds with --map")
     index = {c: i for i, c in enumerate(columns)}
     # a hash column that can match on its own (not an 8-hex AutoV1 or CRC32 alone) identifies a model
     strong = [f for f in sheet_forms() if FORMS[f].exact_score is not None]
@@ -518,10 +562,25 @@ def load_json_bounded(data: bytes | str, limits: SheetLimits = DEFAULT_LIMITS) -
     values = sum(data.count(m) for m in marks)  # type: ignore[arg-type]
     if values > limits.max_json_values:
         raise SheetError(f"the JSON holds over {limits.max_json_values:,} values; split it")
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        obj = dict(items)
+        if len(obj) != len(items) and not duplicates:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    duplicates.append(key)
+                    break
+                seen.add(key)
+        return obj
+
     try:
-        doc = loads_bounded(data, max_depth=limits.max_json_depth)
+        doc = loads_bounded(data, max_depth=limits.max_json_depth, object_pairs_hook=pairs)
     except JsonRefused as exc:
         raise SheetError(str(exc)) from None
+    if duplicates:  # json.loads would keep the last silently: which one the writer meant is unknown
+        raise SheetError(f"the JSON names {duplicates[0][:120]!r} twice in one object; nothing was imported")
     return doc
 
 
@@ -530,6 +589,11 @@ def _json_sheet(data: bytes, encoding: str | None, override: dict[str, str], lim
         doc = load_json_bounded(decode_text(data, encoding), limits)
     else:
         doc = load_json_bounded(data, limits)
+    from mirrorwatch.bank.lists import json_shape, unread_json_fields
+
+    shape = json_shape(doc)
+    if shape is not None:  # AUTOMATIC1111 cache.json, a ComfyUI-Manager model list, a CivArchive answer
+        return Sheet(fmt=shape, columns=[], mapping={}, raw_json=doc)
     items = doc if isinstance(doc, list) else [doc]
     if isinstance(doc, dict) and isinstance(doc.get("items"), list):
         items = doc["items"]  # Civitai list responses
@@ -547,7 +611,17 @@ def _json_sheet(data: bytes, encoding: str | None, override: dict[str, str], lim
                              f"sheets are limited to {limits.max_columns:,} columns")
     header = list(keys)
     table = chain([header], ([_json_cell(item.get(h), limits) for h in header] for item in items))
-    return _sheet_from_table("json", table, override, limits, numbered_from=1)
+    try:
+        sheet = _sheet_from_table("json", table, override, limits, numbered_from=1)
+    except SheetError:
+        reason = unread_json_fields(items, override.values())
+        if reason:
+            raise SheetError(reason) from None
+        raise
+    reason = unread_json_fields(items, sheet.mapping.values())
+    if reason:  # never import a row while dropping a hash or an id it carried
+        raise SheetError(reason)
+    return sheet
 
 
 def _json_cell(value: Any, limits: SheetLimits) -> str:

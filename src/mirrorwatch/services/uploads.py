@@ -25,7 +25,9 @@ from mirrorwatch.errors import InvalidInput, NotFound
 from mirrorwatch.store.db import Database
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
-SHEET_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".json", ".jsonl")
+SHEET_EXTENSIONS = (".csv", ".tsv", ".txt", ".xlsx", ".xlsm", ".json", ".jsonl",
+                    ".info", ".sha256", ".sha256sum")  # .civitai.info, sha256sum lists and sidecars
+SHEET_NAMES = ("sha256sums",)  # files read as sheets whatever their (missing) extension
 STAGE_TTL = 3600.0
 _STAGE_ID = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
 
@@ -56,7 +58,7 @@ def check_upload(filename: str | None, data: bytes) -> str:
         raise UploadTooLarge(f"the file is {len(data) / 1e6:.1f} MB; uploads are limited to "
                              f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
     label = safe_filename(filename)
-    if not label.lower().endswith(SHEET_EXTENSIONS):
+    if not label.lower().endswith(SHEET_EXTENSIONS) and label.lower() not in SHEET_NAMES:
         raise UnsupportedUpload(f"{label!r} is not a sheet: upload a {', '.join(SHEET_EXTENSIONS)} file")
     if not data.strip():
         raise InvalidInput(f"{label} is empty")

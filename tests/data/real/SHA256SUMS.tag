@@ -1,0 +1,4 @@
+SHA256 (README.md) = 2361292a46801d725d71b40d64288522f1fac07eb0f3777c1f89b4bc0e771483
+SHA256 (environment.json) = 1ef9d3b5bc4faede2cf090c4c54e5fe8ade9d9bf791695747d78aab0270481ca
+SHA256 (runtime-results.json) = 1888c66cf7fc3d0e73f12c9ccf21fdc8e70b60da48b863fb7a07de870b97bf2f
+SHA256 (runtime-modern-4.7.jpg) = 7d354105e8cf63c5f636a9b18f82a049aad4343f38b623f674f72918fbe4ed31
