@@ -16,7 +16,7 @@ from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.models import HubFile, HubRepo
 
-REAL = Path(__file__).parent / "data" / "real"
+REAL = Path(__file__).parents[1] / "data" / "real"
 SHARED_SHA = "21437ec26670e230b067ca936f6657caf5ca063f15aec333ef249bec7c0f0dc0"
 
 

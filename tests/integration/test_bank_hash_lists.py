@@ -15,7 +15,7 @@ from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
 
-REAL = Path(__file__).parent / "data" / "real"
+REAL = Path(__file__).parents[1] / "data" / "real"
 SD15 = "6ce0161689b3853acaa03779ec93eafe75a02f4ced659bee03f50797806fa2fa"
 SDXL = "31e35c80fc4829d14f90153f4c74cd59c90b779f6afe05a74cd6120b893f7e5b"
 LORA = "21437ec26670e230b067ca936f6657caf5ca063f15aec333ef249bec7c0f0dc0"
