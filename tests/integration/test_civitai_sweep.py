@@ -92,3 +92,21 @@ def test_civitai_cursor_loop_and_huge_page_are_refused(tmp_path):
         summary = _sweep(db, civitai_hub(running.url, max_bytes=8_000_000), full=True)
         assert summary["status"] == "failed"
     assert any("refused" in e.reason for e in scan_errors(db, summary["run_id"]))
+
+
+def test_civitai_pacing_zero_429s_when_paced_below_the_edge_limit(tmp_path):
+    models, _ = scenario(250)
+    db = Database.open(str(tmp_path / "p.db"))
+    make_civitai_bank(db)
+    with serve_civitai(CivitaiApi(models, min_interval_s=0.15)) as running:
+        summary = _sweep(db, civitai_hub(running.url, interval_s=0.2))
+        assert summary["status"] == "finished"
+        assert running.stats.throttled == 0 and running.stats.listing_requests == 3
+    # unpaced against a stricter limit: throttled, backs off, widens its interval, still finishes
+    db2 = Database.open(str(tmp_path / "p2.db"))
+    make_civitai_bank(db2)
+    with serve_civitai(CivitaiApi(models, min_interval_s=0.8)) as running:
+        hub = civitai_hub(running.url, interval_s=0.0)
+        summary = _sweep(db2, hub)
+        assert summary["status"] == "finished" and summary["counts"]["matches"] == 3
+        assert running.stats.throttled >= 1 and hub.client.interval_s >= 0.5

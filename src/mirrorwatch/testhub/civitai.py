@@ -6,7 +6,8 @@ Speaks the documented subset of developer.civitai.com's Site API with its real f
 `nsfw=true`; hidden models are neither listed nor found (404); `mode` "TakenDown"/"Archived" are
 listed as such. Every version carries `images[]` whose URLs point back here, so a test can check
 that nothing ever fetches them (`stats.image_requests`). Faults: a 429 every `throttle_every`
-requests (with `Retry-After` when `retry_after` is set). Names are invented.
+requests (with `Retry-After` when `retry_after` is set), or for any request sooner than
+`min_interval_s` after the last one served (an edge rate limit). Names are invented.
 
     with serve_civitai(CivitaiApi(generate_models(250, seed=1))) as running:
         CivitaiHub(running.url)
@@ -18,6 +19,7 @@ import hashlib
 import json
 import random
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,12 +151,14 @@ class CivitaiApi:
     """What the local API serves: models (mutable between requests) and its faults."""
 
     def __init__(self, models: list[CModel], *, throttle_every: int = 0, retry_after: str | None = None,
-                 loop_cursor: bool = False, page_bytes: int = 0) -> None:
+                 loop_cursor: bool = False, page_bytes: int = 0, min_interval_s: float = 0.0) -> None:
         self.models = {m.id: m for m in models}
         self.throttle_every = throttle_every
         self.retry_after = retry_after
         self.loop_cursor = loop_cursor  # every nextCursor points back at the first page's
         self.page_bytes = page_bytes  # pad listing answers to at least this many bytes (a 10 MB page)
+        self.min_interval_s = min_interval_s  # an edge rate limit: sooner than this after the last answer -> 429
+        self.last_at = 0.0
         self.stats = CivitaiStats()
         self.lock = threading.Lock()
 
@@ -202,6 +206,11 @@ def _handler(api: CivitaiApi, base: list[str]) -> type[BaseHTTPRequestHandler]:
                 if url.path.startswith("/images/"):
                     api.stats.image_requests += 1
                 throttled = api.throttle_every > 0 and n % api.throttle_every == 0
+                now = time.monotonic()
+                if api.min_interval_s and now - api.last_at < api.min_interval_s:
+                    throttled = True
+                else:
+                    api.last_at = now
                 if throttled:
                     api.stats.throttled += 1
             if throttled:
