@@ -118,3 +118,28 @@ def test_real_2023_page_full_hashes_and_no_cursor():
     assert f.hashes == {"autov2": "f253abb016", "crc32": "f500aadd",
                         "blake3": "e7163c1a3f6b135a3e473cdd749bc1e6f4ed2d1ab43feb1acc4beb1e5c205260"}
     assert model.created_at == datetime(2023, 2, 12, 22, 44, 1, 442000)  # createdAt when no publishedAt
+
+
+def test_listing_builds_next_requests_on_its_own_origin_and_key_stays_there(monkeypatch):
+    from mirrorwatch.hubs.civitai.hub import CivitaiHub
+
+    monkeypatch.setenv("CIVITAI_API_KEY", "secret-key")
+    hub = CivitaiHub("https://civitai.example", interval_s=0)
+    calls = []
+    pages = [{"items": [], "metadata": {"nextCursor": "c1", "nextPage": "https://elsewhere.example/api/v1/models?cursor=c1"}},
+             {"items": [], "metadata": {}}]
+
+    def fake(path, params=None):
+        calls.append((path, params))
+        return pages[len(calls) - 1]
+
+    monkeypatch.setattr(hub.client, "get_json", fake)
+    assert len(list(hub.list_pages({"author": "someone"}))) == 2
+    assert [c[0] for c in calls] == ["/api/v1/models", "/api/v1/models"]
+    first, second = dict(calls[0][1]), dict(calls[1][1])
+    assert first["nsfw"] == "true" and first["sort"] == "Newest" and first["limit"] == "100"
+    assert first["period"] == "AllTime" and first["username"] == "someone" and "cursor" not in first
+    assert second["cursor"] == "c1"
+    assert hub.client._headers("https://civitai.example/api/v1/models") == {"Authorization": "Bearer secret-key"}
+    assert hub.client._headers("https://elsewhere.example/api/v1/models") == {}
+    assert hub.client._headers("http://civitai.example/api/v1/models") == {}  # another scheme is another origin
