@@ -76,6 +76,11 @@ class RemoteFile:
     lfs: bool = True
     revision: str | None = None
     hashes: dict[str, str] = field(default_factory=dict)  # extra forms a hub knows (local folders hash all)
+    # What the hub says this file is at its source: bank-entry id fields naming this very upload
+    # (e.g. {"civitai_model_id": 12, "civitai_version_id": 34}) and flags kept as metadata (e.g.
+    # "nsfw"). A bank entry carrying the same ids IS this file, not a re-upload of it: the match
+    # layer skips that pair (`match.hits.is_itself`). Stored with the file (HubFile.hashes["source"]).
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,6 +90,9 @@ class RepoFiles:
     method: str  # how the hashes were obtained: "api", "resolver", "local"
     requests: int = 0
 
+
+# The key under which a file's `RemoteFile.source` is stored in HubFile.hashes.
+SOURCE_KEY = "source"
 
 # Statuses a repo (or a file in it) can have, recorded over time.
 LIVE, GATED, DISABLED, REMOVED, ERROR = "live", "gated", "disabled", "removed", "error"
@@ -147,6 +155,9 @@ class Hub(ABC):
     name: ClassVar[str]  # stored in HubRepo.hub and ScanRun.source; the registry key
     label: ClassVar[str]  # for people ("Hugging Face", "local folder")
     links: ClassVar[HubLinks] = HubLinks()
+    # False for a hub that gives hashes only (its listing carries every form) and never reads file
+    # bytes: the sweep then skips the header and content tiers for it instead of asking.
+    reads_bytes: ClassVar[bool] = True
 
     # -- listing ---------------------------------------------------------------------------------
     @abstractmethod
@@ -210,3 +221,6 @@ class HubSpec:
     links: HubLinks
     open: HubFactory
     help: str = ""
+    # How a takedown report reaches this hub, for people (shown at the top of a report); "" when
+    # the hub has no reporting channel of its own (a local folder).
+    report_route: str = ""

@@ -6,11 +6,11 @@ dashboard all read hubs from here; nothing else names a hub."""
 from __future__ import annotations
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.hubs import huggingface, localdir
+from mirrorwatch.hubs import civitai, huggingface, localdir
 from mirrorwatch.hubs.base import HubSpec
 
 # The first hub is the default one (recheck's default, the dashboard's unlabelled uploaders).
-HUBS: dict[str, HubSpec] = {spec.name: spec for spec in (huggingface.SPEC, localdir.SPEC)}
+HUBS: dict[str, HubSpec] = {spec.name: spec for spec in (huggingface.SPEC, localdir.SPEC, civitai.SPEC)}
 
 
 def default_hub() -> HubSpec:
@@ -42,3 +42,9 @@ def web_url(hub: str, repo_id: str, path: str | None = None) -> str | None:
 def uploader_url(hub: str, author: str) -> str | None:
     spec = HUBS.get(hub)
     return spec.links.uploader_url(author) if spec is not None else None
+
+
+def report_route(hub: str) -> str | None:
+    """How a report reaches a hub, for people; None for an unknown hub or one without a route."""
+    spec = HUBS.get(hub)
+    return spec.report_route or None if spec is not None else None

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from mirrorwatch.store.models import Match, utcnow
+from mirrorwatch.hubs.base import SOURCE_KEY
+from mirrorwatch.store.models import Entry, HubFile, Match, utcnow
+
+# Bank-entry columns naming where an entry was first published; a hub names the same ones in a
+# file's source (`RemoteFile.source`) when the file IS an upload it knows by those ids.
+ENTRY_SOURCE_IDS = ("civitai_model_id", "civitai_version_id")
 
 
 @dataclass
@@ -22,10 +28,49 @@ class Hit:
     tier: int
 
 
+def is_itself(entry_ids: Mapping[str, Any], source: Mapping[str, Any] | None) -> bool:
+    """Whether a hub file IS the bank entry (its original upload), not a re-upload of it: the ids
+    both name agree, and they name at least one. A banked Civitai version is itself; so is any
+    version of a banked model id with no version; another version of a banked version's model is a
+    re-upload."""
+    if not source:
+        return False
+    shared = [k for k in ENTRY_SOURCE_IDS if entry_ids.get(k) is not None and source.get(k) is not None]
+    try:
+        return bool(shared) and all(int(entry_ids[k]) == int(source[k]) for k in shared)
+    except (TypeError, ValueError):
+        return False
+
+
+def _drop_self_hits(session: Session, hits: list[Hit]) -> list[Hit]:
+    """Hits minus the pairs where the file is the entry itself (see `is_itself`)."""
+    file_ids = sorted({h.hub_file_id for h in hits})
+    sources: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(file_ids), 500):
+        for fid, hashes in session.execute(select(HubFile.id, HubFile.hashes).where(HubFile.id.in_(file_ids[i : i + 500]))):
+            src = (hashes or {}).get(SOURCE_KEY) if isinstance(hashes, dict) else None
+            if isinstance(src, dict) and any(src.get(k) is not None for k in ENTRY_SOURCE_IDS):
+                sources[fid] = src
+    if not sources:
+        return hits
+    entry_ids = sorted({h.entry_id for h in hits if h.hub_file_id in sources})
+    ids: dict[int, dict[str, Any]] = {}
+    for i in range(0, len(entry_ids), 500):
+        for eid, model, version in session.execute(
+            select(Entry.id, Entry.civitai_model_id, Entry.civitai_version_id).where(Entry.id.in_(entry_ids[i : i + 500]))
+        ):
+            ids[eid] = {"civitai_model_id": model, "civitai_version_id": version}
+    return [h for h in hits if not is_itself(ids.get(h.entry_id, {}), sources.get(h.hub_file_id))]
+
+
 def record_hits(session: Session, hits: list[Hit], *, scan_run_id: int | None) -> int:
     """Insert matches that do not exist yet (entry x file is unique) and return how many are new.
     A hit for an existing match adds its evidence; a stronger one raises the score (and sets the
-    tier of that stronger evidence). The reviewer's state is never changed here."""
+    tier of that stronger evidence). The reviewer's state is never changed here. A hit where the
+    file is the entry itself (its own original upload, `is_itself`) is no match and is dropped."""
+    if not hits:
+        return 0
+    hits = _drop_self_hits(session, hits)
     if not hits:
         return 0
     pairs = list({(h.entry_id, h.hub_file_id) for h in hits})

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
-from mirrorwatch.hubs.registry import hub_label
+from mirrorwatch.hubs.registry import hub_label, report_route
 from mirrorwatch.match.states import REPORT_SENT, MatchState, system_move
 from mirrorwatch.services.audit import record
 from mirrorwatch.services.exports import csv_safe
@@ -286,6 +286,9 @@ def render_text(rep: ReportView) -> str:
         "removed model. We ask you to review and remove them.",
         "",
     ]
+    route = report_route(rep.hub)
+    if route:
+        lines += [f"Where to report: {route}", ""]
     for i, it in enumerate(rep.items, 1):
         m = it.match
         lines.append(f"{i}. {m.url or f'{m.repo_id}/{m.path}'}")
@@ -329,7 +332,7 @@ def render_json(rep: ReportView) -> dict[str, Any]:
         "id": rep.id, "hub": rep.hub, "title": rep.title, "state": rep.state, "created_by": rep.created_by,
         "created_at": rep.created_at.isoformat() + "Z",
         "sent_at": rep.sent_at.isoformat() + "Z" if rep.sent_at else None, "note": rep.note,
-        "outcome": rep.outcome,
+        "outcome": rep.outcome, "report_route": report_route(rep.hub),
         "items": [{**_row(rep, it), "evidence": it.match.evidence, "why": it.match.why,
                    "last_status": it.last_status,
                    "last_status_at": it.last_status_at.isoformat() + "Z" if it.last_status_at else None}

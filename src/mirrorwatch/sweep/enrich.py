@@ -80,7 +80,7 @@ class HubFileSource:
 def enrich(hub: Hub, result: RepoFiles, opts: EnrichOptions, done: StoredReads) -> dict[str, FileEvidence]:
     """Header evidence (and content evidence with deep) for a repo's safetensors files, by path."""
     out: dict[str, FileEvidence] = {}
-    if not (opts.headers or opts.deep):
+    if not (opts.headers or opts.deep) or not hub.reads_bytes:
         return out
     for f in result.files:
         if not f.path.lower().endswith(".safetensors"):

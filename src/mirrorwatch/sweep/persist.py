@@ -10,7 +10,16 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from mirrorwatch.hubs.base import ERROR, FILE_CHANGED, FILE_GONE, FILE_PRESENT, LIVE, RemoteFile, RepoListing
+from mirrorwatch.hubs.base import (
+    ERROR,
+    FILE_CHANGED,
+    FILE_GONE,
+    FILE_PRESENT,
+    LIVE,
+    SOURCE_KEY,
+    RemoteFile,
+    RepoListing,
+)
 from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.match.states import MIRROR_REMOVED, SYSTEM_TRANSITIONS
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
@@ -80,6 +89,8 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
         row.sha256 = rf.sha256 or row.sha256
         if rf.hashes:
             row.hashes = {**(row.hashes or {}), **rf.hashes}
+        if rf.source:  # what the hub says the file is at its source (match.hits.is_itself reads it)
+            row.hashes = {**(row.hashes or {}), SOURCE_KEY: rf.source}
         row.status = FILE_PRESENT
         row.last_seen = now
         stored.append(row)
