@@ -39,6 +39,7 @@ from mirrorwatch.hashing.engine import FileHashes, hash_stream
 from mirrorwatch.hashing.forms import civitai_crc32
 
 __all__ = [
+    "ARCHIVE_EXTENSIONS",
     "ArchiveError",
     "ArchiveLimits",
     "ArchiveListing",
@@ -89,6 +90,8 @@ _SUFFIXES = (
     (".tar.xz", "tar.xz"), (".txz", "tar.xz"), (".tar.zst", "tar.zst"), (".zip", "zip"), (".tar", "tar"),
     (".7z", "7z"), (".rar", "rar"),
 )
+#: File name endings of the archives this module recognises (a sweep's extensions, to include them).
+ARCHIVE_EXTENSIONS = tuple(suffix for suffix, _kind in _SUFFIXES)
 
 
 class ArchiveError(MalformedFile):
