@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mirrorwatch.errors import InvalidInput
+from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
 from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, HubSpec, Scope
 from mirrorwatch.hubs.registry import HUBS, default_hub, hub_spec
 from mirrorwatch.services.paging import MAX_LIMIT
@@ -175,11 +176,13 @@ def _folder_options(spec: HubSpec) -> Callable[..., None]:
         path: Path = typer.Argument(..., help="Folder to sweep (recursive)."),
         ext: str | None = typer.Option(None, "--ext", help="Weight file extensions."),
         deep: bool = typer.Option(True, "--deep/--no-deep", help="Fingerprint LoRA files too (local reads)."),
+        archives: bool = typer.Option(True, "--archives/--no-archives",
+                                      help="Match the members of .zip/.tar archives too (CRC-32 leads, confirmed)."),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         db = database()
         root = path.expanduser().resolve()
-        exts = parse_exts(ext)
+        exts = parse_exts(ext) + (ARCHIVE_EXTENSIONS if archives else ())
         hub = spec.open(str(root), extensions=exts, known=known_hashes(db, spec.name, str(root)))
         options = SweepOptions(scope=Scope(root=str(root)), extensions=exts, concurrency=1, resume=False, deep=deep)
         with ProgressView(sys.stderr.isatty() and not as_json) as view:

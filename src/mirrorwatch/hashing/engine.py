@@ -47,6 +47,7 @@ __all__ = [
     "FileHashes",
     "hash_bytes",
     "hash_file",
+    "hash_stream",
     "safetensors_data_start",
 ]
 
@@ -225,6 +226,25 @@ def hash_file(
         except OSError:  # pragma: no cover - special files; fall back to reading
             stat_size = 0
         return _hash_stream(f, path_str, stat_size, progress, chunk_size, buffers)
+
+
+def hash_stream(
+    f: Any,
+    *,
+    size_hint: int = 0,
+    path: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    buffers: int = DEFAULT_BUFFERS,
+) -> FileHashes:
+    """All hash forms of what a binary stream yields (an object with ``readinto``, e.g. an archive
+    member being inflated), read once to its end, in the same constant memory as :func:`hash_file`.
+
+    ``size_hint`` is the size the stream is expected to have (decides whether a short first read
+    may still be a safetensors file's header); the size hashed is what the stream gave."""
+    if chunk_size < AUTOV1_LENGTH:
+        raise ValueError(f"chunk_size must be at least {AUTOV1_LENGTH} bytes")
+    return _hash_stream(f, path, size_hint, progress, chunk_size, max(2, buffers))
 
 
 def _hash_stream(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from mirrorwatch.match.archives import ArchiveOpener, match_archives
 from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.match.exact import find_exact
 from mirrorwatch.match.hits import Hit, record_hits
@@ -42,11 +43,17 @@ def confirmed_by_exact(hits: list[Hit]) -> list[tuple[int, int]]:
 
 
 def match_repo(db: Database, session: Session, files: list[HubFile], evidence: dict[int, FileEvidence], *,
-               scan_run_id: int | None, robust: bool, name_search: NameSearch | None = None) -> RepoMatches:
-    """Match a repo's stored files (and the evidence read for some of them, by file id)."""
+               scan_run_id: int | None, robust: bool, name_search: NameSearch | None = None,
+               archive_opener: ArchiveOpener | None = None) -> RepoMatches:
+    """Match a repo's stored files (and the evidence read for some of them, by file id).
+
+    With ``archive_opener`` (a hub that reads its files by range), archives' members are matched
+    too (match/archives.py: CRC-32 leads confirmed by reading the member)."""
     out = RepoMatches()
     hits = find_exact(session, [f for f in files if f.sha256 or f.hashes])
     out.exact = record_hits(session, hits, scan_run_id=scan_run_id)
+    if archive_opener is not None:
+        out.exact += match_archives(session, files, archive_opener, scan_run_id=scan_run_id)
     if not robust:
         return out
     signals: dict[int, dict[str, list[str]]] = {}

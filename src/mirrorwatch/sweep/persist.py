@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from mirrorwatch.hashing.forms import FORMS
 from mirrorwatch.hubs.base import (
     ERROR,
     FILE_CHANGED,
@@ -21,6 +22,7 @@ from mirrorwatch.hubs.base import (
     RepoListing,
 )
 from mirrorwatch.match.evidence import FileEvidence
+from mirrorwatch.match.header import store_file_signals
 from mirrorwatch.match.states import MIRROR_REMOVED, SYSTEM_TRANSITIONS
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
 
@@ -129,8 +131,25 @@ def record_repo(session: Session, hub: str, listing: RepoListing, files: list[Re
         content = {k: ev.hashes[k] for k in CONTENT_FORMS if ev.hashes.get(k)}
         if content:
             row.hashes = {**(row.hashes or {}), **content}
-    session.flush()
+    index_hash_forms(session, stored)
     return repo, stored, by_id
+
+
+def signal_forms() -> tuple[str, ...]:
+    """Hash forms a file keeps as file signals for the reverse look-up (services/where.py): every
+    stored form but the SHA256 (its own indexed column; AutoV2 is a range on it)."""
+    return tuple(n for n, f in FORMS.items() if n != "sha256" and f.stored_when_derived)
+
+
+def index_hash_forms(session: Session, rows: list[HubFile]) -> None:
+    """Record each file's known hash forms as file signals, so any form finds the file."""
+    forms = signal_forms()
+    for row in rows:
+        sigs = {n: [v] for n in forms if isinstance(v := (row.hashes or {}).get(n), str)
+                and len(v) == FORMS[n].hex_length}
+        if sigs:
+            store_file_signals(session, row.id, sigs)
+    session.flush()
 
 
 def record_error(session: Session, hub: str, listing: RepoListing, reason: str) -> HubRepo:

@@ -329,7 +329,7 @@ class Sweep:
         if robust:
             self._count_reads(s, repo.repo_id, fetched.evidence)
         found = match_repo(self.db, s, stored, evidence, scan_run_id=self.run_id, robust=robust,
-                           name_search=self._name_search)
+                           name_search=self._name_search, archive_opener=getattr(self.hub, "archive_reader", None))
         self.counts["fetched"] += 1
         self.counts["files"] += len(files)
         self.counts["hashes"] += sum(1 for f in files if f.sha256)

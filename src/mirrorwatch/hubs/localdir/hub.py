@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from mirrorwatch.errors import InvalidInput, MalformedFile
+from mirrorwatch.formats.archives import ReadRange, StreamRange, archive_kind, local_reader, local_stream
 from mirrorwatch.hashing.engine import hash_file
 from mirrorwatch.hubs.base import (
     LIVE,
@@ -32,6 +33,7 @@ from mirrorwatch.hubs.localdir.walk import Skipped, walk_files
 
 if TYPE_CHECKING:
     from mirrorwatch.formats.safetensors import SafetensorsHeader
+    from mirrorwatch.store.models import HubFile
 
 
 class LocalDirHub(Hub):
@@ -41,13 +43,14 @@ class LocalDirHub(Hub):
     label: ClassVar[str] = "local folder"
 
     def __init__(self, root: Path, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
-                 known: dict[str, dict] | None = None) -> None:
+                 known: dict[str, dict] | None = None, archives: bool = True) -> None:
         self.root = root.expanduser().resolve()
         if not self.root.is_dir():
             raise InvalidInput(f"{root} is not a folder")
         self.extensions = extensions
         self.known = known or {}  # path -> stored hashes (with size and mtime) from earlier sweeps
         self.errors: list[tuple[str, str]] = []
+        self.archives = archives  # archives (.zip, .tar, ...) are swept too: their members are matched
 
     def _walk(self) -> Iterator[Path]:
         """Model-weight files under the folder, by the one walker's rules (`walk.py`)."""
@@ -57,7 +60,7 @@ class LocalDirHub(Hub):
                 self.errors.append((skip.path, f"{skip.kind.replace('_', ' ')} {skip.detail}".strip()))
 
         for path in walk_files(str(self.root), skipped):
-            if is_weight_file(path, self.extensions):
+            if is_weight_file(path, self.extensions) or (self.archives and archive_kind(path) is not None):
                 yield Path(path)
 
     def list_pages(self, scope: Scope) -> Iterator[ListingPage]:
@@ -104,6 +107,14 @@ class LocalDirHub(Hub):
         if p.stat().st_size > max_bytes:
             raise MalformedFile(f"{path} is larger than the {max_bytes:,}-byte content-tier cap")
         return p
+
+    def archive_reader(self, f: HubFile) -> tuple[ReadRange, int, StreamRange | None] | None:
+        """Range reads of one swept file of this folder (for archives' members; match/archives.py)."""
+        p = (self.root / f.path).resolve()
+        if not self.archives or not p.is_relative_to(self.root) or not p.is_file():
+            return None
+        read, size = local_reader(p)
+        return read, size, local_stream(p)
 
     def repo_status(self, repo_id: str) -> RepoStatus:
         root = Path(repo_id)

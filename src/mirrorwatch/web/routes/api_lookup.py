@@ -7,12 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import JSONResponse
 
+from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import dashboard as dash
-from mirrorwatch.services import entries, repos, uploaders
+from mirrorwatch.services import entries, repos, uploaders, where
 from mirrorwatch.services.entries import EntryDetail
 from mirrorwatch.services.paging import Page
 from mirrorwatch.services.repos import RepoDetail, RepoView
 from mirrorwatch.services.uploaders import UploaderDetail, UploaderSummary
+from mirrorwatch.services.where import WhereResult
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER
 from mirrorwatch.web.pools import run_lookup
@@ -70,3 +72,26 @@ def api_uploader(db: DB, hub: Hub, author: Author, limit: Limit = 50, offset: Of
 @router.get("/dashboard", response_model=DashboardOut, summary="Aggregates: over time, by bank, uploader, state, tier")
 def api_dashboard(db: DB, days: Annotated[int, Query(ge=1, le=366)] = 60):
     return dash.dashboard(db, days=days)
+
+
+HashQuery = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+def where_query(sha256: str | None, hash_: str | None, form: str | None) -> tuple[str, str | None]:
+    """The value and form a files query asks for: `sha256=` is that form, `hash=` any form (or `form=`)."""
+    if (sha256 is None) == (hash_ is None):
+        raise InvalidInput("give exactly one of sha256= or hash=")
+    return (sha256, "sha256") if sha256 is not None else (hash_ or "", form or None)
+
+
+@router.get("/files", response_model=WhereResult, summary="Swept hub files carrying a hash, banked or not")
+def api_files(db: DB, sha256: HashQuery = None,
+              hash_: Annotated[str | None, Query(alias="hash", min_length=1, max_length=200,
+                                                 description="any form: 64/12/10/8 hex")] = None,
+              form: Annotated[str | None, Query(max_length=40, description="only this hash form")] = None,
+              limit: Annotated[int, Query(ge=1, le=where.MAX_FILES)] = 100):
+    """Reverse look-up from the sweeps' own file index: every swept file (and archive member) with
+    this hash, with its hub, repo type, repo, path, status and first/last seen, the matches recorded
+    on it and the banked entries the hash names (if any)."""
+    value, chosen = where_query(sha256, hash_, form)
+    return where.where(db, value, form=chosen, limit=limit)

@@ -9,6 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import dashboard as dash
+from mirrorwatch.services import where
 from mirrorwatch.services.scans import last_quota
 from mirrorwatch.store.db import Database
 from mirrorwatch.web import charts
@@ -44,3 +45,17 @@ async def search(request: Request, db: DB, q: Annotated[str, Query(max_length=20
     if result.kind in ("hash", "url") and len(result.results) == 1:
         return redirect(request, f"/entries/{result.results[0].id}")
     return await run_in_threadpool(render, request, "search.html", q=q, result=result, error=None)
+
+
+@router.get("/files")
+def files(request: Request, db: DB, hash_: Annotated[str, Query(alias="hash", max_length=200)] = "",
+          sha256: Annotated[str, Query(max_length=200)] = "", p: Principal = VIEWER):
+    """Reverse look-up page: which swept files carry a hash (the JSON twin is GET /api/files)."""
+    value, form = (sha256.strip(), "sha256") if sha256.strip() else (hash_.strip(), None)
+    if not value:
+        return render(request, "files.html", q="", result=None, error=None)
+    try:
+        result = where.where(db, value, form=form)
+    except InvalidInput as exc:
+        return render(request, "files.html", status_code=400, q=value, result=None, error=str(exc))
+    return render(request, "files.html", q=value, result=result, error=None)

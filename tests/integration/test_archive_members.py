@@ -1,0 +1,79 @@
+"""Sweeping a local folder that holds archives: members are leads by banked CRC-32, confirmed by
+reading the member alone; a match names the archive and the member; archives not inspected and
+members left out are recorded with the reason."""
+
+from __future__ import annotations
+
+import io
+import struct
+import tarfile
+import zipfile
+
+from sqlalchemy import select
+
+from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
+from mirrorwatch.hashing.engine import hash_bytes
+from mirrorwatch.hubs.localdir.hub import LocalDirHub
+from mirrorwatch.services.banks import create_bank
+from mirrorwatch.store.models import Entry, EntrySignal, HubFile, Match, ScanError
+from mirrorwatch.sweep.runner import Sweep, SweepOptions
+
+
+def lora(seed: int, n: int = 40_000) -> bytes:
+    header = b'{"w":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]}}' % (n, n)
+    return struct.pack("<Q", len(header)) + header + bytes((seed * 13 + i * 5) % 253 for i in range(n))
+
+
+def bank(db, known: dict[str, dict[str, str]]) -> dict[str, int]:
+    create_bank(db, "b")
+    ids = {}
+    with db.session() as s:
+        for name, forms in known.items():
+            e = Entry(bank_id=1, key=f"n:{name}", name=name, name_norm=name.lower())
+            s.add(e)
+            s.flush()
+            s.add_all([EntrySignal(entry_id=e.id, form=f, value=v) for f, v in forms.items()])
+            ids[name] = e.id
+    return ids
+
+
+def test_members_of_a_zip_in_a_folder_are_matched(db, tmp_path):
+    a, b, c = lora(1), lora(2), lora(3)
+    ha, hb, hc = hash_bytes(a), hash_bytes(b), hash_bytes(c)
+    root = tmp_path / "storage"
+    root.mkdir()
+    with zipfile.ZipFile(root / "removed_pack.zip", "w") as z:
+        z.writestr("pack/first.safetensors", a)
+        z.writestr("pack/second.safetensors", b, compress_type=zipfile.ZIP_DEFLATED)
+        z.writestr("pack/unbanked.safetensors", lora(9))
+        z.writestr("../escape.safetensors", c)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w:gz") as t:
+        info = tarfile.TarInfo("x.safetensors")
+        info.size = len(c)
+        t.addfile(info, io.BytesIO(c))
+    (root / "old.tar.gz").write_bytes(tar.getvalue())
+    ids = bank(db, {
+        "Person A": {"sha256": ha.sha256, "crc32": ha.crc32},  # full SHA256 banked
+        "Person B": {"crc32": hb.crc32, "autov3": hb.autov3},  # Civitai's short forms only
+        "Person C": {"crc32": hc.crc32, "sha256": hc.sha256},  # only in the skipped member and the tarball
+        "Person D": {"crc32": hash_bytes(lora(9)).crc32},  # a CRC-32 alone is a lead, not a match
+    })
+    opts = SweepOptions(scope={}, extensions=SweepOptions().extensions + ARCHIVE_EXTENSIONS)  # as `scan dir` does
+    run = Sweep(db, LocalDirHub(root), opts).run()
+    assert run.to_dict()["status"] == "finished"
+    with db.session() as s:
+        rows = s.execute(select(Match.entry_id, HubFile.path, Match.tier, Match.score, Match.evidence)
+                         .join(HubFile, HubFile.id == Match.hub_file_id)).all()
+        errors = {(e.path, e.reason) for e in s.scalars(select(ScanError))}
+    got = {eid: (path, tier, score, ev) for eid, path, tier, score, ev in rows}
+    assert set(got) == {ids["Person A"], ids["Person B"]}
+    path, tier, score, ev = got[ids["Person A"]]
+    assert (path, tier, score) == ("removed_pack.zip", 1, 1.0)
+    assert ev[0]["kind"] == "archive_member" and ev[0]["member"] == "pack/first.safetensors"
+    assert {e["form"] for e in ev[1:]} == {"sha256", "crc32"} and all(e["member"] == ev[0]["member"] for e in ev[1:])
+    path, tier, score, ev = got[ids["Person B"]]
+    assert path == "removed_pack.zip" and score == 0.99 and ev[0]["member"] == "pack/second.safetensors"
+    assert ("removed_pack.zip!../escape.safetensors", "archive member skipped: path climbs out of the archive (..)") \
+        in errors
+    assert any(p == "old.tar.gz" and r.startswith("archive not inspected: compressed tarball") for p, r in errors)
