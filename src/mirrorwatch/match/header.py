@@ -5,7 +5,8 @@ Signals read (stored as file signals so an entry that learns one later finds old
   hdr_autov1                    sshs_legacy_hash (AutoV1), never the hash of empty input
   ss_session_id, training_run   kohya training-run identifiers (session id + start time)
   ss_seed                       kept, but never evidence on its own (common seeds prove nothing)
-  name                          ss_output_name, modelspec.title, dataset folder names ("10_name woman")
+  name                          ss_output_name, modelspec.title, dataset folder names ("10_name woman"):
+                                close to the entry's name, with the same version numbers (v3 != v5)
   trigger_word                  modelspec.trigger_phrase
 """
 
@@ -21,8 +22,8 @@ from mirrorwatch.formats.safetensors import SafetensorsHeader, metadata_json
 from mirrorwatch.hashing.forms import derive
 from mirrorwatch.match.hits import Hit
 from mirrorwatch.match.scores import HEADER_SCORES, MIN_RECORDED_SCORE, NAME_MIN_SIMILARITY, combine
-from mirrorwatch.store.models import EntrySignal, FileSignal
-from mirrorwatch.text.names import is_generic, normalise_name
+from mirrorwatch.store.models import Entry, EntrySignal, FileSignal
+from mirrorwatch.text.names import is_generic, normalise_name, same_version
 
 EMPTY_AUTOV1 = "e3b0c442"  # first 8 hex of SHA-256 of nothing: what files under 2 MiB get
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -99,10 +100,20 @@ def store_file_signals(session: Session, hub_file_id: int, signals: dict[str, li
     session.flush()
 
 
+def _entry_names(session: Session, entry_ids: set[int]) -> dict[int, str]:
+    ids = sorted(entry_ids)
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), 400):
+        out.update({eid: name for eid, name in session.execute(
+            select(Entry.id, Entry.name).where(Entry.id.in_(ids[i : i + 400])))})
+    return out
+
+
 def find_signal_matches(session: Session, file_signals: dict[int, dict[str, list[str]]],
                         name_search=None) -> list[Hit]:
     """Entries the given files' signals point to (exact signals, and names through `name_search`,
-    a function (db-free) query -> [(entry_id, similarity)])."""
+    a function (db-free) query -> [(entry_id, similarity)]). A name is evidence only when it is close
+    enough and carries exactly the entry name's version numbers (text.names.same_version)."""
     wanted: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
     for fid, sigs in file_signals.items():
         for form, values in sigs.items():
@@ -121,11 +132,15 @@ def find_signal_matches(session: Session, file_signals: dict[int, dict[str, list
             for fid, fform in wanted[(eform, value)]:
                 evidence[(eid, fid)].append((fform, value, HEADER_SCORES[fform if fform in HEADER_SCORES else eform]))
     if name_search is not None:
+        found: list[tuple[int, str, int, float]] = []
         for fid, sigs in file_signals.items():
             for name in sigs.get("name", []):
-                for eid, sim in name_search(name):
-                    if sim >= NAME_MIN_SIMILARITY:
-                        evidence[(eid, fid)].append(("name", name, HEADER_SCORES["name"] * sim / 100.0))
+                found += [(fid, name, eid, sim) for eid, sim in name_search(name) if sim >= NAME_MIN_SIMILARITY]
+        names = _entry_names(session, {eid for _f, _n, eid, _s in found})
+        for fid, name, eid, sim in found:
+            # the search forgives typos; version numbers are not typos: "v5" is no evidence for "v3"
+            if eid in names and same_version(name, names[eid]):
+                evidence[(eid, fid)].append(("name", name, HEADER_SCORES["name"] * sim / 100.0))
     hits = []
     for (eid, fid), items in evidence.items():
         best: dict[str, float] = {}

@@ -29,6 +29,11 @@ HEADER_SCORES: dict[str, float] = {
 NAME_MIN_SIMILARITY = 90.0
 MIN_RECORDED_SCORE = 0.5  # weaker evidence is not recorded as a match
 
+# Leads, not identity: header fields that only name the model. A hit made of these alone is not
+# recorded as a new match for a file that already has a strong match (>= STRONG_MATCH_SCORE, or any
+# exact tier-1 match) to another entry: such a file is that entry's; the lead is a similar name.
+LEAD_FIELDS = frozenset({"name", "trigger_word"})
+STRONG_MATCH_SCORE = 0.95
 
 
 # Tier 3: a fingerprint similarity becomes a score in these bands (thresholds per method in
