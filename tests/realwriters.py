@@ -122,8 +122,9 @@ def precalculate_safetensors_hashes(tensors: dict[str, np.ndarray], metadata: di
 
 def kohya_state_dict(rank: int = 16, seed: int = 7, dtype: str = "float16") -> dict[str, np.ndarray]:
     """What `LoRANetwork.save_weights` saves for an SDXL LoRA: "lora_unet_<sgm path>.lora_down.weight",
-    ".lora_up.weight" and ".alpha", all in the save dtype (fp16 here). Big enough (> 1.06 MiB of
-    tensors) for the legacy hash window to hold tensor bytes."""
+    ".lora_up.weight" and ".alpha", all in the save dtype (fp16 here). About 53 KiB per unit of rank:
+    from rank 40 on the file is over 2 MiB, the size from which AutoV1 is defined, and its legacy
+    hash window (0x100000..0x110000) holds tensor bytes."""
     rng = np.random.default_rng(seed)
     sd: dict[str, np.ndarray] = {}
     for block in range(4):

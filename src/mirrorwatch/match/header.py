@@ -2,12 +2,25 @@
 
 Signals read (stored as file signals so an entry that learns one later finds old files too):
   hdr_autov3_full / hdr_autov3  sshs_model_hash (kohya writes the AutoV3 of the tensors it saved)
-  hdr_autov1                    sshs_legacy_hash (AutoV1), never the hash of empty input
+  sshs_legacy_hash              kohya's sshs_legacy_hash, kept as what it is: an id of one training save,
+                                never compared with AutoV1 (see below); never the hash of empty input
   ss_session_id, training_run   kohya training-run identifiers (session id + start time)
   ss_seed                       kept, but never evidence on its own (common seeds prove nothing)
   name                          ss_output_name, modelspec.title, dataset folder names ("10_name woman"):
                                 close to the entry's name, with the same version numbers (v3 != v5)
   trigger_word                  modelspec.trigger_phrase
+
+sshs_legacy_hash is not the file's AutoV1. sd-scripts (library/train_util.py
+precalculate_safetensors_hashes, called from networks/lora.py save_weights) computes it as AutoV1's
+window (sha256 of the 0x10000 bytes at 0x100000, 8 hex) over an in-memory serialization carrying
+only the ss_* metadata; the file is then saved with the sshs_* and modelspec.* fields added, a longer
+header that moves every tensor byte, so the saved file's AutoV1 differs (and a file under 1 MiB of
+that serialization gets e3b0c442, the hash of nothing). What it is stable under: it is a string in
+the header, so every copy of that saved file (renamed, re-hosted, converted by a tool that keeps the
+metadata) carries it. So it is compared only with the same value learned by an entry from a file
+the entry is known to have (a confirmed mirror, an original a team added): equal values mean copies
+of one training save. 8 hex can collide by chance, so alone it is a lead (scores.py).
+sshs_model_hash (the tensor bytes, which the longer header does not change) is the saved file's AutoV3.
 """
 
 from __future__ import annotations
@@ -35,7 +48,7 @@ COMMON_SEEDS = frozenset({"0", "1", "42", "1234", "12345", "123", "31337", "2023
 FILE_TO_ENTRY = {
     "hdr_autov3_full": "autov3_full",
     "hdr_autov3": "autov3",
-    "hdr_autov1": "autov1",
+    "sshs_legacy_hash": "sshs_legacy_hash",  # learned from a file the entry is known to have; never AutoV1
     "ss_session_id": "ss_session_id",
     "training_run": "training_run",
     "trigger_word": "trigger_word",
@@ -65,7 +78,7 @@ def header_signals(header: SafetensorsHeader) -> dict[str, list[str]]:
         out["hdr_autov3"].append(derive("autov3", v))
     legacy = (md.get("sshs_legacy_hash") or "").strip().lower().removeprefix("0x")
     if _HEX8.match(legacy) and legacy != EMPTY_AUTOV1:
-        out["hdr_autov1"].append(legacy)
+        out["sshs_legacy_hash"].append(legacy)
     session = (md.get("ss_session_id") or "").strip()
     if session and session not in ("0", "None", "null"):
         out["ss_session_id"].append(session[:100])
