@@ -62,28 +62,50 @@ def peft_unet_state_dict(rank: int = 4, seed: int = 5, layers: dict[str, tuple[i
     return out
 
 
-def diffusers_lora_file(path: Path, peft: dict[str, np.ndarray]) -> Path:
-    """pytorch_lora_weights.safetensors: `convert_state_dict_to_diffusers` (PEFT -> ".lora.down" /
-    ".lora.up", diffusers' PEFT_TO_DIFFUSERS for to_q/k/v/out.0) then `save_lora_weights` ("unet."
-    prefix). No metadata."""
+CLIP_L_LAYERS: dict[str, tuple[int, int]] = {
+    f"text_model.encoder.layers.{i}.self_attn.{p}_proj": (768, 768) for i in range(2) for p in ("q", "k", "v", "out")
+}
+
+
+def diffusers_lora_file(path: Path, peft: dict[str, np.ndarray],
+                        te_peft: dict[str, np.ndarray] | None = None) -> Path:
+    """pytorch_lora_weights.safetensors: `convert_state_dict_to_diffusers` (PEFT_TO_DIFFUSERS: the
+    unet's "to_q.lora_A" -> "to_q.lora.down"; a CLIP text encoder's "q_proj.lora_A" ->
+    "q_proj.lora_linear_layer.down") then `save_lora_weights` ("unet." / "text_encoder." prefixes).
+    No metadata."""
     sd = {}
     for key, value in peft.items():
         new = key.replace(".lora_A.weight", ".lora.down.weight").replace(".lora_B.weight", ".lora.up.weight")
         sd["unet." + new] = value
+    for key, value in (te_peft or {}).items():
+        new = key.replace(".lora_A.", ".lora_linear_layer.down.").replace(".lora_B.", ".lora_linear_layer.up.")
+        sd["text_encoder." + new] = value
     save_file(sd, str(path))
     return path
 
 
 def kohya_from_diffusers(diffusers_sd: dict[str, np.ndarray], alpha_dtype: str = "int64",
                          alpha_shape: tuple[int, ...] = ()) -> dict[str, np.ndarray]:
-    """`convert_all_state_dict_to_peft` (unet-only file: ".lora.down" -> ".lora_A", ".lora.up" ->
-    ".lora_B") then `convert_state_dict_to_kohya`. The alpha is int64 0-dim as diffusers writes it;
-    `alpha_dtype`/`alpha_shape` let a test vary that one choice."""
+    """`convert_all_state_dict_to_peft` then `convert_state_dict_to_kohya`, as diffusers runs them.
+
+    To PEFT: a file with "lora_linear_layer" keys is the DIFFUSERS type and only DIFFUSERS_TO_PEFT's
+    patterns apply (".lora_linear_layer.down" -> ".lora_A"; the unet's ".lora.down" keys stay as they
+    are); otherwise `convert_unet_state_dict_to_peft` (".lora.down" -> ".lora_A"). To kohya: lora_A ->
+    lora_down, lora_B -> lora_up, "text_encoder." -> "lora_te1.", "unet" -> "lora_unet", every "." but
+    the last two -> "_", and for each key holding "lora_down" an "<module>.alpha" of
+    `torch.tensor(len(weight))` (int64, 0-dim; `alpha_dtype`/`alpha_shape` let a test vary it)."""
+    diffusers_type = any("lora_linear_layer" in k for k in diffusers_sd)
     out: dict[str, np.ndarray] = {}
     for key, value in diffusers_sd.items():
-        peft_key = key.replace(".lora.down", ".lora_A").replace(".lora.up", ".lora_B")
+        if diffusers_type:
+            peft_key = key.replace(".lora_linear_layer.down", ".lora_A").replace(".lora_linear_layer.up", ".lora_B")
+        else:
+            peft_key = key.replace(".lora.down", ".lora_A").replace(".lora.up", ".lora_B")
         k = peft_key.replace("lora_A", "lora_down").replace("lora_B", "lora_up")
-        k = k.replace("unet", "lora_unet")
+        if "text_encoder." in k:
+            k = k.replace("text_encoder.", "lora_te1.")
+        elif "unet" in k:
+            k = k.replace("unet", "lora_unet")
         k = k.replace(".", "_", k.count(".") - 2)
         out[k] = value
         if "lora_down" in k:

@@ -18,7 +18,7 @@ from safetensors.numpy import save_file
 from mirrorwatch.errors import MalformedFile
 from mirrorwatch.formats.safetensors import read_header
 from mirrorwatch.match.fingerprint import compare, fingerprint_file, fingerprint_state_dict
-from realwriters import diffusers_lora_file, kohya_from_diffusers, load, peft_unet_state_dict
+from realwriters import CLIP_L_LAYERS, diffusers_lora_file, kohya_from_diffusers, load, peft_unet_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +75,21 @@ def test_f64_weights_with_int_alpha(diffusers_file, tmp_path):
     save_file(sd, str(path))
     assert read_header(path).dtype_counts.get("F64") == 16
     assert compare(fingerprint_file(diffusers_file), fingerprint_file(path)).score >= 0.999
+
+
+def test_with_the_text_encoder_trained_the_unet_keys_keep_their_diffusers_suffix(tmp_path):
+    """With a text encoder in the file, diffusers converts only its keys to PEFT: the unet's come out as
+    "lora_unet_..._to_q_lora.down.weight" with no alpha, the text encoder's as kohya keys with int64
+    alphas. Both halves are read, and the file still matches its original."""
+    original = diffusers_lora_file(tmp_path / "pytorch_lora_weights.safetensors", peft_unet_state_dict(rank=4),
+                                   peft_unet_state_dict(rank=4, seed=9, layers=CLIP_L_LAYERS))
+    kohya = tmp_path / "pytorch_lora_weights_kohya.safetensors"
+    save_file(kohya_from_diffusers(load(original)), str(kohya))
+    keys = set(read_header(kohya).tensors)
+    assert "lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q_lora.down.weight" in keys
+    assert read_header(kohya).tensors["lora_te1_text_model_encoder_layers_0_self_attn_q_proj.alpha"].dtype == "I64"
+    sim = compare(fingerprint_file(original), fingerprint_file(kohya))
+    assert sim.layers_compared == 16 and sim.score >= 0.999
 
 
 def _raw(path, header: dict, data: bytes) -> None:
