@@ -39,13 +39,14 @@ def is_strong(tier: int, score: float) -> bool:
 def _strongly_matched(session: Session, hits: list[Hit]) -> dict[int, set[int]]:
     """file -> entries it strongly matches (stored matches a reviewer has not dismissed, and this
     batch's strong hits), for the files a lead in `hits` points at."""
-    files = sorted({h.hub_file_id for h in hits if is_lead(h)})
+    lead_files = {h.hub_file_id for h in hits if is_lead(h)}
     out: dict[int, set[int]] = {}
-    if not files:
+    if not lead_files:
         return out
     for h in hits:
-        if h.hub_file_id in files and is_strong(h.tier, h.score):
+        if h.hub_file_id in lead_files and is_strong(h.tier, h.score):
             out.setdefault(h.hub_file_id, set()).add(h.entry_id)
+    files = sorted(lead_files)
     for i in range(0, len(files), 400):
         for fid, eid in session.execute(
             select(Match.hub_file_id, Match.entry_id).where(
