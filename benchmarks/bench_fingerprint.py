@@ -74,7 +74,8 @@ from mirrorwatch.match.fingerprint import (
     fingerprint_state_dict,
 )
 
-LOSSLESS = ("rename", "metadata_edit", "metadata_strip", "to_fp32", "to_fp16", "to_bf16", "key_format", "refactor")
+LOSSLESS = ("rename", "metadata_edit", "metadata_strip", "to_fp32", "to_fp16", "to_bf16", "key_format", "refactor",
+            "kohya_int_alpha")
 LOSSY = ("resize_half", "merge_50_50")
 RANKS = (4, 8, 16, 32, 64, 128)
 

@@ -105,17 +105,17 @@ def test_combine_is_a_capped_noisy_or():
 
 def test_header_signals_combine_and_weak_ones_are_not_recorded(world):
     db, (e0, e1, e2), repo = world
-    add_signals(db, e0, training_run="run-1", autov1="0badf00d")
+    add_signals(db, e0, training_run="run-1", sshs_legacy_hash="0badf00d")
     add_signals(db, e1, trigger_word="ohwx person")  # 0.40 alone: below the recording threshold
     add_signals(db, e2, training_run="run-2", ss_session_id="sess-2")
     fid = add_file(db, repo, "x.safetensors", sha("x"))
     with db.session() as s:
-        hits = find_signal_matches(s, {fid: {"training_run": ["run-1", "run-2"], "hdr_autov1": ["0badf00d"],
+        hits = find_signal_matches(s, {fid: {"training_run": ["run-1", "run-2"], "sshs_legacy_hash": ["0badf00d"],
                                              "trigger_word": ["ohwx person"], "ss_session_id": ["sess-2"]}})
     by_entry = {h.entry_id: h for h in hits}
     assert HEADER_SCORES["trigger_word"] < MIN_RECORDED_SCORE and e1 not in by_entry
     assert by_entry[e0].tier == 2
-    assert by_entry[e0].score == pytest.approx(combine([HEADER_SCORES["training_run"], HEADER_SCORES["hdr_autov1"]]),
+    assert by_entry[e0].score == pytest.approx(combine([HEADER_SCORES["training_run"], HEADER_SCORES["sshs_legacy_hash"]]),
                                                abs=1e-4)
     # a training run and its own session id are the same fact: counted once
     assert by_entry[e2].score == pytest.approx(HEADER_SCORES["training_run"], abs=1e-4)
@@ -125,7 +125,7 @@ def test_header_signals_combine_and_weak_ones_are_not_recorded(world):
 def test_record_hits_inserts_once_then_merges_evidence_and_raises_only_upwards(world):
     db, (e0, *_), repo = world
     fid = add_file(db, repo, "m.safetensors", sha("m"))
-    weak = Hit(e0, fid, 0.6, [{"tier": 2, "kind": "header", "field": "hdr_autov1", "value": "x"}], tier=2)
+    weak = Hit(e0, fid, 0.6, [{"tier": 2, "kind": "header", "field": "sshs_legacy_hash", "value": "x"}], tier=2)
     strong = Hit(e0, fid, 1.0, [{"tier": 1, "kind": "hash", "form": "sha256", "value": sha("m")}], tier=1)
     with db.session() as s:
         assert record_hits(s, [weak], scan_run_id=None) == 1

@@ -13,6 +13,7 @@ from mirrorwatch.corpus import (
     edit_metadata,
     generate_lora,
     generate_lycoris,
+    kohya_int_alpha,
     kohya_to_peft,
     merge,
     peft_to_kohya,
@@ -64,6 +65,7 @@ LOSSLESS = {
     "key_format": lambda lf: kohya_to_peft(lf) if lf.layout == "kohya" else peft_to_kohya(lf),
     "key_format_round_trip": lambda lf: (peft_to_kohya(kohya_to_peft(lf)) if lf.layout == "kohya"
                                          else kohya_to_peft(peft_to_kohya(lf))),
+    "kohya_int_alpha": kohya_int_alpha,  # diffusers' convert_state_dict_to_kohya: int64 alphas
 }
 
 

@@ -15,6 +15,8 @@ from mirrorwatch.match.fingerprint.tensors import float32_to_bf16_bits
 
 # On-disk dtypes write_safetensors accepts: name -> (safetensors dtype, numpy dtype; None = bf16 bits).
 DTYPES = {"fp32": ("F32", np.dtype("<f4")), "fp16": ("F16", np.dtype("<f2")), "bf16": ("BF16", None)}
+# Integer tensors (alphas as diffusers' convert_state_dict_to_kohya writes them: int64) keep their type.
+_INT_ST_DTYPES = {"i1": "I8", "i2": "I16", "i4": "I32", "i8": "I64", "u1": "U8", "u2": "U16", "u4": "U32", "u8": "U64"}
 
 
 @dataclass
@@ -66,7 +68,8 @@ def fold_scale(up: np.ndarray, down: np.ndarray, scale: float) -> tuple[np.ndarr
 
 def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None,
                       dtype: str = "fp16") -> Path:
-    """Write a safetensors file; every tensor is stored as ``dtype`` ("fp32", "fp16" or "bf16")."""
+    """Write a safetensors file; every float tensor is stored as ``dtype`` ("fp32", "fp16" or "bf16"),
+    integer tensors (int alphas) as their own integer type."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
     st_dtype, np_dtype = DTYPES[dtype]
@@ -77,6 +80,14 @@ def write_safetensors(path: str | Path, tensors: dict[str, np.ndarray], metadata
     offset = 0
     for name in sorted(tensors):
         arr = np.asarray(tensors[name])
+        if arr.dtype.kind in "iu":
+            int_dtype = arr.dtype.newbyteorder("<")
+            data = np.ascontiguousarray(arr, dtype=int_dtype).tobytes()
+            header[name] = {"dtype": _INT_ST_DTYPES[int_dtype.str[1:]], "shape": list(arr.shape),
+                            "data_offsets": [offset, offset + len(data)]}
+            blobs.append(data)
+            offset += len(data)
+            continue
         if np_dtype is None:
             data = float32_to_bf16_bits(arr).astype("<u2").tobytes()
         else:

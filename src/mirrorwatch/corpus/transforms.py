@@ -11,6 +11,9 @@ One function per row of the "which signal survives which change" table in DESIGN
                        factors; Flux fused qkv / linear1 split into parts sharing the down
 ``peft_to_kohya``      diffusers/PEFT keys -> kohya keys with ``alpha = rank``; Flux parts fused (block-
                        diagonal when their downs differ)
+``kohya_int_alpha``    the diffusers round trip: to diffusers/PEFT keys, then back to kohya keys with
+                       ``alpha = rank`` as an int64 scalar, as diffusers' ``convert_state_dict_to_kohya``
+                       writes it
 ``refactor``           up·M, M⁻¹·down with a random well-conditioned M (cond(M) <= e); ΔW unchanged
 ``resize_half``        rank r -> r/2 by the SVD of ΔW (computed from the factors, exact)
 ``merge``              0.5·ΔW_a + 0.5·ΔW_b, represented by concatenating the factors
@@ -34,6 +37,7 @@ __all__ = [
     "TRANSFORMS",
     "convert_dtype",
     "edit_metadata",
+    "kohya_int_alpha",
     "kohya_to_peft",
     "merge",
     "peft_to_kohya",
@@ -136,8 +140,14 @@ def kohya_to_peft(lf: LoraFile) -> LoraFile:
     return LoraFile(out, {"format": "pt"}, lf.dtype, lf.arch, "peft", dict(lf.info))
 
 
-def peft_to_kohya(lf: LoraFile) -> LoraFile:
-    """diffusers/PEFT -> kohya keys with ``alpha = rank``; Flux parts are fused into one module."""
+def peft_to_kohya(lf: LoraFile, *, int_alpha: bool = False) -> LoraFile:
+    """diffusers/PEFT -> kohya keys with ``alpha = rank``; Flux parts are fused into one module.
+    ``int_alpha`` stores each alpha as an int64 scalar (diffusers' ``convert_state_dict_to_kohya``:
+    ``torch.tensor(len(weight))``) instead of a float."""
+
+    def alpha(rank: int) -> np.ndarray:
+        return np.array(rank, dtype=np.int64) if int_alpha else np.array(float(rank), dtype=np.float32)
+
     arch = ARCHITECTURES[lf.arch]
     out: dict[str, np.ndarray] = {}
     fused: dict[str, dict[int, dict[str, np.ndarray]]] = {}
@@ -147,7 +157,7 @@ def peft_to_kohya(lf: LoraFile) -> LoraFile:
             rank = parts["down"].shape[0]
             out[f"{spec.kohya}.lora_down.weight"] = parts["down"]
             out[f"{spec.kohya}.lora_up.weight"] = parts["up"]
-            out[f"{spec.kohya}.alpha"] = np.array(float(rank), dtype=np.float32)
+            out[f"{spec.kohya}.alpha"] = alpha(rank)
         else:
             fused.setdefault(spec.kohya, {})[index] = parts
     for kohya, by_index in fused.items():
@@ -171,8 +181,16 @@ def peft_to_kohya(lf: LoraFile) -> LoraFile:
                 row += rows
         out[f"{kohya}.lora_down.weight"] = down
         out[f"{kohya}.lora_up.weight"] = up
-        out[f"{kohya}.alpha"] = np.array(float(down.shape[0]), dtype=np.float32)
+        out[f"{kohya}.alpha"] = alpha(down.shape[0])
     return LoraFile(out, {}, lf.dtype, lf.arch, "kohya", dict(lf.info))
+
+
+def kohya_int_alpha(lf: LoraFile) -> LoraFile:
+    """The diffusers round trip a kohya or PEFT LoRA goes through to come back as an A1111/ComfyUI file:
+    diffusers/PEFT keys (alpha folded in), then kohya keys with int64 ``alpha = rank`` (diffusers'
+    ``convert_state_dict_to_kohya``). No metadata, as ``save_file`` there is called without any."""
+    peft = kohya_to_peft(lf) if lf.layout == "kohya" else lf
+    return peft_to_kohya(peft, int_alpha=True)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,6 +298,7 @@ TRANSFORMS: dict[str, tuple[object, str]] = {
     "to_bf16": (lambda lf, seed: convert_dtype(lf, "bf16"), "same_weights"),
     "key_format": (lambda lf, seed: kohya_to_peft(lf) if lf.layout == "kohya" else peft_to_kohya(lf), "same_weights"),
     "refactor": (lambda lf, seed: refactor(lf, seed), "same_weights"),
+    "kohya_int_alpha": (lambda lf, seed: kohya_int_alpha(lf), "same_weights"),
     "resize_half": (lambda lf, seed: resize_half(lf), "derived"),
     "merge_50_50": (None, "derived"),
 }

@@ -2,11 +2,25 @@
 
 Signals read (stored as file signals so an entry that learns one later finds old files too):
   hdr_autov3_full / hdr_autov3  sshs_model_hash (kohya writes the AutoV3 of the tensors it saved)
-  hdr_autov1                    sshs_legacy_hash (AutoV1), never the hash of empty input
+  sshs_legacy_hash              kohya's sshs_legacy_hash, kept as what it is: an id of one training save,
+                                never compared with AutoV1 (see below); never the hash of empty input
   ss_session_id, training_run   kohya training-run identifiers (session id + start time)
   ss_seed                       kept, but never evidence on its own (common seeds prove nothing)
-  name                          ss_output_name, modelspec.title, dataset folder names ("10_name woman")
+  name                          ss_output_name, modelspec.title, dataset folder names ("10_name woman"):
+                                close to the entry's name, with the same version numbers (v3 != v5)
   trigger_word                  modelspec.trigger_phrase
+
+sshs_legacy_hash is not the file's AutoV1. sd-scripts (library/train_util.py
+precalculate_safetensors_hashes, called from networks/lora.py save_weights) computes it as AutoV1's
+window (sha256 of the 0x10000 bytes at 0x100000, 8 hex) over an in-memory serialization carrying
+only the ss_* metadata; the file is then saved with the sshs_* and modelspec.* fields added, a longer
+header that moves every tensor byte, so the saved file's AutoV1 differs (and a file under 1 MiB of
+that serialization gets e3b0c442, the hash of nothing). What it is stable under: it is a string in
+the header, so every copy of that saved file (renamed, re-hosted, converted by a tool that keeps the
+metadata) carries it. So it is compared only with the same value learned by an entry from a file
+the entry is known to have (a confirmed mirror, an original a team added): equal values mean copies
+of one training save. 8 hex can collide by chance, so alone it is a lead (scores.py).
+sshs_model_hash (the tensor bytes, which the longer header does not change) is the saved file's AutoV3.
 """
 
 from __future__ import annotations
@@ -21,8 +35,8 @@ from mirrorwatch.formats.safetensors import SafetensorsHeader, metadata_json
 from mirrorwatch.hashing.forms import derive
 from mirrorwatch.match.hits import Hit
 from mirrorwatch.match.scores import HEADER_SCORES, MIN_RECORDED_SCORE, NAME_MIN_SIMILARITY, combine
-from mirrorwatch.store.models import EntrySignal, FileSignal
-from mirrorwatch.text.names import is_generic, normalise_name
+from mirrorwatch.store.models import Entry, EntrySignal, FileSignal
+from mirrorwatch.text.names import is_generic, normalise_name, same_version
 
 EMPTY_AUTOV1 = "e3b0c442"  # first 8 hex of SHA-256 of nothing: what files under 2 MiB get
 _HEX64 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -34,7 +48,7 @@ COMMON_SEEDS = frozenset({"0", "1", "42", "1234", "12345", "123", "31337", "2023
 FILE_TO_ENTRY = {
     "hdr_autov3_full": "autov3_full",
     "hdr_autov3": "autov3",
-    "hdr_autov1": "autov1",
+    "sshs_legacy_hash": "sshs_legacy_hash",  # learned from a file the entry is known to have; never AutoV1
     "ss_session_id": "ss_session_id",
     "training_run": "training_run",
     "trigger_word": "trigger_word",
@@ -64,7 +78,7 @@ def header_signals(header: SafetensorsHeader) -> dict[str, list[str]]:
         out["hdr_autov3"].append(derive("autov3", v))
     legacy = (md.get("sshs_legacy_hash") or "").strip().lower().removeprefix("0x")
     if _HEX8.match(legacy) and legacy != EMPTY_AUTOV1:
-        out["hdr_autov1"].append(legacy)
+        out["sshs_legacy_hash"].append(legacy)
     session = (md.get("ss_session_id") or "").strip()
     if session and session not in ("0", "None", "null"):
         out["ss_session_id"].append(session[:100])
@@ -99,10 +113,20 @@ def store_file_signals(session: Session, hub_file_id: int, signals: dict[str, li
     session.flush()
 
 
+def _entry_names(session: Session, entry_ids: set[int]) -> dict[int, str]:
+    ids = sorted(entry_ids)
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), 400):
+        out.update({eid: name for eid, name in session.execute(
+            select(Entry.id, Entry.name).where(Entry.id.in_(ids[i : i + 400])))})
+    return out
+
+
 def find_signal_matches(session: Session, file_signals: dict[int, dict[str, list[str]]],
                         name_search=None) -> list[Hit]:
     """Entries the given files' signals point to (exact signals, and names through `name_search`,
-    a function (db-free) query -> [(entry_id, similarity)])."""
+    a function (db-free) query -> [(entry_id, similarity)]). A name is evidence only when it is close
+    enough and carries exactly the entry name's version numbers (text.names.same_version)."""
     wanted: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
     for fid, sigs in file_signals.items():
         for form, values in sigs.items():
@@ -121,11 +145,15 @@ def find_signal_matches(session: Session, file_signals: dict[int, dict[str, list
             for fid, fform in wanted[(eform, value)]:
                 evidence[(eid, fid)].append((fform, value, HEADER_SCORES[fform if fform in HEADER_SCORES else eform]))
     if name_search is not None:
+        found: list[tuple[int, str, int, float]] = []
         for fid, sigs in file_signals.items():
             for name in sigs.get("name", []):
-                for eid, sim in name_search(name):
-                    if sim >= NAME_MIN_SIMILARITY:
-                        evidence[(eid, fid)].append(("name", name, HEADER_SCORES["name"] * sim / 100.0))
+                found += [(fid, name, eid, sim) for eid, sim in name_search(name) if sim >= NAME_MIN_SIMILARITY]
+        names = _entry_names(session, {eid for _f, _n, eid, _s in found})
+        for fid, name, eid, sim in found:
+            # the search forgives typos; version numbers are not typos: "v5" is no evidence for "v3"
+            if eid in names and same_version(name, names[eid]):
+                evidence[(eid, fid)].append(("name", name, HEADER_SCORES["name"] * sim / 100.0))
     hits = []
     for (eid, fid), items in evidence.items():
         best: dict[str, float] = {}

@@ -10,6 +10,8 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import SOURCE_KEY
+from mirrorwatch.match.scores import LEAD_FIELDS, STRONG_MATCH_SCORE
+from mirrorwatch.match.states import MatchState
 from mirrorwatch.store.models import Entry, HubFile, Match, utcnow
 
 # Bank-entry columns naming where an entry was first published; a hub names the same ones in a
@@ -63,11 +65,49 @@ def _drop_self_hits(session: Session, hits: list[Hit]) -> list[Hit]:
     return [h for h in hits if not is_itself(ids.get(h.entry_id, {}), sources.get(h.hub_file_id))]
 
 
+def is_lead(hit: Hit) -> bool:
+    """A hit whose every piece of evidence only names the model (header names, trigger words)."""
+    return bool(hit.evidence) and all(
+        e.get("kind") == "header" and e.get("field") in LEAD_FIELDS for e in hit.evidence
+    )
+
+
+def is_strong(tier: int, score: float) -> bool:
+    """A match that says which entry a file is: any exact (tier-1) match, or a score >= 0.95."""
+    return tier == 1 or score >= STRONG_MATCH_SCORE
+
+
+def _strongly_matched(session: Session, hits: list[Hit]) -> dict[int, set[int]]:
+    """file -> entries it strongly matches (stored matches a reviewer has not dismissed, and this
+    batch's strong hits), for the files a lead in `hits` points at."""
+    lead_files = {h.hub_file_id for h in hits if is_lead(h)}
+    out: dict[int, set[int]] = {}
+    if not lead_files:
+        return out
+    for h in hits:
+        if h.hub_file_id in lead_files and is_strong(h.tier, h.score):
+            out.setdefault(h.hub_file_id, set()).add(h.entry_id)
+    files = sorted(lead_files)
+    for i in range(0, len(files), 400):
+        for fid, eid in session.execute(
+            select(Match.hub_file_id, Match.entry_id).where(
+                Match.hub_file_id.in_(files[i : i + 400]), Match.state != MatchState.DISMISSED.value,
+                (Match.tier == 1) | (Match.score >= STRONG_MATCH_SCORE),
+            )
+        ):
+            out.setdefault(fid, set()).add(eid)
+    return out
+
+
 def record_hits(session: Session, hits: list[Hit], *, scan_run_id: int | None) -> int:
     """Insert matches that do not exist yet (entry x file is unique) and return how many are new.
     A hit for an existing match adds its evidence; a stronger one raises the score (and sets the
     tier of that stronger evidence). The reviewer's state is never changed here. A hit where the
-    file is the entry itself (its own original upload, `is_itself`) is no match and is dropped."""
+    file is the entry itself (its own original upload, `is_itself`) is no match and is dropped.
+
+    A lead (`is_lead`: names only) does not become a new match for a file that strongly matches
+    (`is_strong`) another entry, stored or in this batch: the file is that entry's, and a name close
+    to another entry's is a similar name, not a re-upload of it."""
     if not hits:
         return 0
     hits = _drop_self_hits(session, hits)
@@ -78,11 +118,14 @@ def record_hits(session: Session, hits: list[Hit], *, scan_run_id: int | None) -
     for i in range(0, len(pairs), 400):
         for m in session.scalars(select(Match).where(tuple_(Match.entry_id, Match.hub_file_id).in_(pairs[i : i + 400]))):
             existing[(m.entry_id, m.hub_file_id)] = m
+    strong = _strongly_matched(session, hits)
     new = 0
     now = utcnow()
     for h in hits:
         key = (h.entry_id, h.hub_file_id)
         m = existing.get(key)
+        if m is None and is_lead(h) and strong.get(h.hub_file_id, set()) - {h.entry_id}:
+            continue  # a similar name beside a strong match to another entry
         if m is not None:
             evidence = list(m.evidence or [])
             added = [e for e in h.evidence if e not in evidence]

@@ -30,7 +30,7 @@ from mirrorwatch.store.models import Fingerprint as FingerprintRow
 FP_CANDIDATES = 20
 # entry signal forms learned from a confirmed mirror, and the file signal form they come from
 LEARNABLE = {"training_run": "training_run", "ss_session_id": "ss_session_id", "autov3_full": "autov3_full",
-             "autov3": "autov3"}
+             "autov3": "autov3", "sshs_legacy_hash": "sshs_legacy_hash"}
 
 
 class FingerprintIndexes:
@@ -207,7 +207,8 @@ def learn(db: Database, session: Session, entry_id: int, signals: dict[str, list
 
 
 def file_learnables(session: Session, hub_file_id: int) -> tuple[dict[str, list[str]], Fingerprint | None]:
-    """What a confirmed mirror teaches its entry: training-run ids, AutoV3s, its fingerprint."""
+    """What a confirmed mirror teaches its entry: training-run ids, AutoV3s, its training-save id
+    (sshs_legacy_hash), its fingerprint."""
     sigs: dict[str, list[str]] = {}
     for form, value in session.execute(select(FileSignal.form, FileSignal.value)
                                        .where(FileSignal.hub_file_id == hub_file_id)):

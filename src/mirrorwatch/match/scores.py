@@ -22,13 +22,20 @@ HEADER_SCORES: dict[str, float] = {
     "hdr_autov3": 0.95,  # its first 12 hex equal the entry's AutoV3
     "training_run": 0.90,  # same ss_session_id and ss_training_started_at
     "ss_session_id": 0.85,  # same kohya session id alone
-    "hdr_autov1": 0.60,  # sshs_legacy_hash equals the entry's AutoV1 (8 hex: weak)
+    # sshs_legacy_hash equals the value an entry learned from a file it is known to have: a copy of the
+    # same training save (never compared with AutoV1, which it is not; 8 hex: a lead)
+    "sshs_legacy_hash": 0.60,
     "trigger_word": 0.40,  # the trigger phrase the bank knows for the entry
     "name": 0.55,  # a non-generic name in the header close to the entry's name
 }
 NAME_MIN_SIMILARITY = 90.0
 MIN_RECORDED_SCORE = 0.5  # weaker evidence is not recorded as a match
 
+# Leads, not identity: header fields that only name the model. A hit made of these alone is not
+# recorded as a new match for a file that already has a strong match (>= STRONG_MATCH_SCORE, or any
+# exact tier-1 match) to another entry: such a file is that entry's; the lead is a similar name.
+LEAD_FIELDS = frozenset({"name", "trigger_word"})
+STRONG_MATCH_SCORE = 0.95
 
 
 # Tier 3: a fingerprint similarity becomes a score in these bands (thresholds per method in

@@ -53,7 +53,7 @@ def add_file(db: Database, entry_id: int, path: Path, *, user: str = "cli") -> d
     sigs: dict[str, list[str]] = {f: [v] for f, v in ev.hashes.items() if FORMS[f].stored_when_derived}
     notes: list[str] = []
     if ev.header is not None:
-        for form in ("training_run", "ss_session_id", "trigger_word"):
+        for form in ("training_run", "ss_session_id", "trigger_word", "sshs_legacy_hash"):
             if ev.header.signals.get(form):
                 sigs[form] = ev.header.signals[form]
     if "header" in ev.errors:

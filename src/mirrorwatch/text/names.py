@@ -1,4 +1,5 @@
-"""Names normalised for search: case-, accent- and punctuation-insensitive."""
+"""Names normalised for search: case-, accent- and punctuation-insensitive; the numbers a name
+carries (versions, epochs), which must agree exactly for a name to be evidence."""
 
 from __future__ import annotations
 
@@ -31,3 +32,35 @@ def normalise_name(text: str) -> str:
 def is_generic(text: str) -> bool:
     norm = normalise_name(text)
     return not norm or norm in GENERIC_NAMES or len(norm) < 3
+
+
+# Base-model tags name the model a LoRA was trained for, not its version ("SD1.5", "SDXL 1.0", "Flux.1"):
+# left out before version numbers are compared. Matched on normalised text ("sd1.5" -> "sd1 5").
+_BASE_TAGS = re.compile(
+    r"\b(?:sd ?1 ?[45]|sd ?2(?: ?[01])?|sd ?3(?: ?5)?|sdxl(?: ?1(?: ?0)?)?|xl ?1 ?0|flux ?1|f1)\b"
+)
+_DIGITS = re.compile(r"\d+")
+
+
+def version_numbers(text: str) -> tuple[int, ...]:
+    """The numbers a name carries (versions v3/1.0, epochs -000010, other digits), sorted, as integers
+    (leading zeros do not count). A ``.0`` part of a dotted version is dropped ("v1.0" is version 1),
+    and base-model tags (SD1.5, SDXL 1.0, Flux.1) are not numbers of the name."""
+    norm = _BASE_TAGS.sub(" ", normalise_name(text))
+    numbers: list[int] = []
+    prev_end = -2
+    for m in _DIGITS.finditer(norm):
+        value = int(m.group())
+        dotted_part = prev_end == m.start() - 1 and norm[prev_end] == " "  # "1 0" from "1.0"
+        prev_end = m.end()
+        if value == 0 and dotted_part:
+            continue
+        numbers.append(value)
+    return tuple(sorted(numbers))
+
+
+def same_version(a: str, b: str) -> bool:
+    """True when two names carry exactly the same numbers (see :func:`version_numbers`): a name is
+    evidence for an entry only then, typo-tolerant as the rest of the comparison may be ("v5" is not a
+    typo of "v3"; a version on one side only does not agree either)."""
+    return version_numbers(a) == version_numbers(b)

@@ -82,7 +82,8 @@ def fingerprint_state_dict(tensors: Mapping[str, np.ndarray], metadata: Mapping[
     """Fingerprint an in-memory (or lazily read) state dict of LoRA-family tensors.
 
     ``tensors`` maps keys in any supported format (kohya, diffusers/PEFT, LyCORIS) to float16/32/64
-    arrays; bfloat16 data must be decoded first with :func:`bf16_bits_to_float32`. ``metadata`` is
+    arrays (alphas may also be integer scalars, as diffusers' kohya conversion writes them); bfloat16
+    data must be decoded first with :func:`bf16_bits_to_float32`. ``metadata`` is
     the safetensors ``__metadata__`` (only used to guess the family when the structure does not
     tell). Raises MalformedFile for broken modules and :class:`NothingToFingerprint` when no layer
     has a non-zero ΔW.
@@ -111,7 +112,8 @@ def fingerprint_file(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_M
     """Fingerprint a safetensors file on disk, reading tensors one module at a time with bounds.
 
     Raises MalformedFile (with a one-line reason) for files over ``max_bytes``, malformed headers,
-    offsets that lie, non-float or non-finite tensors, zero ranks and absurd shapes; OSError for
+    offsets that lie, non-float factors, non-numeric or non-finite tensors, zero ranks and absurd
+    shapes (integer alphas of any width are read, as writers store them); OSError for
     files that cannot be opened.
     """
     with open_tensors(path, max_bytes=max_bytes) as st:

@@ -29,7 +29,7 @@ import numpy as np
 from mirrorwatch.errors import MalformedFile
 
 from .names import IGNORED_ROLES, ParsedKey, Split, parse_key
-from .tensors import SafetensorsTensors, check_finite, to_float32
+from .tensors import SafetensorsTensors, check_finite, scalar_value, to_float32
 
 __all__ = ["Module", "ModuleStats", "collect_modules", "group_keys", "iter_modules"]
 
@@ -152,13 +152,15 @@ def _flat(arr: np.ndarray) -> np.ndarray:
 
 
 def _alpha(group: _Group, tensors: Mapping[str, np.ndarray], checked: bool, default: float) -> float:
+    """The module's alpha: a float or integer scalar (diffusers' kohya conversion writes int64), 0-dim
+    or a 1-element vector; the rank when the file has none."""
     key = group.roles.get("alpha")
     if key is None:
         return float(default)
-    arr = _get(tensors, key, checked)
-    if arr.size != 1:
-        raise MalformedFile(f"module {group.raw_module!r}: alpha has {arr.size} values, expected 1")
-    return float(arr.reshape(-1)[0])
+    where = f"module {group.raw_module!r}: alpha"
+    if isinstance(tensors, SafetensorsTensors):
+        return tensors.scalar(key, label=where)
+    return scalar_value(tensors[key], name=where)
 
 
 def _bad(group: _Group, reason: str) -> MalformedFile:

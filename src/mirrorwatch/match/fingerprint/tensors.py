@@ -4,6 +4,9 @@ The header is parsed and validated by :func:`mirrorwatch.formats.safetensors.rea
 inside the file, sizes matching dtype x shape, no overlaps). Here we add what fingerprinting needs on
 top: a cap on the file size, sane shapes for LoRA factors, decoding of F64/F32/F16/BF16 into float32
 (BF16 by shifting the 16 stored bits into the high half of a float32), and rejection of NaN/Inf.
+Scalars (a module's ``alpha``) may also be integers of any width, signed or not, as a 0-dim tensor or
+a 1-element vector: diffusers' ``convert_state_dict_to_kohya`` writes every alpha as an int64 scalar
+(``torch.tensor(rank)``). Factors stay float-only: no writer stores integer LoRA factors.
 Every problem raises :class:`~mirrorwatch.errors.MalformedFile` with a one-line reason.
 
 Tensors are read one at a time on access (:class:`SafetensorsTensors` is a lazy ``Mapping``), so
@@ -32,6 +35,7 @@ __all__ = [
     "float32_to_bf16_bits",
     "open_tensors",
     "read_tensors",
+    "scalar_value",
     "to_float32",
 ]
 
@@ -44,6 +48,9 @@ MAX_DIM = 1 << 20
 MAX_TENSOR_ELEMENTS = 1 << 28
 
 _FLOAT_DTYPES = {"F64": np.dtype("<f8"), "F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "BF16": np.dtype("<u2")}
+#: Integer dtypes accepted for scalars (alphas) only.
+_INT_DTYPES = {"I8": np.dtype("i1"), "I16": np.dtype("<i2"), "I32": np.dtype("<i4"), "I64": np.dtype("<i8"),
+               "U8": np.dtype("u1"), "U16": np.dtype("<u2"), "U32": np.dtype("<u4"), "U64": np.dtype("<u8")}
 
 
 def bf16_bits_to_float32(bits: np.ndarray) -> np.ndarray:
@@ -89,6 +96,23 @@ def to_float32(array: np.ndarray, *, name: str = "tensor") -> np.ndarray:
     raise MalformedFile(f"{name}: dtype {array.dtype} is not a float type{hint}")
 
 
+def scalar_value(array: np.ndarray, *, name: str = "tensor") -> float:
+    """The one number a scalar tensor holds (an ``alpha``): a float of any width or an integer of any
+    width (signed or unsigned), 0-dim or with a single element. Bool, complex, several values and
+    NaN/Inf are refused with MalformedFile."""
+    array = np.asarray(array)
+    if array.size != 1:
+        raise MalformedFile(f"{name} has {array.size} values, expected 1")
+    if array.dtype.kind in "iu":
+        return float(array.reshape(-1)[0])
+    if array.dtype.kind != "f":
+        raise MalformedFile(f"{name}: dtype {array.dtype} is not a number type for a scalar")
+    value = float(array.reshape(-1)[0])
+    if not np.isfinite(value):
+        raise MalformedFile(f"{name}: holds NaN or infinite values")
+    return value
+
+
 def check_finite(array: np.ndarray, *, name: str = "tensor") -> None:
     """Raise MalformedFile if the array holds NaN or infinity."""
     if array.size and not np.isfinite(array).all():
@@ -131,11 +155,7 @@ class SafetensorsTensors(Mapping[str, np.ndarray]):
     def info(self, name: str) -> TensorInfo:
         return self.header.tensors[name]
 
-    def __getitem__(self, name: str) -> np.ndarray:
-        info = self.header.tensors[name]
-        dtype = _FLOAT_DTYPES.get(info.dtype)
-        if dtype is None:
-            raise MalformedFile(f"tensor {name!r}: dtype {info.dtype} is not F64/F32/F16/BF16")
+    def _read(self, name: str, info: TensorInfo, dtype: np.dtype) -> np.ndarray:
         _check_shape(name, info)
         start = self.header.data_start + info.begin
         if start + info.nbytes > self.file_size:
@@ -145,7 +165,30 @@ class SafetensorsTensors(Mapping[str, np.ndarray]):
         got = self._f.readinto(buf)
         if got != info.nbytes:
             raise MalformedFile(f"tensor {name!r}: file truncated ({got} of {info.nbytes} bytes)")
-        raw = np.frombuffer(buf, dtype=dtype).reshape(info.shape)
+        return np.frombuffer(buf, dtype=dtype).reshape(info.shape)
+
+    def scalar(self, name: str, *, label: str | None = None) -> float:
+        """The value of a one-element tensor (an alpha): float or integer of any width (see
+        :func:`scalar_value`). Its element count is checked before anything is read. ``label`` names
+        it in error messages (default: the tensor's key)."""
+        info = self.header.tensors[name]
+        label = label or f"tensor {name!r}"
+        if info.numel != 1:
+            raise MalformedFile(f"{label} has {info.numel} values, expected 1")
+        if info.dtype in _INT_DTYPES:
+            return scalar_value(self._read(name, info, _INT_DTYPES[info.dtype]), name=label)
+        if info.dtype not in _FLOAT_DTYPES:
+            raise MalformedFile(f"{label}: dtype {info.dtype} is not a number type for a scalar")
+        raw = self._read(name, info, _FLOAT_DTYPES[info.dtype])
+        arr = bf16_bits_to_float32(raw) if info.dtype == "BF16" else raw
+        return scalar_value(arr, name=label)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        info = self.header.tensors[name]
+        dtype = _FLOAT_DTYPES.get(info.dtype)
+        if dtype is None:
+            raise MalformedFile(f"tensor {name!r}: dtype {info.dtype} is not F64/F32/F16/BF16")
+        raw = self._read(name, info, dtype)
         arr = bf16_bits_to_float32(raw) if info.dtype == "BF16" else to_float32(raw, name=name)
         if self._check:
             check_finite(arr, name=f"tensor {name!r}")
