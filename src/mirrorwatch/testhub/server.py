@@ -6,6 +6,12 @@ is what tests pass as `HfApi(endpoint=...)`/`HF_ENDPOINT`. LFS resolves answer 3
 its CDN: the client then keeps `X-Linked-Etag`/`X-Linked-Size` from the 302 on a HEAD and follows
 the redirect (without Authorization) on a GET.
 
+Like the Hub, old ids (legacy ids without a namespace, renamed repos: `Hub.add_alias`, `Hub.rename`)
+answer 307 with a relative `Location` to the current id, on the API and on resolvers. Xet-backed files
+(`RepoFile(xet=True)`) resolve with `X-Linked-Etag` (sha256) beside `X-Xet-Hash` and a
+`Link rel="xet-auth"` to a read-token route the test hub refuses (501, counted as `xet_token`), and
+redirect a GET to an LFS-compatible bridge route (`/xet-bridge/`) whose `ETag` is the Xet hash.
+
 Why the standard library: ThreadingHTTPServer gives HTTP/1.1 keep-alive, one thread per connection
 and no extra dependency; responses are written in one piece (headers + small body) with TCP_NODELAY
 so keep-alive clients are not slowed by Nagle/delayed-ACK stalls.
