@@ -113,7 +113,8 @@ def _print_summary(summary: SweepSummary, as_json: bool) -> None:
     console.print(
         f"sweep #{summary.run_id} {summary.status}{' (resumed)' if summary.resumed else ''} in {summary.seconds:.1f}s: "
         f"{c['listed']} repos listed, {c['candidates']} candidates, {c['unchanged']} unchanged, "
-        f"{c['fetched']} hashed ({c['hashes']} files), [bold]{c['matches']} new matches[/], "
+        f"{c['fetched']} hashed ({c['hashes']} files, {c.get('unhashed', 0)} weight files not hashed), "
+        f"[bold]{c['matches']} new matches[/], "
         f"{c['skipped']} skipped, {c['errors']} errors recorded, {c['throttled']} throttled (429)",
         highlight=False,
     )

@@ -42,7 +42,7 @@ from mirrorwatch.sweep.persist import record_error, record_repo, upsert_repo
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
               "headers_read", "header_bytes", "header_matches", "fingerprinted", "fingerprint_matches",
-              "learned")
+              "learned", "unhashed")
 
 
 @dataclass
@@ -318,10 +318,11 @@ class Sweep:
         result = fetched.files
         files = result.files  # already filtered by kind and size in the worker (_fetch)
         status = GATED if result.repo.gated else LIVE
-        # A weight file the hub should have hashed (LFS, or of unknown or large size) but gave no usable
-        # sha256 for: record it, and leave the repo without a sha so the next sweep asks again.
-        incomplete = [f for f in files if f.sha256 is None and (f.lfs or f.size is None or f.size > 10_000_000)]
-        if incomplete:
+        # Every weight file left without a sha256 is recorded with its reason and counted ("unhashed"),
+        # whatever its size. When the hub should have hashed it (LFS, or of unknown or large size) the
+        # repo is also left without a sha so the next sweep asks again.
+        unhashed = [f for f in files if f.sha256 is None]
+        if any(f.lfs or f.size is None or f.size > 10_000_000 for f in unhashed):
             result.repo.sha = None
         repo, stored, evidence = record_repo(s, self.hub.name, result.repo, files, evidence=fetched.evidence,
                                              status=status)
@@ -341,8 +342,9 @@ class Sweep:
             self.counts["resolver_requests"] += result.requests
         elif result.method == "api":
             self.counts["api_requests"] += result.requests
-        for f in incomplete:
-            self._record_scan_error(s, listing.repo_id, "no usable sha256 in the hub's answer", path=f.path)
+        self.counts["unhashed"] += len(unhashed)
+        for f in unhashed:
+            self._record_scan_error(s, result.repo.repo_id, unhashed_reason(f), path=f.path)
 
     def _count_reads(self, s: Session, repo_id: str, evidence: dict[str, FileEvidence]) -> None:
         """Counts and scan errors for what the robust tiers read of a repo's files."""
@@ -372,3 +374,13 @@ class Sweep:
         except InvalidInput:
             return []
         return [(i, scores[i]) for i in ids]
+
+
+def unhashed_reason(f: RemoteFile) -> str:
+    """Why a weight file the sweep saw has no sha256 (one line, for `scan errors`)."""
+    size = f"{f.size:,} bytes" if f.size is not None else "size unknown"
+    if f.lfs:
+        return f"not hashed: stored in LFS but the hub's answer had no usable sha256 ({size}); retried next sweep"
+    if f.size is None or f.size > 10_000_000:
+        return f"not hashed: the hub's answer had no sha256 and no LFS details ({size}); retried next sweep"
+    return f"not hashed: kept in git, not LFS ({size}), so the hub publishes no sha256 for it (only a git blob id)"

@@ -19,6 +19,8 @@ paths-info, commits — and to its resolve/CDN answers; listings are left intact
 - missing_fields_repos: model_info loses sha/lastModified/createdAt/author and siblings keep only
   rfilename; tree entries lose `lfs`; resolve answers lose ETag, X-Linked-Etag, X-Linked-Size and
   X-Repo-Commit.
+- stripped_linked_repos: resolve answers lose X-Linked-Etag and X-Linked-Size only (a proxy or mirror
+  that drops the Hub's own headers); ETag (the git blob id) and the API answers stay intact.
 - link_loop: the last page of /api/models links back to the first page (forever).
 - slowloris_repos: headers are sent, then the body trickles one byte per `slowloris_interval_s`
   (a HEAD, having no body, trickles its headers instead).
@@ -47,6 +49,7 @@ class Faults:
     malformed_json_repos: set[str] = field(default_factory=set)
     wrong_types_repos: set[str] | dict[str, str] = field(default_factory=set)
     missing_fields_repos: set[str] = field(default_factory=set)
+    stripped_linked_repos: set[str] = field(default_factory=set)
     link_loop: bool = False
     slowloris_repos: set[str] = field(default_factory=set)
     slowloris_interval_s: float = 1.0
@@ -122,6 +125,9 @@ class Faults:
 
     def is_missing_fields(self, repo_id: str | None) -> bool:
         return repo_id is not None and repo_id in self.missing_fields_repos
+
+    def strips_linked(self, repo_id: str | None) -> bool:
+        return repo_id is not None and repo_id in self.stripped_linked_repos
 
     def is_slowloris(self, repo_id: str | None) -> bool:
         return repo_id is not None and repo_id in self.slowloris_repos

@@ -91,6 +91,10 @@ class RepoFile:
     NOT hash to the declared sha256. Without `sha256`, a declared file gets one derived from its path
     and size (so two declared files with the same path and size share it).
     `lfs` defaults to True for weight extensions and for files over 10 MB.
+    `xet=True` makes it a Xet-backed file (how the Hub stores most new uploads): its pointer still
+    carries the sha256 (the API's `lfs.sha256`, the resolver's `X-Linked-Etag`), and the resolver also
+    answers `X-Xet-Hash` and a `Link rel="xet-auth"`, redirecting a GET to an LFS-compatible bridge
+    route whose `ETag` is the Xet hash (not the sha256). A Xet file is always an LFS file.
     """
 
     path: str
@@ -99,6 +103,7 @@ class RepoFile:
     sha256: str | None = None
     lfs: bool | None = None
     filler: bool | None = None
+    xet: bool = False
     _oid: str | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,6 +125,8 @@ class RepoFile:
                     raise ValueError(f"{self.path}: sha256 must be 64 hex characters")
         if self.lfs is None:
             self.lfs = default_is_lfs(self.path, self.size)
+        if self.xet and not self.lfs:
+            raise ValueError(f"{self.path}: a Xet-backed file is an LFS file (lfs=True)")
 
     @property
     def git_oid(self) -> str:
@@ -133,6 +140,14 @@ class RepoFile:
             else:
                 self._oid = hashlib.sha1(f"testhub-declared-blob:{self.sha256}:{self.size}".encode()).hexdigest()
         return self._oid
+
+    @property
+    def xet_hash(self) -> str | None:
+        """The Xet content hash of a Xet-backed file (64 hex, deliberately different from its sha256:
+        the real one is a Merkle hash over content-defined chunks); None for other files."""
+        if not self.xet:
+            return None
+        return hashlib.sha256(b"testhub-xet:" + (self.sha256 or "").encode()).hexdigest()
 
     @property
     def pointer_size(self) -> int:
@@ -210,6 +225,9 @@ class Repo:
     pipeline_tag: str | None = None
     trending_score: int = 0
     history: list[Commit] = field(default_factory=list)
+    # Further fields real model_info bodies carry (`config`, `cardData`, `transformersInfo`,
+    # `safetensors`, `mask_token`, `widgetData`, `inference`, ...): served as given, after the known ones.
+    extra: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _REPO_ID_RE.match(self.repo_id) or ".." in self.repo_id:
@@ -394,6 +412,7 @@ class Hub:
     def __init__(self, repos: Iterable[Repo] = (), *, serve_filler: bool = False) -> None:
         self._lock = threading.RLock()
         self._repos: dict[str, Repo] = {}
+        self._aliases: dict[str, str] = {}
         self._seq: dict[str, int] = {}
         self._next_seq = 0
         self.version = 0
@@ -416,6 +435,14 @@ class Hub:
         """Snapshot of every repo, in insertion order."""
         with self._lock:
             return list(self._repos.values())
+
+    def alias_target(self, repo_id: str) -> str | None:
+        """The current id an old id redirects to (a legacy id without namespace, or a renamed repo),
+        if that id is not a repo itself."""
+        with self._lock:
+            if repo_id in self._repos:
+                return None
+            return self._aliases.get(repo_id)
 
     def seq(self, repo_id: str) -> int:
         """Insertion number of a repo (the listing's default order)."""
@@ -482,6 +509,34 @@ class Hub:
             repo.last_modified = when
             self.version += 1
             return sha
+
+    def add_alias(self, old_id: str, repo_id: str) -> None:
+        """Make `old_id` redirect (307) to `repo_id`, as the Hub does for legacy ids without a
+        namespace (`gpt2` -> `openai-community/gpt2`) and for renamed or moved repos."""
+        parts = old_id.split("/")
+        if not 1 <= len(parts) <= 2 or not all(parts) or any(p in (".", "..") for p in parts) or any(
+                not all(c.isalnum() or c in "._-" for c in p) for p in parts):
+            raise ValueError(f"invalid old repo id {old_id!r}")
+        with self._lock:
+            if repo_id not in self._repos:
+                raise KeyError(repo_id)
+            self._aliases[old_id] = repo_id
+
+    def rename(self, repo_id: str, new_id: str) -> Repo:
+        """Move a repo to `new_id` (keeping its listing position); the old id then redirects (307)."""
+        from dataclasses import replace
+
+        with self._lock:
+            repo = self._repos.pop(repo_id)
+            seq = self._seq.pop(repo_id)
+            moved = replace(repo, repo_id=new_id)
+            moved.history = repo.history
+            self._repos[new_id] = moved
+            self._seq[new_id] = seq
+            self._aliases = {k: (new_id if v == repo_id else v) for k, v in self._aliases.items()}
+            self._aliases[repo_id] = new_id
+            self.version += 1
+            return moved
 
     def remove(self, repo_id: str) -> Repo:
         """Delete a repo (it then answers RepoNotFound); KeyError if there is none."""

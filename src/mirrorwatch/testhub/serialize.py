@@ -32,14 +32,13 @@ def object_id(seq: int) -> str:
 
 
 def sibling(f: RepoFile, *, blobs: bool) -> dict:
+    """A sibling as the Hub writes it: a file kept in git has no `lfs` key at all (not `null`)."""
     if not blobs:
         return {"rfilename": f.path}
-    return {
-        "rfilename": f.path,
-        "size": f.size,
-        "blobId": f.git_oid,
-        "lfs": {"sha256": f.sha256, "size": f.size, "pointerSize": f.pointer_size} if f.lfs else None,
-    }
+    out: dict = {"rfilename": f.path, "blobId": f.git_oid, "size": f.size}
+    if f.lfs:
+        out["lfs"] = {"sha256": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
+    return out
 
 
 def repo_field(repo: Repo, name: str, commit: Commit, *, blobs: bool) -> tuple[bool, object]:
@@ -77,11 +76,15 @@ def repo_field(repo: Repo, name: str, commit: Commit, *, blobs: bool) -> tuple[b
             return True, []
         case "siblings":
             return True, [sibling(f, blobs=blobs) for f in commit.files]
+        case "xetEnabled":
+            return True, any(f.xet for f in commit.files)
+    if name in repo.extra:
+        return True, repo.extra[name]
     return False, None
 
 
 def model_dict(repo: Repo, seq: int, fields: Iterable[str], *, commit: Commit | None = None,
-               blobs: bool = False, model_id: bool = True) -> dict:
+               blobs: bool = False, model_id: bool = True, extra: bool = False) -> dict:
     """`{_id, id, [modelId], <fields>}` for a listing entry or a model_info answer (the Hub leaves
     `modelId` out when `expand` chooses the fields)."""
     c = commit or repo.head
@@ -90,6 +93,9 @@ def model_dict(repo: Repo, seq: int, fields: Iterable[str], *, commit: Commit | 
         known, value = repo_field(repo, name, c, blobs=blobs)
         if known:
             out[name] = value
+    if extra:  # a model_info without `expand`: the further fields real bodies carry
+        for name, value in repo.extra.items():
+            out.setdefault(name, value)
     if model_id:
         out["modelId"] = repo.repo_id
     return out
@@ -99,6 +105,8 @@ def tree_file(f: RepoFile, *, last_commit: Commit | None = None) -> dict:
     entry: dict = {"type": "file", "oid": f.git_oid, "size": f.size, "path": f.path}
     if f.lfs:
         entry["lfs"] = {"oid": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
+    if f.xet:
+        entry["xetHash"] = f.xet_hash
     if last_commit is not None:
         entry["lastCommit"] = last_commit_dict(last_commit)
     return entry

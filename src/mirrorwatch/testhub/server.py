@@ -6,6 +6,12 @@ is what tests pass as `HfApi(endpoint=...)`/`HF_ENDPOINT`. LFS resolves answer 3
 its CDN: the client then keeps `X-Linked-Etag`/`X-Linked-Size` from the 302 on a HEAD and follows
 the redirect (without Authorization) on a GET.
 
+Like the Hub, old ids (legacy ids without a namespace, renamed repos: `Hub.add_alias`, `Hub.rename`)
+answer 307 with a relative `Location` to the current id, on the API and on resolvers. Xet-backed files
+(`RepoFile(xet=True)`) resolve with `X-Linked-Etag` (sha256) beside `X-Xet-Hash` and a
+`Link rel="xet-auth"` to a read-token route the test hub refuses (501, counted as `xet_token`), and
+redirect a GET to an LFS-compatible bridge route (`/xet-bridge/`) whose `ETag` is the Xet hash.
+
 Why the standard library: ThreadingHTTPServer gives HTTP/1.1 keep-alive, one thread per connection
 and no extra dependency; responses are written in one piece (headers + small body) with TCP_NODELAY
 so keep-alive clients are not slowed by Nagle/delayed-ACK stalls.
@@ -46,6 +52,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("mirrorwatch.testhub")
 
 CDN_PREFIX = "/cdn-lfs/"
+XET_PREFIX = "/xet-bridge/"  # the LFS-compatible route a Xet-backed file's resolver redirects a GET to
 DISABLED_MESSAGE = "Access to this resource is disabled."
 _SMALL_BODY = 256 * 1024
 _CHUNK = 256 * 1024
@@ -366,7 +373,7 @@ def handle_model_info(ctx: _Ctx) -> Response:
     expand = _expand_values(ctx)
     fields = tuple(expand) if expand else S.MODEL_INFO_FIELDS
     data = S.model_dict(repo, _seq(ctx, repo_id), fields, commit=commit, blobs=ctx.qbool("blobs"),
-                        model_id=not expand)
+                        model_id=not expand, extra=not expand)
     faults = ctx.running.faults
     if faults is not None:
         kind, missing = faults.wrong_type_kind(repo_id), faults.is_missing_fields(repo_id)
@@ -516,10 +523,27 @@ def handle_resolve(ctx: _Ctx) -> Response:
     missing = faults.is_missing_fields(repo_id) if faults else False
     if kind or missing:
         ctx.running.hub.stats.record_fault("wrong_types" if kind else "missing_fields")
+    if faults is not None and faults.strips_linked(repo_id):
+        ctx.running.hub.stats.record_fault("stripped_linked")
+        return _strip_linked(_resolve_answer(ctx, repo_id, commit, f, headers, kind, missing))
+    return _resolve_answer(ctx, repo_id, commit, f, headers, kind, missing)
+
+
+def _strip_linked(resp: Response) -> Response:
+    resp.headers = [(k, v) for k, v in resp.headers if k.lower() not in ("x-linked-etag", "x-linked-size")]
+    return resp
+
+
+def _resolve_answer(ctx: _Ctx, repo_id: str, commit: Commit, f: RepoFile, headers: list[tuple[str, str]],
+                    kind: str | None, missing: bool) -> Response:
     if f.lfs:
-        location = f"{ctx.running.cdn_url}{CDN_PREFIX}{repo_id}/{commit.id}/{quote(f.path)}"
-        headers += [("X-Linked-Etag", f'"{f.sha256}"'), ("X-Linked-Size", str(f.size)), ("Location", location),
-                    ("Content-Type", "text/plain; charset=utf-8")]
+        prefix = XET_PREFIX if f.xet else CDN_PREFIX
+        location = f"{ctx.running.cdn_url}{prefix}{repo_id}/{commit.id}/{quote(f.path)}"
+        headers += [("X-Linked-Etag", f'"{f.sha256}"'), ("X-Linked-Size", str(f.size))]
+        if f.xet:  # what makes huggingface_hub's downloads switch to the Xet protocol (hf_xet)
+            token_url = f"{ctx.running.url}/api/models/{repo_id}/xet-read-token/{commit.id}"
+            headers += [("X-Xet-Hash", f.xet_hash or ""), ("Link", f'<{token_url}>; rel="xet-auth"')]
+        headers += [("Location", location), ("Content-Type", "text/plain; charset=utf-8")]
         return Response(302, corrupt_resolve_headers(headers, kind, missing))
     resp = _file_response(ctx, f, headers)
     resp.headers = corrupt_resolve_headers(resp.headers, kind, missing)
@@ -530,9 +554,32 @@ def handle_cdn(ctx: _Ctx) -> Response:
     repo = ctx.running.hub.find(ctx.route.repo_id or "")
     commit = repo.resolve_revision(ctx.route.args["commit"]) if repo else None
     f = commit.file_index().get(ctx.route.args["path"]) if commit else None
-    if f is None:
+    xet_route = ctx.route.args.get("xet") == "1"
+    if f is None or bool(f.xet) != xet_route:
         raise ApiError(404, "EntryNotFound", "No such object on the CDN")
-    return _file_response(ctx, f, [("ETag", f'"{f.sha256}"')])
+    # The Xet bridge's ETag is the file's Xet hash (64 hex like a sha256, but not its sha256).
+    return _file_response(ctx, f, [("ETag", f'"{f.xet_hash if f.xet else f.sha256}"')])
+
+
+def handle_xet_token(ctx: _Ctx) -> Response:
+    """The Xet read-token route (`Link rel="xet-auth"`): where huggingface_hub's Xet downloads start.
+    The test hub does not speak the Xet protocol: it counts the request (`xet_token`) and refuses."""
+    raise ApiError(501, "NotImplemented", "the test hub does not speak the Xet protocol")
+
+
+def handle_redirect(ctx: _Ctx) -> Response:
+    """307 of an old id (legacy id without namespace, renamed repo) to its current id, as the Hub answers."""
+    location = ctx.route.args["location"] + (f"?{ctx.raw_query}" if ctx.raw_query else "")
+    body = f"Temporary Redirect. Redirecting to {location}".encode()
+    return Response(307, [("Location", location), ("Content-Type", "text/plain; charset=utf-8"),
+                          ("Vary", "Origin, Accept")], body)
+
+
+def handle_replay(ctx: _Ctx) -> Response:
+    """A recorded answer served verbatim (`RunningHub.replays`)."""
+    status, headers, body = ctx.running.replays[ctx.raw_path]
+    ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
+    return Response(status, list(headers), body, is_json="json" in ctype)
 
 
 def handle_root(ctx: _Ctx) -> Response:
@@ -547,19 +594,48 @@ def handle_unknown(ctx: _Ctx) -> Response:
 # ---------------------------------------------------------------------------------------------
 # Routing
 
+def _alias_route(running: RunningHub, segs: list[str], dec: list[str]) -> _Route | None:
+    """A 307 route when the path names an old id (legacy or renamed) of a repo, else None."""
+    hub = running.hub
+    if len(dec) >= 3 and dec[0] == "api" and dec[1] == "models":
+        for n in (2, 1):
+            if len(dec) >= 2 + n:
+                old = "/".join(dec[2:2 + n])
+                new = hub.alias_target(old)
+                if new is not None:
+                    rest = "/".join(segs[2 + n:])
+                    location = f"/api/models/{quote(new)}" + (f"/{rest}" if rest else "")
+                    return _Route("api", "redirect", old, handle_redirect, {"location": location})
+        return None
+    for n in (2, 1):
+        if len(dec) >= n + 3 and dec[n] == "resolve":
+            old = "/".join(dec[:n])
+            new = hub.alias_target(old)
+            if new is not None:
+                location = f"/{quote(new)}/" + "/".join(segs[n:])
+                return _Route("resolvers", "redirect", old, handle_redirect, {"location": location})
+    return None
+
+
 def route_request(running: RunningHub, host: str, raw_path: str) -> _Route:
     segs = raw_path.split("/")[1:]
     dec = [unquote(s) for s in segs]
     cdn_is_separate = running.cdn_host != running.host
     on_cdn = host == running.cdn_host and cdn_is_separate
-    if raw_path.startswith(CDN_PREFIX) and (on_cdn or not cdn_is_separate):
-        # /cdn-lfs/{ns}/{name}/{commit}/{path...}
-        if len(dec) >= 5:
-            return _Route("cdn", "cdn", f"{dec[1]}/{dec[2]}", handle_cdn,
-                          {"commit": dec[3], "path": "/".join(dec[4:])})
-        return _Route("cdn", "unknown", None, handle_unknown)
+    for prefix in (CDN_PREFIX, XET_PREFIX):
+        if raw_path.startswith(prefix) and (on_cdn or not cdn_is_separate):
+            # /cdn-lfs/{ns}/{name}/{commit}/{path...} (or /xet-bridge/... for a Xet-backed file)
+            if len(dec) >= 5:
+                return _Route("cdn", "cdn", f"{dec[1]}/{dec[2]}", handle_cdn,
+                              {"commit": dec[3], "path": "/".join(dec[4:]), "xet": "1" if prefix == XET_PREFIX else ""})
+            return _Route("cdn", "unknown", None, handle_unknown)
     if on_cdn:
         return _Route("cdn", "unknown", None, handle_unknown)
+    if raw_path in running.replays:
+        return _Route("api", "replay", None, handle_replay)
+    alias = _alias_route(running, segs, dec)
+    if alias is not None:
+        return alias
     if raw_path in ("", "/"):
         return _Route("other", "root", None, handle_root)
     if dec[0] == "api":
@@ -583,6 +659,8 @@ def route_request(running: RunningHub, host: str, raw_path: str) -> _Route:
                               methods=("POST",))
             if sub == "commits" and rest:
                 return _Route("api", "commits", repo_id, handle_commits, {"revision": "/".join(rest)})
+            if sub == "xet-read-token" and rest:
+                return _Route("api", "xet_token", repo_id, handle_xet_token)
         return _Route("api", "unknown", None, handle_unknown)
     if len(dec) >= 5 and dec[2] == "resolve":
         repo_id = f"{dec[0]}/{dec[1]}"
@@ -838,6 +916,8 @@ class RunningHub:
         self.commits_page_size = commits_page_size
         self.disabled_anonymous_as_missing = disabled_anonymous_as_missing
         self.errors: list[str] = []
+        # Recorded answers served verbatim, by raw request path: (status, headers, body).
+        self.replays: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {}
         self._stopping = threading.Event()
         self._sort_lock = threading.Lock()
         self._sort_cache: dict[str | None, tuple[int, list[tuple], list[tuple[int, Repo]]]] = {}

@@ -5,7 +5,14 @@ page by page (following `Link` headers on the configured origin only, with the c
 Hashes per candidate repo come either from `model_info(files_metadata=True)` (one API call, all LFS
 sha256s) or from a resolver HEAD per weight file (`X-Linked-Etag`, the larger resolver quota),
 chosen per repo by what it needs and which quota has more room. Gated repos always use the API
-(their resolvers refuse)."""
+(their resolvers refuse).
+
+Legacy ids without a namespace (`gpt2`) and renamed repos answer 307 to their current id: the
+client follows it, and the id the API answers with is recorded. Xet-backed files (most new uploads)
+still carry their SHA256 (the API's `lfs.sha256`, the resolver's `X-Linked-Etag`) beside an
+`X-Xet-Hash`: the sweep reads only those, never the Xet hash or the CDN's `ETag` (which for a Xet
+file is the Xet hash, not a sha256), and range reads follow the resolver's redirect to the hub's
+LFS-compatible route, so nothing here needs the Xet protocol (or `hf_xet`)."""
 
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urljoin, urlsplit
 
-from huggingface_hub import HfApi, get_hf_file_metadata, get_session, hf_hub_url
+from huggingface_hub import HfApi, get_session, hf_hub_url
 from huggingface_hub.errors import DisabledRepoError, GatedRepoError, RepositoryNotFoundError
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
 
@@ -43,6 +50,9 @@ from mirrorwatch.hubs.huggingface.listing import (
     MalformedListing,
     clean_sha256,
     clean_size,
+    is_legacy_id,
+    is_repo_id,
+    namespace,
     parse_date,
     parse_page,
 )
@@ -119,8 +129,9 @@ class HuggingFaceHub(Hub):
         """One repo as a listing would show it (for `--repo`)."""
         info = hf_retries(lambda: self.api.model_info(repo_id, expand=EXPAND, timeout=self.timeout_s),
                           f"model_info {repo_id}", self.retry)
+        final_id = info.id if is_repo_id(info.id) else repo_id  # a legacy or renamed id: the hub's answer
         return RepoListing(
-            repo_id=info.id, author=info.author or repo_id.split("/")[0], sha=info.sha,
+            repo_id=final_id, author=info.author or namespace(final_id), sha=info.sha,
             created_at=parse_date(info.created_at), last_modified=parse_date(info.last_modified),
             gated=bool(info.gated), disabled=bool(info.disabled), private=bool(info.private),
             tags=list(info.tags or []), paths=[s.rfilename for s in (info.siblings or [])],
@@ -129,8 +140,8 @@ class HuggingFaceHub(Hub):
     # -- hashes ----------------------------------------------------------------------------------
     def choose_method(self, repo: RepoListing, n_files: int) -> str:
         """'api' (one model_info) or 'resolver' (one HEAD per weight file), by need and quota left."""
-        if repo.gated or n_files == 0 or n_files > self.resolver_max_files:
-            return "api"
+        if repo.gated or n_files == 0 or n_files > self.resolver_max_files or is_legacy_id(repo.repo_id):
+            return "api"  # a legacy id: the API's answer names the final (namespaced) id
         snap = self.tracker.snapshot()
         api = snap.get("api", {})
         res = snap.get("resolvers", {})
@@ -166,6 +177,9 @@ class HuggingFaceHub(Hub):
         siblings = info.siblings if isinstance(info.siblings, list) else None
         if siblings is None:
             raise SkipRepo("model_info without a list of files")
+        if is_repo_id(info.id) and info.id != repo.repo_id:  # followed a 307 (legacy id or renamed repo)
+            repo.repo_id = info.id
+            repo.author = info.author if isinstance(info.author, str) else namespace(info.id)
         for s in siblings:
             path = getattr(s, "rfilename", None)
             if not isinstance(path, str):
@@ -180,16 +194,50 @@ class HuggingFaceHub(Hub):
 
     def _by_heads(self, repo: RepoListing, weights: list[str]) -> RepoFiles:
         files = []
+        requests = 0
+        renamed = False
         for path in weights:
             url = hf_hub_url(repo.repo_id, path, revision=repo.sha or "main", endpoint=self.endpoint)
-            meta = hf_retries(
-                lambda url=url: get_hf_file_metadata(url, token=self.token or False, timeout=self.timeout_s,
-                                                     endpoint=self.endpoint),
-                f"HEAD {repo.repo_id}/{path}", self.retry,
-            )
-            files.append(RemoteFile(path=path, size=clean_size(meta.size), sha256=clean_sha256(meta.etag),
-                                    lfs=clean_sha256(meta.etag) is not None, revision=meta.commit_hash or repo.sha))
-        return RepoFiles(repo=repo, files=files, method="resolver", requests=len(weights))
+            sha, size, commit, sent = hf_retries(lambda url=url: self._head(url), f"HEAD {repo.repo_id}/{path}",
+                                                 self.retry)
+            requests += sent
+            renamed = renamed or sent > 1
+            files.append(RemoteFile(path=path, size=size, sha256=sha, lfs=sha is not None,
+                                    revision=commit or repo.sha))
+        if renamed or any(f.sha256 is None for f in files):
+            # No X-Linked-Etag for a weight file (a file kept in git, or a proxy that drops the header):
+            # the API says whether it is in LFS and gives its sha256 when there is one. A resolver that
+            # redirected (a renamed repo) does not name the final id: the API's answer does.
+            api = self._by_model_info(repo)
+            api.requests += requests
+            return api
+        return RepoFiles(repo=repo, files=files, method="resolver", requests=requests)
+
+    def _head(self, url: str) -> tuple[str | None, int | None, str | None, int]:
+        """(sha256, size, commit, requests) of a resolver HEAD. The sha256 is taken from `X-Linked-Etag`
+        only: never from `ETag`, which is a git blob id on the resolver and, past a redirect to the
+        storage of a Xet-backed file, its Xet hash (64 hex characters too, but not a sha256).
+        Redirects are followed only on this hub's origin and only until an answer carries
+        `X-Linked-Etag` (a 307 of a renamed repo or a legacy id; never the 302 to the CDN)."""
+        headers = {**self._headers(), "Accept-Encoding": "identity"}
+        origin = urlsplit(self.endpoint)[:2]
+        commit: str | None = None
+        for sent in range(1, 6):
+            r = get_session().head(url, headers=headers, follow_redirects=False, timeout=self.timeout_s)
+            hf_raise_for_status(r)
+            commit = r.headers.get("X-Repo-Commit") or commit
+            linked = r.headers.get("X-Linked-Etag")
+            location = r.headers.get("Location")
+            if linked is not None or not (300 <= r.status_code < 400 and location):
+                size = r.headers.get("X-Linked-Size") or (None if linked is None and r.status_code >= 300
+                                                          else r.headers.get("Content-Length"))
+                return (clean_sha256(linked), clean_size(int(size)) if size and size.isdigit() else None,
+                        commit, sent)
+            target = urljoin(url, location)
+            if urlsplit(target)[:2] != origin:
+                return None, None, commit, sent  # off-origin redirect without X-Linked-Etag
+            url = target
+        raise SkipRepo(f"too many redirects resolving {url}")
 
     # -- header tier: bounded range reads ---------------------------------------------------------
     def read_range(self, repo_id: str, path: str, revision: str | None, start: int, end: int) -> bytes:

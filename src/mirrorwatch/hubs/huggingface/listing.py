@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from mirrorwatch.hubs.base import ListingProblem, RepoListing
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
+# Legacy ids from before namespaces (`gpt2`, `bert-base-uncased`): the Hub answers them with a 307
+# to the namespaced id, so they are usable ids (the final id is recorded once the hub has answered).
+_LEGACY_ID = re.compile(r"^[\w][\w.-]{0,95}$")
 MAX_FILE_SIZE = 1 << 44  # 16 TiB: anything larger is a lie
 
 
@@ -44,12 +47,28 @@ class MalformedListing(Exception):
     pass
 
 
+def is_repo_id(value: Any) -> TypeGuard[str]:
+    """A namespaced id (`ns/name`) or a legacy one without a namespace (`gpt2`); never `.`/`..` parts."""
+    if not isinstance(value, str) or not (_REPO_ID.fullmatch(value) or _LEGACY_ID.fullmatch(value)):
+        return False
+    return all(part not in (".", "..") for part in value.split("/"))
+
+
+def is_legacy_id(repo_id: str) -> bool:
+    """An id without a namespace, which the Hub redirects (307) to its namespaced id."""
+    return "/" not in repo_id
+
+
+def namespace(repo_id: str) -> str | None:
+    return repo_id.split("/", 1)[0] if "/" in repo_id else None
+
+
 def listing_from_item(item: Any) -> RepoListing:
     """A listing item parsed defensively: raise MalformedListing when it cannot be used."""
     if not isinstance(item, dict):
         raise MalformedListing("listing item is not an object")
     rid = item.get("id") or item.get("modelId")
-    if not isinstance(rid, str) or not _REPO_ID.match(rid):
+    if not is_repo_id(rid):
         raise MalformedListing(f"listing item with an unusable id: {str(rid)[:80]!r}")
     siblings = item.get("siblings")
     paths: list[str] | None = None
@@ -60,7 +79,7 @@ def listing_from_item(item: Any) -> RepoListing:
     sha = item.get("sha") if isinstance(item.get("sha"), str) else None
     return RepoListing(
         repo_id=rid,
-        author=item.get("author") if isinstance(item.get("author"), str) else rid.split("/")[0],
+        author=item.get("author") if isinstance(item.get("author"), str) else namespace(rid),
         sha=sha,
         created_at=parse_date(item.get("createdAt")),
         last_modified=parse_date(item.get("lastModified")),
