@@ -16,8 +16,8 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from conftest import sample
 import mirrorwatch.cli.lookup_cmds  # noqa: F401  (registers `lookup` on the app)
+from conftest import sample
 from mirrorwatch.cli.app import app as cli_app
 from mirrorwatch.services import users
 from mirrorwatch.services.banks import create_bank
