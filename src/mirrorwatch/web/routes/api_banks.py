@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.bank.importer import ImportRejected
@@ -18,15 +18,20 @@ from mirrorwatch.services.banks import (
     create_bank,
     list_banks,
 )
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, OptId, get_db, stream_download
+from mirrorwatch.web.routes.common import (
+    DB,
+    IdPath,
+    Limit,
+    Offset,
+    OptId,
+    error_responses,
+    stream_download,
+)
 from mirrorwatch.web.schemas import BankIn, ErrorOut, ImportSummaryOut
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
-          409: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 router = APIRouter(prefix="/api/banks", tags=["banks"], responses=ERRORS)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("", response_model=list[BankView], dependencies=[VIEWER], summary="Banks with entry counts and coverage")

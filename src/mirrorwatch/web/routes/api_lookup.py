@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from mirrorwatch.services import dashboard as dash
@@ -15,15 +15,13 @@ from mirrorwatch.services.paging import Page
 from mirrorwatch.services.repos import RepoDetail, RepoView
 from mirrorwatch.services.serial import to_json_bytes
 from mirrorwatch.services.uploaders import UploaderDetail, UploaderSummary
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER
 from mirrorwatch.web.pools import run_lookup
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
-from mirrorwatch.web.schemas import DashboardOut, ErrorOut
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, error_responses
+from mirrorwatch.web.schemas import DashboardOut
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 403, 404)
 router = APIRouter(prefix="/api", tags=["lookup"], responses=ERRORS, dependencies=[VIEWER])
-DB = Annotated[Database, Depends(get_db)]
 Hub = Annotated[str, Path(min_length=1, max_length=40)]
 Author = Annotated[str, Path(min_length=1, max_length=200)]
 

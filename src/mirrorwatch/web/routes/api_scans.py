@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from mirrorwatch.services import scans
 from mirrorwatch.services.paging import Page
 from mirrorwatch.services.scans import ScanRunPage, ScanRunView
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
-from mirrorwatch.web.schemas import ErrorOut
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, error_responses
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 404)
 router = APIRouter(prefix="/api/scans", tags=["scans"], responses=ERRORS, dependencies=[VIEWER])
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("", response_model=Page[ScanRunView], summary="Sweeps, running ones first")

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import banks, exports, imports, uploads
 from mirrorwatch.services.banks import create_bank, list_banks
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import PAGE_SIZE, IdPath, Offset, OptId, get_db, stream_download
+from mirrorwatch.web.routes.common import DB, PAGE_SIZE, IdPath, Offset, OptId, stream_download
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("/banks")
