@@ -19,15 +19,7 @@ from mirrorwatch.services.banks import (
     list_banks,
 )
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
-from mirrorwatch.web.routes.common import (
-    DB,
-    IdPath,
-    Limit,
-    Offset,
-    OptId,
-    error_responses,
-    stream_download,
-)
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, OptId, error_responses, stream_download
 from mirrorwatch.web.schemas import BankIn, ErrorOut, ImportSummaryOut
 
 ERRORS = error_responses(400, 401, 403, 404, 409)

@@ -11,15 +11,7 @@ from mirrorwatch.services.matches import MatchView
 from mirrorwatch.services.paging import Page
 from mirrorwatch.services.review import DecideResult, MatchDetail, QueueFilter
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal
-from mirrorwatch.web.routes.common import (
-    DB,
-    IdPath,
-    Limit,
-    Offset,
-    OptId,
-    error_responses,
-    stream_download,
-)
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, OptId, error_responses, stream_download
 from mirrorwatch.web.schemas import DecisionIn, MatchState
 
 ERRORS = error_responses(400, 401, 403, 404, 409)
