@@ -171,6 +171,9 @@ def test_keyset_pages_walk_the_filtered_list(big):
             break
         page = bank_entries(db, bank_id, q="zeta3 quill7", limit=40, before=page.prev_before)
     assert back == want
+    nothing = bank_entries(db, bank_id, q="zeta3 quill7", before=want[0])
+    assert (nothing.items, nothing.prev_before, nothing.next_after) == ([], None, want[0] - 1)
+    assert bank_entries(db, bank_id, q="zeta3 quill7", after=nothing.next_after).items[0].id == want[0]
 
 
 def test_candidates_in_another_bank_stop_at_the_scan_budget(big, monkeypatch):

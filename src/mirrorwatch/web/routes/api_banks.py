@@ -19,7 +19,15 @@ from mirrorwatch.services.banks import (
     list_banks,
 )
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
-from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, OptId, error_responses, stream_download
+from mirrorwatch.web.routes.common import (
+    DB,
+    Cursor,
+    IdPath,
+    Limit,
+    Offset,
+    error_responses,
+    stream_download,
+)
 from mirrorwatch.web.schemas import BankIn, ErrorOut, ImportSummaryOut
 
 ERRORS = error_responses(400, 401, 403, 404, 409)
@@ -47,7 +55,7 @@ def api_bank(db: DB, bank_id: IdPath):
 def api_bank_entries(db: DB, bank_id: IdPath,
                      q: Annotated[str | None, Query(max_length=200, description="words the name's words begin with")] = None,
                      found: Annotated[bool, Query(description="only entries found online")] = False,
-                     limit: Limit = 50, offset: Offset = 0, after: OptId = None, before: OptId = None):
+                     limit: Limit = 50, offset: Offset = 0, after: Cursor = None, before: Cursor = None):
     bank_name(db, bank_id)
     return banks.bank_entries(db, bank_id, q=q, found_only=found, limit=limit, offset=offset, after=after,
                               before=before)

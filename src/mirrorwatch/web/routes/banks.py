@@ -13,7 +13,7 @@ from mirrorwatch.services import banks, exports, imports, uploads
 from mirrorwatch.services.banks import create_bank, list_banks
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import DB, PAGE_SIZE, IdPath, Offset, OptId, stream_download
+from mirrorwatch.web.routes.common import DB, PAGE_SIZE, Cursor, IdPath, Offset, stream_download
 
 router = APIRouter(include_in_schema=False)
 
@@ -36,8 +36,8 @@ async def banks_create(request: Request, db: DB, p: Principal = ADMIN):
 
 @router.get("/banks/{bank_id}")
 def bank_page(request: Request, db: DB, bank_id: IdPath, q: Annotated[str, Query(max_length=200)] = "",
-              found: Annotated[str, Query(max_length=5)] = "", offset: Offset = 0, after: OptId = None,
-              before: OptId = None, p: Principal = VIEWER):
+              found: Annotated[str, Query(max_length=5)] = "", offset: Offset = 0, after: Cursor = None,
+              before: Cursor = None, p: Principal = VIEWER):
     b = banks.get_bank(db, bank_id)
     entries = banks.bank_entries(db, bank_id, q=q or None, found_only=bool(found), limit=PAGE_SIZE, offset=offset,
                                  after=after, before=before)

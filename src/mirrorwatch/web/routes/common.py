@@ -16,6 +16,7 @@ IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID, description="an entry id: the page after (before) it")]
 PAGE_SIZE = 50
 
 
