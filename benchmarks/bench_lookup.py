@@ -18,6 +18,7 @@ from pathlib import Path
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
+from mirrorwatch.services.serial import to_json_bytes
 from mirrorwatch.store.db import Database
 
 SYLLABLES = ["ka", "ri", "to", "mo", "na", "el", "ve", "sa", "lin", "dor", "mi", "ra", "zo", "en", "ta",
@@ -83,7 +84,7 @@ def main() -> None:
     rng = random.Random(1)
     lookup(db, samples[0][1])  # warm caches as a long-running server would be
     lookup(db, "warm up query")
-    hash_lat, forms_lat, name_lat, typo_lat = [], [], [], []
+    hash_lat, forms_lat, name_lat, typo_lat, json_hash, json_name = [], [], [], [], [], []
     hits = 0
     for _ in range(args.queries):
         name, sha = rng.choice(samples)
@@ -91,6 +92,9 @@ def main() -> None:
         r = lookup(db, sha)
         hash_lat.append((time.perf_counter() - t) * 1000)
         hits += bool(r.results)
+        t = time.perf_counter()
+        to_json_bytes(r)  # what GET /api/lookup writes
+        json_hash.append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
         lookup(db, sha[:10])
         forms_lat.append((time.perf_counter() - t) * 1000)
@@ -102,6 +106,9 @@ def main() -> None:
         name_lat.append((time.perf_counter() - t) * 1000)
         name_hits += any(v.name == name for v in r.results)
         t = time.perf_counter()
+        to_json_bytes(r)
+        json_name.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
         lookup(db, typo(rng, name))
         typo_lat.append((time.perf_counter() - t) * 1000)
 
@@ -109,7 +116,8 @@ def main() -> None:
     print(f"import: {import_s:.1f} s  ({args.entries / import_s:,.0f} rows/s)   target < 60 s")
     print(f"{'query':<28}{'n':>6}{'p50 ms':>10}{'p99 ms':>10}{'mean ms':>10}")
     for label, lat in [("hash (64 hex SHA256)", hash_lat), ("hash (10 hex AutoV2)", forms_lat),
-                       ("name (exact)", name_lat), ("name (one typo)", typo_lat)]:
+                       ("name (exact)", name_lat), ("name (one typo)", typo_lat),
+                       ("API JSON of a hash result", json_hash), ("API JSON of a name result", json_name)]:
         print(f"{label:<28}{len(lat):>6}{pct(lat, 50):>10.2f}{pct(lat, 99):>10.2f}{statistics.mean(lat):>10.2f}")
     print(f"hash hit rate {hits / len(hash_lat):.3f}; exact-name top-20 hit rate {name_hits / len(name_lat):.3f}")
     print(f"targets: hash p99 < 5 ms -> {pct(hash_lat, 99) / 5:.2f}x of budget; "

@@ -9,6 +9,7 @@ from mirrorwatch.errors import InvalidInput, InvalidUrl
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import classify_query, lookup
+from mirrorwatch.services.serial import to_json
 from mirrorwatch.store.models import HubFile, HubRepo, Match
 
 SHA_JANE = "0899cd856fba9b131050135138cd87c5e5222f0a0657b94730901988d5cabdbb"
@@ -90,6 +91,6 @@ def test_mirrors_are_listed(loaded):
     (m,) = jane.mirrors
     assert (m.repo_id, m.path, m.author, m.state, m.tier) == ("archivist-1/lora-archive", "model.safetensors",
                                                               "archivist-1", "new", 1)
-    d = jane.to_dict()
+    d = to_json(jane)
     assert set(d) >= {"id", "bank", "name", "url", "civitai_model_id", "civitai_version_id", "hashes", "mirrors"}
     assert d["mirrors"][0]["repo_id"] == "archivist-1/lora-archive"

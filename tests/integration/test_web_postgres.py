@@ -52,6 +52,13 @@ def test_web_app_on_postgres(pg_world):
         assert api.get("/api/matches").json()["total"] == 8
         assert api.get("/api/uploaders").json()["items"][0]["author"] == "archivist9"
         assert api.get(f"/api/banks/{w.bank_id}").json()["coverage"]["found"] == 10
+        # the bank's name filter without FTS5 (word-prefix LIKE), capped count and keyset pages as on SQLite
+        brook = api.get(f"/api/banks/{w.bank_id}/entries", params={"q": "brook"}).json()
+        assert (brook["total"], brook["total_capped"]) == (3, False)
+        assert all("Brook" in e["name"] for e in brook["items"])
+        first = api.get(f"/api/banks/{w.bank_id}/entries", params={"limit": 5}).json()
+        second = api.get(f"/api/banks/{w.bank_id}/entries", params={"limit": 5, "after": first["next_after"]}).json()
+        assert second["items"][0]["id"] > first["items"][-1]["id"] and second["prev_before"] == second["items"][0]["id"]
         r = api.post("/api/decisions", json={"match_ids": w.new_matches[:2], "state": "confirmed"})
         assert r.status_code == 200
         made = api.post("/api/reports", json={"match_ids": w.new_matches[:2]}).json()

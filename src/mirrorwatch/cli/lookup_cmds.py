@@ -6,6 +6,7 @@ import typer
 from rich.table import Table
 
 from mirrorwatch.services.lookup import lookup
+from mirrorwatch.services.serial import to_json
 
 from .app import app, console, database
 from .output import print_json, short, term
@@ -21,7 +22,7 @@ def lookup_cmd(
     """Look up removed models by hash, Civitai URL or name."""
     result = lookup(database(), query, limit=limit, bank=bank)
     if as_json:
-        print_json(result.to_dict())
+        print_json(to_json(result))
         raise typer.Exit(0 if result.results else 1)
     console.print(f"[dim]{result.kind}: {term(result.detail)}[/]", highlight=False)
     if not result.results:

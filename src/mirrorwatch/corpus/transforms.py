@@ -31,24 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from .architectures import ARCHITECTURES
-from .lorafile import DTYPES, LoraFile, fold_scale, rng_for, write_safetensors
-
-__all__ = [
-    "TRANSFORMS",
-    "convert_dtype",
-    "edit_metadata",
-    "kohya_int_alpha",
-    "kohya_to_peft",
-    "merge",
-    "peft_to_kohya",
-    "refactor",
-    "rename_file",
-    "resize_half",
-    "strip_metadata",
-    "write_safetensors",
-]
-
-
+from .lorafile import DTYPES, LoraFile, fold_scale, rng_for
+from .lorafile import write_safetensors as write_safetensors  # re-exported (the package lists the names)
 
 # ----------------------------------------------------------------------------------------------
 # Byte- and metadata-level changes.

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
+from pydantic import PlainSerializer
 from sqlalchemy import select, text
 
 from mirrorwatch.bank.search import search_names
@@ -20,6 +21,7 @@ from mirrorwatch.bank.urls import looks_like_url, parse_civitai_url
 from mirrorwatch.errors import InvalidHash, InvalidInput
 from mirrorwatch.hashing.forms import FORMS, candidate_forms, normalise_hash, with_unstored
 from mirrorwatch.hubs.registry import web_url as hub_web_url
+from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry
 from mirrorwatch.text.names import normalise_name
@@ -28,8 +30,9 @@ from mirrorwatch.text.names import normalise_name
 HASH_FORMS_SHOWN = FORMS.keys()
 
 
-@dataclass
+@read_model
 class Mirror:
+    """A known mirror of an entry: the matched hub file, its repo and the match's state."""
     match_id: int
     hub: str
     repo_id: str
@@ -41,18 +44,17 @@ class Mirror:
     tier: int
     score: float
     state: str
-    first_seen: datetime
-    last_seen: datetime
-
-    def to_dict(self) -> dict[str, Any]:
-        d = self.__dict__.copy()
-        d["first_seen"] = self.first_seen.isoformat() + "Z"
-        d["last_seen"] = self.last_seen.isoformat() + "Z"
-        return d
+    first_seen: Utc
+    last_seen: Utc
 
 
-@dataclass
+#: A lookup result's rank score, written with one decimal.
+Score = Annotated[float, PlainSerializer(lambda x: round(x, 1), return_type=float, when_used="json")]
+
+
+@read_model
 class EntryView:
+    """An entry as a lookup answers it: every hash form, other signals, known mirrors, why it matched."""
     id: int
     bank: str
     name: str
@@ -65,27 +67,16 @@ class EntryView:
     signals: dict[str, list[str]] = field(default_factory=dict)  # non-hash signatures (trigger words, ...)
     mirrors: list[Mirror] = field(default_factory=list)
     why: str = ""
-    score: float = 100.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "bank": self.bank, "name": self.name, "url": self.url,
-            "civitai_model_id": self.civitai_model_id, "civitai_version_id": self.civitai_version_id,
-            "kind": self.kind, "notes": self.notes, "hashes": self.hashes, "signals": self.signals,
-            "mirrors": [m.to_dict() for m in self.mirrors], "why": self.why, "score": round(self.score, 1),
-        }
+    score: Score = 100.0
 
 
-@dataclass
+@read_model
 class LookupResult:
+    """What a lookup answers (the API's and `mirrorwatch lookup --json`'s JSON: services.serial.to_json)."""
     query: str
     kind: str  # hash / url / name
     detail: str
     results: list[EntryView]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"query": self.query, "kind": self.kind, "detail": self.detail,
-                "results": [r.to_dict() for r in self.results]}
 
 
 def classify_query(query: str) -> str:

@@ -155,11 +155,26 @@ def _summary_outcome(states: list[str]) -> dict[str, int]:
     return dict(sorted(Counter(states).items()))
 
 
+def _report(s, report_id: int, state: str | None = None, conflict: str = "") -> Report:
+    """The report, in the given state (else Conflict: `conflict` with {id} and {state} filled in)."""
+    rep = s.get(Report, report_id)
+    if rep is None:
+        raise NotFound(f"no report with id {report_id}")
+    if state is not None and rep.state != state:
+        raise Conflict(conflict.format(id=report_id, state=rep.state))
+    return rep
+
+
+def _note(note: str | None) -> str | None:
+    note = (note or "").strip() or None
+    if note and len(note) > 2000:
+        raise InvalidInput("a note has at most 2000 characters")
+    return note
+
+
 def get_report(db: Database, report_id: int) -> ReportView:
     with db.session() as s:
-        rep = s.get(Report, report_id)
-        if rep is None:
-            raise NotFound(f"no report with id {report_id}")
+        rep = _report(s, report_id)
         ids = list(s.scalars(select(ReportItem.match_id).where(ReportItem.report_id == report_id)))
         views = match_views(s, match_select().where(Match.id.in_(ids)).order_by(Match.id)) if ids else []
         last: dict[tuple[str, int], tuple[str, datetime]] = {}
@@ -207,11 +222,7 @@ def list_reports(db: Database, *, limit: int | None = None, offset: int | None =
 def remove_item(db: Database, report_id: int, match_id: int, user: str) -> ReportView:
     """Take a mirror out of a draft report (it stays confirmed and can go into another one)."""
     with db.session() as s:
-        rep = s.get(Report, report_id)
-        if rep is None:
-            raise NotFound(f"no report with id {report_id}")
-        if rep.state != "draft":
-            raise Conflict(f"report #{report_id} is {rep.state}: only draft reports can change")
+        _report(s, report_id, "draft", "report #{id} is {state}: only draft reports can change")
         item = s.scalar(select(ReportItem).where(ReportItem.report_id == report_id, ReportItem.match_id == match_id))
         if item is None:
             raise NotFound(f"match {match_id} is not in report #{report_id}")
@@ -222,16 +233,10 @@ def remove_item(db: Database, report_id: int, match_id: int, user: str) -> Repor
 
 def mark_sent(db: Database, report_id: int, user: str, *, note: str | None = None) -> ReportView:
     """The report was sent to the hub: its mirrors become `reported` (decision and audit rows)."""
-    note = (note or "").strip() or None
-    if note and len(note) > 2000:
-        raise InvalidInput("a note has at most 2000 characters")
+    note = _note(note)
     now = utcnow()
     with db.session() as s:
-        rep = s.get(Report, report_id)
-        if rep is None:
-            raise NotFound(f"no report with id {report_id}")
-        if rep.state != "draft":
-            raise Conflict(f"report #{report_id} is already {rep.state}")
+        rep = _report(s, report_id, "draft", "report #{id} is already {state}")
         ids = list(s.scalars(select(ReportItem.match_id).where(ReportItem.report_id == report_id)))
         if not ids:
             raise Conflict(f"report #{report_id} has no mirrors left")
@@ -249,15 +254,9 @@ def mark_sent(db: Database, report_id: int, user: str, *, note: str | None = Non
 
 def close_report(db: Database, report_id: int, user: str, *, note: str | None = None) -> ReportView:
     """Close a sent report (the hub answered, or there is nothing more to wait for)."""
-    note = (note or "").strip() or None
-    if note and len(note) > 2000:
-        raise InvalidInput("a note has at most 2000 characters")
+    note = _note(note)
     with db.session() as s:
-        rep = s.get(Report, report_id)
-        if rep is None:
-            raise NotFound(f"no report with id {report_id}")
-        if rep.state != "sent":
-            raise Conflict(f"report #{report_id} is {rep.state}: only sent reports can be closed")
+        rep = _report(s, report_id, "sent", "report #{id} is {state}: only sent reports can be closed")
         rep.state = "closed"
         if note:
             rep.note = note

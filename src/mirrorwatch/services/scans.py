@@ -6,7 +6,7 @@ old is shown as stalled (its process was probably killed; the next sweep resumes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from mirrorwatch.errors import NotFound
 from mirrorwatch.services.paging import Page, check_window
+from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import HubFile, HubRepo, ScanError, ScanRun, utcnow
 
@@ -21,7 +22,7 @@ STALL_AFTER = timedelta(minutes=10)
 _QUOTA_WORDS = ("quota", "ratelimit", "rate_limit", "remaining", "throttled")
 
 
-@dataclass
+@read_model
 class ScanRunView:
     id: int
     source: str
@@ -30,22 +31,22 @@ class ScanRunView:
     params: dict[str, Any]
     counts: dict[str, Any]
     quota: dict[str, Any]
-    started_at: datetime
-    finished_at: datetime | None
-    heartbeat_at: datetime | None
+    started_at: Utc
+    finished_at: Utc | None
+    heartbeat_at: Utc | None
     errors: int = 0
 
 
-@dataclass
+@read_model
 class ScanErrorView:
     id: int
     repo_id: str | None
     path: str | None
     reason: str
-    at: datetime
+    at: Utc
 
 
-@dataclass
+@read_model
 class ScanRunPage:
     run: ScanRunView
     errors: Page[ScanErrorView] = field(default_factory=Page)

@@ -43,3 +43,9 @@ def to_json(obj: Any, tp: Any = None) -> Any:
 
     tp is the type to serialise as; by default the object's own class (give it for lists)."""
     return _adapter(tp if tp is not None else type(obj)).dump_python(obj, mode="json")
+
+
+def to_json_bytes(obj: Any, tp: Any = None) -> bytes:
+    """:func:`to_json` written as compact UTF-8 JSON text, as Starlette's JSONResponse writes it (for
+    hot endpoints: pydantic writes the text itself, about twice as fast as dumping the data)."""
+    return _adapter(tp if tp is not None else type(obj)).dump_json(obj)

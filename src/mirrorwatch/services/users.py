@@ -25,12 +25,13 @@ import secrets
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
@@ -176,6 +177,15 @@ class _AuthCache:
         with self._lock:
             self._data.clear()
 
+    def cached(self, key: tuple[str, str, object], load: Callable[[], UserView | None]) -> UserView | None:
+        """The memo for key, else load() (remembered for ttl seconds, also when it is None)."""
+        found, cached = self.get(key)
+        if found:
+            return cached
+        view = load()
+        self.put(key, view)
+        return view
+
 
 AUTH_CACHE = _AuthCache()
 
@@ -184,7 +194,8 @@ def _session_tag(epoch: int | None) -> str:
     return f"e{epoch or 0}"
 
 
-def _view(u: User) -> UserView:
+def _view(u: User | Row) -> UserView:
+    """A user's view, from the model or from a row holding its columns under their names."""
     return UserView(u.id, u.name, u.role, u.disabled, bool(u.password_hash), u.created_at,
                     _session_tag(u.session_epoch))
 
@@ -238,12 +249,7 @@ def get_user(db: Database, ref: int | str) -> UserView:
 
 def get_active_user(db: Database, user_id: int) -> UserView | None:
     """The user behind a session, or None if it no longer exists or is disabled (hot path: cached)."""
-    found, cached = AUTH_CACHE.get((db.url, "user", user_id))
-    if found:
-        return cached
-    view = _load_active_user(db, user_id)
-    AUTH_CACHE.put((db.url, "user", user_id), view)
-    return view
+    return AUTH_CACHE.cached((db.url, "user", user_id), lambda: _load_active_user(db, user_id))
 
 
 def _load_active_user(db: Database, user_id: int) -> UserView | None:
@@ -255,8 +261,7 @@ def _load_active_user(db: Database, user_id: int) -> UserView | None:
         ).first()
     if row is None or row.disabled:
         return None
-    return UserView(row.id, row.name, row.role, row.disabled, bool(row.password_hash), row.created_at,
-                    _session_tag(row.session_epoch))
+    return _view(row)
 
 
 def _find(s, ref: int | str) -> User:
@@ -418,18 +423,13 @@ def user_for_token(db: Database, secret: str) -> UserView | None:
     if not isinstance(secret, str) or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     digest = _token_hash(secret)
-    found, cached = AUTH_CACHE.get((db.url, "token", digest))
-    if found:
-        return cached
-    view = _load_token_user(db, digest)
-    AUTH_CACHE.put((db.url, "token", digest), view)
-    return view
+    return AUTH_CACHE.cached((db.url, "token", digest), lambda: _load_token_user(db, digest))
 
 
 def _load_token_user(db: Database, digest: str) -> UserView | None:
     with db.engine.connect() as conn:
         row = conn.execute(
-            select(ApiToken.id, ApiToken.last_used_at, User.id.label("uid"), User.name, User.role, User.disabled,
+            select(ApiToken.id.label("token_id"), ApiToken.last_used_at, User.id, User.name, User.role, User.disabled,
                    User.password_hash, User.created_at, User.session_epoch)
             .join(User, User.id == ApiToken.user_id)
             .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
@@ -438,7 +438,6 @@ def _load_token_user(db: Database, digest: str) -> UserView | None:
             return None
         now = utcnow()
         if row.last_used_at is None or now - row.last_used_at > _TOKEN_TOUCH:
-            conn.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
+            conn.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
             conn.commit()
-    return UserView(row.uid, row.name, row.role, row.disabled, bool(row.password_hash), row.created_at,
-                    _session_tag(row.session_epoch))
+    return _view(row)

@@ -41,35 +41,27 @@ def sibling(f: RepoFile, *, blobs: bool) -> dict:
     return out
 
 
+# Model fields that are a repo attribute as it is.
+_REPO_ATTRS = {
+    "author": "author", "private": "private", "disabled": "disabled", "gated": "gated", "downloads": "downloads",
+    "likes": "likes", "pipeline_tag": "pipeline_tag", "library_name": "library_name",
+    "trendingScore": "trending_score",
+}
+
+
 def repo_field(repo: Repo, name: str, commit: Commit, *, blobs: bool) -> tuple[bool, object]:
     """(known, value) of one model field at `commit`."""
+    if name in _REPO_ATTRS:
+        return True, getattr(repo, _REPO_ATTRS[name])
     match name:
-        case "author":
-            return True, repo.author
         case "sha":
             return True, commit.id
         case "lastModified":
             return True, iso_z(commit.date)
         case "createdAt":
             return True, iso_z(repo.created_at)
-        case "private":
-            return True, repo.private
-        case "disabled":
-            return True, repo.disabled
-        case "gated":
-            return True, repo.gated
-        case "downloads":
-            return True, repo.downloads
-        case "likes":
-            return True, repo.likes
         case "tags":
             return True, list(repo.tags)
-        case "pipeline_tag":
-            return True, repo.pipeline_tag
-        case "library_name":
-            return True, repo.library_name
-        case "trendingScore":
-            return True, repo.trending_score
         case "usedStorage":
             return True, sum(f.size or 0 for f in commit.files)
         case "spaces":

@@ -3,8 +3,8 @@
 Matches, decisions, entries, repos, uploaders, banks and reports are answered with the service
 layer's read models themselves (:func:`mirrorwatch.services.serial.read_model` dataclasses): the
 routes name them as response models and FastAPI builds their OpenAPI schema from them, so nothing
-here mirrors them. The models below cover requests, errors, lookups, import summaries, accounts,
-scans and the dashboard; they read the services' objects (from_attributes). Times are UTC, written
+here mirrors them. The models below cover requests, errors, import summaries, accounts
+and the dashboard; they read the services' objects (from_attributes). Times are UTC, written
 with a Z."""
 
 from __future__ import annotations
@@ -42,47 +42,6 @@ class ErrorOut(BaseModel):
 class HealthOut(BaseModel):
     status: str
     database: str
-
-
-# --- lookup ---
-
-class MirrorOut(Out):
-    match_id: int
-    hub: str
-    repo_id: str
-    path: str
-    url: str | None
-    author: str | None
-    repo_status: str
-    file_status: str
-    tier: int
-    score: float
-    state: str
-    first_seen: Utc
-    last_seen: Utc
-
-
-class LookupEntryOut(Out):
-    id: int
-    bank: str
-    name: str
-    url: str | None
-    civitai_model_id: int | None
-    civitai_version_id: int | None
-    kind: str | None
-    notes: str | None
-    hashes: dict[str, list[str]]
-    signals: dict[str, list[str]]
-    mirrors: list[MirrorOut]
-    why: str
-    score: float
-
-
-class LookupOut(Out):
-    query: str
-    kind: str
-    detail: str
-    results: list[LookupEntryOut]
 
 
 # --- matches ---
@@ -197,34 +156,7 @@ class AuditOut(Out):
     detail: dict[str, Any]
 
 
-# --- scans and dashboard ---
-
-class ScanRunOut(Out):
-    id: int
-    source: str
-    status: str
-    stalled: bool
-    params: dict[str, Any]
-    counts: dict[str, Any]
-    quota: dict[str, Any]
-    started_at: Utc
-    finished_at: Utc | None
-    heartbeat_at: Utc | None
-    errors: int
-
-
-class ScanErrorOut(Out):
-    id: int
-    repo_id: str | None
-    path: str | None
-    reason: str
-    at: Utc
-
-
-class ScanRunPageOut(Out):
-    run: ScanRunOut
-    errors: PageOut[ScanErrorOut]
-
+# --- dashboard ---
 
 class DayCountOut(Out):
     day: date

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.errors import InvalidInput, PermissionDenied
@@ -13,10 +13,9 @@ from mirrorwatch.services.audit import list_audit
 from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal, get_auth
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import PAGE_SIZE, IdPath, Offset, get_db, safe_next
+from mirrorwatch.web.routes.common import DB, PAGE_SIZE, IdPath, Offset, safe_next
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Database, Depends(get_db)]
 
 
 def _account(request: Request, db: Database, p: Principal, **extra):

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from mirrorwatch.errors import PermissionDenied
 from mirrorwatch.services import users
 from mirrorwatch.services.audit import list_audit
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, error_responses
 from mirrorwatch.web.schemas import (
     AuditOut,
-    ErrorOut,
     MeOut,
     PageOut,
     TokenCreatedOut,
@@ -25,10 +23,8 @@ from mirrorwatch.web.schemas import (
     UserPatch,
 )
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
-          409: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 router = APIRouter(prefix="/api", tags=["accounts"], responses=ERRORS)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("/me", response_model=MeOut, summary="The signed-in user (and the CSRF token for cookie sessions)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.bank.importer import ImportRejected
@@ -12,22 +12,26 @@ from mirrorwatch.services import banks, exports, imports, uploads
 from mirrorwatch.services.banks import (
     BankDetail,
     BankView,
-    EntryRow,
+    EntryPage,
     ImportRunView,
     bank_name,
     create_bank,
     list_banks,
 )
-from mirrorwatch.services.paging import Page
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db, stream_download
+from mirrorwatch.web.routes.common import (
+    DB,
+    Cursor,
+    IdPath,
+    Limit,
+    Offset,
+    error_responses,
+    stream_download,
+)
 from mirrorwatch.web.schemas import BankIn, ErrorOut, ImportSummaryOut
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
-          409: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 router = APIRouter(prefix="/api/banks", tags=["banks"], responses=ERRORS)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("", response_model=list[BankView], dependencies=[VIEWER], summary="Banks with entry counts and coverage")
@@ -46,13 +50,15 @@ def api_bank(db: DB, bank_id: IdPath):
     return banks.get_bank(db, bank_id)
 
 
-@router.get("/{bank_id}/entries", response_model=Page[EntryRow], dependencies=[VIEWER],
-            summary="Entries of a bank, in id order")
-def api_bank_entries(db: DB, bank_id: IdPath, q: Annotated[str | None, Query(max_length=200)] = None,
+@router.get("/{bank_id}/entries", response_model=EntryPage, dependencies=[VIEWER],
+            summary="Entries of a bank, in id order (keyset pages: after/before an entry id; counts capped)")
+def api_bank_entries(db: DB, bank_id: IdPath,
+                     q: Annotated[str | None, Query(max_length=200, description="words the name's words begin with")] = None,
                      found: Annotated[bool, Query(description="only entries found online")] = False,
-                     limit: Limit = 50, offset: Offset = 0):
+                     limit: Limit = 50, offset: Offset = 0, after: Cursor = None, before: Cursor = None):
     bank_name(db, bank_id)
-    return banks.bank_entries(db, bank_id, q=q, found_only=found, limit=limit, offset=offset)
+    return banks.bank_entries(db, bank_id, q=q, found_only=found, limit=limit, offset=offset, after=after,
+                              before=before)
 
 
 @router.get("/{bank_id}/imports", response_model=list[ImportRunView], dependencies=[VIEWER], summary="Import history")

@@ -4,40 +4,40 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import Response
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import dashboard as dash
 from mirrorwatch.services import entries, repos, uploaders, where
 from mirrorwatch.services.entries import EntryDetail
+from mirrorwatch.services.lookup import LookupResult
 from mirrorwatch.services.paging import Page
 from mirrorwatch.services.repos import RepoDetail, RepoView
+from mirrorwatch.services.serial import to_json_bytes
 from mirrorwatch.services.uploaders import UploaderDetail, UploaderSummary
 from mirrorwatch.services.where import WhereResult
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER
 from mirrorwatch.web.pools import run_lookup
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, get_db
-from mirrorwatch.web.schemas import DashboardOut, ErrorOut, LookupOut
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, error_responses
+from mirrorwatch.web.schemas import DashboardOut
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 403, 404)
 router = APIRouter(prefix="/api", tags=["lookup"], responses=ERRORS, dependencies=[VIEWER])
-DB = Annotated[Database, Depends(get_db)]
 Hub = Annotated[str, Path(min_length=1, max_length=40)]
 Author = Annotated[str, Path(min_length=1, max_length=200)]
 
 
-@router.get("/lookup", response_model=LookupOut, summary="Look up removed models by hash, Civitai URL or name")
+@router.get("/lookup", response_model=LookupResult, summary="Look up removed models by hash, Civitai URL or name")
 async def api_lookup(db: DB, q: Annotated[str, Query(min_length=1, max_length=500, description="hash, URL or name")],
                limit: Annotated[int, Query(ge=1, le=100)] = 20,
                bank: Annotated[str | None, Query(max_length=200)] = None):
     """The input kind is detected: 64/12/10/8 hex (every hash form it may be), a Civitai URL or
     `civitai:ID`, or a name (typo-tolerant). Each result says why it matched."""
-    # The hottest endpoint: the service's own dict goes out as is (same fields as LookupOut, which
-    # documents it; the schema tests check they agree), skipping a second validation pass. Name
-    # searches run on their own small pool so they never hold up hash lookups (web/pools.py).
-    return JSONResponse((await run_lookup(db, q, limit=limit, bank=bank or None)).to_dict())
+    # The hottest endpoint: the read model is written to JSON text once, as is (no second validation
+    # pass). Name searches run on their own small pool so they never hold up hash lookups (web/pools.py).
+    result = await run_lookup(db, q, limit=limit, bank=bank or None)
+    return Response(to_json_bytes(result), media_type="application/json")
 
 
 @router.get("/entries/{entry_id}", response_model=EntryDetail, summary="A removed model with its hash forms and mirrors")

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from mirrorwatch.services import reports
 from mirrorwatch.services.matches import MatchView
 from mirrorwatch.services.paging import Page
 from mirrorwatch.services.reports import ReportSummary, ReportView
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, download, get_db
-from mirrorwatch.web.schemas import ErrorOut, NoteIn, ReportIn
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, download, error_responses
+from mirrorwatch.web.schemas import NoteIn, ReportIn
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
-          409: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 router = APIRouter(prefix="/api/reports", tags=["reports"], responses=ERRORS)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("", response_model=Page[ReportSummary], dependencies=[VIEWER], summary="Reports, newest first")

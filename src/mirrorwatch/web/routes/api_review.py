@@ -10,15 +10,12 @@ from mirrorwatch.services import exports, review
 from mirrorwatch.services.matches import MatchView
 from mirrorwatch.services.paging import Page
 from mirrorwatch.services.review import DecideResult, MatchDetail, QueueFilter
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal
-from mirrorwatch.web.routes.common import IdPath, Limit, Offset, OptId, get_db, stream_download
-from mirrorwatch.web.schemas import DecisionIn, ErrorOut, MatchState
+from mirrorwatch.web.routes.common import DB, IdPath, Limit, Offset, OptId, error_responses, stream_download
+from mirrorwatch.web.schemas import DecisionIn, MatchState
 
-ERRORS = {400: {"model": ErrorOut}, 401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 404: {"model": ErrorOut},
-          409: {"model": ErrorOut}}
+ERRORS = error_responses(400, 401, 403, 404, 409)
 router = APIRouter(prefix="/api", tags=["review"], responses=ERRORS)
-DB = Annotated[Database, Depends(get_db)]
 
 
 class MatchQuery:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import banks, exports, imports, uploads
 from mirrorwatch.services.banks import create_bank, list_banks
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import ADMIN, VIEWER, Principal
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import PAGE_SIZE, IdPath, Offset, get_db, stream_download
+from mirrorwatch.web.routes.common import DB, PAGE_SIZE, Cursor, IdPath, Offset, stream_download
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("/banks")
@@ -38,9 +36,11 @@ async def banks_create(request: Request, db: DB, p: Principal = ADMIN):
 
 @router.get("/banks/{bank_id}")
 def bank_page(request: Request, db: DB, bank_id: IdPath, q: Annotated[str, Query(max_length=200)] = "",
-              found: Annotated[str, Query(max_length=5)] = "", offset: Offset = 0, p: Principal = VIEWER):
+              found: Annotated[str, Query(max_length=5)] = "", offset: Offset = 0, after: Cursor = None,
+              before: Cursor = None, p: Principal = VIEWER):
     b = banks.get_bank(db, bank_id)
-    entries = banks.bank_entries(db, bank_id, q=q or None, found_only=bool(found), limit=PAGE_SIZE, offset=offset)
+    entries = banks.bank_entries(db, bank_id, q=q or None, found_only=bool(found), limit=PAGE_SIZE, offset=offset,
+                                 after=after, before=before)
     return render(request, "bank.html", b=b, entries=entries, params={"q": q, "found": found},
                   max_mb=uploads.MAX_UPLOAD_BYTES >> 20)
 

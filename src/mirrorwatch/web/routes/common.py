@@ -6,22 +6,31 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Annotated
 
-from fastapi import Path, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from mirrorwatch.store.db import Database
-from mirrorwatch.web.schemas import MAX_ID
+from mirrorwatch.web.schemas import MAX_ID, ErrorOut
 
 IdPath = Annotated[int, Path(ge=1, le=MAX_ID)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 OptId = Annotated[int | None, Query(ge=1, le=MAX_ID)]
+Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID, description="an entry id: the page after (before) it")]
 PAGE_SIZE = 50
 
 
 async def get_db(request: Request) -> Database:
     """Async on purpose: FastAPI runs sync dependencies in the thread pool, a hop per dependency."""
     return request.app.state.db
+
+
+DB = Annotated[Database, Depends(get_db)]
+
+
+def error_responses(*codes: int) -> dict[int | str, dict]:
+    """The OpenAPI `responses` of a router: each error status answered with an ErrorOut body."""
+    return {code: {"model": ErrorOut} for code in codes}
 
 
 def _ascii_name(name: str) -> str:

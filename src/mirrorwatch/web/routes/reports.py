@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.services import reports
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import IdPath, Offset, download, form_ints, get_db
+from mirrorwatch.web.routes.common import DB, IdPath, Offset, download, form_ints
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("/reports")

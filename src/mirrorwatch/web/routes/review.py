@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.match.states import STATES
 from mirrorwatch.services import review
 from mirrorwatch.services.banks import list_banks
 from mirrorwatch.services.review import QueueFilter
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import REVIEWER, VIEWER, Principal
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import IdPath, Offset, form_ints, get_db, safe_next
+from mirrorwatch.web.routes.common import DB, IdPath, Offset, form_ints, safe_next
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Database, Depends(get_db)]
 QUEUE_PAGE = 100
 
 

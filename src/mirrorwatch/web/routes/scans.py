@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from mirrorwatch.services import scans
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import VIEWER, Principal
 from mirrorwatch.web.render import render
-from mirrorwatch.web.routes.common import PAGE_SIZE, IdPath, Offset, get_db
+from mirrorwatch.web.routes.common import DB, PAGE_SIZE, IdPath, Offset
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("/scans")

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services import dashboard as dash
 from mirrorwatch.services import where
 from mirrorwatch.services.scans import last_quota
-from mirrorwatch.store.db import Database
 from mirrorwatch.web import charts
 from mirrorwatch.web.auth import VIEWER, Principal
 from mirrorwatch.web.pools import run_lookup
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import get_db
+from mirrorwatch.web.routes.common import DB
 
 router = APIRouter(include_in_schema=False)
-DB = Annotated[Database, Depends(get_db)]
 
 
 @router.get("/")

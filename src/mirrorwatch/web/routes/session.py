@@ -4,21 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
 from mirrorwatch.services import users
 from mirrorwatch.services.audit import record
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.auth import NotSignedIn, current, get_auth
 from mirrorwatch.web.render import redirect, render
-from mirrorwatch.web.routes.common import get_db, safe_next
+from mirrorwatch.web.routes.common import DB, safe_next
 from mirrorwatch.web.schemas import HealthOut
 
 router = APIRouter(include_in_schema=False)
 api = APIRouter(tags=["health"])
-DB = Annotated[Database, Depends(get_db)]
 
 
 @api.get("/healthz", response_model=HealthOut, summary="Health check (no sign-in needed)")
