@@ -3,39 +3,19 @@ and a sweep that dies of an exception recorded `failed` (resumable), never `fini
 
 from __future__ import annotations
 
-import os
 import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+from sqlalchemy import select, text, update
 
-from mirrorwatch.store.db import Database
 from mirrorwatch.store.locks import STALE_AFTER, SweepBusy, acquire_sweep_lock
 from mirrorwatch.store.models import HubFile, HubRepo, Match, ScanError, ScanRun, SweepLock, utcnow
 from mirrorwatch.sweep import runner
 from mirrorwatch.sweep.runner import Sweep, SweepOptions, scope_key
 from mirrorwatch.testhub import Hub, generate_repos
 from mirrorwatch.testhub.pytest_fixtures import hf_env, testhub  # noqa: F401
-from sweepfixtures import hf, make_bank, match_pairs, planted
-
-PG = os.environ.get("MIRRORWATCH_TEST_PG")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def anydb(request, db_path) -> Database:
-    if request.param == "sqlite":
-        return Database.open(str(db_path))
-    if not PG:
-        if os.environ.get("CI"):
-            pytest.fail("MIRRORWATCH_TEST_PG is not set: CI must run the PostgreSQL tests")
-        pytest.skip("no PostgreSQL server configured (set MIRRORWATCH_TEST_PG)")
-    engine = create_engine(PG)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return Database.open(PG)
+from sweepfixtures import anydb, hf, make_bank, match_pairs, planted  # noqa: F401
 
 
 def _opts(**scope) -> SweepOptions:
