@@ -84,6 +84,7 @@ class RepoFiles:
     files: list[RemoteFile]
     method: str  # how the hashes were obtained: "api", "resolver", "local"
     requests: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files left out
 
 
 # Statuses a repo (or a file in it) can have, recorded over time.

@@ -442,6 +442,8 @@ class Sweep:
             self.counts["api_requests"] += result.requests
         for f in incomplete:
             self._record_scan_error(s, listing.repo_id, "no usable sha256 in the hub's answer", path=f.path)
+        for path, reason in result.problems:
+            self._record_scan_error(s, listing.repo_id, reason, path=path)
 
     def _count_reads(self, s: Session, repo_id: str, evidence: dict[str, FileEvidence]) -> None:
         """Counts and scan errors for what the robust tiers read of a repo's files."""
