@@ -43,8 +43,11 @@ from mirrorwatch.hubs.huggingface.listing import (
     MalformedListing,
     clean_sha256,
     clean_size,
+    files_from_siblings,
     parse_date,
     parse_page,
+    path_problem,
+    repo_id_problem,
 )
 from mirrorwatch.hubs.huggingface.retry import describe, hf_retries
 from mirrorwatch.hubs.huggingface.transport import DEFAULT_DEADLINE_S, install_client
@@ -117,14 +120,28 @@ class HuggingFaceHub(Hub):
 
     def repo_listing(self, repo_id: str) -> RepoListing:
         """One repo as a listing would show it (for `--repo`)."""
+        problem = repo_id_problem(repo_id)
+        if problem:
+            raise MalformedListing(problem)
         info = hf_retries(lambda: self.api.model_info(repo_id, expand=EXPAND, timeout=self.timeout_s),
                           f"model_info {repo_id}", self.retry)
+        if repo_id_problem(info.id):
+            raise MalformedListing(f"the hub answered with an {repo_id_problem(info.id)}")
         return RepoListing(
-            repo_id=info.id, author=info.author or repo_id.split("/")[0], sha=info.sha,
+            repo_id=info.id, author=info.author if isinstance(info.author, str) else repo_id.split("/")[0],
+            sha=info.sha if isinstance(info.sha, str) else None,
             created_at=parse_date(info.created_at), last_modified=parse_date(info.last_modified),
             gated=bool(info.gated), disabled=bool(info.disabled), private=bool(info.private),
-            tags=list(info.tags or []), paths=[s.rfilename for s in (info.siblings or [])],
+            tags=[t for t in info.tags or [] if isinstance(t, str)],
+            paths=[f.path for f in files_from_siblings(info.siblings or [], None)[0]],
         )
+
+    def _file_url(self, repo_id: str, path: str, revision: str | None) -> str:
+        """The resolver URL of a file, built only from a safe repo id and file name (never a '..')."""
+        problem = repo_id_problem(repo_id) or path_problem(path)
+        if problem:
+            raise SkipRepo(problem)
+        return hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
 
     # -- hashes ----------------------------------------------------------------------------------
     def choose_method(self, repo: RepoListing, n_files: int) -> str:
@@ -162,26 +179,18 @@ class HuggingFaceHub(Hub):
             lambda: self.api.model_info(repo.repo_id, files_metadata=True, timeout=self.timeout_s),
             f"model_info {repo.repo_id}", self.retry,
         )
-        files = []
-        siblings = info.siblings if isinstance(info.siblings, list) else None
-        if siblings is None:
-            raise SkipRepo("model_info without a list of files")
-        for s in siblings:
-            path = getattr(s, "rfilename", None)
-            if not isinstance(path, str):
-                continue
-            lfs = getattr(s, "lfs", None)
-            sha = clean_sha256(getattr(lfs, "sha256", None)) if lfs is not None else None
-            files.append(RemoteFile(path=path, size=clean_size(getattr(s, "size", None)), sha256=sha,
-                                    lfs=lfs is not None, revision=info.sha))
+        try:
+            files, problems = files_from_siblings(info.siblings, info.sha)
+        except MalformedListing as exc:
+            raise SkipRepo(str(exc)) from None
         if info.sha:
             repo.sha = info.sha
-        return RepoFiles(repo=repo, files=files, method="api", requests=1)
+        return RepoFiles(repo=repo, files=files, method="api", requests=1, problems=problems)
 
     def _by_heads(self, repo: RepoListing, weights: list[str]) -> RepoFiles:
         files = []
         for path in weights:
-            url = hf_hub_url(repo.repo_id, path, revision=repo.sha or "main", endpoint=self.endpoint)
+            url = self._file_url(repo.repo_id, path, repo.sha)
             meta = hf_retries(
                 lambda url=url: get_hf_file_metadata(url, token=self.token or False, timeout=self.timeout_s,
                                                      endpoint=self.endpoint),
@@ -194,7 +203,7 @@ class HuggingFaceHub(Hub):
     # -- header tier: bounded range reads ---------------------------------------------------------
     def read_range(self, repo_id: str, path: str, revision: str | None, start: int, end: int) -> bytes:
         """Bytes start..end (inclusive) of a file, through the resolver (and its CDN redirect)."""
-        url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
+        url = self._file_url(repo_id, path, revision)
         headers = {**self._headers(), "Range": f"bytes={start}-{end}"}
         limit = end - start + 1
 
@@ -232,7 +241,7 @@ class HuggingFaceHub(Hub):
 
     def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
         """Stream a file to `dest` for the content tier (the caller deletes it); refuse past max_bytes."""
-        url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
+        url = self._file_url(repo_id, path, revision)
         headers = self._headers()
 
         def get() -> Path:
@@ -259,11 +268,10 @@ class HuggingFaceHub(Hub):
             return RepoStatus(REMOVED, "repository not found (deleted or made private)")
         except DisabledRepoError:
             return RepoStatus(DISABLED, "access to this repository is disabled")
-        files = [
-            RemoteFile(path=s.rfilename, size=clean_size(s.size),
-                       sha256=clean_sha256(s.lfs.sha256) if s.lfs else None, lfs=s.lfs is not None, revision=info.sha)
-            for s in (info.siblings or [])
-        ]
+        try:
+            files, _ = files_from_siblings(info.siblings or [], info.sha)
+        except MalformedListing as exc:
+            return RepoStatus("error", str(exc))
         status = GATED if info.gated else (DISABLED if info.disabled else LIVE)
         return RepoStatus(status, "", sha=info.sha, files=files)
 
