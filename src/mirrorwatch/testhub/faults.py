@@ -29,7 +29,8 @@ Hostile answers (a hub that lies on purpose):
 - hostile_items: raw items appended to the first listing page (e.g. a 5,000-character "id").
 - next_link: every listing page's `Link: rel=next` names this URL (e.g. another origin).
 - huge_listing_bytes: the first listing page is a generated JSON array of exactly this many bytes,
-  streamed (never built in memory); `huge_listing_item_bytes` sets the size of each of its items.
+  streamed (never built in memory); `huge_listing_item_bytes` sets the size of each of its items;
+  `huge_listing_no_length` sends it without a Content-Length (the body ends when the connection closes).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class Faults:
     next_link: str | None = None
     huge_listing_bytes: int = 0
     huge_listing_item_bytes: int = 200
+    huge_listing_no_length: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:

@@ -98,6 +98,7 @@ class Response:
     stream_range: tuple[int, int] = (0, -1)
     is_json: bool = False
     is_file: bool = False
+    no_length: bool = False  # send no Content-Length: the body ends when the connection closes
 
     @property
     def length(self) -> int:
@@ -374,6 +375,7 @@ def handle_list_models(ctx: _Ctx) -> Response:
         length, stream = huge_array(faults.huge_listing_bytes, faults.huge_listing_item_bytes)
         resp = json_response([], headers=headers)
         resp.stream, resp.stream_range = stream, (0, length - 1)  # type: ignore[assignment]
+        resp.no_length = faults.huge_listing_no_length
         return resp
     return json_response(page, headers=headers)
 
@@ -737,7 +739,10 @@ class _Handler(BaseHTTPRequestHandler):
                  f"Server: {self.server_version}",
                  f"Date: {email.utils.formatdate(usegmt=True)}"]
         lines += [f"{k}: {v}" for k, v in resp.headers]
-        lines.append(f"Content-Length: {length}")
+        if resp.no_length:
+            self.close_connection = True
+        else:
+            lines.append(f"Content-Length: {length}")
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")

@@ -9,6 +9,7 @@ chosen per repo by what it needs and which quota has more room. Gated repos alwa
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,7 +51,7 @@ from mirrorwatch.hubs.huggingface.listing import (
     repo_id_problem,
 )
 from mirrorwatch.hubs.huggingface.retry import describe, hf_retries
-from mirrorwatch.hubs.huggingface.transport import DEFAULT_DEADLINE_S, install_client
+from mirrorwatch.hubs.huggingface.transport import DEFAULT_DEADLINE_S, AnswerTooLarge, install_client
 from mirrorwatch.hubs.quota import QuotaTracker
 from mirrorwatch.hubs.retry import RetriesExhausted, RetryPolicy
 
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT = "https://huggingface.co"
 EXPAND = ["siblings", "sha", "createdAt", "lastModified", "author", "tags", "gated", "disabled", "private"]
 PAGE_SIZE = 1000
+MAX_PAGE_ITEMS = 10 * PAGE_SIZE  # items of one listing page (more: the listing stops, recorded)
+MAX_PAGE_OBJECTS = 1_000_000  # JSON objects and arrays in one listing page, counted before parsing
 
 
 class HuggingFaceHub(Hub):
@@ -101,11 +104,27 @@ class HuggingFaceHub(Hub):
         url: str | None = f"{self.endpoint}/api/models"
         first = True
         while url is not None:
-            r = http_backoff("GET", url, params=params if first else None, headers=headers, timeout=self.timeout_s)
+            try:
+                r = http_backoff("GET", url, params=params if first else None, headers=headers,
+                                 timeout=self.timeout_s)
+            except AnswerTooLarge as exc:
+                raise SkipRepo(f"listing stopped: {exc}") from None
             hf_raise_for_status(r)
-            page = r.json()
+            body = r.content
+            # (cheap count before parsing: a page of millions of tiny objects would cost far more
+            # memory parsed than its bytes)
+            if body.count(b"{") + body.count(b"[") > MAX_PAGE_OBJECTS:
+                raise SkipRepo(f"listing stopped: a listing page with more than {MAX_PAGE_OBJECTS:,} JSON objects")
+            try:
+                page = json.loads(body)
+            except (ValueError, RecursionError):
+                raise MalformedListing("a listing page is not valid JSON") from None
+            del body
             if not isinstance(page, list):
                 raise MalformedListing("a listing page is not a JSON array")
+            if len(page) > MAX_PAGE_ITEMS:
+                raise SkipRepo(f"listing stopped: a listing page of {len(page):,} items (more than "
+                               f"{MAX_PAGE_ITEMS:,}; {PAGE_SIZE:,} were asked for)")
             yield page
             first = False
             nxt = r.links.get("next", {}).get("url")
