@@ -12,7 +12,7 @@ least-squares fit) for both processes, with the number of sweeps, web requests a
 Each sweep is a full listing of the hub (every repo read again: --no-resume and a fresh database
 every --fresh-every sweeps, so hashes are fetched and matches written, not only skipped), through the
 real huggingface_hub client and the sweep runner, in its own process. The web load is the lookup API,
-the search page and the matches page over a few keep-alive connections from this process."""
+the search page, the review queue and the scans page over a few keep-alive connections from this process."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ def web_load(port: int, token: str, cookie: str, until: float, stats: dict) -> N
                 elif k < 0.8:
                     r = c.get(f"/search?q=soak+person+{rng.randrange(2000)}", headers={"Cookie": cookie})
                 else:
-                    r = c.get("/matches", headers={"Cookie": cookie})
+                    r = c.get("/queue" if k < 0.9 else "/scans", headers={"Cookie": cookie})
                 stats["requests"] += 1
                 if r.status_code >= 400:
                     stats["errors"] += 1
