@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+
+import pytest
+from sqlalchemy import create_engine, text
 
 from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
 from mirrorwatch.hubs.retry import RetryPolicy
@@ -64,3 +68,21 @@ def match_pairs(db: Database) -> set[tuple[str, str, str]]:
 def match_count(db: Database) -> int:
     with db.session() as s:
         return s.query(Match).count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def anydb(request, tmp_path) -> Database:
+    """The same test on a SQLite file and on PostgreSQL (MIRRORWATCH_TEST_PG; its schema is reset)."""
+    if request.param == "sqlite":
+        return Database.open(str(tmp_path / "mw.db"))
+    url = os.environ.get("MIRRORWATCH_TEST_PG")
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail("MIRRORWATCH_TEST_PG is not set: CI must run the PostgreSQL tests")
+        pytest.skip("no PostgreSQL server configured (set MIRRORWATCH_TEST_PG)")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return Database.open(url)

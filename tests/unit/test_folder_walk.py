@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from mirrorwatch.hubs.base import ListingProblem
 from mirrorwatch.hubs.localdir.hub import LocalDirHub
 from mirrorwatch.hubs.localdir.walk import Skipped, walk_files
 
@@ -39,6 +40,9 @@ def test_local_hub_lists_what_the_walker_gives(tmp_path):
     root = make_tree(tmp_path)
     hub = LocalDirHub(root)
     [page] = list(hub.list_pages({}))
-    [listing] = page
+    listing, *problems = page
+    # what the walker skipped among weight files is reported as listing problems (recorded by the sweep)
+    assert all(isinstance(p, ListingProblem) and p.reason.startswith(str(root)) for p in problems)
+    assert any("broken.safetensors: skipped, broken link" in p.reason for p in problems)
     assert listing.paths == ["a.safetensors", "inside-link.safetensors", os.path.join("sub", "b.ckpt")]
     assert [p for p, _ in hub.errors] == [str(root / "broken.safetensors")]

@@ -118,6 +118,9 @@ def _print_summary(summary: SweepSummary, as_json: bool) -> None:
         f"{c['skipped']} skipped, {c['errors']} errors recorded, {c['throttled']} throttled (429)",
         highlight=False,
     )
+    if summary.reason:
+        console.print(f"the sweep stopped: {summary.reason} (the next sweep of the same scope resumes it)",
+                      highlight=False, markup=False)
     if c["errors"]:
         console.print(f"see what was skipped: mirrorwatch scan errors {summary.run_id}", highlight=False)
 
@@ -189,6 +192,8 @@ def _folder_options(spec: HubSpec) -> Callable[..., None]:
         with ProgressView(sys.stderr.isatty() and not as_json) as view:
             summary = Sweep(db, hub, options, progress=view).run()
         _print_summary(summary, as_json)
+        if summary.status == "failed":
+            raise typer.Exit(6)
 
     return scan_folder
 

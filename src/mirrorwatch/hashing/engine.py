@@ -26,9 +26,11 @@ header's JSON happens to be valid.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
+import stat
 import threading
 import zlib
 from collections.abc import Callable, Mapping
@@ -201,6 +203,23 @@ def _read_full(f: Any, view: memoryview) -> int:
     return total
 
 
+def open_regular(path: str | os.PathLike[str]) -> Any:
+    """Open a regular file for reading (unbuffered), never blocking: the open is non-blocking (a
+    fifo swapped in after a walk checked the path cannot hang it) and anything but a regular file
+    (fifo, socket, device) is refused with OSError "not a regular file"."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    fd = os.open(os.fspath(path), flags)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", os.fspath(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def hash_file(
     path: str | os.PathLike[str],
     *,
@@ -212,13 +231,14 @@ def hash_file(
 
     ``progress`` is called from the calling thread with the number of bytes just read, once per
     chunk. Memory use is ``chunk_size * buffers`` whatever the file's size. The file is treated as
-    bytes only (pickles are never unpickled). ``OSError`` from opening or reading propagates.
+    bytes only (pickles are never unpickled). ``OSError`` from opening or reading propagates (a
+    fifo, socket or device gives OSError "not a regular file" at once, see :func:`open_regular`).
     """
     if chunk_size < AUTOV1_LENGTH:
         raise ValueError(f"chunk_size must be at least {AUTOV1_LENGTH} bytes")
     buffers = max(2, buffers)
     path_str = os.fspath(path)
-    with open(path_str, "rb", buffering=0) as f:
+    with open_regular(path_str) as f:
         try:
             stat_size = os.fstat(f.fileno()).st_size
             if hasattr(os, "posix_fadvise"):

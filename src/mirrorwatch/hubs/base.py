@@ -89,6 +89,7 @@ class RepoFiles:
     files: list[RemoteFile]
     method: str  # how the hashes were obtained: "api", "resolver", "local"
     requests: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason) of files left out
 
 
 # The key under which a file's `RemoteFile.source` is stored in HubFile.hashes.

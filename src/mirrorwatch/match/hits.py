@@ -13,6 +13,7 @@ from mirrorwatch.hubs.base import SOURCE_KEY
 from mirrorwatch.match.scores import LEAD_FIELDS, STRONG_MATCH_SCORE
 from mirrorwatch.match.states import MatchState
 from mirrorwatch.store.models import Entry, HubFile, Match, utcnow
+from mirrorwatch.store.upsert import insert_missing
 
 # Bank-entry columns naming where an entry was first published; a hub names the same ones in a
 # file's source (`RemoteFile.source`) when the file IS an upload it knows by those ids.
@@ -119,26 +120,44 @@ def record_hits(session: Session, hits: list[Hit], *, scan_run_id: int | None) -
         for m in session.scalars(select(Match).where(tuple_(Match.entry_id, Match.hub_file_id).in_(pairs[i : i + 400]))):
             existing[(m.entry_id, m.hub_file_id)] = m
     strong = _strongly_matched(session, hits)
-    new = 0
     now = utcnow()
+    fresh: dict[tuple[int, int], dict[str, Any]] = {}  # matches to create, each with all its hits merged
     for h in hits:
         key = (h.entry_id, h.hub_file_id)
         m = existing.get(key)
         if m is None and is_lead(h) and strong.get(h.hub_file_id, set()) - {h.entry_id}:
             continue  # a similar name beside a strong match to another entry
         if m is not None:
-            evidence = list(m.evidence or [])
-            added = [e for e in h.evidence if e not in evidence]
-            if added or h.score > m.score:
-                m.evidence = evidence + added
-                if h.score > m.score:
-                    m.score, m.tier = h.score, h.tier
-                m.updated_at = now
+            _strengthen(m, h, now)
             continue
-        m = Match(entry_id=h.entry_id, hub_file_id=h.hub_file_id, tier=h.tier, score=h.score,
-                  evidence=h.evidence, state="new", created_at=now, updated_at=now, scan_run_id=scan_run_id)
-        session.add(m)
-        existing[key] = m
-        new += 1
+        row = fresh.get(key)
+        if row is None:
+            fresh[key] = {"entry_id": h.entry_id, "hub_file_id": h.hub_file_id, "tier": h.tier, "score": h.score,
+                          "evidence": list(h.evidence), "state": "new", "created_at": now, "updated_at": now,
+                          "scan_run_id": scan_run_id}
+            continue
+        row["evidence"] += [e for e in h.evidence if e not in row["evidence"]]
+        if h.score > row["score"]:
+            row["score"], row["tier"] = h.score, h.tier
+    new = 0
+    session.flush()
+    for key, row in fresh.items():
+        # conflict-tolerant: another sweep may record the same entry x file at the same moment
+        if insert_missing(session, Match, [row], ("entry_id", "hub_file_id")):
+            new += 1
+            continue
+        m = session.scalar(select(Match).where(Match.entry_id == key[0], Match.hub_file_id == key[1]))
+        _strengthen(m, Hit(key[0], key[1], row["score"], row["evidence"], row["tier"]), now)
     session.flush()
     return new
+
+
+def _strengthen(m: Match, h: Hit, now: Any) -> None:
+    """A hit for an existing match: add its evidence; a stronger one raises the score (and tier)."""
+    evidence = list(m.evidence or [])
+    added = [e for e in h.evidence if e not in evidence]
+    if added or h.score > m.score:
+        m.evidence = evidence + added
+        if h.score > m.score:
+            m.score, m.tier = h.score, h.tier
+        m.updated_at = now

@@ -104,6 +104,17 @@ class Database:
         with self.sessions() as s, s.begin():
             yield s
 
+    @contextmanager
+    def write_session(self) -> Iterator[Session]:
+        """A session for a writer that reads, then writes, beside other writers (a sweep's batch): on
+        SQLite its transaction takes the write lock at once (BEGIN IMMEDIATE, waiting up to the busy
+        timeout), so its savepoints are real and a concurrent commit cannot invalidate what it read
+        (a deferred transaction would fail with "database is locked" instead of waiting)."""
+        with self.sessions() as s, s.begin():
+            if self.is_sqlite:
+                s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+            yield s
+
     def has_fts(self) -> bool:
         """Whether the SQLite FTS5 name index exists (checked once per Database)."""
         if self._fts is None:

@@ -197,6 +197,19 @@ class ScanRun(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class SweepLock(Base):
+    """One sweep per hub scope at a time: the holder's run, process and heartbeat (a lock whose
+    heartbeat is older than `store.locks.STALE_AFTER` belongs to a dead process and may be taken)."""
+
+    __tablename__ = "sweep_lock"
+    scope_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(String(40))
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class ScanError(Base):
     """What a sweep skipped and why (a repo that kept failing, a malformed answer)."""
 

@@ -1,7 +1,12 @@
 """Writing what a sweep learned about one repo: the repo, its files, status changes, matches.
 
 Everything about one repo is written in one transaction, together with the sweep's counts, so a
-sweep killed at any moment has either recorded a repo completely or not at all."""
+sweep killed at any moment has either recorded a repo completely or not at all.
+
+Two sweeps (or a sweep and a recheck) may write the same repo at once: rows are created with
+conflict-tolerant inserts (`store.upsert.insert_missing`), never select-then-insert. Values from a
+hub answer are fitted to their columns (`store.fit`: NULs stripped, sizes from the models; a repo id
+too long for its column keeps a prefix and a digest) so PostgreSQL never refuses a row SQLite took."""
 
 from __future__ import annotations
 
@@ -24,29 +29,47 @@ from mirrorwatch.hubs.base import (
 from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.match.header import store_file_signals
 from mirrorwatch.match.states import MIRROR_REMOVED, SYSTEM_TRANSITIONS
+from mirrorwatch.store.fit import column_length, fit_row, fit_text
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
+from mirrorwatch.store.upsert import insert_missing
+
+
+def repo_key(repo_id: str) -> str:
+    """The repo id as stored in HubRepo.repo_id (fitted to the column: prefix and digest when long)."""
+    return fit_text(repo_id, column_length(HubRepo, "repo_id"), identity=True)
+
+
+def _event(session: Session, **values) -> None:
+    session.add(StatusEvent(**fit_row(StatusEvent, values)))
 
 
 def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str, sha: str | None,
                 error: str | None = None, now: datetime | None = None) -> HubRepo:
     now = now or utcnow()
-    repo = session.scalar(select(HubRepo).where(HubRepo.hub == hub, HubRepo.repo_id == listing.repo_id))
+    rid = repo_key(listing.repo_id)
+    where = (HubRepo.hub == hub, HubRepo.repo_id == rid)
+    repo = session.scalar(select(HubRepo).where(*where))
     if repo is None:
-        repo = HubRepo(hub=hub, repo_id=listing.repo_id, first_seen=now, status=status)
-        session.add(repo)
+        # another sweep may be adding the same repo right now: insert unless it is there, then read it
+        created = insert_missing(session, HubRepo, [{"hub": hub, "repo_id": rid, "first_seen": now, "status": status,
+                                                     "last_seen": now}], ("hub", "repo_id"))
+        repo = session.scalar(select(HubRepo).where(*where).execution_options(populate_existing=True))
+        if not created and repo.status != status:
+            _event(session, repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}")
     elif repo.status != status:
         session.flush()
-        session.add(StatusEvent(repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}"))
+        _event(session, repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}")
         if status in ("removed", "disabled"):
             _set_matches_state(session, repo.id, None)
-    repo.author = listing.author or repo.author
+    values = fit_row(HubRepo, {"author": listing.author, "sha": sha, "error": error})
+    repo.author = values["author"] or repo.author
     repo.created_at = listing.created_at or repo.created_at
     repo.last_modified = listing.last_modified or repo.last_modified
     repo.gated = listing.gated
     repo.disabled = listing.disabled
     repo.status = status
-    repo.error = error
-    repo.sha = sha
+    repo.error = values["error"]
+    repo.sha = values["sha"]
     repo.last_seen = now
     session.flush()
     return repo
@@ -70,22 +93,30 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
                 now: datetime | None = None) -> list[HubFile]:
     """Upsert files; with complete=True, files no longer listed are marked gone. Returns stored rows."""
     now = now or utcnow()
+    files = [_fitted(rf) for rf in files]
     existing = {f.path: f for f in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id))}
+    missing = [rf.path for rf in files if rf.path not in existing]
+    if missing:
+        # conflict-tolerant: a concurrent sweep of the same repo may add the same files
+        insert_missing(session, HubFile, [{"repo_pk": repo.id, "path": p, "first_seen": now, "last_seen": now,
+                                           "hashes": {}, "status": FILE_PRESENT} for p in dict.fromkeys(missing)],
+                       ("repo_pk", "path"))
+        for row in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id, HubFile.path.in_(missing))
+                                   .execution_options(populate_existing=True)):
+            existing[row.path] = row
     stored = []
     for rf in files:
         row = existing.pop(rf.path, None)
-        if row is None:
-            row = HubFile(repo_pk=repo.id, path=rf.path, first_seen=now)
-            session.add(row)
-        elif rf.sha256 and row.sha256 and rf.sha256 != row.sha256:
+        if row is None:  # listed twice in one answer: the first listing holds it
+            continue
+        if rf.sha256 and row.sha256 and rf.sha256 != row.sha256:
             session.flush()
-            session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_CHANGED,
-                                    detail=f"sha256 {row.sha256[:12]} -> {rf.sha256[:12]}"))
+            _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_CHANGED,
+                   detail=f"sha256 {row.sha256[:12]} -> {rf.sha256[:12]}")
             _set_matches_state(session, repo.id, row.id)
         elif row.status == FILE_GONE:
             session.flush()
-            session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_PRESENT,
-                                    detail="file is back"))
+            _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_PRESENT, detail="file is back")
         row.revision = rf.revision or row.revision
         row.size = rf.size if rf.size is not None else row.size
         row.sha256 = rf.sha256 or row.sha256
@@ -101,11 +132,20 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
             if row.status != FILE_GONE:
                 session.flush()
                 row.status = FILE_GONE
-                session.add(StatusEvent(repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
-                                        detail="file no longer in the repo"))
+                _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
+                       detail="file no longer in the repo")
                 _set_matches_state(session, repo.id, row.id)
     session.flush()
     return stored
+
+
+def _fitted(rf: RemoteFile) -> RemoteFile:
+    """A file of a hub answer with its text fitted to the hub_file columns."""
+    values = fit_row(HubFile, {"path": rf.path, "revision": rf.revision, "sha256": rf.sha256})
+    if values["path"] is rf.path and values["revision"] is rf.revision and values["sha256"] is rf.sha256:
+        return rf
+    return RemoteFile(path=values["path"], size=rf.size, sha256=values["sha256"], lfs=rf.lfs,
+                      revision=values["revision"], hashes=rf.hashes)
 
 
 # hash forms of a file's content (read by the content tier) kept with the file for exact matching
@@ -154,4 +194,4 @@ def index_hash_forms(session: Session, rows: list[HubFile]) -> None:
 
 def record_error(session: Session, hub: str, listing: RepoListing, reason: str) -> HubRepo:
     """A repo that could not be read: keep what we knew, no sha (so the next sweep retries it)."""
-    return upsert_repo(session, hub, listing, status=ERROR, sha=None, error=reason[:500])
+    return upsert_repo(session, hub, listing, status=ERROR, sha=None, error=reason[:2000])

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED, Hub
 from mirrorwatch.match.states import MIRROR_BACK, MIRROR_REMOVED, SYSTEM_TRANSITIONS
 from mirrorwatch.store.db import Database
+from mirrorwatch.store.fit import fit_row
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
 
 
@@ -69,7 +70,8 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
             files = list(s.scalars(select(HubFile).where(HubFile.repo_pk == repo_pk)))
             summary.statuses[st.status] = summary.statuses.get(st.status, 0) + 1
             if repo.status != st.status:
-                s.add(StatusEvent(repo_pk=repo_pk, at=now, status=st.status, detail=st.detail or f"was {repo.status}"))
+                s.add(StatusEvent(**fit_row(StatusEvent, {"repo_pk": repo_pk, "at": now, "status": st.status,
+                                                          "detail": st.detail or f"was {repo.status}"})))
                 summary.changed += 1
                 summary.events.append({"repo_id": repo_id, "status": st.status, "was": repo.status})
                 repo.status = st.status

@@ -3,10 +3,18 @@ persist each repo (and its matches) in its own transaction, checkpoint as it goe
 
 Resumable: a sweep killed at any moment (SIGKILL included) and started again with the same
 parameters continues the same scan run. Repos already recorded at their current commit sha are
-skipped, so nothing is fetched or matched twice, and nothing recorded is lost."""
+skipped, so nothing is fetched or matched twice, and nothing recorded is lost.
+
+One sweep per hub scope at a time (`store.locks`: a lock row with a heartbeat, so a crashed holder's
+lock expires); sweeps of different scopes may run at once (the writes are conflict-tolerant). A
+repo whose rows the database refuses is recorded as an error, never the whole sweep; a sweep that
+dies of an exception is recorded `failed` with the reason (and resumed by the next sweep of the same
+scope), never `finished`."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -15,6 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import (
@@ -35,9 +44,11 @@ from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.match.repo import match_repo
 from mirrorwatch.match.robust import indexes_for
 from mirrorwatch.store.db import Database
+from mirrorwatch.store.fit import fit_row, fit_text
+from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
 from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
-from mirrorwatch.sweep.persist import record_error, record_repo, upsert_repo
+from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
 
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
@@ -58,11 +69,25 @@ class SweepOptions:
     deep: bool = False  # content tier: transient download, full AutoV3 and weight fingerprint
 
     def params(self) -> dict[str, Any]:
-        scope = {k: v for k, v in self.scope.items() if v not in (None, [], "")}
+        scope = {k: _clean(v) for k, v in self.scope.items() if v not in (None, [], "")}
         if isinstance(scope.get("since"), datetime):
             scope["since"] = scope["since"].isoformat()
         return {"scope": scope, "extensions": list(self.extensions), "min_size": self.min_size,
                 "max_size": self.max_size, "headers": self.headers, "deep": self.deep}
+
+
+def _clean(value: Any) -> Any:
+    """A scope value for the run's params: strings without NULs (PostgreSQL refuses them)."""
+    if isinstance(value, str):
+        return fit_text(value, None)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def scope_key(source: str, params: dict[str, Any]) -> str:
+    """The lock key of a sweep: its hub and parameters."""
+    return hashlib.sha256(json.dumps([source, params], sort_keys=True, default=str).encode()).hexdigest()
 
 
 @dataclass
@@ -81,10 +106,14 @@ class SweepSummary:
     resumed: bool
     seconds: float
     quota: dict[str, Any]
+    reason: str | None = None  # why a failed sweep stopped
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "resumed": self.resumed,
-                "seconds": round(self.seconds, 2), "counts": self.counts, "quota": self.quota}
+        out = {"run_id": self.run_id, "status": self.status, "resumed": self.resumed,
+               "seconds": round(self.seconds, 2), "counts": self.counts, "quota": self.quota}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 class Sweep:
@@ -110,10 +139,13 @@ class Sweep:
             if self.options.resume:
                 run = s.scalar(
                     select(ScanRun)
-                    .where(ScanRun.source == self.hub.name, ScanRun.status.in_(("running", "interrupted")))
+                    .where(ScanRun.source == self.hub.name, ScanRun.status.in_(("running", "interrupted", "failed")))
                     .order_by(ScanRun.id.desc())
                 )
-                if run is not None and run.params != params:
+                # (we hold this scope's lock: a run still marked running belongs to a dead process;
+                # a failed run is resumed only when it crashed, not when the hub's listing failed)
+                if run is not None and (run.params != params or (
+                        run.status == "failed" and not (run.checkpoint or {}).get("crashed"))):
                     run = None
             if run is None:
                 run = ScanRun(source=self.hub.name, params=params, checkpoint={}, counts={}, status="running")
@@ -123,7 +155,9 @@ class Sweep:
                 self.resumed = True
                 self.counts.update({k: int(v) for k, v in (run.counts or {}).items() if k in self.counts})
                 run.status = "running"
-                run.checkpoint = {**(run.checkpoint or {}), "resumes": int((run.checkpoint or {}).get("resumes", 0)) + 1}
+                run.checkpoint = {**(run.checkpoint or {}), "resumes": int((run.checkpoint or {}).get("resumes", 0)) + 1,
+                                  "crashed": False}
+                run.finished_at = None
             run.heartbeat_at = utcnow()
             self.run_id = run.id
 
@@ -144,7 +178,8 @@ class Sweep:
         return self.hub.quota()
 
     def _record_scan_error(self, s: Session, repo_id: str | None, reason: str, path: str | None = None) -> None:
-        s.add(ScanError(scan_run_id=self.run_id, repo_id=repo_id, path=path, reason=reason[:1000]))
+        s.add(ScanError(**fit_row(ScanError, {"scan_run_id": self.run_id, "repo_id": repo_id, "path": path,
+                                              "reason": reason[:2000]})))
         self.counts["errors"] += 1
 
     def _tick(self) -> None:
@@ -205,40 +240,72 @@ class Sweep:
         return not ((o.min_size is not None and f.size < o.min_size) or (o.max_size is not None and f.size > o.max_size))
 
     def run(self) -> SweepSummary:
+        """Sweep the scope; raises SweepBusy when another sweep of the same scope is running."""
+        lock = acquire_sweep_lock(self.db, scope_key(self.hub.name, self.options.params()), self.hub.name)
+        try:
+            return self._run(lock)
+        finally:
+            lock.release()
+
+    def _run(self, lock: SweepLockHandle) -> SweepSummary:
         started = time.monotonic()
         self._open_run()
+        lock.beat(self.run_id)
         status = "finished"
+        crash: str | None = None
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sweep")
         inflight: dict[Future[Fetched], RepoListing] = {}
         try:
-            try:
-                for page in self._listings():
-                    self._handle_page(page, pool, inflight)
-            except SkipRepo as exc:
-                with self.db.session() as s:
-                    self._record_scan_error(s, None, str(exc))
-                    self._save_counts(s)
-                status = "failed"
-            except Exception as exc:  # listing failed after the client's retries
-                with self.db.session() as s:
-                    self._record_scan_error(s, None, f"listing stopped: {type(exc).__name__}: {str(exc)[:300]}")
-                    self._save_counts(s)
-                status = "failed"
+            pages = self._listings()
+            while True:
+                try:  # only the hub's listing is caught here; our own failures are crashes (below)
+                    page = next(pages)
+                except StopIteration:
+                    break
+                except SkipRepo as exc:
+                    with self.db.session() as s:
+                        self._record_scan_error(s, None, str(exc))
+                        self._save_counts(s)
+                    status = "failed"
+                    break
+                except (DBAPIError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:  # listing failed after the client's retries
+                    with self.db.session() as s:
+                        self._record_scan_error(s, None, f"listing stopped: {type(exc).__name__}: {str(exc)[:300]}")
+                        self._save_counts(s)
+                    status = "failed"
+                    break
+                self._handle_page(page, pool, inflight)
             self._drain(inflight, 0)
         except KeyboardInterrupt:
             status = "interrupted"
             for fut in inflight:
                 fut.cancel()
             raise
+        except Exception as exc:  # the database or a bug: the run is failed (resumable), never finished
+            status = "failed"
+            crash = f"sweep stopped by an error: {type(exc).__name__}: {str(exc)[:500]}"
+            for fut in inflight:
+                fut.cancel()
         finally:
             pool.shutdown(wait=status != "interrupted", cancel_futures=True)
-            with self.db.session() as s:
-                self._save_counts(s, status=status, checkpoint={"finished_listing": status == "finished"})
+            checkpoint: dict[str, Any] = {"finished_listing": status == "finished"}
+            if crash:
+                checkpoint.update(crashed=True, reason=crash)
+            try:
+                with self.db.session() as s:
+                    if crash:
+                        self._record_scan_error(s, None, crash)
+                    self._save_counts(s, status=status, checkpoint=checkpoint)
+            except Exception:
+                if crash is None:
+                    raise  # (a crash stays marked running, its heartbeat stops: shown stalled, resumed)
             if self.options.deep:
                 indexes_for(self.db).flush()
             self._tick()
         return SweepSummary(self.run_id, status, dict(self.counts), self.resumed, time.monotonic() - started,
-                            self._quota())
+                            self._quota(), reason=crash)
 
     def _handle_page(self, page: ListingPage, pool: ThreadPoolExecutor,
                      inflight: dict[Future[Fetched], RepoListing]) -> None:
@@ -246,16 +313,17 @@ class Sweep:
         known: dict[str, tuple[str | None, str]] = {}
         if listings:
             with self.db.session() as s:
-                ids = [x.repo_id for x in listings]
+                keys = {repo_key(x.repo_id): x.repo_id for x in listings}
+                ids = list(keys)
                 for i in range(0, len(ids), 500):
                     for rid, sha, st in s.execute(
                         select(HubRepo.repo_id, HubRepo.sha, HubRepo.status).where(
                             HubRepo.hub == self.hub.name, HubRepo.repo_id.in_(ids[i : i + 500])
                         )
                     ):
-                        known[rid] = (sha, st)
+                        known[keys.get(rid, rid)] = (sha, st)
         to_fetch: list[tuple[RepoListing, bool]] = []
-        with self.db.session() as s:
+        with self.db.write_session() as s:
             for x in page:
                 if isinstance(x, ListingProblem):
                     self._record_scan_error(s, x.repo_id, x.reason)
@@ -268,7 +336,8 @@ class Sweep:
                 if listing.disabled:
                     self.counts["disabled"] += 1
                     if prev is None or prev[1] != DISABLED:
-                        upsert_repo(s, self.hub.name, listing, status=DISABLED, sha=listing.sha)
+                        self._guarded(s, listing, lambda listing=listing: upsert_repo(
+                            s, self.hub.name, listing, status=DISABLED, sha=listing.sha))
                     continue
                 if not self._is_candidate(listing):
                     continue
@@ -279,9 +348,10 @@ class Sweep:
                 to_fetch.append((listing, prev is not None))
             reads: dict[str, StoredReads] = {}
             if self.options.headers or self.options.deep:
-                reads = stored_reads(s, self.hub.name, [x.repo_id for x, known_before in to_fetch if known_before])
+                reads = stored_reads(s, self.hub.name, [repo_key(x.repo_id) for x, known_before in to_fetch
+                                                        if known_before])
             for listing, _ in to_fetch:
-                inflight[pool.submit(self._fetch, listing, reads.get(listing.repo_id, {}))] = listing
+                inflight[pool.submit(self._fetch, listing, reads.get(repo_key(listing.repo_id), {}))] = listing
             self._save_counts(s)
         self._drain(inflight, self.options.concurrency * 2)
 
@@ -298,12 +368,41 @@ class Sweep:
         of whole repos, so a kill loses at most the batch being written, and never half a repo)."""
         while len(inflight) > keep:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            batch = [(inflight.pop(fut), fut) for fut in done]
-            with self.db.session() as s:
+            # (in repo order: two sweeps writing the same repos take their locks in the same order)
+            batch = sorted(((inflight.pop(fut), fut) for fut in done), key=lambda b: b[0].repo_id)
+            with self.db.write_session() as s:
                 for listing, fut in batch:
-                    self._persist(s, listing, fut)
+                    self._guarded(s, listing, lambda listing=listing, fut=fut: self._persist(s, listing, fut))
                 self._save_counts(s)
             self._tick()
+
+    def _guarded(self, s: Session, listing: RepoListing, write: Callable[[], None]) -> None:
+        """One repo's writes in a savepoint: a conflict with a concurrent writer is retried once; a
+        row the database refuses skips that repo (recorded with the reason), never the sweep."""
+        counts = dict(self.counts)
+        reason = ""
+        for attempt in range(1, 4):
+            try:
+                with s.begin_nested():
+                    write()
+                return
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise
+                self.counts = dict(counts)
+                reason = f"database refused the repo: {type(exc.orig).__name__}: {str(exc.orig)[:300]}"
+                # a concurrent writer's row (unique key) or a deadlock between two sweeps: try again
+                transient = isinstance(exc, IntegrityError) or getattr(exc.orig, "sqlstate", None) in ("40P01", "40001")
+                if not transient:
+                    break
+                time.sleep(0.05 * attempt)
+        try:
+            with s.begin_nested():
+                record_error(s, self.hub.name, listing, reason)
+        except DBAPIError:
+            pass
+        self._record_scan_error(s, listing.repo_id, reason)
+        self.counts["skipped"] += 1
 
     def _persist(self, s: Session, listing: RepoListing, fut: Future[Fetched]) -> None:
         try:
@@ -345,6 +444,8 @@ class Sweep:
         self.counts["unhashed"] += len(unhashed)
         for f in unhashed:
             self._record_scan_error(s, result.repo.repo_id, unhashed_reason(f), path=f.path)
+        for path, reason in result.problems:
+            self._record_scan_error(s, result.repo.repo_id, reason, path=path)
 
     def _count_reads(self, s: Session, repo_id: str, evidence: dict[str, FileEvidence]) -> None:
         """Counts and scan errors for what the robust tiers read of a repo's files."""

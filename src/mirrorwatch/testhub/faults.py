@@ -24,6 +24,15 @@ paths-info, commits — and to its resolve/CDN answers; listings are left intact
 - link_loop: the last page of /api/models links back to the first page (forever).
 - slowloris_repos: headers are sent, then the body trickles one byte per `slowloris_interval_s`
   (a HEAD, having no body, trickles its headers instead).
+
+Hostile answers (a hub that lies on purpose):
+- hostile_fields: repo id -> fields merged into that repo's listing entry and model_info (e.g. a
+  300-character "author", a NUL in a sibling's "rfilename", a 100-character "sha").
+- hostile_items: raw items appended to the first listing page (e.g. a 5,000-character "id").
+- next_link: every listing page's `Link: rel=next` names this URL (e.g. another origin).
+- huge_listing_bytes: the first listing page is a generated JSON array of exactly this many bytes,
+  streamed (never built in memory); `huge_listing_item_bytes` sets the size of each of its items;
+  `huge_listing_no_length` sends it without a Content-Length (the body ends when the connection closes).
 """
 
 from __future__ import annotations
@@ -55,6 +64,12 @@ class Faults:
     slowloris_interval_s: float = 1.0
     faults_in_listing: bool = False
     seed: int = 0
+    hostile_fields: dict[str, dict] = field(default_factory=dict)
+    hostile_items: list[dict] = field(default_factory=list)
+    next_link: str | None = None
+    huge_listing_bytes: int = 0
+    huge_listing_item_bytes: int = 200
+    huge_listing_no_length: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
@@ -208,3 +223,33 @@ def truncate_json(body: bytes) -> bytes:
     """Invalid JSON: the first half of a valid document (never empty, never valid)."""
     half = body[: max(1, len(body) // 2)]
     return half + b"\x00<truncated"
+
+
+def huge_array(total: int, item_bytes: int = 200) -> tuple[int, object]:
+    """A JSON array of listing items of exactly `total` bytes as (length, stream(start, end)): fixed-size
+    items made on the fly, padded with spaces before the closing bracket."""
+    item_bytes = max(item_bytes, 64)
+
+    def item(i: int) -> bytes:
+        head = f'{{"id":"bulk-user/model-{i:09d}","author":"bulk-user","pad":"'.encode()
+        return head + b"x" * (item_bytes - len(head) - 2) + b'"}'
+
+    n = max(0, (total - 2 + 1) // (item_bytes + 1))
+    body_len = 2 + n * item_bytes + max(0, n - 1)
+    pad = max(0, total - body_len)
+
+    def stream(start: int, end: int):
+        # (always the whole body: the listing is never asked for a range)
+        yield b"["
+        buf = bytearray()
+        for i in range(n):
+            if i:
+                buf += b","
+            buf += item(i)
+            if len(buf) >= 1 << 16:
+                yield bytes(buf)
+                buf.clear()
+        buf += b" " * pad + b"]"
+        yield bytes(buf)
+
+    return body_len + pad, stream

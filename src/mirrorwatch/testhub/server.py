@@ -42,7 +42,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlencode, urlsplit
 
 from . import serialize as S
-from .faults import Faults, corrupt_model_info, corrupt_resolve_headers, corrupt_tree_entries, truncate_json
+from .faults import (
+    Faults,
+    corrupt_model_info,
+    corrupt_resolve_headers,
+    corrupt_tree_entries,
+    huge_array,
+    truncate_json,
+)
 from .model import Commit, Hub, HubStats, Repo, RepoFile
 from .ratelimit import Quotas, RateLimiter
 
@@ -98,6 +105,7 @@ class Response:
     stream_range: tuple[int, int] = (0, -1)
     is_json: bool = False
     is_file: bool = False
+    no_length: bool = False  # send no Content-Length: the body ends when the connection closes
 
     @property
     def length(self) -> int:
@@ -355,14 +363,27 @@ def handle_list_models(ctx: _Ctx) -> Response:
             if kind or missing:
                 running.hub.stats.record_fault("listing_entry")
                 d = corrupt_model_info(d, kind, missing)  # type: ignore[assignment]
+        if faults is not None and repo.repo_id in faults.hostile_fields:
+            d = {**d, **faults.hostile_fields[repo.repo_id]}
         page.append(d)
         last_key = keys[i]
     headers = []
+    if faults is not None and faults.hostile_items and not cursor:
+        page += faults.hostile_items
     if more and last_key is not None:
         headers.append(_next_link(ctx, _encode_cursor([sort or "", list(last_key)])))
     elif faults is not None and faults.link_loop:
         running.hub.stats.record_fault("link_loop")
         headers.append(_next_link(ctx, None))
+    if faults is not None and faults.next_link:
+        headers = [("Link", f'<{faults.next_link}>; rel="next"')]
+    if faults is not None and faults.huge_listing_bytes and not cursor:
+        running.hub.stats.record_fault("huge_listing")
+        length, stream = huge_array(faults.huge_listing_bytes, faults.huge_listing_item_bytes)
+        resp = json_response([], headers=headers)
+        resp.stream, resp.stream_range = stream, (0, length - 1)  # type: ignore[assignment]
+        resp.no_length = faults.huge_listing_no_length
+        return resp
     return json_response(page, headers=headers)
 
 
@@ -380,6 +401,8 @@ def handle_model_info(ctx: _Ctx) -> Response:
         if kind or missing:
             ctx.running.hub.stats.record_fault("wrong_types" if kind else "missing_fields")
             data = corrupt_model_info(data, kind, missing)  # type: ignore[assignment]
+        if repo_id in faults.hostile_fields and isinstance(data, dict):
+            data = {**data, **faults.hostile_fields[repo_id]}
     return json_response(data)
 
 
@@ -794,7 +817,10 @@ class _Handler(BaseHTTPRequestHandler):
                  f"Server: {self.server_version}",
                  f"Date: {email.utils.formatdate(usegmt=True)}"]
         lines += [f"{k}: {v}" for k, v in resp.headers]
-        lines.append(f"Content-Length: {length}")
+        if resp.no_length:
+            self.close_connection = True
+        else:
+            lines.append(f"Content-Length: {length}")
         if self.close_connection:
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")

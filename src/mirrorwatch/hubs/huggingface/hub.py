@@ -16,6 +16,7 @@ LFS-compatible route, so nothing here needs the Xet protocol (or `hf_xet`)."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,14 +51,17 @@ from mirrorwatch.hubs.huggingface.listing import (
     MalformedListing,
     clean_sha256,
     clean_size,
+    files_from_siblings,
     is_legacy_id,
     is_repo_id,
     namespace,
     parse_date,
     parse_page,
+    path_problem,
+    repo_id_problem,
 )
 from mirrorwatch.hubs.huggingface.retry import describe, hf_retries
-from mirrorwatch.hubs.huggingface.transport import DEFAULT_DEADLINE_S, install_client
+from mirrorwatch.hubs.huggingface.transport import DEFAULT_DEADLINE_S, AnswerTooLarge, install_client
 from mirrorwatch.hubs.quota import QuotaTracker
 from mirrorwatch.hubs.retry import RetriesExhausted, RetryPolicy
 
@@ -67,6 +71,8 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT = "https://huggingface.co"
 EXPAND = ["siblings", "sha", "createdAt", "lastModified", "author", "tags", "gated", "disabled", "private"]
 PAGE_SIZE = 1000
+MAX_PAGE_ITEMS = 10 * PAGE_SIZE  # items of one listing page (more: the listing stops, recorded)
+MAX_PAGE_OBJECTS = 1_000_000  # JSON objects and arrays in one listing page, counted before parsing
 
 
 class HuggingFaceHub(Hub):
@@ -108,11 +114,27 @@ class HuggingFaceHub(Hub):
         url: str | None = f"{self.endpoint}/api/models"
         first = True
         while url is not None:
-            r = http_backoff("GET", url, params=params if first else None, headers=headers, timeout=self.timeout_s)
+            try:
+                r = http_backoff("GET", url, params=params if first else None, headers=headers,
+                                 timeout=self.timeout_s)
+            except AnswerTooLarge as exc:
+                raise SkipRepo(f"listing stopped: {exc}") from None
             hf_raise_for_status(r)
-            page = r.json()
+            body = r.content
+            # (cheap count before parsing: a page of millions of tiny objects would cost far more
+            # memory parsed than its bytes)
+            if body.count(b"{") + body.count(b"[") > MAX_PAGE_OBJECTS:
+                raise SkipRepo(f"listing stopped: a listing page with more than {MAX_PAGE_OBJECTS:,} JSON objects")
+            try:
+                page = json.loads(body)
+            except (ValueError, RecursionError):
+                raise MalformedListing("a listing page is not valid JSON") from None
+            del body
             if not isinstance(page, list):
                 raise MalformedListing("a listing page is not a JSON array")
+            if len(page) > MAX_PAGE_ITEMS:
+                raise SkipRepo(f"listing stopped: a listing page of {len(page):,} items (more than "
+                               f"{MAX_PAGE_ITEMS:,}; {PAGE_SIZE:,} were asked for)")
             yield page
             first = False
             nxt = r.links.get("next", {}).get("url")
@@ -127,15 +149,29 @@ class HuggingFaceHub(Hub):
 
     def repo_listing(self, repo_id: str) -> RepoListing:
         """One repo as a listing would show it (for `--repo`)."""
+        problem = repo_id_problem(repo_id)
+        if problem:
+            raise MalformedListing(problem)
         info = hf_retries(lambda: self.api.model_info(repo_id, expand=EXPAND, timeout=self.timeout_s),
                           f"model_info {repo_id}", self.retry)
-        final_id = info.id if is_repo_id(info.id) else repo_id  # a legacy or renamed id: the hub's answer
+        if repo_id_problem(info.id):
+            raise MalformedListing(f"the hub answered with an {repo_id_problem(info.id)}")
+        final_id = info.id  # a legacy or renamed id: the hub's answer names the final one
         return RepoListing(
-            repo_id=final_id, author=info.author or namespace(final_id), sha=info.sha,
+            repo_id=final_id, author=info.author if isinstance(info.author, str) else namespace(final_id),
+            sha=info.sha if isinstance(info.sha, str) else None,
             created_at=parse_date(info.created_at), last_modified=parse_date(info.last_modified),
             gated=bool(info.gated), disabled=bool(info.disabled), private=bool(info.private),
-            tags=list(info.tags or []), paths=[s.rfilename for s in (info.siblings or [])],
+            tags=[t for t in info.tags or [] if isinstance(t, str)],
+            paths=[f.path for f in files_from_siblings(info.siblings or [], None)[0]],
         )
+
+    def _file_url(self, repo_id: str, path: str, revision: str | None) -> str:
+        """The resolver URL of a file, built only from a safe repo id and file name (never a '..')."""
+        problem = repo_id_problem(repo_id) or path_problem(path)
+        if problem:
+            raise SkipRepo(problem)
+        return hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
 
     # -- hashes ----------------------------------------------------------------------------------
     def choose_method(self, repo: RepoListing, n_files: int) -> str:
@@ -173,31 +209,24 @@ class HuggingFaceHub(Hub):
             lambda: self.api.model_info(repo.repo_id, files_metadata=True, timeout=self.timeout_s),
             f"model_info {repo.repo_id}", self.retry,
         )
-        files = []
-        siblings = info.siblings if isinstance(info.siblings, list) else None
-        if siblings is None:
-            raise SkipRepo("model_info without a list of files")
-        if is_repo_id(info.id) and info.id != repo.repo_id:  # followed a 307 (legacy id or renamed repo)
+        try:
+            files, problems = files_from_siblings(info.siblings, info.sha)
+        except MalformedListing as exc:
+            raise SkipRepo(str(exc)) from None
+        if is_repo_id(info.id) and not repo_id_problem(info.id) and info.id != repo.repo_id:
+            # followed a 307 (legacy id or renamed repo): record the final id
             repo.repo_id = info.id
             repo.author = info.author if isinstance(info.author, str) else namespace(info.id)
-        for s in siblings:
-            path = getattr(s, "rfilename", None)
-            if not isinstance(path, str):
-                continue
-            lfs = getattr(s, "lfs", None)
-            sha = clean_sha256(getattr(lfs, "sha256", None)) if lfs is not None else None
-            files.append(RemoteFile(path=path, size=clean_size(getattr(s, "size", None)), sha256=sha,
-                                    lfs=lfs is not None, revision=info.sha))
         if info.sha:
             repo.sha = info.sha
-        return RepoFiles(repo=repo, files=files, method="api", requests=1)
+        return RepoFiles(repo=repo, files=files, method="api", requests=1, problems=problems)
 
     def _by_heads(self, repo: RepoListing, weights: list[str]) -> RepoFiles:
         files = []
         requests = 0
         renamed = False
         for path in weights:
-            url = hf_hub_url(repo.repo_id, path, revision=repo.sha or "main", endpoint=self.endpoint)
+            url = self._file_url(repo.repo_id, path, repo.sha)
             sha, size, commit, sent = hf_retries(lambda url=url: self._head(url), f"HEAD {repo.repo_id}/{path}",
                                                  self.retry)
             requests += sent
@@ -242,7 +271,7 @@ class HuggingFaceHub(Hub):
     # -- header tier: bounded range reads ---------------------------------------------------------
     def read_range(self, repo_id: str, path: str, revision: str | None, start: int, end: int) -> bytes:
         """Bytes start..end (inclusive) of a file, through the resolver (and its CDN redirect)."""
-        url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
+        url = self._file_url(repo_id, path, revision)
         headers = {**self._headers(), "Range": f"bytes={start}-{end}"}
         limit = end - start + 1
 
@@ -280,7 +309,7 @@ class HuggingFaceHub(Hub):
 
     def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
         """Stream a file to `dest` for the content tier (the caller deletes it); refuse past max_bytes."""
-        url = hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
+        url = self._file_url(repo_id, path, revision)
         headers = self._headers()
 
         def get() -> Path:
@@ -307,11 +336,10 @@ class HuggingFaceHub(Hub):
             return RepoStatus(REMOVED, "repository not found (deleted or made private)")
         except DisabledRepoError:
             return RepoStatus(DISABLED, "access to this repository is disabled")
-        files = [
-            RemoteFile(path=s.rfilename, size=clean_size(s.size),
-                       sha256=clean_sha256(s.lfs.sha256) if s.lfs else None, lfs=s.lfs is not None, revision=info.sha)
-            for s in (info.siblings or [])
-        ]
+        try:
+            files, _ = files_from_siblings(info.siblings or [], info.sha)
+        except MalformedListing as exc:
+            return RepoStatus("error", str(exc))
         status = GATED if info.gated else (DISABLED if info.disabled else LIVE)
         return RepoStatus(status, "", sha=info.sha, files=files)
 

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from mirrorwatch.hubs.base import ListingProblem, RepoListing
+from mirrorwatch.hubs.base import ListingProblem, RemoteFile, RepoListing
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
@@ -14,6 +14,7 @@ _REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
 # to the namespaced id, so they are usable ids (the final id is recorded once the hub has answered).
 _LEGACY_ID = re.compile(r"^[\w][\w.-]{0,95}$")
 MAX_FILE_SIZE = 1 << 44  # 16 TiB: anything larger is a lie
+MAX_SIBLINGS = 10_000  # files of one repo taken from one answer (more: the repo is recorded as a problem)
 
 
 def parse_date(value: Any) -> datetime | None:
@@ -24,8 +25,9 @@ def parse_date(value: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC).replace(tzinfo=None)
-    except ValueError:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+    except (ValueError, OverflowError):
         return None
 
 
@@ -63,17 +65,50 @@ def namespace(repo_id: str) -> str | None:
     return repo_id.split("/", 1)[0] if "/" in repo_id else None
 
 
+def repo_id_problem(rid: Any) -> str | None:
+    """Why a repo id from a hub answer cannot be used (None: it can)."""
+    if not is_repo_id(rid):
+        return f"unusable repo id {str(rid)[:80]!r}"
+    if ".." in rid:
+        return f"unusable repo id {rid[:80]!r} (a '..')"
+    return None
+
+
+MAX_PATH_CHARS = 1000
+
+
+def path_problem(path: Any) -> str | None:
+    """Why a file name from a hub answer must not be used to build a URL or be stored (None: it is
+    safe): not a string, empty, too long, absolute, a backslash, a NUL or another control character,
+    or a '.'/'..' segment."""
+    if not isinstance(path, str) or not path:
+        return f"file name is not a non-empty string: {str(path)[:80]!r}"
+    if len(path) > MAX_PATH_CHARS:
+        return f"file name of {len(path):,} characters (more than {MAX_PATH_CHARS})"
+    if path.startswith("/") or "\\" in path:
+        return f"unsafe file name {path[:120]!r} (absolute, or a backslash)"
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in path):
+        return f"unsafe file name {path[:120]!r} (a control character)"
+    if any(seg in ("", ".", "..") for seg in path.split("/")):
+        return f"unsafe file name {path[:120]!r} (an empty, '.' or '..' segment)"
+    return None
+
+
 def listing_from_item(item: Any) -> RepoListing:
     """A listing item parsed defensively: raise MalformedListing when it cannot be used."""
     if not isinstance(item, dict):
         raise MalformedListing("listing item is not an object")
     rid = item.get("id") or item.get("modelId")
-    if not is_repo_id(rid):
-        raise MalformedListing(f"listing item with an unusable id: {str(rid)[:80]!r}")
+    problem = repo_id_problem(rid)
+    if problem:
+        raise MalformedListing(f"listing item with an {problem}")
     siblings = item.get("siblings")
     paths: list[str] | None = None
+    if isinstance(siblings, list) and len(siblings) > MAX_SIBLINGS:
+        raise MalformedListing(f"listing item with {len(siblings):,} files (more than {MAX_SIBLINGS:,}): skipped")
     if isinstance(siblings, list):
-        paths = [s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)]
+        paths = [s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)
+                 and path_problem(s["rfilename"]) is None]
     gated = item.get("gated")
     tags = item.get("tags") if isinstance(item.get("tags"), list) else []
     sha = item.get("sha") if isinstance(item.get("sha"), str) else None
@@ -96,8 +131,47 @@ def parse_page(page: list[Any]) -> list[RepoListing | ListingProblem]:
     out: list[RepoListing | ListingProblem] = []
     for item in page:
         try:
-            out.append(listing_from_item(item))
+            listing = listing_from_item(item)
+            out.append(listing)
         except MalformedListing as exc:
             rid = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
             out.append(ListingProblem(rid, str(exc)))
+            continue
+        siblings = item.get("siblings")
+        if isinstance(siblings, list):  # unsafe file names were left out of the listing: say so
+            for sib in siblings[:MAX_SIBLINGS]:
+                name = sib.get("rfilename") if isinstance(sib, dict) else sib
+                problem = path_problem(name) if isinstance(name, str) else None
+                if problem:
+                    out.append(ListingProblem(listing.repo_id, f"{problem}: left out"))
     return out
+
+
+def files_from_siblings(siblings: Any, revision: Any) -> tuple[list[RemoteFile], list[tuple[str, str]]]:
+    """The files of a model_info answer's siblings (objects or dicts with rfilename, size, lfs.sha256),
+    each checked: (files, problems as (name, reason)). Raises MalformedListing when `siblings` is not
+    a list or has more than MAX_SIBLINGS entries."""
+    if not isinstance(siblings, list):
+        raise MalformedListing("model_info without a list of files")
+    if len(siblings) > MAX_SIBLINGS:
+        raise MalformedListing(f"model_info with {len(siblings):,} files (more than {MAX_SIBLINGS:,})")
+    rev = revision if isinstance(revision, str) and len(revision) <= 64 else None
+
+    def get(obj: Any, key: str) -> Any:
+        return obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+
+    files: list[RemoteFile] = []
+    problems: list[tuple[str, str]] = []
+    for sib in siblings:
+        path = get(sib, "rfilename")
+        if not isinstance(path, str):
+            continue
+        problem = path_problem(path)
+        if problem:
+            problems.append((path[:MAX_PATH_CHARS].replace("\x00", ""), f"{problem}: left out"))
+            continue
+        lfs = get(sib, "lfs")
+        sha = clean_sha256(get(lfs, "sha256")) if lfs is not None else None
+        files.append(RemoteFile(path=path, size=clean_size(get(sib, "size")), sha256=sha, lfs=lfs is not None,
+                                revision=rev))
+    return files, problems

@@ -21,6 +21,25 @@ from huggingface_hub.utils import parse_ratelimit_headers
 from mirrorwatch.hubs.quota import QuotaTracker, RateLimitUpdate
 
 DEFAULT_TIMEOUT = httpx2.Timeout(connect=10.0, read=30.0, write=30.0, pool=60.0)
+# Size caps of the hub's API answers (a hostile or broken hub once sent a 107 MB listing page): a
+# listing page may be up to 32 MB (1,000 repos with their file lists), any other API answer
+# (model_info, paths-info, tree) up to 16 MB. File bytes (resolvers, the CDN) are bounded by their
+# callers (range reads, the content tier's max_bytes), not here.
+MAX_LISTING_BYTES = 32 * 1024 * 1024
+MAX_API_BYTES = 16 * 1024 * 1024
+
+
+class AnswerTooLarge(Exception):
+    """A hub answer larger than its cap (not retried: the hub would send it again)."""
+
+
+def answer_cap(path: str) -> int | None:
+    """The byte cap of an answer of the hub's own origin at this path (None: not capped here)."""
+    if path.rstrip("/") == "/api/models":
+        return MAX_LISTING_BYTES
+    if path.startswith("/api/"):
+        return MAX_API_BYTES
+    return None
 DEFAULT_DEADLINE_S = 120.0
 # Requests run on these threads so a hub that trickles its headers cannot hold a sweep past the
 # deadline (a thread stuck on such a hub ends when the hub closes the connection).
@@ -53,15 +72,21 @@ def _request_hook(request: httpx2.Request) -> None:
 
 
 class _DeadlineStream(httpx2.SyncByteStream):
-    def __init__(self, inner: httpx2.SyncByteStream, deadline: float, url: str) -> None:
+    def __init__(self, inner: httpx2.SyncByteStream, deadline: float, url: str, cap: int | None = None) -> None:
         self._inner = inner
         self._deadline = deadline
         self._url = url
+        self._cap = cap
 
     def __iter__(self):
+        seen = 0
         for chunk in self._inner:
             if time.monotonic() > self._deadline:
                 raise httpx2.ReadTimeout(f"response from {self._url} exceeded its time limit")
+            seen += len(chunk)
+            if self._cap is not None and seen > self._cap:
+                raise AnswerTooLarge(f"the hub's answer is larger than the {self._cap // (1024 * 1024)} MB cap "
+                                     f"for {urlsplit(self._url).path}: refused")
             yield chunk
 
     def close(self) -> None:
@@ -96,7 +121,13 @@ class PacedTransport(httpx2.HTTPTransport):
             if pool:
                 self.tracker.release(pool, ratelimit_update(response.headers) if response is not None else None,
                                      response.status_code if response is not None else None)
-        response.stream = _DeadlineStream(response.stream, started + self.deadline_s, str(url))
+        cap = answer_cap(url.path) if same_origin else None
+        length = response.headers.get("Content-Length", "")
+        if cap is not None and length.isdigit() and int(length) > cap:
+            response.close()
+            raise AnswerTooLarge(f"the hub announced a {int(length):,}-byte answer for {url.path}, larger than "
+                                 f"its {cap // (1024 * 1024)} MB cap: refused")
+        response.stream = _DeadlineStream(response.stream, started + self.deadline_s, str(url), cap)
         return response
 
 

@@ -6,6 +6,7 @@ last sweep keeps its stored hashes instead of being read again."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +14,14 @@ from typing import TYPE_CHECKING, ClassVar
 
 from mirrorwatch.errors import InvalidInput, MalformedFile
 from mirrorwatch.formats.archives import ReadRange, StreamRange, archive_kind, local_reader, local_stream
-from mirrorwatch.hashing.engine import hash_file
+from mirrorwatch.hashing.engine import hash_file, open_regular
 from mirrorwatch.hubs.base import (
     LIVE,
     REMOVED,
     WEIGHT_EXTENSIONS,
     Hub,
     ListingPage,
+    ListingProblem,
     RemoteFile,
     RepoFiles,
     RepoListing,
@@ -52,31 +54,43 @@ class LocalDirHub(Hub):
         self.errors: list[tuple[str, str]] = []
         self.archives = archives  # archives (.zip, .tar, ...) are swept too: their members are matched
 
-    def _walk(self) -> Iterator[Path]:
-        """Model-weight files under the folder, by the one walker's rules (`walk.py`)."""
+    def _walk(self, notes: list[Skipped] | None = None) -> Iterator[Path]:
+        """Model-weight files under the folder, by the one walker's rules (`walk.py`); what the walker
+        skipped is added to `notes` (non-regular files and bad links among weight files, and errors)."""
 
         def skipped(skip: Skipped) -> None:
             if skip.is_error:
                 self.errors.append((skip.path, f"{skip.kind.replace('_', ' ')} {skip.detail}".strip()))
+            if notes is not None and (skip.is_error or is_weight_file(skip.path, self.extensions)):
+                notes.append(skip)
 
         for path in walk_files(str(self.root), skipped):
             if is_weight_file(path, self.extensions) or (self.archives and archive_kind(path) is not None):
                 yield Path(path)
 
     def list_pages(self, scope: Scope) -> Iterator[ListingPage]:
-        paths = [str(p.relative_to(self.root)) for p in self._walk()]
+        notes: list[Skipped] = []
+        paths = [str(p.relative_to(self.root)) for p in self._walk(notes)]
         stamp = datetime.fromtimestamp(self.root.stat().st_mtime, UTC).replace(tzinfo=None)
-        yield [RepoListing(repo_id=str(self.root), author=None, sha=None, last_modified=stamp, paths=paths)]
+        page: ListingPage = [RepoListing(repo_id=str(self.root), author=None, sha=None, last_modified=stamp,
+                                         paths=paths)]
+        for skip in notes:
+            what = {"not_regular": "not a regular file (fifo, socket or device)", "broken_link": "broken link",
+                    "outside_link": "link to outside the folder", "unreadable": "unreadable"}[skip.kind]
+            page.append(ListingProblem(str(self.root), f"{skip.path}: skipped, {what} {skip.detail}".strip()))
+        yield page
 
     def repo_listing(self, repo_id: str) -> RepoListing:
         return next(iter(self.list_pages({})))[0]
 
     def fetch_files(self, repo: RepoListing, paths: list[str] | None) -> RepoFiles:
         files = []
+        problems: list[tuple[str, str]] = []
         for rel in paths if paths is not None else repo.paths or []:
             p = self.root / rel
             try:
-                st = p.stat()
+                with open_regular(p) as f:  # (a fifo or device swapped in since the walk: refused, never opened blocking)
+                    st = os.fstat(f.fileno())
                 prev = self.known.get(rel) or {}
                 if prev.get("size") == st.st_size and prev.get("mtime") == int(st.st_mtime_ns) and prev.get("sha256"):
                     hashes = dict(prev)
@@ -87,24 +101,28 @@ class LocalDirHub(Hub):
                     hashes["mtime"] = int(st.st_mtime_ns)
             except OSError as exc:
                 self.errors.append((rel, f"cannot read: {exc.strerror}"))
+                problems.append((rel, f"skipped, cannot read: {exc.strerror}"))
                 continue
             files.append(RemoteFile(path=rel, size=st.st_size, sha256=hashes.get("sha256"), lfs=True,
                                     hashes={k: v for k, v in hashes.items() if k != "sha256"}))
         if not files and (paths or repo.paths) and self.errors:
             raise SkipRepo(f"no file could be read ({self.errors[0][1]})")
-        return RepoFiles(repo=repo, files=files, method="local", requests=0)
+        return RepoFiles(repo=repo, files=files, method="local", requests=0, problems=problems)
 
     def read_header(self, repo_id: str, path: str, revision: str | None,
                     size: int | None) -> tuple[SafetensorsHeader, int]:
         from mirrorwatch.formats.safetensors import read_header
 
-        header = read_header(self.root / path)
+        with open_regular(self.root / path) as f:
+            header = read_header(f)
         return header, 8 + header.header_len
 
     def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
         """Local files are read where they are: nothing is copied."""
         p = self.root / path
-        if p.stat().st_size > max_bytes:
+        with open_regular(p) as f:  # (a fifo or device is refused here, never opened blocking)
+            size = os.fstat(f.fileno()).st_size
+        if size > max_bytes:
             raise MalformedFile(f"{path} is larger than the {max_bytes:,}-byte content-tier cap")
         return p
 
