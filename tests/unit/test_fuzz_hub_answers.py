@@ -19,8 +19,11 @@ from mirrorwatch.hubs.base import ListingProblem, RepoFiles, RepoListing, SkipRe
 from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
 from mirrorwatch.hubs.huggingface.listing import MalformedListing, files_from_siblings, parse_page
 
-EXAMPLES = int(os.environ.get("MIRRORWATCH_FUZZ_EXAMPLES", "120"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
+# CI runs a fixed, reproducible set of examples (derandomized: a red CI is a regression, never a dice
+# roll); an on-demand run with MIRRORWATCH_FUZZ_EXAMPLES=N explores new random inputs.
+ON_DEMAND = os.environ.get("MIRRORWATCH_FUZZ_EXAMPLES")
+EXAMPLES = int(ON_DEMAND or "120")
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=ON_DEMAND is None)
 
 scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**40), max_value=10**40) | st.floats()
            | st.text(max_size=40) | st.sampled_from(["../x", "a/..", "\x00", "9999-12-31T23:59:59-14:00",

@@ -344,7 +344,8 @@ _XLSX_STREAMED = re.compile(r"^xl/(worksheets/[^/]+\.xml|sharedStrings\.xml)$", 
 _XML_MEMBER = re.compile(r"\.(xml|rels|vml)$", re.IGNORECASE)
 # What openpyxl may raise on a damaged or hostile workbook (ElementTree's ParseError is a SyntaxError).
 _XLSX_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, KeyError, IndexError, OSError,
-                ValueError, TypeError, AttributeError, SyntaxError, EOFError, NotImplementedError)
+                ValueError, TypeError, AttributeError, SyntaxError, EOFError, NotImplementedError,
+                RuntimeError)  # RuntimeError: zipfile's 'encrypted, password required' (checked first)
 
 
 def _check_xlsx_archive(zf: zipfile.ZipFile, limits: SheetLimits) -> None:
@@ -358,6 +359,9 @@ def _check_xlsx_archive(zf: zipfile.ZipFile, limits: SheetLimits) -> None:
         raise SheetError(f"the XLSX workbook expands to {total / 1024**2:,.0f} MB; workbooks over "
                          f"{limits.max_xlsx_bytes // 1024**2} MB uncompressed are refused")
     for info in infos:
+        if info.flag_bits & 0x1:  # zipfile would raise RuntimeError("... is encrypted") on reading it
+            raise SheetError(f"the XLSX member {info.filename[:80]!r} is encrypted: password-protected "
+                             "workbooks are not read (save the sheet without a password)")
         if info.file_size > 1024**2 and info.file_size > limits.max_xlsx_ratio * max(info.compress_size, 1):
             raise SheetError(f"the XLSX member {info.filename[:80]!r} expands {info.file_size / max(info.compress_size, 1):,.0f}"
                              f" times (over {limits.max_xlsx_ratio}x): refused as a decompression bomb")
