@@ -253,6 +253,11 @@ def _comfyui_record(number: int, item: dict[str, Any]) -> Record:
         if not isinstance(sha, str):
             raise RowProblem("sha256 is not text")
         rec.add_hash("sha256", sha, origin="comfyui-manager")
+    size = item.get("size")
+    if size not in (None, ""):  # "335.3MB", "1.2GB" or a number of bytes (bank/sizes.py)
+        if isinstance(size, bool) or not isinstance(size, str | int | float):
+            raise RowProblem("size is not a number or text")
+        rec.add_size(size, "", "comfyui-manager")
     if _text(item.get("base")):
         notes.append(f"base: {_text(item['base'])}")
     rec.notes = "; ".join(notes)[:2000] or None
