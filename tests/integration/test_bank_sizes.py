@@ -94,13 +94,17 @@ def test_comfyui_manager_size_with_units(db, bank, tmp_path):
         {"name": "Beta Example", "type": "lora", "base": "SDXL", "save_path": "loras", "description": "",
          "reference": "", "filename": "beta.safetensors", "url": "https://example.org/beta.safetensors",
          "size": 228479356, "sha256": SHA[1]},
+        {"name": "Gamma Example", "type": "lora", "base": "SDXL", "save_path": "loras", "description": "",
+         "reference": "", "filename": "gamma.safetensors", "url": "https://example.org/gamma.safetensors",
+         "size": "varies", "sha256": SHA[2]},  # a display label, not a size: the model is banked without
     ]}
     f = tmp_path / "model-list.json"
     f.write_text(json.dumps(doc))
     s = import_file(db, bank, f)
-    assert (s.added, len(s.rejected)) == (2, 0)
+    assert (s.added, len(s.rejected)) == (3, 0)
     assert _size(db, SHA[0]) == ["335250000-351639961"]
     assert _size(db, SHA[1]) == ["228479356"]
+    assert _size(db, SHA[2]) == []
 
 
 def test_lookup_json_shows_the_size(cli, tmp_path):
