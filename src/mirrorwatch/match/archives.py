@@ -19,7 +19,7 @@ from collections.abc import Callable
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from mirrorwatch.bank.sizes import SIZE_FORM, size_agrees
+from mirrorwatch.bank.sizes import SIZE_FORM, size_agrees, size_bounds
 from mirrorwatch.errors import MirrorwatchError
 from mirrorwatch.formats.archives import (
     ArchiveLimits,
@@ -87,7 +87,8 @@ def _entry_sizes(session: Session, entry_ids: set[int]) -> dict[int, set[str]]:
     for i in range(0, len(ids), 400):
         for eid, value in session.execute(select(EntrySignal.entry_id, EntrySignal.value).where(
                 EntrySignal.form == SIZE_FORM, EntrySignal.entry_id.in_(ids[i : i + 400]))):
-            sizes[eid].add(value)
+            if size_bounds(value) is not None:  # a value not written by bank/sizes.py knows no size
+                sizes[eid].add(value)
     return sizes
 
 
