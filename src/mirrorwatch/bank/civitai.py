@@ -87,6 +87,14 @@ def version_record(version: dict[str, Any], model: dict[str, Any], number: int, 
             rec.add_hash(form, value, origin=origin)
         if _text(f.get("name")):
             rec.extra.append(("file_name", _text(f["name"]), origin))
+        size_kb = f.get("sizeKB")
+        if size_kb is not None:  # KiB (bytes / 1024): see bank/sizes.py for the evidence; 0 = unknown
+            if isinstance(size_kb, bool) or not isinstance(size_kb, int | float):
+                raise RowProblem(f"file {_text(f.get('name'))[:80]!r}: sizeKB is not a number: {_shown(size_kb)}")
+            try:
+                rec.add_size(size_kb, "kib", origin)
+            except RowProblem as exc:
+                raise RowProblem(f"file {_text(f.get('name'))[:80]!r}: {exc}") from None
     words = version.get("trainedWords") or []
     if not isinstance(words, list):
         raise RowProblem("'trainedWords' is not a list")

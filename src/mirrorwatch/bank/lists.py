@@ -19,6 +19,7 @@ the importer would drop is refused by :func:`unread_json_fields`, naming what it
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -253,6 +254,12 @@ def _comfyui_record(number: int, item: dict[str, Any]) -> Record:
         if not isinstance(sha, str):
             raise RowProblem("sha256 is not text")
         rec.add_hash("sha256", sha, origin="comfyui-manager")
+    size = item.get("size")
+    if isinstance(size, str | int | float) and not isinstance(size, bool):
+        # a display size ("335.3MB", "1.72GB") or bytes (bank/sizes.py). It is the list's label for
+        # people, not a hash: one that is not a size ("N/A", "varies") is not banked, the row still is
+        with contextlib.suppress(RowProblem):
+            rec.add_size(size, "", "comfyui-manager")
     if _text(item.get("base")):
         notes.append(f"base: {_text(item['base'])}")
     rec.notes = "; ".join(notes)[:2000] or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mirrorwatch.bank.sizes import SIZE_FORM, BadSize, parse_size, size_value
 from mirrorwatch.bank.urls import MAX_CIVITAI_ID, CivitaiRef, parse_civitai_url
 from mirrorwatch.errors import InvalidHash, InvalidUrl
 from mirrorwatch.hashing.forms import (
@@ -61,6 +62,17 @@ class Record:
                 continue  # answered from its source by prefix at lookup time: no row needed
             self.signals.setdefault((dform, dvalue), "derived")
 
+    def add_size(self, raw: str | float | int, unit: str, origin: str) -> None:
+        """Add a banked file size (bank/sizes.py: "N" or "LO-HI" bytes); zero or blank is "unknown"."""
+        try:
+            bounds = parse_size(raw, unit)
+        except BadSize as exc:
+            raise RowProblem(str(exc)) from None
+        if bounds is not None:
+            value = size_value(bounds)
+            if not any(f == SIZE_FORM and v == value for f, v, _ in self.extra):
+                self.extra.append((SIZE_FORM, value, origin))
+
     def identity_keys(self) -> list[str]:
         """Keys by which this record may already be in a bank, strongest first."""
         cached = self.__dict__.get("_keys")
@@ -106,6 +118,10 @@ def record_from_row(number: int, values: dict[str, str], origin: str) -> Record:
         raw = (values.get(form) or "").strip()
         if raw:
             rec.add_hash(form, raw, origin)
+    for column, unit in (("size", ""), ("size_kb", "kb"), ("size_mb", "mb")):
+        raw = (values.get(column) or "").strip()
+        if raw:
+            rec.add_size(raw, unit, origin)
     if not (rec.name or rec.url or rec.signals or rec.version_id or rec.model_id):
         raise RowProblem("no name, URL or hash")
     if rec.url is None and (rec.model_id or rec.version_id):

@@ -35,6 +35,14 @@ _PLAIN_ALIASES: dict[str, tuple[str, ...]] = {
                    "civitai version id", "civitai model version id"),
     "notes": ("notes", "note", "comment", "comments", "description"),
     "kind": ("type", "kind", "model type"),
+    # file sizes (bank/sizes.py): cells may carry their unit ("1.2 MB"); a column named in KB or MB
+    # gives unit-less cells that unit
+    "size": ("size", "file size", "filesize", "bytes", "size bytes", "size in bytes", "file size bytes",
+             "file size (bytes)", "size (bytes)", "model size"),
+    "size_kb": ("sizekb", "size kb", "size (kb)", "file size kb", "file size (kb)", "size kib", "size (kib)",
+                "kb", "size in kb"),
+    "size_mb": ("sizemb", "size mb", "size (mb)", "file size mb", "file size (mb)", "size mib", "size (mib)",
+                "mb", "size in mb"),
 }
 _ANY_HASH_ALIASES = ("hash", "hashes", "file hash", "model hash")
 
