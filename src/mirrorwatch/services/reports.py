@@ -38,8 +38,8 @@ from mirrorwatch.services.paging import Page, check_window
 from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import (
+    Bank,
     Decision,
-    HubFile,
     HubRepo,
     Match,
     Report,
@@ -97,19 +97,21 @@ def hub_name(hub: str) -> str:
     return hub_label(hub)
 
 
-def candidates(db: Database, *, hub: str | None = None, limit: int | None = None,
-               offset: int | None = None) -> Page[MatchView]:
-    """Confirmed matches not yet in any report: what a reviewer can put into a new report."""
+def candidates(db: Database, *, hub: str | None = None, bank: str | None = None, uploader: str | None = None,
+               limit: int | None = None, offset: int | None = None) -> Page[MatchView]:
+    """Confirmed matches not yet in any report: what a reviewer can put into a new report (optionally
+    only those on one hub, from one bank (by name) or by one uploader)."""
     limit, offset = check_window(limit, offset)
-    in_report = select(ReportItem.match_id)
-    q = match_select().where(Match.state == MatchState.CONFIRMED.value, Match.id.notin_(in_report))
-    count_q = select(func.count()).select_from(Match).where(Match.state == MatchState.CONFIRMED.value, Match.id.notin_(in_report))
+    conds = [Match.state == MatchState.CONFIRMED.value, Match.id.notin_(select(ReportItem.match_id))]
     if hub:
-        q = q.where(HubRepo.hub == hub)
-        count_q = (count_q.join(HubFile, HubFile.id == Match.hub_file_id)
-                   .join(HubRepo, HubRepo.id == HubFile.repo_pk).where(HubRepo.hub == hub))
+        conds.append(HubRepo.hub == hub)
+    if bank:
+        conds.append(Bank.name == bank)
+    if uploader:
+        conds.append(HubRepo.author == uploader)
+    q = match_select().where(*conds)
     with db.session() as s:
-        total = s.scalar(count_q) or 0
+        total = s.scalar(select(func.count()).select_from(q.with_only_columns(Match.id).subquery())) or 0
         items = match_views(s, q.order_by(HubRepo.hub, HubRepo.author, HubRepo.repo_id, Match.id)
                             .limit(limit).offset(offset))
     return Page(items, total, limit, offset)
