@@ -25,7 +25,7 @@ import os
 import re
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined, TemplateError, TemplateNotFound
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -34,8 +34,8 @@ from mirrorwatch.display import safe_text
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.hubs.registry import HUBS, report_policy, report_route
 
-if TYPE_CHECKING:
-    from mirrorwatch.services.reports import ReportView
+# `rep` below is a services.reports.ReportView; not imported, since reports imports this module.
+ReportView = Any
 
 ENV_VAR = "MIRRORWATCH_REPORT_TEMPLATES"
 BUILTIN = Path(__file__).resolve().parent.parent / "reports_templates"
