@@ -151,3 +151,45 @@ def test_unknown_report(world):
                lambda db, i: reports.close_report(db, i, "x")):
         with pytest.raises(NotFound):
             fn(world.db, 999)
+
+
+def test_hub_controlled_text_is_made_safe_in_text_and_markdown(world):
+    mid, _ = add_mirror(world.db, world.entries[26], repo_id="evil/name\x1b]8;;http://x\x07", author="up\u202eloader",
+                        path="[click](http://phish.example)\x1b[2J.safetensors", sha256="cd" * 32, state="confirmed")
+    rep = reports.build_reports(world.db, [mid], "rex", title="T \x1b[31mred")[0]
+    for body in (reports.render_text(rep), reports.render_markdown(rep)):
+        assert "\x1b" not in body and "\x07" not in body and "\u202e" not in body
+        assert "\\x1b" in body and "\\u202e" in body
+    md = reports.render_markdown(rep)
+    assert "[click](http" not in md and "\\[click\\]\\(http://phish.example\\)" in md
+    # The Markdown download is served like the others.
+    body, media, name = reports.export_report(world.db, rep.id, "markdown")
+    assert media.startswith("text/markdown") and name.endswith(".md") and body == md
+
+
+def test_report_text_names_each_hubs_policy_and_route(world):
+    from mirrorwatch.hubs.registry import report_policy, report_route
+
+    rows = {hub: add_mirror(world.db, world.entries[27 + i], hub=hub, repo_id=f"{hub}-repo", author="someone",
+                            path="m.safetensors", sha256=f"{i}e" * 32, state="confirmed")[0]
+            for i, hub in enumerate(("hf", "civitai", "dir"))}
+    made = {r.hub: r for r in reports.build_reports(world.db, list(rows.values()), "rex")}
+    hf = reports.render_text(made["hf"])
+    assert f"Relevant policy: {report_policy('hf')}." in hf and f"Where to report: {report_route('hf')}" in hf
+    assert "https://huggingface.co/content-guidelines" in hf and '"Report the repository"' in hf
+    civ = reports.render_text(made["civitai"])
+    assert "To the Civitai trust and safety team" in civ and "Civitai Terms of Service" in civ
+    local = reports.render_text(made["dir"])
+    assert "no outside hub" in local and "internal review" in local and "Relevant policy" not in local
+
+
+def test_candidates_filter_by_bank_and_uploader(world):
+    _confirm(world, world.new_matches[:3])
+    everyone = reports.candidates(world.db)
+    assert everyone.total == 5
+    by_bank = reports.candidates(world.db, bank="Synthetic removed models")
+    assert by_bank.total == len(by_bank.items) and {m.bank for m in by_bank.items} == {"Synthetic removed models"}
+    assert reports.candidates(world.db, bank="no such bank").total == 0
+    mine = reports.candidates(world.db, uploader="archivist9")
+    assert mine.total >= 1 and {m.author for m in mine.items} == {"archivist9"}
+    assert reports.candidates(world.db, uploader="archivist9", hub="local").total == 0

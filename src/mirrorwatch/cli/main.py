@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "lookup_cmds",
     "scan_cmds",
     "match_cmds",
+    "report_cmds",
     "user_cmds",
     "serve_cmds",
     "demo_cmds",

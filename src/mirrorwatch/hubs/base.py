@@ -225,3 +225,6 @@ class HubSpec:
     # How a takedown report reaches this hub, for people (shown at the top of a report); "" when
     # the hub has no reporting channel of its own (a local folder).
     report_route: str = ""
+    # The hub's own policy a re-upload of a removed likeness model breaks, named as the hub names it
+    # (and where it is published), cited in the report text; "" when the hub has none (a local folder).
+    report_policy: str = ""

@@ -48,3 +48,9 @@ def report_route(hub: str) -> str | None:
     """How a report reaches a hub, for people; None for an unknown hub or one without a route."""
     spec = HUBS.get(hub)
     return spec.report_route or None if spec is not None else None
+
+
+def report_policy(hub: str) -> str | None:
+    """The hub's policy clause a report cites, for people; None for an unknown hub or one without."""
+    spec = HUBS.get(hub)
+    return spec.report_policy or None if spec is not None else None

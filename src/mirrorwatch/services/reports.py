@@ -11,8 +11,10 @@ A report belongs to one hub (building from mirrors on several hubs makes one rep
 match sits in at most one report. The outcome of a report is read from its matches' states and the
 status events recorded by `recheck`, so it stays current without anyone editing the report.
 
-Renderings: plain text for a hub's report form (one numbered block of evidence per mirror), CSV
-(one row per mirror) and JSON (the report with its items)."""
+Renderings: plain text for a hub's report form (one numbered block of evidence per mirror, naming the
+hub's policy clause and reporting route from the hub registry) and Markdown, both from editable
+templates (services/report_render.py); CSV (one row per mirror) and JSON (the report with its items).
+Renderings are text only: no model file or image is ever attached or embedded."""
 
 from __future__ import annotations
 
@@ -26,8 +28,9 @@ from typing import Any
 from sqlalchemy import func, select
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
-from mirrorwatch.hubs.registry import hub_label, report_route
+from mirrorwatch.hubs.registry import hub_label, report_policy, report_route
 from mirrorwatch.match.states import REPORT_SENT, MatchState, system_move
+from mirrorwatch.services import report_render
 from mirrorwatch.services.audit import record
 from mirrorwatch.services.exports import csv_safe
 from mirrorwatch.services.matches import MatchView, match_select, match_views
@@ -35,8 +38,8 @@ from mirrorwatch.services.paging import Page, check_window
 from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import (
+    Bank,
     Decision,
-    HubFile,
     HubRepo,
     Match,
     Report,
@@ -45,8 +48,8 @@ from mirrorwatch.store.models import (
     utcnow,
 )
 
-FORMATS = {"text": ("text/plain; charset=utf-8", "txt"), "csv": ("text/csv; charset=utf-8", "csv"),
-           "json": ("application/json", "json")}
+FORMATS = {"text": ("text/plain; charset=utf-8", "txt"), "markdown": ("text/markdown; charset=utf-8", "md"),
+           "csv": ("text/csv; charset=utf-8", "csv"), "json": ("application/json", "json")}
 MAX_TITLE = 300
 MAX_ITEMS = 500
 CSV_COLUMNS = ("report_id", "hub", "repo_id", "path", "url", "uploader", "sha256", "size", "first_seen",
@@ -94,19 +97,21 @@ def hub_name(hub: str) -> str:
     return hub_label(hub)
 
 
-def candidates(db: Database, *, hub: str | None = None, limit: int | None = None,
-               offset: int | None = None) -> Page[MatchView]:
-    """Confirmed matches not yet in any report: what a reviewer can put into a new report."""
+def candidates(db: Database, *, hub: str | None = None, bank: str | None = None, uploader: str | None = None,
+               limit: int | None = None, offset: int | None = None) -> Page[MatchView]:
+    """Confirmed matches not yet in any report: what a reviewer can put into a new report (optionally
+    only those on one hub, from one bank (by name) or by one uploader)."""
     limit, offset = check_window(limit, offset)
-    in_report = select(ReportItem.match_id)
-    q = match_select().where(Match.state == MatchState.CONFIRMED.value, Match.id.notin_(in_report))
-    count_q = select(func.count()).select_from(Match).where(Match.state == MatchState.CONFIRMED.value, Match.id.notin_(in_report))
+    conds = [Match.state == MatchState.CONFIRMED.value, Match.id.notin_(select(ReportItem.match_id))]
     if hub:
-        q = q.where(HubRepo.hub == hub)
-        count_q = (count_q.join(HubFile, HubFile.id == Match.hub_file_id)
-                   .join(HubRepo, HubRepo.id == HubFile.repo_pk).where(HubRepo.hub == hub))
+        conds.append(HubRepo.hub == hub)
+    if bank:
+        conds.append(Bank.name == bank)
+    if uploader:
+        conds.append(HubRepo.author == uploader)
+    q = match_select().where(*conds)
     with db.session() as s:
-        total = s.scalar(count_q) or 0
+        total = s.scalar(select(func.count()).select_from(q.with_only_columns(Match.id).subquery())) or 0
         items = match_views(s, q.order_by(HubRepo.hub, HubRepo.author, HubRepo.repo_id, Match.id)
                             .limit(limit).offset(offset))
     return Page(items, total, limit, offset)
@@ -266,43 +271,15 @@ def close_report(db: Database, report_id: int, user: str, *, note: str | None = 
 
 # --- renderings ------------------------------------------------------------------------------------
 
-def _day(d: datetime | None) -> str:
-    return d.strftime("%Y-%m-%d") if d else "-"
-
-
 def render_text(rep: ReportView) -> str:
-    """Plain text for a hub's abuse/report form: a short request, then one evidence block per mirror."""
-    n = len(rep.items)
-    repos = sorted({it.match.repo_id for it in rep.items})
-    lines = [
-        f"Subject: {rep.title}",
-        "",
-        f"To the {rep.hub_name} trust and safety team,",
-        "",
-        f"The {n} file{'s' if n != 1 else ''} below, in {len(repos)} repositor{'ies' if len(repos) != 1 else 'y'}, "
-        "are re-uploads of AI models that were removed from the site they were first published on because they "
-        "recreate the likeness of real people. Each file is identified below with the evidence that it is the "
-        "removed model. We ask you to review and remove them.",
-        "",
-    ]
-    route = report_route(rep.hub)
-    if route:
-        lines += [f"Where to report: {route}", ""]
-    for i, it in enumerate(rep.items, 1):
-        m = it.match
-        lines.append(f"{i}. {m.url or f'{m.repo_id}/{m.path}'}")
-        lines.append(f"   Repository: {m.repo_id}" + (f" (uploaded by {m.author})" if m.author else ""))
-        lines.append(f"   File: {m.path}" + (f", {m.size} bytes" if m.size else ""))
-        if m.sha256:
-            lines.append(f"   SHA256: {m.sha256}")
-        lines.append(f"   First seen: {_day(m.first_seen)}, last seen: {_day(m.last_seen)}")
-        lines.append(f"   Removed model: {m.entry_name or '(unnamed)'}" + (f" — {m.entry_url}" if m.entry_url else ""))
-        lines.append(f"   Evidence ({m.tier_name} match, tier {m.tier}, score {m.score:g}):")
-        for w in m.why:
-            lines.append(f"     - {w}")
-        lines.append("")
-    lines.append(f"Report #{rep.id}, prepared by {rep.created_by} on {_day(rep.created_at)} with mirrorwatch.")
-    return "\n".join(lines) + "\n"
+    """Plain text for a hub's abuse/report form: a short request, the hub's policy clause and reporting
+    route, then one evidence block per mirror (template `report.txt.j2`, user-editable)."""
+    return report_render.render(rep, "text")
+
+
+def render_markdown(rep: ReportView) -> str:
+    """The same as Markdown, for a ticket or a form that takes it (template `report.md.j2`)."""
+    return report_render.render(rep, "markdown")
 
 
 def _row(rep: ReportView, it: ReportItemView) -> dict[str, Any]:
@@ -331,7 +308,7 @@ def render_json(rep: ReportView) -> dict[str, Any]:
         "id": rep.id, "hub": rep.hub, "title": rep.title, "state": rep.state, "created_by": rep.created_by,
         "created_at": rep.created_at.isoformat() + "Z",
         "sent_at": rep.sent_at.isoformat() + "Z" if rep.sent_at else None, "note": rep.note,
-        "outcome": rep.outcome, "report_route": report_route(rep.hub),
+        "outcome": rep.outcome, "report_route": report_route(rep.hub), "report_policy": report_policy(rep.hub),
         "items": [{**_row(rep, it), "evidence": it.match.evidence, "why": it.match.why,
                    "last_status": it.last_status,
                    "last_status_at": it.last_status_at.isoformat() + "Z" if it.last_status_at else None}
@@ -340,15 +317,17 @@ def render_json(rep: ReportView) -> dict[str, Any]:
 
 
 def export_report(db: Database, report_id: int, fmt: str) -> tuple[str, str, str]:
-    """(content, media type, file name) of a report in text, csv or json."""
+    """(content, media type, file name) of a report in text, markdown, csv or json."""
     import json
 
     if fmt not in FORMATS:
-        raise InvalidInput(f"unknown format {fmt!r}: use text, csv or json")
+        raise InvalidInput(f"unknown format {fmt!r}: use {', '.join(FORMATS)}")
     rep = get_report(db, report_id)
     media, ext = FORMATS[fmt]
     if fmt == "text":
         body = render_text(rep)
+    elif fmt == "markdown":
+        body = render_markdown(rep)
     elif fmt == "csv":
         body = render_csv(rep)
     else:

@@ -31,4 +31,5 @@ SPEC = HubSpec(
     report_route="Use the Report action on each model page listed below (Civitai reviews reports against "
                  "its Terms of Service, including the clause on content depicting real people without "
                  "their consent).",
+    report_policy="the Civitai Terms of Service, on content depicting real people without their consent",
 )

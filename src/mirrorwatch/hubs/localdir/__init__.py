@@ -24,3 +24,5 @@ def open_hub(location: str | None = None, *, extensions: tuple[str, ...] = WEIGH
 SPEC = HubSpec(name=NAME, label="local folder", kind="folder", links=HubLinks(), open=open_hub,
                help="Sweep a local folder: hash every model file (all forms), read headers, fingerprint "
                     "LoRAs, and match against the banks.")
+# No report_route/report_policy: files in a local folder are the platform's own storage, so a report on
+# them goes to internal review, not to an outside hub.

@@ -42,9 +42,9 @@ def api_report(db: DB, report_id: IdPath):
     return reports.get_report(db, report_id)
 
 
-@router.get("/{report_id}/export", dependencies=[VIEWER], summary="A report as text (for the hub's form), CSV or JSON",
-            responses={200: {"content": {"text/plain": {}, "text/csv": {}, "application/json": {}}}})
-def api_report_export(db: DB, report_id: IdPath, format: Annotated[Literal["text", "csv", "json"], Query()] = "text"):
+@router.get("/{report_id}/export", dependencies=[VIEWER], summary="A report as text (for the hub's form), Markdown, CSV or JSON",
+            responses={200: {"content": {"text/plain": {}, "text/markdown": {}, "text/csv": {}, "application/json": {}}}})
+def api_report_export(db: DB, report_id: IdPath, format: Annotated[Literal["text", "markdown", "csv", "json"], Query()] = "text"):
     body, media, name = reports.export_report(db, report_id, format)
     return download(body, media, name)
 

@@ -39,7 +39,7 @@ def report_page(request: Request, db: DB, report_id: IdPath, p: Principal = VIEW
 
 
 @router.get("/reports/{report_id}/download/{fmt}")
-def report_download(db: DB, report_id: IdPath, fmt: Annotated[Literal["text", "csv", "json"], Path()],
+def report_download(db: DB, report_id: IdPath, fmt: Annotated[Literal["text", "markdown", "csv", "json"], Path()],
                     p: Principal = VIEWER):
     body, media, name = reports.export_report(db, report_id, fmt)
     return download(body, media, name)
