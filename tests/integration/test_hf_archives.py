@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 from sqlalchemy import select
 
 from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
 from mirrorwatch.hashing.engine import hash_bytes
+from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
+from mirrorwatch.hubs.retry import RetryPolicy
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.store.models import Entry, EntrySignal, HubFile, HubRepo, Match, ScanError
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
@@ -154,3 +159,56 @@ def test_hostile_zips_on_the_hub_are_recorded_and_the_sweep_goes_on(db, testhub)
     assert running.errors == []
     # nothing of the bomb was read: its member data is never asked for
     assert running.stats.range_bytes < 1_000_000
+
+
+class _Origin(BaseHTTPRequestHandler):
+    """A bare origin recording each request's Authorization; a 302 elsewhere, or 16 bytes in a 206
+    whatever range was asked (more than asked: the reader must stop at the length it wanted)."""
+
+    seen: list[str | None] = []
+    redirect_to: str | None = None
+
+    def do_GET(self):
+        type(self).seen.append(self.headers.get("Authorization"))
+        if self.redirect_to:
+            self.send_response(302)
+            self.send_header("Location", self.redirect_to)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(206)
+        self.send_header("Content-Length", "16")
+        self.end_headers()
+        self.wfile.write(b"0123456789abcdef")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_archive_reads_send_the_token_to_the_hub_only_and_never_read_past_the_range(hf_env):  # noqa: F811
+    servers = []
+
+    def serve(**attrs) -> ThreadingHTTPServer:
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), type("O", (_Origin,), {"seen": [], **attrs}))
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    cdn = serve()
+    origin = serve(redirect_to=f"http://127.0.0.1:{cdn.server_port}/cdn/blob")
+    try:
+        hub = HuggingFaceHub(f"http://127.0.0.1:{origin.server_port}", token="hf_secret_for_this_test",
+                             extensions=EXTENSIONS, retry=RetryPolicy(base_s=0.01, cap_s=0.05))
+        f = SimpleNamespace(repo=SimpleNamespace(repo_id="someone/pack"), path="p.zip", revision="main", size=16)
+        read, size, stream = hub.archive_reader(f)
+        assert size == 16 and read(0, 4) == b"0123"
+        assert b"".join(stream(2, 6)) == b"012345"  # (the origin ignores the offset; the length holds)
+        assert origin.RequestHandlerClass.seen == ["Bearer hf_secret_for_this_test"] * 2
+        assert len(cdn.RequestHandlerClass.seen) == 2 and set(cdn.RequestHandlerClass.seen) == {None}
+        # not an archive, or not among the hub's extensions: no reader
+        assert hub.archive_reader(SimpleNamespace(repo=f.repo, path="m.safetensors", revision=None, size=9)) is None
+        plain = HuggingFaceHub(f"http://127.0.0.1:{origin.server_port}")
+        assert plain.archive_reader(f) is None
+    finally:
+        for srv in servers:
+            srv.shutdown()
