@@ -148,6 +148,9 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
                                      help="Header tier: read safetensors headers with bounded range requests."),
         deep: bool = typer.Option(False, "--deep", help="Content tier: stream each safetensors file to a temp "
                                   "folder, fingerprint it, delete it (uses download quota)."),
+        archives: bool = typer.Option(True, "--archives/--no-archives",
+                                      help="Match the members of .zip/.tar archives too (CRC-32 leads from the "
+                                      "central directory by range reads, each lead confirmed by reading it alone)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         db = database()
@@ -159,7 +162,7 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
         if sort not in ("createdAt", "lastModified"):
             raise InvalidInput("--sort must be createdAt or lastModified")
         scope = Scope(author=author, search=search, filter=list(tag), repos=list(repo), sort=sort, since=since_dt)
-        exts = parse_exts(ext)
+        exts = parse_exts(ext) + (ARCHIVE_EXTENSIONS if archives and spec.archives else ())
         hub = spec.open(endpoint, extensions=exts)
         options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size),
                                max_size=parse_size(max_size), concurrency=concurrency, resume=not no_resume,

@@ -228,3 +228,6 @@ class HubSpec:
     # The hub's own policy a re-upload of a removed likeness model breaks, named as the hub names it
     # (and where it is published), cited in the report text; "" when the hub has none (a local folder).
     report_policy: str = ""
+    # Whether the hub reads its files by range for archives' members (`Hub.archive_reader`): its
+    # remote sweep then includes .zip/.tar files (`--archives`, on by default).
+    archives: bool = False

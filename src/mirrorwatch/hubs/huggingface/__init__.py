@@ -33,7 +33,7 @@ def open_hub(location: str | None = None, *, extensions: tuple[str, ...] = WEIGH
 #   description; the report opens a public discussion on the repository. No abuse mailbox for content
 #   reports could be confirmed, so none is named here.
 SPEC = HubSpec(name=NAME, label="Hugging Face", kind="remote", links=HfLinks(), open=open_hub,
-               help="Sweep Hugging Face model repos (HF_ENDPOINT, HF_TOKEN from the environment).",
+               help="Sweep Hugging Face model repos (HF_ENDPOINT, HF_TOKEN from the environment).", archives=True,
                report_policy="the Hugging Face Content Policy (https://huggingface.co/content-guidelines): "
                              "Restricted Content, and its rule that people's images and media are not "
                              "shared without their explicit consent",

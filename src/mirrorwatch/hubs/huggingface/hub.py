@@ -28,6 +28,7 @@ from huggingface_hub.errors import DisabledRepoError, GatedRepoError, Repository
 from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
 
 from mirrorwatch.errors import MalformedFile
+from mirrorwatch.formats.archives import ArchiveError, ReadRange, StreamRange, archive_kind
 from mirrorwatch.hubs.base import (
     DISABLED,
     GATED,
@@ -67,6 +68,7 @@ from mirrorwatch.hubs.retry import RetriesExhausted, RetryPolicy
 
 if TYPE_CHECKING:
     from mirrorwatch.formats.safetensors import SafetensorsHeader
+    from mirrorwatch.store.models import HubFile
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 EXPAND = ["siblings", "sha", "createdAt", "lastModified", "author", "tags", "gated", "disabled", "private"]
@@ -324,6 +326,74 @@ class HuggingFaceHub(Hub):
             return dest
 
         return hf_retries(get, f"GET {repo_id}/{path}", self.retry)
+
+    # -- archives: members read by range (match/archives.py) --------------------------------------
+    def archive_reader(self, f: HubFile) -> tuple[ReadRange, int, StreamRange] | None:
+        """Range reads of one swept archive of this hub: ``(read_range, size, stream_range)``.
+
+        ``read_range`` is the bounded `read_range` above (the zip's tail, central directory, a member's
+        local header and first chunk); ``stream_range`` is one streamed Range GET for the rest of a
+        long member. Both go through the resolver like the header tier (same URL checks, paced by the
+        resolver quota, the token never sent past a redirect to another origin, retried on 429/5xx).
+        Any failure is an `ArchiveError` (recorded by the sweep, which goes on). None: not an archive
+        this sweep includes."""
+        if archive_kind(f.path) is None or not is_weight_file(f.path, self.extensions) or f.repo is None:
+            return None
+        if f.size is None:
+            raise ArchiveError("the hub did not say the archive's size")
+        repo_id, path, revision, size = f.repo.repo_id, f.path, f.revision, f.size
+
+        def read(offset: int, length: int) -> bytes:
+            try:
+                return self.read_range(repo_id, path, revision, offset, offset + length - 1)
+            except ArchiveError:
+                raise
+            except Exception as exc:  # SkipRepo, RetriesExhausted, HTTP errors
+                raise ArchiveError(f"range read failed: {describe(exc)}") from None
+
+        def stream(offset: int, length: int) -> Iterator[bytes]:
+            try:
+                yield from self._stream_range(repo_id, path, revision, offset, length)
+            except ArchiveError:
+                raise
+            except Exception as exc:
+                raise ArchiveError(f"streamed range read failed: {describe(exc)}") from None
+
+        return read, size, stream
+
+    def _stream_range(self, repo_id: str, path: str, revision: str | None, offset: int,
+                      length: int) -> Iterator[bytes]:
+        """``length`` bytes from ``offset`` as one streamed Range GET (never more, whatever is sent)."""
+        if length <= 0:
+            return
+        url = self._file_url(repo_id, path, revision)
+        headers = {**self._headers(), "Range": f"bytes={offset}-{offset + length - 1}"}
+
+        def start() -> tuple[Any, Any]:
+            cm = get_session().stream("GET", url, headers=headers, timeout=self.timeout_s)
+            r = cm.__enter__()
+            try:
+                hf_raise_for_status(r)
+                if r.status_code != 206 and offset > 0:
+                    raise ArchiveError(f"{path}: the hub ignored the range request (HTTP {r.status_code})")
+            except BaseException:
+                cm.__exit__(None, None, None)
+                raise
+            return cm, r
+
+        cm, r = hf_retries(start, f"range {repo_id}/{path}", self.retry)
+        try:
+            left = length
+            for chunk in r.iter_bytes(1 << 20):
+                if not chunk:
+                    continue
+                chunk = chunk[:left]
+                left -= len(chunk)
+                yield chunk
+                if left <= 0:
+                    break
+        finally:
+            cm.__exit__(None, None, None)
 
     # -- status ----------------------------------------------------------------------------------
     def repo_status(self, repo_id: str) -> RepoStatus:
