@@ -111,7 +111,7 @@ def _wait(proc: subprocess.Popen, timeout: float):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--before", type=Path, help="another source tree to compare with (e.g. /work/main/src)")
+    ap.add_argument("--before", type=Path, help="another source tree to compare with (e.g. ../old-checkout/src: a worktree of an older commit)")
     ap.add_argument("--timeout", type=float, default=120.0)
     ap.add_argument("--memory-cap-mb", type=int, default=2500, help="address-space cap for --before runs")
     ap.add_argument("--cases", help="comma-separated substrings of case names to run")
