@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from conftest import sample
 from mirrorwatch.bank.importer import ImportRejected
@@ -20,24 +19,14 @@ from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import column_length, fit_text
 from mirrorwatch.store.models import Entry, EntrySignal
-
-PG = os.environ.get("MIRRORWATCH_TEST_PG")
+from pgdb import fresh_pg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def anydb(request, db) -> Database:
     if request.param == "sqlite":
         return db
-    if not PG:
-        if os.environ.get("CI"):
-            pytest.fail("MIRRORWATCH_TEST_PG is not set: CI must run the PostgreSQL tests")
-        pytest.skip("no PostgreSQL server configured (set MIRRORWATCH_TEST_PG)")
-    engine = create_engine(PG)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return Database.open(PG)
+    return fresh_pg()
 
 
 def _version() -> dict:

@@ -5,10 +5,7 @@ Debian's PostgreSQL and sets it). In CI a missing server is a failure, not a ski
 
 from __future__ import annotations
 
-import os
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from conftest import sample
 from mirrorwatch.bank.importer import ImportRejected
@@ -17,24 +14,14 @@ from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.db import Database
 from mirrorwatch.testhub import Hub, generate_repos
+from pgdb import fresh_pg
 from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import hf, make_bank, match_pairs, planted, sweep
-
-PG = os.environ.get("MIRRORWATCH_TEST_PG")
 
 
 @pytest.fixture
 def pg() -> Database:
-    if not PG:
-        if os.environ.get("CI"):
-            pytest.fail("MIRRORWATCH_TEST_PG is not set: CI must run the PostgreSQL tests")
-        pytest.skip("no PostgreSQL server configured (set MIRRORWATCH_TEST_PG)")
-    engine = create_engine(PG)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return Database.open(PG)
+    return fresh_pg()
 
 
 def test_import_and_lookup_on_postgres(pg):

@@ -6,31 +6,17 @@ sets it). In CI a missing server is a failure, not a skip."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
 
-from mirrorwatch.store.db import Database
 from mirrorwatch.web.app import create_app
+from pgdb import fresh_pg
 from webdata import SECRET, build_world, login, sheet_csv
-
-PG = os.environ.get("MIRRORWATCH_TEST_PG")
 
 
 @pytest.fixture
 def pg_world():
-    if not PG:
-        if os.environ.get("CI"):
-            pytest.fail("MIRRORWATCH_TEST_PG is not set: CI must run the PostgreSQL tests")
-        pytest.skip("no PostgreSQL server configured (set MIRRORWATCH_TEST_PG)")
-    engine = create_engine(PG)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    db = Database.open(PG)
+    db = fresh_pg()
     yield build_world(db)
     db.engine.dispose()
 

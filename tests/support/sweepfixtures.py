@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
 from mirrorwatch.hubs.retry import RetryPolicy
@@ -15,6 +13,7 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry, EntrySignal, Match
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 from mirrorwatch.testhub import RepoFile
+from pgdb import fresh_pg
 
 
 def bank_sha(i: int) -> str:
@@ -75,14 +74,4 @@ def anydb(request, tmp_path) -> Database:
     """The same test on a SQLite file and on PostgreSQL (MIRRORWATCH_TEST_PG; its schema is reset)."""
     if request.param == "sqlite":
         return Database.open(str(tmp_path / "mw.db"))
-    url = os.environ.get("MIRRORWATCH_TEST_PG")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("MIRRORWATCH_TEST_PG is not set: CI must run the PostgreSQL tests")
-        pytest.skip("no PostgreSQL server configured (set MIRRORWATCH_TEST_PG)")
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE"))
-        conn.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    return Database.open(url)
+    return fresh_pg()
