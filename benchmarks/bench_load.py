@@ -35,7 +35,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_web import DATA, Conn, _free_port, _sha, _word, session_cookie
+from bench_web import DATA, Conn, _free_port, _sha, _word, flush_entries, session_cookie, start_bank_db
 
 N_ENTRIES = 300_000
 GEN_VERSION = 1
@@ -49,21 +49,10 @@ STOPWORD_QUERIES = ["lora", "model person", "lora model", "LoRA v1 XL", "model",
 def generate(path: Path) -> dict:
     """Build the benchmark database (about a minute): entries in bulk through the real schema (the FTS
     trigger indexes them), the account and token through the real services."""
-    from mirrorwatch.bank.names import normalise_name
+    from mirrorwatch.text.names import normalise_name
 
-    from mirrorwatch.services import users
-    from mirrorwatch.services.banks import create_bank
-    from mirrorwatch.store.db import Database
-
-    tmp = path.with_suffix(".tmp.db")
-    for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
-        p.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    db = Database.open(str(tmp))
-    bank = create_bank(db, "Load bank", description="300k synthetic removed models", user="bench")
-    users.add_user(db, "bench", "admin", "bench-password", actor="bench")
-    _, token = users.create_token(db, "bench", "bench", actor="bench")
-    db.engine.dispose()
+    tmp, bank_id, token = start_bank_db(path, "Load bank", "300k synthetic removed models")
     rng = random.Random(20261129)
     firsts = sorted({_word(rng, 2) for _ in range(4000)})[:1500]
     lasts = sorted({_word(rng, 3) for _ in range(8000)})[:3000]
@@ -78,17 +67,17 @@ def generate(path: Path) -> dict:
             name = " ".join(words)
             if i % 1000 == 0:
                 names.append(name)
-            rows.append((i, bank.id, f"v:{2_000_000 + i}", name, normalise_name(name),
+            rows.append((i, bank_id, f"v:{2_000_000 + i}", name, normalise_name(name),
                          f"https://civitai.com/models/{1_000_000 + i}?modelVersionId={2_000_000 + i}",
                          1_000_000 + i, 2_000_000 + i, "LORA", "load.csv", i + 1, stamp, stamp))
             sigs.append((i, "sha256", _sha(i, "load"), "import:load.csv", stamp))
             if len(rows) == 50_000:
-                _flush(con, rows, sigs)
+                flush_entries(con, rows, sigs)
                 rows, sigs = [], []
-        _flush(con, rows, sigs)
+        flush_entries(con, rows, sigs)
         con.execute("INSERT INTO import_run (bank_id, filename, fmt, user, at, counts, rejected) VALUES "
                     "(?, 'load.csv', 'csv', 'bench', ?, ?, '[]')",
-                    (bank.id, stamp, json.dumps({"rows": N_ENTRIES, "added": N_ENTRIES})))
+                    (bank_id, stamp, json.dumps({"rows": N_ENTRIES, "added": N_ENTRIES})))
     con.execute("ANALYZE")
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     con.close()
@@ -97,12 +86,6 @@ def generate(path: Path) -> dict:
     path.with_suffix(".json").write_text(json.dumps(meta))
     print(f"generated {N_ENTRIES:,} entries in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
     return meta
-
-
-def _flush(con: sqlite3.Connection, entries: list, signals: list) -> None:
-    con.executemany("INSERT INTO entry (id, bank_id, key, name, name_norm, url, civitai_model_id, civitai_version_id, "
-                    "kind, imported_from, row, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", entries)
-    con.executemany("INSERT INTO entry_signal (entry_id, form, value, origin, created_at) VALUES (?,?,?,?,?)", signals)
 
 
 def typo_storm(rng: random.Random, names: list[str]) -> str:

@@ -60,20 +60,10 @@ def _word(rng: random.Random, parts: int) -> str:
 
 def generate(path: Path) -> None:
     """Build the benchmark database (about a minute); reused while GEN_VERSION is unchanged."""
-    from mirrorwatch.services import users
-    from mirrorwatch.services.banks import create_bank
-    from mirrorwatch.store.db import Database
     from mirrorwatch.text.names import normalise_name
 
-    tmp = path.with_suffix(".tmp.db")
-    for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
-        p.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    db = Database.open(str(tmp))
-    bank = create_bank(db, "Benchmark bank", description="1M synthetic removed models", user="bench")
-    users.add_user(db, "bench", "admin", "bench-password", actor="bench")
-    _, token = users.create_token(db, "bench", "bench", actor="bench")
-    db.engine.dispose()
+    tmp, bank_id, token = start_bank_db(path, "Benchmark bank", "1M synthetic removed models")
 
     rng = random.Random(20261129)
     firsts = sorted({_word(rng, 2) for _ in range(3000)})[:1000]
@@ -89,17 +79,17 @@ def generate(path: Path) -> None:
             name = f"{firsts[i % len(firsts)]} {lasts[(i // len(firsts)) % len(lasts)]} LoRA"
             if i % 7 == 0:
                 name += f" v{i % 5 + 1}"
-            chunk_e.append((i, bank.id, f"v:{2_000_000 + i}", name, normalise_name(name),
+            chunk_e.append((i, bank_id, f"v:{2_000_000 + i}", name, normalise_name(name),
                             f"https://civitai.com/models/{1_000_000 + i}?modelVersionId={2_000_000 + i}",
                             1_000_000 + i, 2_000_000 + i, "LORA", "bench.csv", i + 1, stamp, stamp))
             chunk_s.append((i, "sha256", _sha(i), "import:bench.csv", stamp))
             if len(chunk_e) == 50_000:
-                _flush(con, chunk_e, chunk_s)
+                flush_entries(con, chunk_e, chunk_s)
                 chunk_e, chunk_s = [], []
-        _flush(con, chunk_e, chunk_s)
+        flush_entries(con, chunk_e, chunk_s)
         con.execute("INSERT INTO import_run (bank_id, filename, fmt, user, at, counts, rejected) VALUES "
                     "(?, 'bench.csv', 'csv', 'bench', ?, ?, '[]')",
-                    (bank.id, stamp, json.dumps({"rows": N_ENTRIES, "added": N_ENTRIES})))
+                    (bank_id, stamp, json.dumps({"rows": N_ENTRIES, "added": N_ENTRIES})))
         authors = [f"{_word(rng, 2).lower()}{n}" for n in range(N_AUTHORS)]
         repos = []
         for r in range(1, N_REPOS + 1):
@@ -134,7 +124,26 @@ def generate(path: Path) -> None:
     print(f"generated {N_ENTRIES:,} entries, {N_MATCHES:,} matches in {time.perf_counter() - t0:.0f} s -> {path}")
 
 
-def _flush(con: sqlite3.Connection, entries: list, signals: list) -> None:
+def start_bank_db(path: Path, bank_name: str, description: str) -> tuple[Path, int, str]:
+    """A new database beside `path` (`.tmp.db`, renamed into place once filled) holding one bank, the
+    `bench` admin and an API token, made through the real services: (tmp path, bank id, token)."""
+    from mirrorwatch.services import users
+    from mirrorwatch.services.banks import create_bank
+    from mirrorwatch.store.db import Database
+
+    tmp = path.with_suffix(".tmp.db")
+    for p in (tmp, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+        p.unlink(missing_ok=True)
+    db = Database.open(str(tmp))
+    bank = create_bank(db, bank_name, description=description, user="bench")
+    users.add_user(db, "bench", "admin", "bench-password", actor="bench")
+    _, token = users.create_token(db, "bench", "bench", actor="bench")
+    db.engine.dispose()
+    return tmp, bank.id, token
+
+
+def flush_entries(con: sqlite3.Connection, entries: list, signals: list) -> None:
+    """Bulk-insert entry and entry_signal rows (the FTS trigger indexes the names)."""
     con.executemany("INSERT INTO entry (id, bank_id, key, name, name_norm, url, civitai_model_id, civitai_version_id, "
                     "kind, imported_from, row, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", entries)
     con.executemany("INSERT INTO entry_signal (entry_id, form, value, origin, created_at) VALUES (?,?,?,?,?)", signals)
