@@ -222,13 +222,8 @@ def report_mark_sent(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Record that a draft report was sent to its hub: its mirrors become `reported`."""
-    db = database()
-    user = acting_user(db, as_user, "reviewer")
-    rep = reports.mark_sent(db, report_id, user.name, note=note)
-    if as_json:
-        print_json(to_json(rep))
-        return
-    console.print(f"report #{rep.id} marked sent: {len(rep.items)} mirrors now reported", highlight=False)
+    _move(reports.mark_sent, report_id, note, as_user, as_json,
+          lambda rep: f"report #{rep.id} marked sent: {len(rep.items)} mirrors now reported")
 
 
 @report_app.command("close")
@@ -239,11 +234,17 @@ def report_close(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Close a sent report (the hub answered, or there is nothing more to wait for)."""
+    _move(reports.close_report, report_id, note, as_user, as_json,
+          lambda rep: f"report #{rep.id} closed; outcome: {_outcome(rep.outcome)}")
+
+
+def _move(change, report_id: int, note: str | None, as_user: str | None, as_json: bool, said) -> None:
+    """A reviewer's change of a report's state (audited by the service), then its JSON or one line."""
     db = database()
     user = acting_user(db, as_user, "reviewer")
-    rep = reports.close_report(db, report_id, user.name, note=note)
+    rep = change(db, report_id, user.name, note=note)
     if as_json:
         print_json(to_json(rep))
         return
-    console.print(f"report #{rep.id} closed; outcome: {_outcome(rep.outcome)}", highlight=False)
+    console.print(said(rep), highlight=False)
 
