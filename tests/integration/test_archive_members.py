@@ -11,11 +11,11 @@ import zipfile
 
 from sqlalchemy import select
 
+from bankfixtures import bank_with_signals
 from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
 from mirrorwatch.hashing.engine import hash_bytes
 from mirrorwatch.hubs.localdir.hub import LocalDirHub
-from mirrorwatch.services.banks import create_bank
-from mirrorwatch.store.models import Entry, EntrySignal, HubFile, Match, ScanError
+from mirrorwatch.store.models import HubFile, Match, ScanError
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 
 
@@ -24,17 +24,6 @@ def lora(seed: int, n: int = 40_000) -> bytes:
     return struct.pack("<Q", len(header)) + header + bytes((seed * 13 + i * 5) % 253 for i in range(n))
 
 
-def bank(db, known: dict[str, dict[str, str]]) -> dict[str, int]:
-    create_bank(db, "b")
-    ids = {}
-    with db.session() as s:
-        for name, forms in known.items():
-            e = Entry(bank_id=1, key=f"n:{name}", name=name, name_norm=name.lower())
-            s.add(e)
-            s.flush()
-            s.add_all([EntrySignal(entry_id=e.id, form=f, value=v) for f, v in forms.items()])
-            ids[name] = e.id
-    return ids
 
 
 def test_members_of_a_zip_in_a_folder_are_matched(db, tmp_path):
@@ -53,7 +42,7 @@ def test_members_of_a_zip_in_a_folder_are_matched(db, tmp_path):
         info.size = len(c)
         t.addfile(info, io.BytesIO(c))
     (root / "old.tar.gz").write_bytes(tar.getvalue())
-    ids = bank(db, {
+    ids = bank_with_signals(db, {
         "Person A": {"sha256": ha.sha256, "crc32": ha.crc32},  # full SHA256 banked
         "Person B": {"crc32": hb.crc32, "autov3": hb.autov3},  # Civitai's short forms only
         "Person C": {"crc32": hc.crc32, "sha256": hc.sha256},  # only in the skipped member and the tarball

@@ -9,11 +9,11 @@ import zipfile
 
 from sqlalchemy import select
 
+from bankfixtures import bank_with_signals
 from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS, local_reader, read_archive
 from mirrorwatch.hashing.engine import hash_bytes
 from mirrorwatch.hubs.localdir.hub import LocalDirHub
-from mirrorwatch.services.banks import create_bank
-from mirrorwatch.store.models import Entry, EntrySignal, HubFile, Match
+from mirrorwatch.store.models import HubFile, Match
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 
 
@@ -46,18 +46,6 @@ class CountingDir(LocalDirHub):
         return counted_read, size, counted_stream if stream is not None else None
 
 
-def _bank(db, known: dict[str, dict[str, str]], sizes: dict[str, list[str]]) -> dict[str, int]:
-    create_bank(db, "b")
-    ids = {}
-    with db.session() as s:
-        for name, forms in known.items():
-            e = Entry(bank_id=1, key=f"n:{name}", name=name, name_norm=name.lower())
-            s.add(e)
-            s.flush()
-            s.add_all([EntrySignal(entry_id=e.id, form=f, value=v) for f, v in forms.items()])
-            s.add_all([EntrySignal(entry_id=e.id, form="size", value=v) for v in sizes.get(name, [])])
-            ids[name] = e.id
-    return ids
 
 
 def _touches(reads: list[tuple[int, int]], start: int, end: int) -> bool:
@@ -81,7 +69,7 @@ def test_crc32_with_another_banked_size_is_no_lead_and_is_never_read(db, tmp_pat
     listing_reads = []  # the reads that list the archive (its tail: the central directory)
     read, size = local_reader(root / "pack.zip")
     read_archive("pack.zip", size, lambda o, n: listing_reads.append((o, n)) or read(o, n))
-    ids = _bank(db, {
+    ids = bank_with_signals(db, {
         "Sized Person": {"sha256": hs.sha256, "crc32": hs.crc32},
         # the member's real CRC-32 and SHA256, but the bank says the file is another size: as if a
         # different banked file collided on CRC-32 -- no lead, so not read, so no match
@@ -118,7 +106,7 @@ def test_a_rounded_banked_size_still_makes_a_lead(db, tmp_path):
     with zipfile.ZipFile(root / "pack.zip", "w") as z:
         z.writestr("m.safetensors", member)
     n = len(member)
-    ids = _bank(db, {"Rounded Person": {"sha256": h.sha256, "crc32": h.crc32}},
+    ids = bank_with_signals(db, {"Rounded Person": {"sha256": h.sha256, "crc32": h.crc32}},
                 {"Rounded Person": [f"{n - 40}-{n + 60}"]})  # e.g. "97.8 KB" in a sheet
     opts = SweepOptions(scope={}, extensions=SweepOptions().extensions + ARCHIVE_EXTENSIONS)
     Sweep(db, LocalDirHub(root), opts).run()

@@ -14,12 +14,12 @@ from types import SimpleNamespace
 
 from sqlalchemy import select
 
+from bankfixtures import bank_with_signals
 from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
 from mirrorwatch.hashing.engine import hash_bytes
 from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
 from mirrorwatch.hubs.retry import RetryPolicy
-from mirrorwatch.services.banks import create_bank
-from mirrorwatch.store.models import Entry, EntrySignal, HubFile, HubRepo, Match, ScanError
+from mirrorwatch.store.models import HubFile, HubRepo, Match, ScanError
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 from mirrorwatch.testhub import Repo, RepoFile
 from pytest_testhub import hf_env, testhub  # noqa: F401
@@ -42,17 +42,6 @@ def zip_bytes(members: list[tuple[str, bytes, bool]]) -> bytes:
     return buf.getvalue()
 
 
-def bank(db, known: dict[str, dict[str, str]]) -> dict[str, int]:
-    create_bank(db, "b")
-    ids = {}
-    with db.session() as s:
-        for name, forms in known.items():
-            e = Entry(bank_id=1, key=f"n:{name}", name=name, name_norm=name.lower())
-            s.add(e)
-            s.flush()
-            s.add_all([EntrySignal(entry_id=e.id, form=f, value=v) for f, v in forms.items()])
-            ids[name] = e.id
-    return ids
 
 
 EXTENSIONS = SweepOptions().extensions + ARCHIVE_EXTENSIONS  # what `scan hf` sweeps by default (--archives)
@@ -80,7 +69,7 @@ def test_hf_sweep_matches_a_zip_member_with_few_range_reads(db, testhub):  # noq
     loras = [lora(i) for i in range(6)]
     hashes = [hash_bytes(x) for x in loras]
     pack = zip_bytes([(f"pack/model_{i}.safetensors", x, i % 2 == 1) for i, x in enumerate(loras)])
-    ids = bank(db, {
+    ids = bank_with_signals(db, {
         # banked by CRC-32 and file size (Civitai's listing has both, and the SHA256): a sized lead,
         # confirmed by reading the member (a CRC-32 alone is too short to be a match)
         "Person A": {"crc32": hashes[2].crc32, "size": str(len(loras[2])), "sha256": hashes[2].sha256},
@@ -113,7 +102,7 @@ def test_a_large_member_is_streamed_in_one_more_request(db, testhub):  # noqa: F
     big = lora(7, n=5_000_000)  # past the 4 MiB first read: the rest comes as one streamed Range GET
     h = hash_bytes(big)
     pack = zip_bytes([("a.safetensors", lora(1), False), ("big/b.safetensors", big, False)])
-    ids = bank(db, {"Person A": {"crc32": h.crc32, "size": str(len(big)), "sha256": h.sha256}})
+    ids = bank_with_signals(db, {"Person A": {"crc32": h.crc32, "size": str(len(big)), "sha256": h.sha256}})
     running = testhub([Repo(ARCHIVE_REPO, files=[RepoFile("pack.zip", content=pack, lfs=True)])])
     assert run(db, running)["status"] == "finished"
     got = matches(db)
@@ -129,7 +118,7 @@ def test_hostile_zips_on_the_hub_are_recorded_and_the_sweep_goes_on(db, testhub)
     hostile = zip_bytes([("bomb.safetensors", bomb, True), ("../escape.safetensors", escaping, False),
                          ("fine.safetensors", good, False)])
     garbage = b"PK\x03\x04" + b"\x00" * 5000  # no end record at all
-    ids = bank(db, {
+    ids = bank_with_signals(db, {
         "Person G": {"crc32": hg.crc32, "size": str(len(good)), "sha256": hg.sha256},
         "Person E": {"crc32": he.crc32, "sha256": he.sha256},  # only in the member with a `../` name
         "Person P": {"sha256": hp.sha256},  # a plain re-upload in another repo
