@@ -46,23 +46,32 @@ def test_members_of_a_zip_in_a_folder_are_matched(db, tmp_path):
         "Person A": {"sha256": ha.sha256, "crc32": ha.crc32},  # full SHA256 banked
         "Person B": {"crc32": hb.crc32, "autov3": hb.autov3},  # Civitai's short forms only
         "Person C": {"crc32": hc.crc32, "sha256": hc.sha256},  # only in the skipped member and the tarball
-        "Person D": {"crc32": hash_bytes(lora(9)).crc32},  # a CRC-32 alone is a lead, not a match
+        "Person D": {"crc32": hash_bytes(lora(9)).crc32},  # a CRC-32 alone: the weakest member match
     })
     opts = SweepOptions(scope={}, extensions=SweepOptions().extensions + ARCHIVE_EXTENSIONS)  # as `scan dir` does
     run = Sweep(db, LocalDirHub(root), opts).run()
     assert run.to_dict()["status"] == "finished"
     with db.session() as s:
-        rows = s.execute(select(Match.entry_id, HubFile.path, Match.tier, Match.score, Match.evidence)
+        rows = s.execute(select(Match.entry_id, HubFile.path, HubFile.member, Match.tier, Match.score, Match.evidence)
                          .join(HubFile, HubFile.id == Match.hub_file_id)).all()
         errors = {(e.path, e.reason) for e in s.scalars(select(ScanError))}
-    got = {eid: (path, tier, score, ev) for eid, path, tier, score, ev in rows}
-    assert set(got) == {ids["Person A"], ids["Person B"]}
-    path, tier, score, ev = got[ids["Person A"]]
-    assert (path, tier, score) == ("removed_pack.zip", 1, 1.0)
+    got = {eid: (path, member, tier, score, ev) for eid, path, member, tier, score, ev in rows}
+    assert set(got) == {ids["Person A"], ids["Person B"], ids["Person D"]}
+    # matches point at the member's own row
+    path, member, tier, score, ev = got[ids["Person A"]]
+    assert (path, member, tier, score) == ("removed_pack.zip!pack/first.safetensors", "pack/first.safetensors", 1, 1.0)
     assert ev[0]["kind"] == "archive_member" and ev[0]["member"] == "pack/first.safetensors"
-    assert {e["form"] for e in ev[1:]} == {"sha256", "crc32"} and all(e["member"] == ev[0]["member"] for e in ev[1:])
-    path, tier, score, ev = got[ids["Person B"]]
-    assert path == "removed_pack.zip" and score == 0.99 and ev[0]["member"] == "pack/second.safetensors"
+    assert ev[0]["archive"] == "removed_pack.zip"
+    hashes = [e for e in ev if e["kind"] == "hash"]
+    assert {e["form"] for e in hashes} == {"sha256", "crc32"} and all(e["member"] == ev[0]["member"] for e in hashes)
+    # (a member is a file like any: the entry learned its AutoV3 from the confirmed member, tier 2 agrees)
+    assert {e.get("field") for e in ev if e["kind"] == "header"} <= {"autov3", "autov3_full"}
+    path, member, tier, score, ev = got[ids["Person B"]]
+    assert member == "pack/second.safetensors" and score == 0.99 and ev[0]["member"] == "pack/second.safetensors"
+    # a CRC-32 banked without a size: confirmed by the read, but the weakest tier-1 match (a lead)
+    path, member, tier, score, ev = got[ids["Person D"]]
+    assert (member, tier, score) == ("pack/unbanked.safetensors", 1, 0.6)
+    assert ev[0]["lead"] == "crc32 (no banked size)" and "no full hash" in ev[0]["confirmed"]
     assert ("removed_pack.zip!../escape.safetensors", "archive member skipped: path climbs out of the archive (..)") \
         in errors
     assert any(p == "old.tar.gz" and r.startswith("archive not inspected: compressed tarball") for p, r in errors)

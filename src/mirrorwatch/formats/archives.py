@@ -32,7 +32,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 from mirrorwatch.errors import MalformedFile
 from mirrorwatch.hashing.engine import FileHashes, hash_stream
@@ -566,12 +566,34 @@ def open_member(read_range: ReadRange, size: int, member: ArchiveMember,
     return _MemberStream(reader, member, data_offset, limits, first, stream_range)
 
 
+class _Tee(io.RawIOBase):
+    """A stream that also writes what is read from it to ``sink`` (a member copied while it is hashed)."""
+
+    def __init__(self, source: io.RawIOBase, sink: BinaryIO) -> None:
+        self.source, self.sink = source, sink
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.source.readinto(buffer)
+        if n:
+            self.sink.write(memoryview(buffer)[:n])
+        return n
+
+
 def confirm_member(read_range: ReadRange, size: int, member: ArchiveMember, *, archive_name: str = "",
-                   limits: ArchiveLimits | None = None, stream_range: StreamRange | None = None) -> FileHashes:
+                   limits: ArchiveLimits | None = None, stream_range: StreamRange | None = None,
+                   sink: BinaryIO | None = None) -> FileHashes:
     """Every hash form of one member, read alone; :class:`ArchiveError` when the bytes do not agree
-    with the index (size or CRC-32) or cannot be read safely. ``path`` is ``archive!member``."""
+    with the index (size or CRC-32) or cannot be read safely. ``path`` is ``archive!member``.
+
+    With ``sink`` (a private temporary file the caller deletes), the member's bytes are written there
+    as they are hashed, so its header and fingerprint can be read without a second request."""
     limits = limits or ArchiveLimits()
-    stream = open_member(read_range, size, member, limits, stream_range=stream_range)
+    stream: io.RawIOBase = open_member(read_range, size, member, limits, stream_range=stream_range)
+    if sink is not None:
+        stream = _Tee(stream, sink)
     hashes = hash_stream(stream, size_hint=member.size, path=f"{archive_name}!{member.name}")
     if hashes.size != member.size:
         raise ArchiveError(f"member {member.name!r} has {hashes.size} bytes, its index says {member.size}")

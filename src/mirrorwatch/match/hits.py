@@ -10,7 +10,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import SOURCE_KEY
-from mirrorwatch.match.scores import LEAD_FIELDS, STRONG_MATCH_SCORE
+from mirrorwatch.match.scores import EXACT_STRONG_SCORE, LEAD_FIELDS, STRONG_MATCH_SCORE
 from mirrorwatch.match.states import MatchState
 from mirrorwatch.store.models import Entry, HubFile, Match, utcnow
 from mirrorwatch.store.upsert import insert_missing
@@ -74,8 +74,9 @@ def is_lead(hit: Hit) -> bool:
 
 
 def is_strong(tier: int, score: float) -> bool:
-    """A match that says which entry a file is: any exact (tier-1) match, or a score >= 0.95."""
-    return tier == 1 or score >= STRONG_MATCH_SCORE
+    """A match that says which entry a file is: an exact (tier-1) hash agreement (>= 0.9; not an
+    archive member's CRC-32-only match), or a score >= 0.95."""
+    return (tier == 1 and score >= EXACT_STRONG_SCORE) or score >= STRONG_MATCH_SCORE
 
 
 def _strongly_matched(session: Session, hits: list[Hit]) -> dict[int, set[int]]:
@@ -93,7 +94,7 @@ def _strongly_matched(session: Session, hits: list[Hit]) -> dict[int, set[int]]:
         for fid, eid in session.execute(
             select(Match.hub_file_id, Match.entry_id).where(
                 Match.hub_file_id.in_(files[i : i + 400]), Match.state != MatchState.DISMISSED.value,
-                (Match.tier == 1) | (Match.score >= STRONG_MATCH_SCORE),
+                ((Match.tier == 1) & (Match.score >= EXACT_STRONG_SCORE)) | (Match.score >= STRONG_MATCH_SCORE),
             )
         ):
             out.setdefault(fid, set()).add(eid)

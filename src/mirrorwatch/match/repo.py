@@ -47,25 +47,27 @@ def match_repo(db: Database, session: Session, files: list[HubFile], evidence: d
                archive_opener: ArchiveOpener | None = None) -> RepoMatches:
     """Match a repo's stored files (and the evidence read for some of them, by file id).
 
-    With ``archive_opener`` (a hub that reads its files by range), archives' members are matched
-    too (match/archives.py: CRC-32 leads confirmed by reading the member)."""
+    With ``archive_opener`` (a hub that reads its files by range), archives' members are recorded as
+    rows of their own and matched too (match/archives.py: CRC-32 leads confirmed by reading the member)."""
     out = RepoMatches()
     hits = find_exact(session, [f for f in files if f.sha256 or f.hashes])
     out.exact = record_hits(session, hits, scan_run_id=scan_run_id)
     if archive_opener is not None:
-        out.exact += match_archives(session, files, archive_opener, scan_run_id=scan_run_id)
+        # members are rows of their own: their hits count for learning, their evidence (read when a
+        # lead was confirmed) goes through the robust tiers like a plain file's
+        found = match_archives(session, files, archive_opener, scan_run_id=scan_run_id)
+        out.exact += found.matches
+        hits += found.hits
+        evidence = {**evidence, **found.evidence}
     if not robust:
         return out
     signals: dict[int, dict[str, list[str]]] = {}
-    for f in files:
-        ev = evidence.get(f.id)
-        if ev is None:
-            continue
+    for fid, ev in evidence.items():
         if ev.fingerprint is not None:
-            out.fingerprint += match_file_fingerprint(db, session, f.id, ev.fingerprint, scan_run_id=scan_run_id)
+            out.fingerprint += match_file_fingerprint(db, session, fid, ev.fingerprint, scan_run_id=scan_run_id)
         sigs = ev.signals()
         if sigs or ev.header is not None:
-            signals[f.id] = sigs
+            signals[fid] = sigs
     if signals:
         out.header = match_file_signals(session, signals, scan_run_id=scan_run_id, name_search=name_search)
     for entry_id, file_id in confirmed_by_exact(hits):

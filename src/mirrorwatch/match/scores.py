@@ -36,6 +36,23 @@ MIN_RECORDED_SCORE = 0.5  # weaker evidence is not recorded as a match
 # exact tier-1 match) to another entry: such a file is that entry's; the lead is a similar name.
 LEAD_FIELDS = frozenset({"name", "trigger_word"})
 STRONG_MATCH_SCORE = 0.95
+# An exact (tier-1) match is strong (it says which entry a file is) from this score up: every hash
+# agreement the registry scores (a full hash 1.0 ... two 8-hex forms 0.9). The archive-member
+# CRC-32 matches below are tier 1 too (a hash form agreed) but under it: they name a candidate only.
+EXACT_STRONG_SCORE = 0.9
+
+# Tier 1 on an archive member the bank knows only by its CRC-32 (Civitai lists CRC32 and sizeKB;
+# sheets may have only those), recorded once the member was read alone and its bytes gave that
+# CRC-32 and size (match/archives.py). A CRC-32 is 32 bits: across a bank of a million files a
+# chance agreement is ~1 in 4,300 per member, and LoRAs of one architecture and rank share sizes to
+# within their header's length, so the size adds only a few bits. Hence, below any full-hash score
+# and below EXACT_STRONG_SCORE (a reviewer must look; it never suppresses other leads, never teaches
+# the entry signatures): CRC-32 and a banked size that agree, 0.8 ("a reviewer should look"); a
+# CRC-32 whose entry has no banked size, 0.6 (a lead). An entry with any other form that disagrees
+# with the member's is no match; a member that exactly matches another entry by a full form is that
+# entry's, and gets no CRC-only match.
+CRC32_SIZE_SCORE = 0.8
+CRC32_ONLY_SCORE = 0.6
 
 
 # Tier 3: a fingerprint similarity becomes a score in these bands (thresholds per method in

@@ -145,6 +145,14 @@ class HubFile(Base):
     status: Mapped[str] = mapped_column(String(20), default="present")
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # An archive member is a hub_file row of its own (match/archives.py): in its archive's repo, linked
+    # to the archive's row, its `path` "<archive path>!<member>" (unique in the repo like any path),
+    # `member` its path inside the archive. NULL for plain files.
+    archive_file_id: Mapped[int | None] = mapped_column(ForeignKey("hub_file.id", ondelete="CASCADE"), index=True)
+    member: Mapped[str | None] = mapped_column(Text)
+    # Archive rows: what the last read of the index found and at which content ("key"); member rows:
+    # what the index says of the member (compressed size, method, offsets) and how it was read.
+    archive_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     repo: Mapped[HubRepo] = relationship(back_populates="files")
     __table_args__ = (UniqueConstraint("repo_pk", "path", name="uq_hub_file_path"),)
 

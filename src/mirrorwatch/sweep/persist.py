@@ -26,6 +26,7 @@ from mirrorwatch.hubs.base import (
     RemoteFile,
     RepoListing,
 )
+from mirrorwatch.match.archives import follow_archive
 from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.match.header import store_file_signals
 from mirrorwatch.match.states import MIRROR_REMOVED, SYSTEM_TRANSITIONS
@@ -94,14 +95,17 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
     """Upsert files; with complete=True, files no longer listed are marked gone. Returns stored rows."""
     now = now or utcnow()
     files = [_fitted(rf) for rf in files]
-    existing = {f.path: f for f in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id))}
+    # (archive members are rows of the repo too, but no hub lists them: they follow their archive)
+    existing = {f.path: f for f in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id,
+                                                                         HubFile.archive_file_id.is_(None)))}
     missing = [rf.path for rf in files if rf.path not in existing]
     if missing:
         # conflict-tolerant: a concurrent sweep of the same repo may add the same files
         insert_missing(session, HubFile, [{"repo_pk": repo.id, "path": p, "first_seen": now, "last_seen": now,
                                            "hashes": {}, "status": FILE_PRESENT} for p in dict.fromkeys(missing)],
                        ("repo_pk", "path"))
-        for row in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id, HubFile.path.in_(missing))
+        for row in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id, HubFile.path.in_(missing),
+                                                         HubFile.archive_file_id.is_(None))
                                    .execution_options(populate_existing=True)):
             existing[row.path] = row
     stored = []
@@ -135,6 +139,9 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
                 _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
                        detail="file no longer in the repo")
                 _set_matches_state(session, repo.id, row.id)
+                if row.archive_info is not None:  # an archive: its members go with it (read again if it comes back)
+                    follow_archive(session, row, FILE_GONE, "archive no longer in the repo", now)
+                    row.archive_info = {**row.archive_info, "key": None}
     session.flush()
     return stored
 
