@@ -68,7 +68,16 @@ from mirrorwatch.match.hits import Hit, record_hits
 from mirrorwatch.match.scores import CRC32_ONLY_SCORE, CRC32_SIZE_SCORE, EXACT_STRONG_SCORE
 from mirrorwatch.match.states import MIRROR_REMOVED, SYSTEM_TRANSITIONS, MatchState
 from mirrorwatch.store.fit import fit_row
-from mirrorwatch.store.models import EntrySignal, FileSignal, Fingerprint, HubFile, Match, ScanError, StatusEvent, utcnow
+from mirrorwatch.store.models import (
+    EntrySignal,
+    FileSignal,
+    Fingerprint,
+    HubFile,
+    Match,
+    ScanError,
+    StatusEvent,
+    utcnow,
+)
 from mirrorwatch.store.upsert import insert_missing
 
 #: How a hub opens one of its stored files for range reads: (read_range, size, stream_range or None),
