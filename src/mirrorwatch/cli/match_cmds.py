@@ -11,7 +11,7 @@ from rich.table import Table
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.match.states import STATES
 from mirrorwatch.services.exports import csv_safe
-from mirrorwatch.services.matches import MatchView, group_by_uploader, list_matches
+from mirrorwatch.services.matches import MatchView, group_by_uploader, list_matches, where_found
 from mirrorwatch.services.serial import to_json
 
 from .app import app, console, database
@@ -41,7 +41,7 @@ def matches_cmd(
     if as_csv:
         w = csv.writer(sys.stdout)
         cols = ["id", "entry_id", "entry_name", "bank", "hub", "repo_id", "path", "uploader", "size", "sha256", "tier",
-                "score", "state", "repo_status", "file_status", "first_seen", "last_seen", "url"]
+                "score", "state", "repo_status", "file_status", "first_seen", "last_seen", "url", "member", "archive"]
         w.writerow(cols)
         for r in rows:
             d = _json(r)
@@ -56,7 +56,7 @@ def matches_cmd(
         console.print(f"[bold]{term(uploader)}[/]: {len(rs)} matches in {len(repos)} repos{flag}", highlight=False)
         t = Table("id", "state", "entry", "repo", "file", "tier", "score", "status", "first seen", box=None, padding=(0, 1))
         for r in rs:
-            t.add_row(str(r.id), term(r.state), short(r.entry_name, 30), term(r.repo_id), short(r.path, 36), str(r.tier),
+            t.add_row(str(r.id), term(r.state), short(r.entry_name, 30), term(r.repo_id), short(where_found(r), 36), str(r.tier),
                       f"{r.score:.2f}", term(f"{r.repo_status}/{r.file_status}"), r.first_seen.strftime("%Y-%m-%d"))
         console.print(t)
 

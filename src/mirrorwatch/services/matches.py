@@ -17,7 +17,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from mirrorwatch.match.states import TIER_NAMES, tier_name
-from mirrorwatch.services.lookup import hub_file_url
+from mirrorwatch.services.lookup import archive_of, hub_file_url
 from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Bank, Entry, HubFile, HubRepo, Match
@@ -55,6 +55,10 @@ class MatchView:
     last_seen: Utc
     evidence: list[Any] = field(default_factory=list)
     why: list[str] = field(default_factory=list)
+    # An archive member's match: its path inside the archive, and the archive's path in the repo
+    # (`path` is then "<archive>!<member>"; `url` the archive's page). None for plain files.
+    member: str | None = None
+    archive: str | None = None
 
 
 def match_select() -> Select:
@@ -78,11 +82,19 @@ def match_views(session: Session, query: Select) -> list[MatchView]:
                 entry_id=m.entry_id, entry_name=ename or "", entry_url=eurl, bank_id=bank_id, bank=bank,
                 hub=r.hub, repo_pk=r.id, repo_id=r.repo_id, author=r.author, repo_status=r.status,
                 file_id=f.id, path=f.path, file_status=f.status, size=f.size, sha256=f.sha256,
-                url=hub_file_url(r.hub, r.repo_id, f.path), first_seen=f.first_seen, last_seen=f.last_seen,
-                evidence=list(m.evidence or []), why=describe_evidence(m.evidence, m.tier),
+                url=hub_file_url(r.hub, r.repo_id, archive_of(f.path, f.member) or f.path), first_seen=f.first_seen,
+                last_seen=f.last_seen, evidence=list(m.evidence or []), why=describe_evidence(m.evidence, m.tier),
+                member=f.member, archive=archive_of(f.path, f.member),
             )
         )
     return out
+
+
+def where_found(view: MatchView) -> str:
+    """Where a match's file is, in words: its path, or "member M of archive A"."""
+    if view.member and view.archive:
+        return f"member {view.member} of archive {view.archive}"
+    return view.path
 
 
 def _short(value: Any) -> str:
@@ -103,6 +115,18 @@ def _label(item: dict[str, Any]) -> str:
     return ""
 
 
+def _archive_line(item: dict[str, Any]) -> str:
+    """An archive member's evidence: which member of which archive, how the lead came, how confirmed."""
+    text = f"member {item.get('member')} of archive {item.get('archive')}"
+    if item.get("lead"):
+        text += f": lead by {item['lead']}"
+    if isinstance(item.get("size"), int):
+        text += f", {item['size']:,} bytes"
+    if item.get("confirmed"):
+        text += f"; {item['confirmed']}"
+    return text
+
+
 def describe_evidence(evidence: Any, tier: int | None = None) -> list[str]:
     """Readable lines for stored evidence of any shape (dicts, strings, nested lists).
 
@@ -111,7 +135,9 @@ def describe_evidence(evidence: Any, tier: int | None = None) -> list[str]:
     lines: list[str] = []
     items = evidence if isinstance(evidence, list) else [evidence] if evidence else []
     for item in items[:MAX_EVIDENCE_LINES]:
-        if isinstance(item, dict):
+        if isinstance(item, dict) and item.get("kind") == "archive_member":
+            lines.append(_short(_archive_line(item)))
+        elif isinstance(item, dict):
             label = _label(item)
             used = {"tier", "form", "field", "type", "value"} | ({"kind"} if item.get("kind") in (label, "hash") or
                                                                  not item.get("form") else set())

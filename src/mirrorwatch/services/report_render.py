@@ -33,6 +33,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mirrorwatch.display import safe_text
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.hubs.registry import HUBS, report_policy, report_route
+from mirrorwatch.services.matches import where_found
 
 # `rep` below is a services.reports.ReportView; not imported, since reports imports this module.
 ReportView = Any
@@ -91,7 +92,9 @@ def context(rep: ReportView) -> dict[str, Any]:
         m = it.match
         items.append({
             "n": n, "match_id": m.id, "url": _s(m.url), "repo_id": safe_text(m.repo_id), "author": _s(m.author),
-            "path": safe_text(m.path), "size": m.size, "sha256": _s(m.sha256), "first_seen": _day(m.first_seen),
+            # an archive member reads "member M of archive A" wherever a template shows the file
+            "path": safe_text(where_found(m)), "member": _s(m.member), "archive": _s(m.archive), "size": m.size,
+            "sha256": _s(m.sha256), "first_seen": _day(m.first_seen),
             "last_seen": _day(m.last_seen), "entry_name": _s(m.entry_name), "entry_url": _s(m.entry_url),
             "bank": _s(m.bank), "tier": m.tier, "tier_name": safe_text(m.tier_name), "score": f"{m.score:g}",
             "why": [safe_text(w) for w in m.why], "last_status": _s(it.last_status),

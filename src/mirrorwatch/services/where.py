@@ -18,7 +18,7 @@ from sqlalchemy import text
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.hashing.forms import FORMS, candidate_forms, normalise_hash
 from mirrorwatch.hubs.registry import web_url as hub_web_url
-from mirrorwatch.services.lookup import _by_hash
+from mirrorwatch.services.lookup import _by_hash, archive_of
 from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 
@@ -50,7 +50,8 @@ class FileMatchRef:
 
 @read_model
 class FileHit:
-    """One swept hub file (or, later, archive member) carrying the hash."""
+    """One swept hub file, or archive member (then ``path`` is the archive's, ``member`` its path
+    inside it, ``url`` the archive's), carrying the hash."""
     hub_file_id: int
     hub: str
     repo_type: str
@@ -131,7 +132,7 @@ def where(db: Database, value: str, *, form: str | None = None, limit: int = MAX
 
 
 _FILE_SQL = (
-    "SELECT f.id, r.hub, r.repo_id, r.id, f.path, f.size, f.status, r.status, f.first_seen, f.last_seen "
+    "SELECT f.id, r.hub, r.repo_id, r.id, f.path, f.size, f.status, r.status, f.first_seen, f.last_seen, f.member "
     "FROM hub_file f JOIN hub_repo r ON r.id = f.repo_pk WHERE f.id IN ({ids})"
 )
 _MATCH_SQL = (
@@ -152,12 +153,13 @@ def _file_hits(conn: Any, found: dict[int, list[str]]) -> list[FileHit]:
         matches[fid].append(FileMatchRef(match_id=mid, entry_id=eid, entry_name=ename, bank=bank, tier=tier,
                                          state=state))
     out = []
-    for fid, hub, repo_id, repo_pk, path, size, status, rstatus, first, last in conn.execute(
+    for fid, hub, repo_id, repo_pk, path, size, status, rstatus, first, last, member in conn.execute(
         text(_FILE_SQL.format(ids=marks)), params
     ):
+        path = archive_of(path, member) or path  # an archive member: its archive's path, and the member
         out.append(FileHit(
             hub_file_id=fid, hub=hub, repo_type=DEFAULT_REPO_TYPE, repo_id=repo_id, repo_pk=repo_pk, path=path,
-            member=None, size=size, status=status, repo_status=rstatus, first_seen=_dt(first), last_seen=_dt(last),
+            member=member, size=size, status=status, repo_status=rstatus, first_seen=_dt(first), last_seen=_dt(last),
             url=hub_web_url(hub, repo_id, path), forms=found[fid], matches=matches.get(fid, []),
         ))
     return out

@@ -1,7 +1,9 @@
 """Re-visiting known mirrors and recording their status over time.
 
 Statuses: live, gated, disabled, removed (repo), and per matched file: gone or changed. A mirror
-that disappears takes its open matches to state `gone`; one that comes back reopens them as `new`."""
+that disappears takes its open matches to state `gone`; one that comes back reopens them as `new`.
+An archive member (a row of its own, match/archives.py) is no file the hub lists: it follows its
+archive (gone or changed with it, back with it)."""
 
 from __future__ import annotations
 
@@ -83,7 +85,9 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
                 continue
             current = {f.path: f for f in st.files}
             gone_ids, back_ids = [], []
-            for f in files:
+            plain = [f for f in files if f.archive_file_id is None]
+            was = {f.id: f.status for f in plain}
+            for f in plain:
                 rf = current.get(f.path)
                 if rf is None:
                     new_status, detail = FILE_GONE, "file no longer in the repo"
@@ -97,6 +101,25 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
                     summary.changed += 1
                     summary.events.append({"repo_id": repo_id, "path": f.path, "status": new_status, "was": f.status})
                     f.status = new_status
+                (gone_ids if new_status != FILE_PRESENT else back_ids).append(f.id)
+            for f in files:  # an archive's members follow it (match/archives.py)
+                if f.archive_file_id is None or f.archive_file_id not in was:
+                    continue
+                archive = next(a for a in plain if a.id == f.archive_file_id)
+                if archive.status == was[archive.id]:
+                    continue  # the archive did not move: its members keep what the sweep found
+                if archive.status == FILE_PRESENT:
+                    if f.status == FILE_PRESENT:
+                        continue
+                    new_status, detail = FILE_PRESENT, "its archive is back"
+                elif f.status in (FILE_GONE, archive.status):
+                    continue
+                else:
+                    new_status, detail = archive.status, f"its archive is {archive.status}"
+                s.add(StatusEvent(repo_pk=repo_pk, hub_file_id=f.id, at=now, status=new_status, detail=detail))
+                summary.changed += 1
+                summary.events.append({"repo_id": repo_id, "path": f.path, "status": new_status, "was": f.status})
+                f.status = new_status
                 (gone_ids if new_status != FILE_PRESENT else back_ids).append(f.id)
             _reopen_or_close(s, gone_ids, gone=True)
             _reopen_or_close(s, back_ids, gone=False)
