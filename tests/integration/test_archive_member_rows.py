@@ -24,7 +24,16 @@ from mirrorwatch.hubs.localdir.hub import LocalDirHub
 from mirrorwatch.services.matches import list_matches
 from mirrorwatch.services.serial import to_json
 from mirrorwatch.services.where import where
-from mirrorwatch.store.models import Entry, EntrySignal, FileSignal, Fingerprint, HubFile, Match, ScanError, StatusEvent
+from mirrorwatch.store.models import (
+    Entry,
+    EntrySignal,
+    FileSignal,
+    Fingerprint,
+    HubFile,
+    Match,
+    ScanError,
+    StatusEvent,
+)
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 from mirrorwatch.testhub import Repo, RepoFile
 from pytest_testhub import hf_env, testhub  # noqa: F401
