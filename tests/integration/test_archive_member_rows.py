@@ -250,3 +250,13 @@ def test_real_go_written_zip_member_known_by_crc32_and_size(db, tmp_path):
     assert rows["bigger.zip"].archive_info["method"] == "deflated"
     assert rows["bigger.zip"].sha256 == hash_bytes(member).sha256
     assert by_entry(db)[ids["Person R"]][:3] == ("bigger.zip", 0.8, 1)
+
+
+def test_folder_members_follow_their_archive_on_postgresql(tmp_path):
+    from pgdb import fresh_pg
+
+    db = fresh_pg()
+    try:
+        test_folder_members_follow_their_archive(db, tmp_path)
+    finally:
+        db.engine.dispose()

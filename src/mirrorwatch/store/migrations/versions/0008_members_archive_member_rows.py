@@ -30,14 +30,29 @@ SIGNAL_FORMS = {"autov1": 8, "autov3": 12, "autov3_full": 64, "crc32": 8, "blake
 BATCH = 500
 
 
+def _columns() -> set[str]:
+    return {c["name"] for c in sa.inspect(op.get_bind()).get_columns("hub_file")}
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("hub_file") as batch:
-        batch.add_column(sa.Column("archive_file_id", sa.Integer(), nullable=True))
-        batch.add_column(sa.Column("member", sa.Text(), nullable=True))
-        batch.add_column(sa.Column("archive_info", sa.JSON(), nullable=True))
-        batch.create_foreign_key("fk_hub_file_archive_file_id", "hub_file", ["archive_file_id"], ["id"],
-                                 ondelete="CASCADE")
-        batch.create_index("ix_hub_file_archive_file_id", ["archive_file_id"])
+    # No batch rebuild of hub_file on SQLite: dropping the old table with foreign keys on (they are,
+    # and cannot be turned off inside the migration's transaction) would cascade-delete every match,
+    # file signal and fingerprint. SQLite adds a column with its REFERENCES clause in place.
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    have = _columns()
+    if "archive_file_id" not in have:
+        if sqlite:
+            op.execute("ALTER TABLE hub_file ADD COLUMN archive_file_id INTEGER "
+                       "REFERENCES hub_file (id) ON DELETE CASCADE")
+        else:
+            op.add_column("hub_file", sa.Column("archive_file_id", sa.Integer(), nullable=True))
+            op.create_foreign_key("fk_hub_file_archive_file_id", "hub_file", "hub_file", ["archive_file_id"], ["id"],
+                                  ondelete="CASCADE")
+    if "member" not in have:
+        op.add_column("hub_file", sa.Column("member", sa.Text(), nullable=True))
+    if "archive_info" not in have:
+        op.add_column("hub_file", sa.Column("archive_info", sa.JSON(), nullable=True))
+    op.create_index("ix_hub_file_archive_file_id", "hub_file", ["archive_file_id"])
     _move_member_matches()
 
 
@@ -140,9 +155,13 @@ def downgrade() -> None:
             conn.execute(t.delete().where(t.c.hub_file_id.in_(ids[i : i + BATCH])))
     for i in range(0, len(ids), BATCH):
         conn.execute(hub_file.delete().where(hub_file.c.id.in_(ids[i : i + BATCH])))
-    with op.batch_alter_table("hub_file") as batch:
-        batch.drop_index("ix_hub_file_archive_file_id")
-        batch.drop_constraint("fk_hub_file_archive_file_id", type_="foreignkey")
-        batch.drop_column("archive_info")
-        batch.drop_column("member")
-        batch.drop_column("archive_file_id")
+    op.drop_index("ix_hub_file_archive_file_id", table_name="hub_file")
+    if conn.dialect.name == "sqlite":
+        # SQLite cannot drop a column a foreign key uses, and a batch rebuild would cascade-delete
+        # every match (see upgrade): the emptied columns stay; upgrade adds them only when missing
+        conn.execute(sa.text("UPDATE hub_file SET archive_info = NULL"))
+        return
+    op.drop_constraint("fk_hub_file_archive_file_id", "hub_file", type_="foreignkey")
+    op.drop_column("hub_file", "archive_info")
+    op.drop_column("hub_file", "member")
+    op.drop_column("hub_file", "archive_file_id")
