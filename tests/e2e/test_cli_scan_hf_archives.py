@@ -45,5 +45,7 @@ def test_scan_hf_matches_archive_members_unless_told_not_to(db, cli, testhub):  
     assert on.returncode == 0, on.stderr
     assert json.loads(on.stdout)["counts"]["matches"] == 1
     (row,) = json.loads(cli("matches", "--json").stdout)
-    assert (row["repo_id"], row["path"]) == ("archivist-2/pack", "pack.zip")
+    # the match is on the member's own row: `member` and the archive's path name it
+    assert (row["repo_id"], row["archive"], row["member"]) == ("archivist-2/pack", "pack.zip", "loras/m1.safetensors")
+    assert row["path"] == "pack.zip!loras/m1.safetensors" and row["url"].endswith("pack.zip")
     assert row["evidence"][0]["member"] == "loras/m1.safetensors"
