@@ -17,10 +17,12 @@ from safetensors.numpy import save
 from sqlalchemy import select
 
 from bankfixtures import bank_with_signals
+from mirrorwatch.bank.sheets import parse_sheet
 from mirrorwatch.bank.sizes import parse_size, size_value
 from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
 from mirrorwatch.hashing.engine import hash_bytes
 from mirrorwatch.hubs.localdir.hub import LocalDirHub
+from mirrorwatch.services.imports import import_sheet
 from mirrorwatch.services.matches import list_matches
 from mirrorwatch.services.serial import to_json
 from mirrorwatch.services.where import where
@@ -204,6 +206,13 @@ def test_folder_members_follow_their_archive(db, tmp_path):
                                                    ids["Person C"]: ("c.safetensors", 0.6)}
     assert [(f.hub, f.path, f.member) for f in where(db, hb.crc32).files] == [("dir", "pack.zip", "b.safetensors")]
     assert [f.member for f in where(db, ha.sha256).files] == ["a.safetensors"]
+
+    # a sheet imported later banks c by CRC-32 and size (KB): the member already read matches at once
+    sheet = f"name,crc32,size (kb)\nPerson H,{hc.crc32.upper()},{len(c) / 1024:.2f}\n".encode()
+    summary = import_sheet(db, "b", parse_sheet(sheet, name="later.csv"), "later.csv")
+    assert summary.matches == 1
+    h_id = next(eid for eid in by_entry(db) if eid not in ids.values())
+    assert by_entry(db)[h_id][:2] == ("c.safetensors", 0.8)
 
     # the archive changes: b's bytes changed, c left; a is as it was and keeps its match
     b2 = lora(22)

@@ -356,6 +356,24 @@ def _store_member_content(session: Session, row: HubFile, hashes: FileHashes, ev
     session.flush()
 
 
+def match_members_for_values(session: Session, values: dict[str, set[str]]) -> int:
+    """Retroactive matching for members already read: entries newly banked by a CRC-32 (and size)
+    that read members carry. (A member never read waits for the next sweep of its repo to be read.)"""
+    crcs = sorted(values.get("crc32", set()))
+    rows: dict[int, HubFile] = {}
+    for i in range(0, len(crcs), 400):
+        for row in session.scalars(select(HubFile).join(FileSignal, FileSignal.hub_file_id == HubFile.id).where(
+                FileSignal.form == "crc32", FileSignal.value.in_(crcs[i : i + 400]), HubFile.archive_file_id.isnot(None),
+                HubFile.sha256.isnot(None), HubFile.status == FILE_PRESENT)):
+            rows[row.id] = row
+    hits: list[Hit] = []
+    for row in rows.values():
+        archive = session.get(HubFile, row.archive_file_id)
+        if archive is not None:
+            hits += _member_hits(session, archive, row, file_forms(row.sha256, row.hashes))
+    return record_hits(session, hits, scan_run_id=None)
+
+
 # --- leads and hits --------------------------------------------------------------------------------
 
 def _entry_sizes(session: Session, entry_ids: set[int]) -> dict[int, set[str]]:

@@ -15,20 +15,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from mirrorwatch.bank import importer
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
 from mirrorwatch.bank.sheets import UPLOAD_LIMITS, Sheet, parse_sheet, read_sheet
+from mirrorwatch.match.archives import match_members_for_values
 from mirrorwatch.match.exact import match_stored_files_for_values
 from mirrorwatch.services import uploads
 from mirrorwatch.services.banks import bank_name
 from mirrorwatch.store.db import Database
 
 
+def _retroactive(session: Session, values: dict[str, set[str]]) -> int:
+    """Stored hub files, and archive members already read, that carry newly banked values."""
+    return match_stored_files_for_values(session, values) + match_members_for_values(session, values)
+
+
 def import_sheet(db: Database, bank: str, sheet: Sheet, filename: str, *, skip_bad: bool = False,
                  user: str = "cli", dry_run: bool = False) -> ImportSummary:
     """Import parsed rows in one transaction, matching stored hub files against the new hashes."""
     return importer.import_sheet(db, bank, sheet, filename, skip_bad=skip_bad, user=user, dry_run=dry_run,
-                                 on_new_values=match_stored_files_for_values)
+                                 on_new_values=_retroactive)
 
 
 def import_file(db: Database, bank: str, path: Path, *, mapping: dict[str, str] | None = None,
