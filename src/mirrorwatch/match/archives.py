@@ -258,7 +258,7 @@ def _store_listing(session: Session, archive: HubFile, listing: ArchiveListing, 
                                 "the same path", scan_run_id)
                 continue
             rows[paths[row.path]] = row
-    signals: dict[int, dict[str, list[str]]] = {}
+    signals: dict[int, str] = {}
     for name, row in rows.items():
         m = listed.get(name)
         if m is None:
@@ -278,15 +278,26 @@ def _store_listing(session: Session, archive: HubFile, listing: ArchiveListing, 
         row.revision = archive.revision
         if m.crc32:
             row.hashes = {**(row.hashes or {}), "crc32": m.crc32}
-            signals[row.id] = {"crc32": [m.crc32]}
+            signals[row.id] = m.crc32
         row.archive_info = {"compressed_size": m.compressed_size, "method": m.method, "header_offset": m.header_offset,
                             "data_offset": m.data_offset, "crc32_listed": m.crc32 is not None}
         row.status = FILE_PRESENT
         row.last_seen = now
     session.flush()
-    for fid, sigs in signals.items():
-        store_file_signals(session, fid, sigs)
+    _add_crc_signals(session, signals)
     return rows
+
+
+def _add_crc_signals(session: Session, crcs: dict[int, str]) -> None:
+    """The listed CRC-32 of each member row as a file signal (batched: an archive may list 10,000)."""
+    ids = sorted(crcs)
+    have: set[tuple[int, str]] = set()
+    for i in range(0, len(ids), 500):
+        have.update((fid, v) for fid, v in session.execute(select(FileSignal.hub_file_id, FileSignal.value).where(
+            FileSignal.hub_file_id.in_(ids[i : i + 500]), FileSignal.form == "crc32")))
+    session.add_all([FileSignal(hub_file_id=fid, form="crc32", value=v) for fid, v in crcs.items()
+                     if (fid, v) not in have])
+    session.flush()
 
 
 def _read_member(opened: tuple[ReadRange, int, StreamRange | None], m: ArchiveMember, archive_name: str,
