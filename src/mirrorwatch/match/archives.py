@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.sizes import SIZE_FORM, size_agrees, size_bounds
@@ -78,7 +78,6 @@ from mirrorwatch.store.models import (
     StatusEvent,
     utcnow,
 )
-from mirrorwatch.store.upsert import insert_missing
 
 #: How a hub opens one of its stored files for range reads: (read_range, size, stream_range or None),
 #: or None when the file cannot be read by range.
@@ -244,20 +243,19 @@ def _store_listing(session: Session, archive: HubFile, listing: ArchiveListing, 
     listed = {m.name: m for m in listing.members}
     missing = [n for n in listed if n not in rows]
     if missing:
-        insert_missing(session, HubFile, [
+        # new rows carry what the index says from the start (one batched, conflict-tolerant insert:
+        # an archive may list 10,000 members, and a concurrent sweep may add the same ones)
+        _insert_members(session, [
             {"repo_pk": archive.repo_pk, "path": member_path(archive.path, n), "archive_file_id": archive.id,
-             "member": n, "first_seen": now, "last_seen": now, "hashes": {}, "status": FILE_PRESENT} for n in missing
-        ], ("repo_pk", "path"))
-        paths = {member_path(archive.path, n): n for n in missing}
-        found = list(session.scalars(select(HubFile).where(HubFile.repo_pk == archive.repo_pk,
-                                                           HubFile.path.in_(list(paths)))
-                                     .execution_options(populate_existing=True)))
-        for row in found:
-            if row.archive_file_id != archive.id:  # a plain file of the repo holds that name
-                _record_problem(session, archive, row.path, "archive member not recorded: a file of the repo has "
-                                "the same path", scan_run_id)
-                continue
-            rows[paths[row.path]] = row
+             "member": n, "first_seen": now, "last_seen": now, "size": listed[n].size, "revision": archive.revision,
+             "hashes": {"crc32": listed[n].crc32} if listed[n].crc32 else {}, "archive_info": _index_info(listed[n]),
+             "status": FILE_PRESENT} for n in missing])
+        rows = {r.member: r for r in member_rows(session, archive.id) if r.member is not None}
+        taken = [n for n in missing if n not in rows]
+        for row in session.scalars(select(HubFile).where(HubFile.repo_pk == archive.repo_pk, HubFile.path.in_(
+                [member_path(archive.path, n) for n in taken[:50]]))) if taken else []:
+            _record_problem(session, archive, row.path, "archive member not recorded: a file of the repo has "
+                            "the same path", scan_run_id)
     signals: dict[int, str] = {}
     for name, row in rows.items():
         m = listed.get(name)
@@ -279,13 +277,29 @@ def _store_listing(session: Session, archive: HubFile, listing: ArchiveListing, 
         if m.crc32:
             row.hashes = {**(row.hashes or {}), "crc32": m.crc32}
             signals[row.id] = m.crc32
-        row.archive_info = {"compressed_size": m.compressed_size, "method": m.method, "header_offset": m.header_offset,
-                            "data_offset": m.data_offset, "crc32_listed": m.crc32 is not None}
+        row.archive_info = _index_info(m)
         row.status = FILE_PRESENT
         row.last_seen = now
     session.flush()
     _add_crc_signals(session, signals)
     return rows
+
+
+def _index_info(m: ArchiveMember) -> dict[str, Any]:
+    """What a member row keeps of the index's record, to read the member later without the index."""
+    return {"compressed_size": m.compressed_size, "method": m.method, "header_offset": m.header_offset,
+            "data_offset": m.data_offset, "crc32_listed": m.crc32 is not None}
+
+
+def _insert_members(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert member rows unless their (repo, path) is taken: one executemany per 1,000 rows."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    stmt = insert(HubFile).on_conflict_do_nothing(index_elements=["repo_pk", "path"])
+    for i in range(0, len(rows), 1000):
+        session.execute(stmt, rows[i : i + 1000])
 
 
 def _add_crc_signals(session: Session, crcs: dict[int, str]) -> None:
@@ -295,9 +309,9 @@ def _add_crc_signals(session: Session, crcs: dict[int, str]) -> None:
     for i in range(0, len(ids), 500):
         have.update((fid, v) for fid, v in session.execute(select(FileSignal.hub_file_id, FileSignal.value).where(
             FileSignal.hub_file_id.in_(ids[i : i + 500]), FileSignal.form == "crc32")))
-    session.add_all([FileSignal(hub_file_id=fid, form="crc32", value=v) for fid, v in crcs.items()
-                     if (fid, v) not in have])
-    session.flush()
+    new = [{"hub_file_id": fid, "form": "crc32", "value": v} for fid, v in crcs.items() if (fid, v) not in have]
+    for i in range(0, len(new), 1000):
+        session.execute(insert(FileSignal), new[i : i + 1000])
 
 
 def _read_member(opened: tuple[ReadRange, int, StreamRange | None], m: ArchiveMember, archive_name: str,
