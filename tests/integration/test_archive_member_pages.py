@@ -58,6 +58,9 @@ def test_pages_and_report_name_the_member(world, client_as, api):
     assert "File: member loras/person_x.safetensors of archive removed/pack.zip, 4000000 bytes" in text
     assert "member loras/person_x.safetensors of archive removed/pack.zip: lead by crc32 + size" in text
     assert "of archive removed/pack.zip" in c.get(f"/reports/{rep.id}").text
+    csv_text = c.get(f"/reports/{rep.id}/download/csv").text
+    assert csv_text.splitlines()[0].endswith(",member,archive")
+    assert csv_text.splitlines()[1].endswith(",loras/person_x.safetensors,removed/pack.zip")
     # the reverse look-up over the API: hub, repo, archive path and member
     files = api("vic").get("/api/files", params={"hash": CRC}).json()["files"]
     assert [(f["hub"], f["repo_id"], f["path"], f["member"]) for f in files] == [

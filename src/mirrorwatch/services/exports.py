@@ -36,7 +36,8 @@ def bank_columns() -> tuple[str, ...]:
 
 
 MATCH_COLUMNS = ("id", "state", "tier", "score", "entry_id", "entry_name", "bank", "hub", "repo_id", "path", "url",
-                 "uploader", "sha256", "repo_status", "file_status", "first_seen", "last_seen", "found_at", "evidence")
+                 "uploader", "sha256", "repo_status", "file_status", "first_seen", "last_seen", "found_at", "evidence",
+                 "member", "archive")  # an archive member's path inside its archive, and the archive's path
 
 
 def check_format(fmt: str) -> str:
@@ -150,7 +151,8 @@ def export_matches(db: Database, flt: QueueFilter, fmt: str, *, user: str | None
                 "url": v.url, "uploader": v.author, "sha256": v.sha256, "repo_status": v.repo_status,
                 "file_status": v.file_status, "first_seen": v.first_seen.isoformat() + "Z",
                 "last_seen": v.last_seen.isoformat() + "Z", "found_at": v.created_at.isoformat() + "Z",
-                "evidence": v.evidence if fmt == "json" else "; ".join(v.why),
+                "evidence": v.evidence if fmt == "json" else "; ".join(v.why), "member": v.member,
+                "archive": v.archive,
             } for v in views])
             last = views[-1].id
         yield w.tail()

@@ -54,7 +54,7 @@ MAX_TITLE = 300
 MAX_ITEMS = 500
 CSV_COLUMNS = ("report_id", "hub", "repo_id", "path", "url", "uploader", "sha256", "size", "first_seen",
                "last_seen", "repo_status", "file_status", "match_id", "match_state", "tier", "score",
-               "evidence", "entry_id", "entry_name", "entry_url", "bank")
+               "evidence", "entry_id", "entry_name", "entry_url", "bank", "member", "archive")
 
 
 @read_model
@@ -290,7 +290,8 @@ def _row(rep: ReportView, it: ReportItemView) -> dict[str, Any]:
         "first_seen": m.first_seen.isoformat() + "Z", "last_seen": m.last_seen.isoformat() + "Z",
         "repo_status": m.repo_status, "file_status": m.file_status, "match_id": m.id, "match_state": m.state,
         "tier": m.tier, "score": m.score, "evidence": "; ".join(m.why), "entry_id": m.entry_id,
-        "entry_name": m.entry_name, "entry_url": m.entry_url or "", "bank": m.bank,
+        "entry_name": m.entry_name, "entry_url": m.entry_url or "", "bank": m.bank, "member": m.member or "",
+        "archive": m.archive or "",
     }
 
 
