@@ -120,11 +120,15 @@ class Sweep:
     """One sweep of one hub, through the hub port (`hubs.base.Hub`)."""
 
     def __init__(self, db: Database, hub: Hub, options: SweepOptions,
-                 progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None) -> None:
+                 progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> None:
         self.db = db
         self.hub = hub
         self.options = options
         self.progress = progress
+        # Asked between pages and between batches: once it says True, the sweep finishes the batch it
+        # is writing, keeps what was already fetched, and ends "interrupted" (resumed next time).
+        self.stop = stop
         self.counts: dict[str, int] = dict.fromkeys(COUNT_KEYS, 0)
         self.run_id: int | None = None
         self.resumed = False
@@ -257,10 +261,12 @@ class Sweep:
         inflight: dict[Future[Fetched], RepoListing] = {}
         try:
             pages = self._listings()
-            while True:
+            listed_all = False
+            while not self._stopping():
                 try:  # only the hub's listing is caught here; our own failures are crashes (below)
                     page = next(pages)
                 except StopIteration:
+                    listed_all = True
                     break
                 except SkipRepo as exc:
                     with self.db.session() as s:
@@ -278,6 +284,11 @@ class Sweep:
                     break
                 self._handle_page(page, pool, inflight)
             self._drain(inflight, 0)
+            if inflight or (status == "finished" and not listed_all):  # asked to stop
+                status = "interrupted" if status == "finished" else status
+                for fut in inflight:
+                    fut.cancel()
+                self._drain(inflight, 0, done_only=True)
         except KeyboardInterrupt:
             status = "interrupted"
             for fut in inflight:
@@ -363,11 +374,22 @@ class Sweep:
         opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep)
         return Fetched(result, enrich(self.hub, result, opts, done))
 
-    def _drain(self, inflight: dict[Future[Fetched], RepoListing], keep: int) -> None:
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop()
+
+    def _drain(self, inflight: dict[Future[Fetched], RepoListing], keep: int, *, done_only: bool = False) -> None:
         """Persist finished fetches until at most `keep` are in flight (one transaction per batch
-        of whole repos, so a kill loses at most the batch being written, and never half a repo)."""
-        while len(inflight) > keep:
-            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+        of whole repos, so a kill loses at most the batch being written, and never half a repo).
+        Once asked to stop, persist only what has finished (`done_only`: and forget the rest)."""
+        while len(inflight) > keep and not (self._stopping() and not done_only):
+            if done_only:
+                done = {fut for fut in inflight if fut.done() and not fut.cancelled()}
+                for fut in [fut for fut in inflight if fut not in done]:
+                    inflight.pop(fut)
+                if not done:
+                    return
+            else:
+                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             # (in repo order: two sweeps writing the same repos take their locks in the same order)
             batch = sorted(((inflight.pop(fut), fut) for fut in done), key=lambda b: b[0].repo_id)
             with self.db.write_session() as s:
