@@ -27,6 +27,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from mirrorwatch.errors import Conflict
+from mirrorwatch.services.watchstate import WATCHER_KEY
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_text
 from mirrorwatch.store.locks import HEARTBEAT_EVERY_S, SweepBusy, SweepLockHandle, acquire_sweep_lock
@@ -34,8 +35,6 @@ from mirrorwatch.store.models import SweepLock, Watcher, utcnow
 from mirrorwatch.watch.clock import Clock, SystemClock
 from mirrorwatch.watch.config import WatchConfig, format_duration
 from mirrorwatch.watch.scheduler import Scheduler
-
-WATCHER_KEY = "watcher"  # the sweep_lock row and the watcher row
 
 
 class WatcherLockLost(Conflict):
