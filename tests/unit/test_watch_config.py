@@ -118,3 +118,13 @@ def test_refusals_name_the_file_section_and_key(text, message):
         parse_config(text, CFG)
     assert str(exc.value).startswith("watch config watch.toml: ") and message in str(exc.value)
     assert "\n" not in str(exc.value)
+
+
+def test_the_readme_example_is_a_valid_config(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("### Watching hubs continuously"):]
+    example = section[section.index("```toml\n") + 8:section.index("```\n", section.index("```toml\n") + 8)]
+    cfg = parse_config(example.replace("/srv/uploads", str(tmp_path)), CFG)
+    assert [(j.name, format_duration(j.every)) for j in cfg.jobs] == [
+        ("sweep hf", "15m"), ("recheck hf", "6h"), ("sweep civitai", "1h"), ("recheck civitai", "1d"),
+        ("sweep dir", "30m")]
