@@ -5,6 +5,7 @@ bad config files refused with one line, nothing started."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -162,14 +163,28 @@ def test_two_watchers_on_one_database(tmp_path, testhub):  # noqa: F811
     with db.session() as s:
         assert s.scalar(select(ScanRun.id).order_by(ScanRun.id.desc())) == 1  # the second ran nothing
 
+    # a watcher stopped while it waits exits 0 too, having run nothing
+    third = WatcherProcess(db_path, cfg, tmp_path / "third.log", "--wait-every", "1s")
+    third.wait_for("another watcher is running on this database")
+    assert third.stop() == 0, third.text()
+    assert "stopped (signal SIGTERM) while waiting for the other watcher" in third.text()
+
     assert first.stop() == 0, first.text()
     second.wait_for("taking over", timeout=30)
     second.wait_for("watching", timeout=30)
     with db.session() as s:
         holder = s.scalar(select(SweepLock.holder).where(SweepLock.scope_key == "watcher"))
     assert f" pid {second.proc.pid} " in holder
+    status = run_cli("watch", "--status", "--json", db=db_path)
+    assert status.returncode == 0, status.stderr
+    state = json.loads(status.stdout)
+    assert state["watcher"]["state"] == "running" and f" pid {second.proc.pid} " in state["watcher"]["holder"]
+    assert [j["name"] for j in state["jobs"]] == ["sweep hf"] and state["status"] == "ok"
     assert second.stop() == 0, second.text()
     assert len(match_pairs(db)) == 3
+    status = run_cli("watch", "--status", db=db_path)
+    assert "watcher stopped" in status.stdout and "signal SIGTERM" in status.stdout
+    assert "sweep hf" in status.stdout and "status: ok" in status.stdout
 
 
 BAD_CONFIGS = [
@@ -203,6 +218,12 @@ def test_bad_config_refused_with_one_line(tmp_path, text, message):
     assert len(lines) == 1 and lines[0].startswith(f"error: watch config {cfg}: "), r.stderr
     assert message in lines[0], r.stderr
     assert not db_path.exists()  # nothing started, not even the database
+
+
+def test_no_config_refused(tmp_path):
+    r = run_cli("watch", db=tmp_path / "mw.db")
+    assert r.returncode != 0 and "give the watch config file" in r.stderr
+    assert not (tmp_path / "mw.db").exists()
 
 
 def test_missing_config_refused(tmp_path):

@@ -217,3 +217,34 @@ def test_second_watcher_waits_postgresql(monkeypatch):
     """The lock on PostgreSQL (MIRRORWATCH_TEST_PG): two watchers, two connections pools."""
     db = fresh_pg()
     _second_watcher_waits(db, Database.open(db.url), monkeypatch)
+
+
+def test_sweep_and_recheck_stop_between_transactions_and_resume(db, testhub):  # noqa: F811
+    """The stop request the watcher passes down: a sweep keeps what it wrote, ends interrupted, and the
+    next sweep of the same scope resumes it; a recheck ends before the next repo."""
+    from mirrorwatch.sweep.recheck import recheck
+    from mirrorwatch.sweep.runner import Sweep, SweepOptions
+    from sweepfixtures import hf
+
+    make_bank(db, 12)
+    hub = Hub([Repo(rid, files=files) for rid, files in planted(12, extra_files=False).items()])
+    running = testhub(hub, page_size=3)
+    options = SweepOptions(scope={"sort": "createdAt"}, concurrency=2)
+    seen: list[int] = []
+
+    def stop_after_some() -> bool:
+        return len(seen) >= 2
+
+    first = Sweep(db, hf(running), options, progress=lambda c, _q: seen.append(c["fetched"]), stop=stop_after_some)
+    summary = first.run()
+    assert summary.status == "interrupted" and 0 < summary.counts["fetched"] < 12, summary.counts
+    assert len(match_pairs(db)) == summary.counts["matches"]
+    with db.session() as s:
+        assert s.scalar(select(SweepLock)) is None
+    again = Sweep(db, hf(running), options).run()
+    assert again.status == "finished" and again.resumed and again.run_id == summary.run_id
+    assert len(match_pairs(db)) == 12
+
+    calls: list[int] = []
+    rc = recheck(db, hf(running), progress=lambda sm: calls.append(sm.repos), stop=lambda: len(calls) >= 5)
+    assert rc.stopped and rc.repos == 5
