@@ -77,7 +77,7 @@ def run_sweep(ctx: JobContext, job: JobConfig) -> str:
             filter=list(st.get("filter", [])), repos=list(st.get("repos", [])),
             since=since if narrow else None, first_since=None if narrow else since,
             extensions=tuple(st["extensions"]), min_size=st.get("min_size"), max_size=st.get("max_size"),
-            concurrency=int(st.get("concurrency", 8)), headers=bool(st.get("headers", True)),
+            concurrency=int(st.get("concurrency", RemoteSweepPlan.concurrency)), headers=bool(st.get("headers", True)),
             deep=bool(st.get("content", False)), archives=bool(st.get("archives", True)),
             repo_type=st.get("repo_type"))
         hub, options = plan_remote_sweep(ctx.db, spec, plan)

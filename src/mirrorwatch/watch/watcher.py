@@ -26,6 +26,7 @@ from datetime import datetime
 
 from sqlalchemy import select, update
 
+from mirrorwatch.display import safe_text
 from mirrorwatch.errors import Conflict
 from mirrorwatch.services.watchstate import WATCHER_KEY
 from mirrorwatch.store.db import Database
@@ -42,7 +43,9 @@ class WatcherLockLost(Conflict):
 
 
 def _stderr(message: str) -> None:
-    print(f"{utcnow().isoformat(timespec='seconds')}Z {message}", file=sys.stderr, flush=True)
+    """One line per event on stderr (the journal, under systemd); hub-controlled text (repo ids in
+    errors) made safe to print."""
+    print(f"{utcnow().isoformat(timespec='seconds')}Z {safe_text(message)}", file=sys.stderr, flush=True)
 
 
 class WatchRunner:
