@@ -50,6 +50,12 @@ from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
 from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
 from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
 
+# Asked to stop, a sweep keeps writing what it has already fetched for at most this long (a batch at a
+# time), so a stop (SIGTERM to `mirrorwatch watch`) ends within seconds.
+STOP_GRACE_S = 3.0
+# At most this many repos per write transaction (workers may run far ahead of the writer).
+WRITE_BATCH = 64
+
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
               "headers_read", "header_bytes", "header_matches", "fingerprinted", "fingerprint_matches",
@@ -380,16 +386,19 @@ class Sweep:
     def _drain(self, inflight: dict[Future[Fetched], RepoListing], keep: int, *, done_only: bool = False) -> None:
         """Persist finished fetches until at most `keep` are in flight (one transaction per batch
         of whole repos, so a kill loses at most the batch being written, and never half a repo).
-        Once asked to stop, persist only what has finished (`done_only`: and forget the rest)."""
+        Once asked to stop (`done_only`), persist what has already been fetched, a batch at a time,
+        for at most STOP_GRACE_S, and forget the rest (fetched again by the resumed sweep)."""
+        deadline = time.monotonic() + STOP_GRACE_S
         while len(inflight) > keep and not (self._stopping() and not done_only):
             if done_only:
-                done = {fut for fut in inflight if fut.done() and not fut.cancelled()}
-                for fut in [fut for fut in inflight if fut not in done]:
-                    inflight.pop(fut)
-                if not done:
+                ready = [fut for fut in inflight if fut.done() and not fut.cancelled()]
+                if not ready or time.monotonic() > deadline:
+                    inflight.clear()
                     return
+                done = set(ready[:WRITE_BATCH])
             else:
-                done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                done = set(list(finished)[:WRITE_BATCH])  # (the rest: the next transaction)
             # (in repo order: two sweeps writing the same repos take their locks in the same order)
             batch = sorted(((inflight.pop(fut), fut) for fut in done), key=lambda b: b[0].repo_id)
             with self.db.write_session() as s:
