@@ -5,6 +5,9 @@ Resumable: a sweep killed at any moment (SIGKILL included) and started again wit
 parameters continues the same scan run. Repos already recorded at their current commit sha are
 skipped, so nothing is fetched or matched twice, and nothing recorded is lost.
 
+Stoppable: `stop` (a callable, e.g. the watcher's SIGTERM flag) is asked between pages and between
+write transactions; a stopped sweep keeps what it wrote, ends `interrupted`, and is resumed likewise.
+
 One sweep per hub scope at a time (`store.locks`: a lock row with a heartbeat, so a crashed holder's
 lock expires); sweeps of different scopes may run at once (the writes are conflict-tolerant). A
 repo whose rows the database refuses is recorded as an error, never the whole sweep; a sweep that
