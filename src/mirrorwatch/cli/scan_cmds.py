@@ -5,11 +5,9 @@ folder hubs a path."""
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,52 +17,22 @@ from rich.table import Table
 from rich.text import Text
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
-from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, HubSpec, Scope
+from mirrorwatch.hubs.base import HubSpec
 from mirrorwatch.hubs.registry import HUBS, default_hub, hub_spec
 from mirrorwatch.services.paging import MAX_LIMIT
-from mirrorwatch.services.scans import incremental_since, known_hashes, scan_errors, scan_runs
-from mirrorwatch.sweep.runner import Sweep, SweepOptions, SweepSummary
+from mirrorwatch.services.scans import scan_errors, scan_runs
+from mirrorwatch.services.sweeps import (
+    RemoteSweepPlan,
+    parse_exts,
+    parse_since,
+    parse_size,
+    plan_folder_sweep,
+    plan_remote_sweep,
+)
+from mirrorwatch.sweep.runner import Sweep, SweepSummary
 
 from .app import app, console, database, err_console, scan_app
 from .output import print_json, term
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
-          "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
-
-
-def parse_size(text: str | None) -> int | None:
-    if not text:
-        return None
-    m = _SIZE.match(text)
-    if not m or (m.group(2) or "").lower() not in _UNITS:
-        raise InvalidInput(f"not a size: {text!r} (try 10MB, 1.5GiB)")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
-
-
-def parse_since(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    t = text.strip()
-    rel = re.match(r"^(\d+)\s*([dhw])$", t)
-    if rel:
-        n, unit = int(rel.group(1)), rel.group(2)
-        return datetime.utcnow() - {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
-    try:
-        d = datetime.fromisoformat(t.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"not a date: {text!r} (use 2026-01-31, 2026-01-31T12:00 or 7d)") from None
-    return d.replace(tzinfo=None) if d.tzinfo is None else d.astimezone().replace(tzinfo=None)
-
-
-def parse_exts(text: str | None) -> tuple[str, ...]:
-    if not text:
-        return WEIGHT_EXTENSIONS
-    exts = tuple("." + e.strip().lstrip(".").lower() for e in text.split(",") if e.strip())
-    if not exts:
-        raise InvalidInput("--ext needs at least one extension")
-    return exts
 
 
 class ProgressView:
@@ -154,19 +122,11 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         db = database()
-        since_dt = parse_since(since)
-        if since_dt is None and not (full or author or search or tag or repo):
-            since_dt = incremental_since(db, spec.name)
-        if sort == "auto":
-            sort = "lastModified" if since_dt is not None else "createdAt"
-        if sort not in ("createdAt", "lastModified"):
-            raise InvalidInput("--sort must be createdAt or lastModified")
-        scope = Scope(author=author, search=search, filter=list(tag), repos=list(repo), sort=sort, since=since_dt)
-        exts = parse_exts(ext) + (ARCHIVE_EXTENSIONS if archives and spec.archives else ())
-        hub = spec.open(endpoint, extensions=exts)
-        options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size),
-                               max_size=parse_size(max_size), concurrency=concurrency, resume=not no_resume,
-                               headers=headers or deep, deep=deep)
+        hub, options = plan_remote_sweep(db, spec, RemoteSweepPlan(
+            endpoint=endpoint, author=author, search=search, filter=list(tag), repos=list(repo),
+            since=parse_since(since), sort=sort, full=full, extensions=parse_exts(ext),
+            min_size=parse_size(min_size), max_size=parse_size(max_size), concurrency=concurrency,
+            resume=not no_resume, headers=headers, deep=deep, archives=archives))
         with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
             summary = Sweep(db, hub, options, progress=view).run()
         _print_summary(summary, as_json)
@@ -188,10 +148,7 @@ def _folder_options(spec: HubSpec) -> Callable[..., None]:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         db = database()
-        root = path.expanduser().resolve()
-        exts = parse_exts(ext) + (ARCHIVE_EXTENSIONS if archives else ())
-        hub = spec.open(str(root), extensions=exts, known=known_hashes(db, spec.name, str(root)))
-        options = SweepOptions(scope=Scope(root=str(root)), extensions=exts, concurrency=1, resume=False, deep=deep)
+        hub, options = plan_folder_sweep(db, spec, path, extensions=parse_exts(ext), deep=deep, archives=archives)
         with ProgressView(sys.stderr.isatty() and not as_json) as view:
             summary = Sweep(db, hub, options, progress=view).run()
         _print_summary(summary, as_json)

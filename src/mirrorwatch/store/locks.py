@@ -70,6 +70,12 @@ class SweepLockHandle:
             s.execute(update(SweepLock).where(SweepLock.scope_key == self.key, SweepLock.holder == self.holder)
                       .values(**values))
 
+    def held(self) -> bool:
+        """Whether this handle still holds its lock (a holder whose heartbeats stopped reaching the
+        database for STALE_AFTER may have been taken over)."""
+        with self.db.session() as s:
+            return s.scalar(select(SweepLock.holder).where(SweepLock.scope_key == self.key)) == self.holder
+
     def release(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)

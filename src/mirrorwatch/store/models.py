@@ -218,6 +218,39 @@ class SweepLock(Base):
     heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class WatchJob(Base):
+    """One scheduled job of `mirrorwatch watch` (a hub's sweep or recheck, or another registered kind):
+    when it last started, succeeded and failed, how many times in a row it failed, when it runs next.
+    Times come from the watcher's clock (UTC)."""
+
+    __tablename__ = "watch_job"
+    name: Mapped[str] = mapped_column(String(120), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    every_s: Mapped[int] = mapped_column(Integer)
+    last_started_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(20))  # running, ok, failed, interrupted
+    last_summary: Mapped[str | None] = mapped_column(String(500))
+    last_error: Mapped[str | None] = mapped_column(String(1000))
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class Watcher(Base):
+    """The watcher of this database (one row, name "watcher"): who runs it, since when, its last sign
+    of life, and how it stopped. The lock itself is the `sweep_lock` row of the same name."""
+
+    __tablename__ = "watcher"
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    stop_reason: Mapped[str | None] = mapped_column(String(300))
+
+
 class ScanError(Base):
     """What a sweep skipped and why (a repo that kept failing, a malformed answer)."""
 

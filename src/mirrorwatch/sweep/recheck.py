@@ -28,6 +28,7 @@ class RecheckSummary:
     errors: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    stopped: bool = False  # asked to stop before every target was visited
 
     def to_dict(self) -> dict[str, Any]:
         return {"repos": self.repos, "changed": self.changed, "errors": self.errors, "statuses": self.statuses,
@@ -46,8 +47,10 @@ def _reopen_or_close(s: Session, file_ids: list[int], gone: bool) -> None:
 
 
 def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[str] | None = None,
-            progress: Callable[[RecheckSummary], None] | None = None) -> RecheckSummary:
-    """Visit repos that hold matches (or every stored repo of this hub with all_repos)."""
+            progress: Callable[[RecheckSummary], None] | None = None,
+            stop: Callable[[], bool] | None = None) -> RecheckSummary:
+    """Visit repos that hold matches (or every stored repo of this hub with all_repos). `stop` is
+    asked before each repo (each repo is its own transaction): once True, the recheck ends there."""
     summary = RecheckSummary()
     with db.session() as s:
         q = select(HubRepo.id, HubRepo.repo_id).where(HubRepo.hub == hub.name)
@@ -59,6 +62,9 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
             ))
         targets = list(s.execute(q.order_by(HubRepo.id)))
     for repo_pk, repo_id in targets:
+        if stop is not None and stop():
+            summary.stopped = True
+            break
         summary.repos += 1
         try:
             st = hub.repo_status(repo_id)

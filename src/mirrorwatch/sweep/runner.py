@@ -5,6 +5,9 @@ Resumable: a sweep killed at any moment (SIGKILL included) and started again wit
 parameters continues the same scan run. Repos already recorded at their current commit sha are
 skipped, so nothing is fetched or matched twice, and nothing recorded is lost.
 
+Stoppable: `stop` (a callable, e.g. the watcher's SIGTERM flag) is asked between pages and between
+write transactions; a stopped sweep keeps what it wrote, ends `interrupted`, and is resumed likewise.
+
 One sweep per hub scope at a time (`store.locks`: a lock row with a heartbeat, so a crashed holder's
 lock expires); sweeps of different scopes may run at once (the writes are conflict-tolerant). A
 repo whose rows the database refuses is recorded as an error, never the whole sweep; a sweep that
@@ -49,6 +52,12 @@ from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
 from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
 from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
+
+# Asked to stop, a sweep keeps writing what it has already fetched for at most this long (a batch at a
+# time), so a stop (SIGTERM to `mirrorwatch watch`) ends within seconds.
+STOP_GRACE_S = 3.0
+# At most this many repos per write transaction (workers may run far ahead of the writer).
+WRITE_BATCH = 64
 
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
@@ -120,11 +129,15 @@ class Sweep:
     """One sweep of one hub, through the hub port (`hubs.base.Hub`)."""
 
     def __init__(self, db: Database, hub: Hub, options: SweepOptions,
-                 progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None) -> None:
+                 progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None,
+                 stop: Callable[[], bool] | None = None) -> None:
         self.db = db
         self.hub = hub
         self.options = options
         self.progress = progress
+        # Asked between pages and between batches: once it says True, the sweep finishes the batch it
+        # is writing, keeps what was already fetched, and ends "interrupted" (resumed next time).
+        self.stop = stop
         self.counts: dict[str, int] = dict.fromkeys(COUNT_KEYS, 0)
         self.run_id: int | None = None
         self.resumed = False
@@ -257,10 +270,12 @@ class Sweep:
         inflight: dict[Future[Fetched], RepoListing] = {}
         try:
             pages = self._listings()
-            while True:
+            listed_all = False
+            while not self._stopping():
                 try:  # only the hub's listing is caught here; our own failures are crashes (below)
                     page = next(pages)
                 except StopIteration:
+                    listed_all = True
                     break
                 except SkipRepo as exc:
                     with self.db.session() as s:
@@ -278,6 +293,11 @@ class Sweep:
                     break
                 self._handle_page(page, pool, inflight)
             self._drain(inflight, 0)
+            if inflight or (status == "finished" and not listed_all):  # asked to stop
+                status = "interrupted" if status == "finished" else status
+                for fut in inflight:
+                    fut.cancel()
+                self._drain(inflight, 0, done_only=True)
         except KeyboardInterrupt:
             status = "interrupted"
             for fut in inflight:
@@ -363,11 +383,25 @@ class Sweep:
         opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep)
         return Fetched(result, enrich(self.hub, result, opts, done))
 
-    def _drain(self, inflight: dict[Future[Fetched], RepoListing], keep: int) -> None:
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop()
+
+    def _drain(self, inflight: dict[Future[Fetched], RepoListing], keep: int, *, done_only: bool = False) -> None:
         """Persist finished fetches until at most `keep` are in flight (one transaction per batch
-        of whole repos, so a kill loses at most the batch being written, and never half a repo)."""
-        while len(inflight) > keep:
-            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+        of whole repos, so a kill loses at most the batch being written, and never half a repo).
+        Once asked to stop (`done_only`), persist what has already been fetched, a batch at a time,
+        for at most STOP_GRACE_S, and forget the rest (fetched again by the resumed sweep)."""
+        deadline = time.monotonic() + STOP_GRACE_S
+        while len(inflight) > keep and not (self._stopping() and not done_only):
+            if done_only:
+                ready = [fut for fut in inflight if fut.done() and not fut.cancelled()]
+                if not ready or time.monotonic() > deadline:
+                    inflight.clear()
+                    return
+                done = set(ready[:WRITE_BATCH])
+            else:
+                finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+                done = set(list(finished)[:WRITE_BATCH])  # (the rest: the next transaction)
             # (in repo order: two sweeps writing the same repos take their locks in the same order)
             batch = sorted(((inflight.pop(fut), fut) for fut in done), key=lambda b: b[0].repo_id)
             with self.db.write_session() as s:

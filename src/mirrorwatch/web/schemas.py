@@ -39,9 +39,28 @@ class ErrorOut(BaseModel):
     error: str
 
 
+class HealthJobOut(BaseModel):
+    name: str
+    last_success_at: str | None
+    next_run_at: str | None
+    consecutive_failures: int
+    failing: bool
+
+
+class HealthWatchOut(BaseModel):
+    """`mirrorwatch watch`: the watcher (running, stale, stopped) and its jobs (names and times only)."""
+
+    status: str  # ok, or degraded when a job is failing or the watcher is stale
+    watcher: str
+    heartbeat_at: str | None
+    failing: list[str]
+    jobs: list[HealthJobOut]
+
+
 class HealthOut(BaseModel):
-    status: str
+    status: str  # ok, or degraded (the database answers, but a watch job is failing or the watcher is stale)
     database: str
+    watch: HealthWatchOut | None = None  # present once a watcher has run on this database
 
 
 # --- matches ---

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from mirrorwatch.services import scans
+from mirrorwatch.services import scans, watchstate
 from mirrorwatch.web.auth import VIEWER, Principal
 from mirrorwatch.web.render import render
 from mirrorwatch.web.routes.common import DB, PAGE_SIZE, IdPath, Offset
@@ -15,7 +15,7 @@ router = APIRouter(include_in_schema=False)
 @router.get("/scans")
 def scans_page(request: Request, db: DB, offset: Offset = 0, p: Principal = VIEWER):
     return render(request, "scans.html", page=scans.scan_runs(db, limit=PAGE_SIZE, offset=offset),
-                  quota=scans.last_quota(db), params={})
+                  quota=scans.last_quota(db), watch=watchstate.watch_status(db), params={})
 
 
 @router.get("/scans/{run_id}")

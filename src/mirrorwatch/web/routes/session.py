@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
-from mirrorwatch.services import users
+from mirrorwatch.services import users, watchstate
 from mirrorwatch.services.audit import record
 from mirrorwatch.web.auth import NotSignedIn, current, get_auth
 from mirrorwatch.web.render import redirect, render
@@ -19,11 +19,22 @@ router = APIRouter(include_in_schema=False)
 api = APIRouter(tags=["health"])
 
 
-@api.get("/healthz", response_model=HealthOut, summary="Health check (no sign-in needed)")
-def healthz(db: DB):
+@api.get("/healthz", response_model=HealthOut, response_model_exclude_unset=True,
+         summary="Health check (no sign-in needed)")
+def healthz(db: DB, response: Response, strict: bool = False):
+    """200 while the database answers. With a watcher (`mirrorwatch watch`), `watch` gives its state
+    and each job's last success and next run (names and times only); `status` is "degraded" while a
+    job is failing or the watcher is stale, still with 200, unless `?strict=1` asks for a 503 then."""
     with db.engine.connect() as conn:
         conn.execute(text("SELECT 1"))
-    return {"status": "ok", "database": "ok"}
+    out: dict = {"status": "ok", "database": "ok"}
+    watch = watchstate.health(db)
+    if watch is not None:
+        out["watch"] = watch
+        out["status"] = watch["status"]
+        if strict and watch["status"] != "ok":
+            response.status_code = 503
+    return out
 
 
 @router.get("/login")

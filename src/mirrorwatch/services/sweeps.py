@@ -1,0 +1,116 @@
+"""Planning a sweep: from the options a user gives (`mirrorwatch scan NAME ...` or a `watch` config
+section) to the hub to sweep and its `SweepOptions`.
+
+The CLI's `scan` commands and the watcher's sweep jobs both plan here, so an incremental sweep means
+the same thing in both: without an explicit `since` and without a narrowing scope (author, search,
+filter, repos), a remote sweep starts where the last finished whole-hub sweep started, less a margin
+(`services.scans.incremental_since`)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from mirrorwatch.errors import InvalidInput
+from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
+from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, Hub, HubSpec, Scope
+from mirrorwatch.services.scans import incremental_since, known_hashes
+from mirrorwatch.store.db import Database
+from mirrorwatch.sweep.runner import SweepOptions
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
+          "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
+
+
+def parse_size(text: str | None) -> int | None:
+    if not text:
+        return None
+    m = _SIZE.match(text)
+    if not m or (m.group(2) or "").lower() not in _UNITS:
+        raise InvalidInput(f"not a size: {text!r} (try 10MB, 1.5GiB)")
+    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
+
+
+def parse_since(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    t = text.strip()
+    rel = re.match(r"^(\d+)\s*([dhw])$", t)
+    if rel:
+        n, unit = int(rel.group(1)), rel.group(2)
+        return datetime.utcnow() - {"d": timedelta(days=n), "h": timedelta(hours=n), "w": timedelta(weeks=n)}[unit]
+    try:
+        d = datetime.fromisoformat(t.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"not a date: {text!r} (use 2026-01-31, 2026-01-31T12:00 or 7d)") from None
+    return d.replace(tzinfo=None) if d.tzinfo is None else d.astimezone().replace(tzinfo=None)
+
+
+def parse_exts(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return WEIGHT_EXTENSIONS
+    exts = tuple("." + e.strip().lstrip(".").lower() for e in text.split(",") if e.strip())
+    if not exts:
+        raise InvalidInput("--ext needs at least one extension")
+    return exts
+
+
+@dataclass
+class RemoteSweepPlan:
+    """What a remote sweep covers and how (the `scan NAME` options)."""
+
+    endpoint: str | None = None
+    author: str | None = None
+    search: str | None = None
+    filter: list[str] = field(default_factory=list)
+    repos: list[str] = field(default_factory=list)
+    since: datetime | None = None  # explicit: only repos created/changed since then
+    first_since: datetime | None = None  # used only when there is no earlier sweep to continue from
+    sort: str = "auto"
+    full: bool = False
+    extensions: tuple[str, ...] = WEIGHT_EXTENSIONS
+    min_size: int | None = None
+    max_size: int | None = None
+    concurrency: int = 32
+    resume: bool = True
+    headers: bool = True
+    deep: bool = False
+    archives: bool = True
+    # One repo type of a hub that has several (Hugging Face: model, dataset, space), when the sweep
+    # supports them (`Scope` has a `repo_type`); None: the hub's default.
+    repo_type: str | None = None
+
+
+def plan_remote_sweep(db: Database, spec: HubSpec, plan: RemoteSweepPlan) -> tuple[Hub, SweepOptions]:
+    """The hub to sweep and the sweep's options; incremental after a finished whole-hub sweep."""
+    since = plan.since
+    if since is None and not (plan.full or plan.author or plan.search or plan.filter or plan.repos):
+        since = incremental_since(db, spec.name) or plan.first_since
+    sort = plan.sort
+    if sort == "auto":
+        sort = "lastModified" if since is not None else "createdAt"
+    if sort not in ("createdAt", "lastModified"):
+        raise InvalidInput("--sort must be createdAt or lastModified")
+    scope = Scope(author=plan.author, search=plan.search, filter=list(plan.filter), repos=list(plan.repos),
+                  sort=sort, since=since)
+    if plan.repo_type:
+        scope["repo_type"] = plan.repo_type  # type: ignore[typeddict-unknown-key]
+    exts = plan.extensions + (ARCHIVE_EXTENSIONS if plan.archives and spec.archives else ())
+    hub = spec.open(plan.endpoint, extensions=exts)
+    options = SweepOptions(scope=scope, extensions=exts, min_size=plan.min_size, max_size=plan.max_size,
+                           concurrency=plan.concurrency, resume=plan.resume, headers=plan.headers or plan.deep,
+                           deep=plan.deep)
+    return hub, options
+
+
+def plan_folder_sweep(db: Database, spec: HubSpec, path: Path, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
+                      deep: bool = True, archives: bool = True) -> tuple[Hub, SweepOptions]:
+    """The folder hub to sweep (knowing the hashes stored by earlier sweeps) and its options."""
+    root = path.expanduser().resolve()
+    exts = extensions + (ARCHIVE_EXTENSIONS if archives else ())
+    hub = spec.open(str(root), extensions=exts, known=known_hashes(db, spec.name, str(root)))
+    options = SweepOptions(scope=Scope(root=str(root)), extensions=exts, concurrency=1, resume=False, deep=deep)
+    return hub, options
