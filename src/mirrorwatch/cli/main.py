@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "user_cmds",
     "serve_cmds",
     "demo_cmds",
+    "notify_cmds",
 ]
 
 
