@@ -13,14 +13,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select, update
 
-from mirrorwatch.match.hits import Hit, record_hits
 from mirrorwatch.services import notify
-from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.review import decide
 from mirrorwatch.store.models import (
-    Entry,
-    HubFile,
-    HubRepo,
     Match,
     NotifyDelivery,
     NotifyEvent,
@@ -31,12 +26,12 @@ from mirrorwatch.sweep import runner
 from mirrorwatch.sweep.recheck import recheck
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 from mirrorwatch.testhub import Hub, generate_repos
+from notifyfixtures import NAME, small_world
 from pytest_testhub import hf_env, testhub  # noqa: F401
 from sweepfixtures import anydb, hf, make_bank, planted  # noqa: F401
 from webhook_receiver import Receiver, free_port
 
 FAST = notify.RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=1000, timeout_s=5)
-NAME = "Invented Person"
 
 
 def events(db, kind: str | None = None) -> list[NotifyEvent]:
@@ -45,25 +40,6 @@ def events(db, kind: str | None = None) -> list[NotifyEvent]:
         if kind:
             q = q.where(NotifyEvent.kind == kind)
         return list(s.scalars(q))
-
-
-def small_world(db, n: int, *, bank: str = "bank") -> tuple[int, list[int]]:
-    """A bank with n entries and one match each (recorded the way the sweep records them)."""
-    b = create_bank(db, bank)
-    with db.session() as s:
-        hits = []
-        for i in range(n):
-            e = Entry(bank_id=b.id, key=f"n:{bank}{i}", name=f"{NAME} {i}", name_norm=f"invented person {i}")
-            r = HubRepo(hub="hf", repo_id=f"reuploader/{bank}-lora-{i}")
-            s.add_all([e, r])
-            s.flush()
-            f = HubFile(repo_pk=r.id, path=f"lora_{i}.safetensors", sha256=f"{i:064x}")
-            s.add(f)
-            s.flush()
-            hits.append(Hit(e.id, f.id, 1.0, [{"tier": 1, "kind": "hash", "form": "sha256"}], 1))
-        assert record_hits(s, hits, scan_run_id=None) == n
-        ids = list(s.scalars(select(Match.id).join(Entry).where(Entry.bank_id == b.id).order_by(Match.id)))
-    return b.id, ids
 
 
 def drain(db, *, rounds: int = 400, **kw) -> None:
