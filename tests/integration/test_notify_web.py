@@ -97,11 +97,13 @@ def test_viewers_and_reviewers_cannot_see_or_edit_channels(world, api, client_as
         r = web.post(f"/admin/notify/{cid}", data={"csrf_token": csrf, "action": "remove"})
         assert r.status_code == 403
         assert "/admin/notify" not in web.get("/banks").text  # no link in the menu
+        assert "/admin/notify" not in web.get(f"/banks/{world.bank_id}").text  # nor on the bank's page
     assert api("ada").get(f"/api/notify/channels/{cid}").json()["active"] is True
 
 
 def test_admin_pages_add_send_test_and_log(world, client_as, receiver):
     web, csrf = client_as("ada")
+    assert f'href="/admin/notify?bank={world.bank_id}"' in web.get(f"/banks/{world.bank_id}").text
     page = web.get(f"/admin/notify?bank={world.bank_id}")
     assert page.status_code == 200 and "No channels." in page.text
     r = web.post("/admin/notify", data={"csrf_token": csrf, "bank": str(world.bank_id), "target": receiver.url,

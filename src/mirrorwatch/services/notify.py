@@ -10,7 +10,8 @@ channel that listens. `deliver_due` sends what is due and records the outcome:
     same channel is still pending or sending;
   * at least once: a deliverer killed after sending but before recording sends again; the message
     keeps its id (X-Mirrorwatch-Event-Id), so the receiver deduplicates; recorded once;
-  * retried with exponential backoff (base * 2^(attempts-1), capped), given up after max_attempts;
+  * retried with exponential backoff (base * 2^(attempts-1), capped), given up after max_attempts
+    (status failed, shown in the log; a delivery given up no longer holds back its match's later ones);
   * digest channels get one message per interval listing their events (one batch at a time).
 
 Webhooks are JSON POSTs signed with HMAC-SHA256 over timestamp and body (mirrorwatch/webhooks.py);
