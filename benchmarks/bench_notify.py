@@ -25,6 +25,7 @@ import hashlib
 import os
 import random
 import shlex
+import shutil
 import signal
 import statistics
 import subprocess
@@ -215,6 +216,7 @@ def main() -> None:
     ap.add_argument("--deliverer", default=DEFAULT_DELIVERER,
                     help=f"mirrorwatch arguments of the delivering process (default: {DEFAULT_DELIVERER!r})")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (database, deliverer log)")
     args = ap.parse_args()
 
     from sqlalchemy import func, select
@@ -258,7 +260,7 @@ def main() -> None:
                                                                NotifyDelivery.status.in_(("pending", "sending"))))
 
         t1 = time.monotonic()
-        ok = wait_for(settled, 120, step=0.2)
+        ok = wait_for(settled, 600, step=0.2)
         drain_s = time.monotonic() - t1
     finally:
         deliverer.stop()
@@ -300,6 +302,9 @@ def main() -> None:
     print(f"   attempts per delivery         max {max(r.attempts for r in rows)}, "
           f"mean {statistics.mean(r.attempts for r in rows):.2f}")
     print(f"   matches out of order          {out_of_order} of {len(per_match)}")
+    db.engine.dispose()
+    if not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
     good = ok and not lost and not dup_after_dedupe and out_of_order == 0 and statuses["delivered"] == len(want)
     print(f"\nresult: {'PASS' if good else 'FAIL'}")
     if not good:

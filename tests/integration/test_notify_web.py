@@ -66,6 +66,7 @@ def test_api_test_to_a_receiver_that_is_down_shows_the_error(world, api):
 
 @pytest.mark.parametrize("body, message", [
     ({"target": "ftp://example.org/x"}, "webhook URL or an email address"),
+    ({"target": "http://example.org:99999999/x"}, "not a usable webhook URL"),
     ({"target": "not an address"}, "webhook URL or an email address"),
     ({"target": "team@example.org", "kinds": ["match.new", "everything"]}, "unknown event kind"),
     ({"target": "team@example.org", "digest": "5s"}, "digest interval"),

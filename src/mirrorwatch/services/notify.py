@@ -145,8 +145,11 @@ def _transport(target: str) -> str:
     if len(target) > 2000 or any(ord(c) < 33 for c in target):
         raise InvalidInput("a channel target is a webhook URL or an email address (no spaces, at most 2000 characters)")
     if target.lower().startswith(("http://", "https://")):
-        url = httpx.URL(target)
-        if not url.host:
+        try:
+            url = httpx.URL(target)
+        except Exception:  # httpx.InvalidURL and friends: a bad port, bad characters
+            raise InvalidInput(f"not a usable webhook URL: {target[:100]!r}") from None
+        if not url.host or (url.port is not None and not 0 < url.port < 65536):
             raise InvalidInput(f"not a usable webhook URL: {target[:100]!r}")
         return "webhook"
     if target.lower().startswith("mailto:"):
@@ -168,7 +171,8 @@ def _kinds(kinds: list[str] | str | None) -> list[str]:
 
 
 def _bank(s: Session, ref: int | str) -> Bank:
-    bank = s.get(Bank, int(ref)) if isinstance(ref, int) or str(ref).isdigit() else None
+    as_id = int(ref) if isinstance(ref, int) or (str(ref).isdigit() and len(str(ref)) < 12) else None
+    bank = s.get(Bank, as_id) if as_id is not None and 0 < as_id < 2**31 else None
     if bank is None and isinstance(ref, str):
         bank = s.scalar(select(Bank).where(Bank.name == ref))
     if bank is None:
@@ -426,19 +430,40 @@ class Outgoing:
 Sender = Callable[[Outgoing, RetryPolicy], None]
 
 
+class Transport:
+    """The default sender: webhooks as signed JSON POSTs (one keep-alive client for a pass of the
+    deliverer), email over SMTP. Raises on any failure; the caller records it and retries later."""
+
+    def __init__(self) -> None:
+        self._client: httpx.Client | None = None
+
+    def __call__(self, out: Outgoing, policy: RetryPolicy) -> None:
+        if out.channel.transport == "webhook":
+            body = json.dumps(out.json_body(), separators=(",", ":"), sort_keys=True).encode()
+            headers = {**sign_headers(out.channel.secret or "", body, out.message_id), "User-Agent": USER_AGENT}
+            if self._client is None:
+                self._client = httpx.Client(timeout=policy.timeout_s, follow_redirects=False, trust_env=False)
+            r = self._client.post(out.channel.target, content=body, headers=headers)
+            if not 200 <= r.status_code < 300:
+                raise MirrorwatchError(f"HTTP {r.status_code}: {r.text[:200]}")
+        elif out.channel.transport == "email":
+            _smtp_send(_email(out.channel, out.subject(), out.bodies, out.message_id), policy.timeout_s)
+        else:
+            raise MirrorwatchError(f"unknown transport {out.channel.transport!r}")
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
 def send(out: Outgoing, policy: RetryPolicy) -> None:
-    """Send one message; raise on any failure (the caller records it and retries later)."""
-    if out.channel.transport == "webhook":
-        body = json.dumps(out.json_body(), separators=(",", ":"), sort_keys=True).encode()
-        headers = {**sign_headers(out.channel.secret or "", body, out.message_id), "User-Agent": USER_AGENT}
-        with httpx.Client(timeout=policy.timeout_s, follow_redirects=False, trust_env=False) as client:
-            r = client.post(out.channel.target, content=body, headers=headers)
-        if not 200 <= r.status_code < 300:
-            raise MirrorwatchError(f"HTTP {r.status_code}: {r.text[:200]}")
-    elif out.channel.transport == "email":
-        _smtp_send(_email(out.channel, out.subject(), out.bodies, out.message_id), policy.timeout_s)
-    else:
-        raise MirrorwatchError(f"unknown transport {out.channel.transport!r}")
+    """Send one message on its own connection (see Transport)."""
+    t = Transport()
+    try:
+        t(out, policy)
+    finally:
+        t.close()
 
 
 def _error_text(exc: BaseException) -> str:
@@ -469,34 +494,56 @@ def _earlier_open():
                           d2.event_id < NotifyDelivery.event_id, d2.status.in_(("pending", "sending")))
 
 
-def _claim_one(db: Database, delivery_id: int, me: str, now: datetime, dead: list[str], policy: RetryPolicy,
-               *, force: bool = False) -> bool:
-    where = [NotifyDelivery.id == delivery_id]
-    if not force:
-        where += [_claimable(now, dead), ~_earlier_open()]
+def _claim_now(db: Database, delivery_id: int, me: str, now: datetime, policy: RetryPolicy) -> bool:
+    """Claim one delivery whatever its state (a test event, made just now for this)."""
     with db.write_session() as s:
-        n = s.execute(update(NotifyDelivery).where(*where)
-                      .values(status="sending", claimed_by=me, claimed_until=now + timedelta(seconds=policy.lease_s),
-                              attempts=NotifyDelivery.attempts + 1)
-                      .execution_options(synchronize_session=False)).rowcount
-    return n == 1
+        return s.execute(update(NotifyDelivery).where(NotifyDelivery.id == delivery_id)
+                         .values(status="sending", claimed_by=me, claimed_until=now + timedelta(seconds=policy.lease_s),
+                                 attempts=NotifyDelivery.attempts + 1)
+                         .execution_options(synchronize_session=False)).rowcount == 1
+
+
+def _claim(db: Database, ids: list[int], me: str, now: datetime, dead: list[str], policy: RetryPolicy) -> dict[int, int]:
+    """Claim these deliveries where they are still claimable and first in their match's queue (one
+    compare-and-set UPDATE); returns {delivery id: attempts, counting this one} of those I got."""
+    with db.write_session() as s:
+        rows = s.execute(update(NotifyDelivery)
+                         .where(NotifyDelivery.id.in_(ids), _claimable(now, dead), ~_earlier_open())
+                         .values(status="sending", claimed_by=me, claimed_until=now + timedelta(seconds=policy.lease_s),
+                                 attempts=NotifyDelivery.attempts + 1)
+                         .returning(NotifyDelivery.id, NotifyDelivery.attempts)
+                         .execution_options(synchronize_session=False)).all()
+    return {did: attempts for did, attempts in rows}
+
+
+def _release(db: Database, ids: list[int], me: str) -> None:
+    """Give back claims I did not use (their channel went down in this pass): no attempt counted."""
+    if ids:
+        with db.write_session() as s:
+            s.execute(update(NotifyDelivery).where(NotifyDelivery.id.in_(ids), NotifyDelivery.claimed_by == me,
+                                                   NotifyDelivery.status == "sending")
+                      .values(status="pending", claimed_by=None, claimed_until=None,
+                              attempts=NotifyDelivery.attempts - 1)
+                      .execution_options(synchronize_session=False))
+
+
+def _outcome(error: str | None, attempts: int, policy: RetryPolicy, *, give_up: bool = False) -> dict[str, Any]:
+    if error is None:
+        return {"status": "delivered", "delivered_at": utcnow(), "last_error": None}
+    if give_up or attempts >= policy.max_attempts:
+        return {"status": "failed", "last_error": error}
+    return {"status": "pending", "last_error": error,
+            "next_attempt_at": utcnow() + timedelta(seconds=policy.delay(attempts))}
 
 
 def _finish(db: Database, where: list, me: str, error: str | None, policy: RetryPolicy, *,
             give_up: bool = False) -> int:
     """Record the outcome of a send for the claimed rows `where` (only while the claim is still mine)."""
-    now = utcnow()
     with db.write_session() as s:
         rows = list(s.execute(select(NotifyDelivery.id, NotifyDelivery.attempts)
                               .where(*where, NotifyDelivery.status == "sending", NotifyDelivery.claimed_by == me)))
         for did, attempts in rows:
-            if error is None:
-                values: dict[str, Any] = {"status": "delivered", "delivered_at": now, "last_error": None}
-            elif give_up or attempts >= policy.max_attempts:
-                values = {"status": "failed", "last_error": error}
-            else:
-                values = {"status": "pending", "last_error": error,
-                          "next_attempt_at": now + timedelta(seconds=policy.delay(attempts))}
+            values = _outcome(error, attempts, policy, give_up=give_up)
             s.execute(update(NotifyDelivery).where(NotifyDelivery.id == did, NotifyDelivery.claimed_by == me,
                                                    NotifyDelivery.status == "sending")
                       .values(claimed_by=None, claimed_until=None, **values)
@@ -538,14 +585,31 @@ def _send_claimed(db: Database, ids: list[int], me: str, policy: RetryPolicy, se
     return error
 
 
+def _load_many(db: Database, ids: list[int]) -> tuple[dict[int, NotifyChannel], list[tuple[int, int, NotifyEvent]]]:
+    """The channels and events of these deliveries: (channels by id, [(delivery, channel, event)] in event order)."""
+    with db.session() as s:
+        rows = list(s.execute(select(NotifyDelivery.id, NotifyDelivery.channel_id, NotifyEvent)
+                              .join(NotifyEvent, NotifyEvent.id == NotifyDelivery.event_id)
+                              .where(NotifyDelivery.id.in_(ids)).order_by(NotifyEvent.id)))
+        channels = {c.id: c for c in s.scalars(select(NotifyChannel).where(
+            NotifyChannel.id.in_({cid for _, cid, _ in rows})))}
+        s.expunge_all()
+    return channels, [(did, cid, ev) for did, cid, ev in rows]
+
+
+BATCH = 100
+
+
 def deliver_due(db: Database, now: datetime | None = None, *, limit: int = 500, policy: RetryPolicy | None = None,
                 sender: Sender | None = None) -> dict[str, int]:
-    """Send every delivery that is due (and every digest whose interval has passed); returns counts
-    {"delivered", "retrying", "failed", "digests", "skipped"} (deliveries, not messages, except
-    digests). Safe to call often and from several processes at once: each delivery is claimed with
-    a compare-and-set before it is sent."""
+    """Send every delivery that is due, up to `limit` (and every digest whose interval has passed);
+    returns counts {"delivered", "retrying", "failed", "digests", "skipped"} (deliveries, except
+    digests; skipped: taken by another deliverer, or given back because their channel failed in this
+    pass). Safe to call often and from several processes at once: deliveries are claimed with a
+    compare-and-set before they are sent."""
     policy = policy or RetryPolicy()
-    sender = sender or send
+    transport = Transport() if sender is None else None
+    sender = sender or transport
     now = now or utcnow()
     me = holder_id()
     counts = {"delivered": 0, "retrying": 0, "failed": 0, "digests": 0, "skipped": 0}
@@ -559,26 +623,56 @@ def deliver_due(db: Database, now: datetime | None = None, *, limit: int = 500, 
         counts["failed"] += failed or 0
         counts["retrying"] += n - (failed or 0)
 
-    with db.session() as s:
-        dead = _dead_holders(s)
-        candidates = list(s.execute(
-            select(NotifyDelivery.id, NotifyDelivery.channel_id)
-            .join(NotifyChannel, NotifyChannel.id == NotifyDelivery.channel_id)
-            .where(NotifyChannel.active.is_(True), NotifyChannel.digest_s.is_(None), _claimable(now, dead))
-            .order_by(NotifyDelivery.event_id).limit(limit)))
-    down: set[int] = set()  # channels that failed in this pass: the rest of theirs waits for the next
-    for did, cid in candidates:
-        if cid in down:
-            counts["skipped"] += 1
-            continue
-        if not _claim_one(db, did, me, now, dead, policy):
-            counts["skipped"] += 1  # another deliverer has it, or an earlier event of its match is open
-            continue
-        error = _send_claimed(db, [did], me, policy, sender)
-        tally(error, 1, [did])
-        if error is not None:
-            down.add(cid)
-    counts["digests"] += _deliver_digests(db, now, me, dead, policy, sender, tally)
+    try:
+        with db.session() as s:
+            dead = _dead_holders(s)
+        down: set[int] = set()  # channels that failed in this pass: the rest of theirs waits for the next
+        handled = 0
+        while handled < limit:
+            with db.session() as s:
+                q = (select(NotifyDelivery.id).join(NotifyChannel, NotifyChannel.id == NotifyDelivery.channel_id)
+                     .where(NotifyChannel.active.is_(True), NotifyChannel.digest_s.is_(None), _claimable(now, dead),
+                            ~_earlier_open()))
+                if down:
+                    q = q.where(NotifyDelivery.channel_id.not_in(down))
+                candidates = list(s.scalars(q.order_by(NotifyDelivery.event_id).limit(min(BATCH, limit - handled))))
+            if not candidates:
+                break
+            claimed = _claim(db, candidates, me, now, dead, policy)
+            counts["skipped"] += len(candidates) - len(claimed)
+            if not claimed:
+                break
+            channels, rows = _load_many(db, list(claimed))
+            unused = []
+            for did, cid, ev in rows:
+                if cid in down:
+                    unused.append(did)
+                    continue
+                channel = channels[cid]
+                out = Outgoing(channel, str(ev.id), [event_body(ev, include_names=channel.include_names)], False)
+                error = None
+                try:
+                    sender(out, policy)
+                except Exception as exc:  # any failure of the receiver or the network: retried later
+                    error = _error_text(exc)
+                values = _outcome(error, claimed[did], policy)
+                with db.write_session() as s:
+                    s.execute(update(NotifyDelivery).where(NotifyDelivery.id == did, NotifyDelivery.claimed_by == me,
+                                                           NotifyDelivery.status == "sending")
+                              .values(claimed_by=None, claimed_until=None, **values)
+                              .execution_options(synchronize_session=False))
+                handled += 1
+                if error is None:
+                    counts["delivered"] += 1
+                else:
+                    counts["failed" if values["status"] == "failed" else "retrying"] += 1
+                    down.add(cid)
+            _release(db, unused, me)
+            counts["skipped"] += len(unused)
+        counts["digests"] += _deliver_digests(db, now, me, dead, policy, sender, tally)
+    finally:
+        if transport is not None:
+            transport.close()
     return counts
 
 
@@ -666,23 +760,25 @@ def send_test(db: Database, channel_id: int, *, user: str = "cli", policy: Retry
         did = d.id
         record(s, user, "notify.test", "notify_channel", channel_id, event=ev.id)
     me = holder_id()
-    if _claim_one(db, did, me, now, [], policy, force=True):
+    if _claim_now(db, did, me, now, policy):
         _send_claimed(db, [did], me, policy, sender or send, give_up_on_error=True)
     return get_delivery(db, did)
 
 
-def deliver_loop(db: Database, *, every_s: float = 2.0, policy: RetryPolicy | None = None,
+def deliver_loop(db: Database, *, every_s: float = 2.0, policy: RetryPolicy | None = None, limit: int = 500,
                  should_stop: Callable[[], bool] = lambda: False,
                  on_pass: Callable[[dict[str, int]], None] | None = None) -> None:
     """Call deliver_due every `every_s` seconds until should_stop() (a database error in one pass is
     reported through on_pass as {"error": 1} and the loop goes on)."""
     while not should_stop():
         try:
-            counts = deliver_due(db, policy=policy)
+            counts = deliver_due(db, policy=policy, limit=limit)
         except Exception as exc:  # a busy or restarting database: the next pass tries again
             counts = {"error": 1, "detail": _error_text(exc)}  # type: ignore[dict-item]
         if on_pass:
             on_pass(counts)
+        if sum(counts.get(k, 0) for k in ("delivered", "retrying", "failed")) >= limit:
+            continue  # a full pass: more is waiting
         deadline = time.monotonic() + every_s
         while not should_stop() and time.monotonic() < deadline:
             time.sleep(min(0.1, every_s))
