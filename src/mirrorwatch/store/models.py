@@ -382,5 +382,5 @@ class NotifyDelivery(Base):
     __table_args__ = (
         UniqueConstraint("channel_id", "event_id", name="uq_notify_delivery"),
         Index("ix_notify_delivery_due", "status", "next_attempt_at"),
-        Index("ix_notify_delivery_order", "channel_id", "match_id", "event_id"),
+        Index("ix_notify_delivery_order", "channel_id", "match_id", "status", "event_id"),
     )

@@ -69,7 +69,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_notify_delivery_event_id", "notify_delivery", ["event_id"])
     op.create_index("ix_notify_delivery_due", "notify_delivery", ["status", "next_attempt_at"])
-    op.create_index("ix_notify_delivery_order", "notify_delivery", ["channel_id", "match_id", "event_id"])
+    op.create_index("ix_notify_delivery_order", "notify_delivery", ["channel_id", "match_id", "status", "event_id"])
 
 
 def downgrade() -> None:
