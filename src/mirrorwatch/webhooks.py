@@ -12,7 +12,8 @@ it has already handled, a replay (:class:`WebhookReplayed`). Delivery is at leas
 with a valid signature is also how a retry of a message you already handled looks: answer 2xx and
 do nothing.
 
-This module needs nothing but the standard library (a receiver can copy it)."""
+This module needs only the standard library and mirrorwatch.errors (a receiver that does not install
+mirrorwatch can copy it, deriving the two exception classes from Exception)."""
 
 from __future__ import annotations
 

@@ -25,10 +25,10 @@ from mirrorwatch.store.outbox import MATCH_NEW, MATCH_STATE, MIRROR_GONE, SWEEP_
 from mirrorwatch.sweep import runner
 from mirrorwatch.sweep.recheck import recheck
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
-from mirrorwatch.testhub import Hub, generate_repos
+from mirrorwatch.testhub import Hub, RepoFile, generate_repos
 from notifyfixtures import NAME, small_world
 from pytest_testhub import hf_env, testhub  # noqa: F401
-from sweepfixtures import anydb, hf, make_bank, planted  # noqa: F401
+from sweepfixtures import anydb, bank_sha, hf, make_bank, planted  # noqa: F401
 from webhook_receiver import Receiver, free_port
 
 FAST = notify.RetryPolicy(base_s=0.01, cap_s=0.05, max_attempts=1000, timeout_s=5)
@@ -98,6 +98,24 @@ def test_sweep_recheck_and_decisions_write_their_events(anydb, testhub):  # noqa
     with anydb.session() as s:
         n_deliveries = len(list(s.scalars(select(NotifyDelivery.id).where(NotifyDelivery.channel_id == chan.id))))
     assert n_deliveries == len(events(anydb))
+
+
+def test_a_file_gone_seen_by_the_sweep_and_back_on_recheck(db, testhub):  # noqa: F811
+    make_bank(db, 2)
+    hub = Hub(generate_repos(3, seed=9, planted=planted(2, extra_files=False)))
+    running = testhub(hub)
+    opts = SweepOptions(scope={"sort": "createdAt"}, headers=False, resume=False)
+    Sweep(db, hf(running), opts).run()
+    hub.update_files("reuploader-0/lora-0", [RepoFile("other.safetensors", size=10, sha256="ab" * 32)])
+    Sweep(db, hf(running), opts).run()  # the sweep itself sees the matched file gone
+    gone = events(db, MIRROR_GONE)
+    assert len(gone) == 1 and gone[0].payload["mirror"]["repo_id"] == "reuploader-0/lora-0"
+    assert gone[0].payload["change"]["detail"] == "file gone"
+    hub.update_files("reuploader-0/lora-0", [RepoFile("lora.safetensors", size=10, sha256=bank_sha(0))])
+    recheck(db, hf(running))  # the mirror is back: the match reopens as new
+    back = [e.payload["change"] for e in events(db, MATCH_STATE) if e.match_id == gone[0].match_id]
+    assert [(c["from"], c["to"], c["reason"]) for c in back] == [("new", "gone", "mirror_removed"),
+                                                                  ("gone", "new", "mirror_back")]
 
 
 def test_a_rolled_back_sweep_transaction_leaves_no_event(anydb, testhub, monkeypatch):  # noqa: F811
