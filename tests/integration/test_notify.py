@@ -208,6 +208,22 @@ def test_a_failing_receiver_is_retried_with_backoff_and_given_up(db):
     assert rec.accepted == []
 
 
+def test_a_slow_receiver_gets_its_claims_given_back_before_they_lapse(db):
+    bank, mids = small_world(db, 6)
+    with Receiver("", free_port()) as rec:
+        made = notify.add_channel(db, bank, rec.url)
+        rec.secret, rec.delay_s = made.secret, 0.15
+        decide(db, mids, "confirmed", None, "rex")
+        # a claim lasts 0.4 s: after 0.2 s of sending, the rest of the batch is given back and claimed afresh
+        policy = notify.RetryPolicy(base_s=0.01, cap_s=0.05, timeout_s=5, lease_s=0.4)
+        counts = notify.deliver_due(db, policy=policy)
+    assert counts["delivered"] == 6 and counts["skipped"] >= 1
+    with db.session() as s:
+        assert [(d.status, d.attempts) for d in s.scalars(select(NotifyDelivery))] == [("delivered", 1)] * 6
+    assert rec.duplicates == 0
+    assert_once_in_order(rec, db, made.channel.id)
+
+
 def test_two_deliverers_at_once_send_each_event_once_in_order(anydb):  # noqa: F811
     bank, mids = small_world(anydb, 5)
     for state in ("confirmed", "second_look", "confirmed", "dismissed"):

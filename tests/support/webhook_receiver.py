@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.server
 import socket
 import threading
+import time
 from typing import Any
 
 from mirrorwatch.webhooks import WebhookRejected, WebhookReplayed, verify_webhook
@@ -29,6 +30,7 @@ class Receiver:
         self.duplicates = 0
         self.rejected: list[str] = []
         self.status = 200  # what a valid new message is answered with (500: a failing receiver)
+        self.delay_s = 0.0  # a slow receiver: answer after this long
         self.seen: set[str] = set()
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
@@ -55,6 +57,8 @@ class Receiver:
         return Handler
 
     def handle(self, headers: dict[str, str], body: bytes) -> int:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         with self._lock:
             if self.status != 200:
                 return self.status

@@ -506,10 +506,11 @@ def _claim_now(db: Database, delivery_id: int, me: str, now: datetime, policy: R
 def _claim(db: Database, ids: list[int], me: str, now: datetime, dead: list[str], policy: RetryPolicy) -> dict[int, int]:
     """Claim these deliveries where they are still claimable and first in their match's queue (one
     compare-and-set UPDATE); returns {delivery id: attempts, counting this one} of those I got."""
+    until = max(now, utcnow()) + timedelta(seconds=policy.lease_s)
     with db.write_session() as s:
         rows = s.execute(update(NotifyDelivery)
                          .where(NotifyDelivery.id.in_(ids), _claimable(now, dead), ~_earlier_open())
-                         .values(status="sending", claimed_by=me, claimed_until=now + timedelta(seconds=policy.lease_s),
+                         .values(status="sending", claimed_by=me, claimed_until=until,
                                  attempts=NotifyDelivery.attempts + 1)
                          .returning(NotifyDelivery.id, NotifyDelivery.attempts)
                          .execution_options(synchronize_session=False)).all()
@@ -642,10 +643,13 @@ def deliver_due(db: Database, now: datetime | None = None, *, limit: int = 500, 
             counts["skipped"] += len(candidates) - len(claimed)
             if not claimed:
                 break
+            claimed_at = time.monotonic()
             channels, rows = _load_many(db, list(claimed))
             unused = []
             for did, cid, ev in rows:
-                if cid in down:
+                # a channel down in this pass, or a slow receiver: give the rest back before the claim
+                # could lapse (another deliverer would then send them as well)
+                if cid in down or time.monotonic() - claimed_at > policy.lease_s / 2:
                     unused.append(did)
                     continue
                 channel = channels[cid]
