@@ -3,7 +3,7 @@ import each other in a circle.
 
 The layer order (lowest first; a package may import its own layer and the layers below it):
 
-    errors, config, store  <  formats, hashing, text  <  bank  <  hubs  <  match  <  sweep  <
+    errors, config, store, webhooks  <  formats, hashing, text  <  bank  <  hubs  <  match  <  sweep  <
     review, reports  <  services  <  demo, testhub, corpus, watch  <  cli, web
 
 demo, testhub and corpus sit on top of what they use and below the CLI and the web app (the
@@ -27,7 +27,7 @@ import mirrorwatch
 PACKAGE = Path(mirrorwatch.__file__).resolve().parent
 
 LAYERS: list[set[str]] = [
-    {"errors", "config", "store"},
+    {"errors", "config", "store", "webhooks"},
     {"formats", "hashing", "text", "display"},
     {"bank"},
     {"hubs"},

@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "serve_cmds",
     "demo_cmds",
     "watch_cmds",
+    "notify_cmds",
 ]
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import delete, insert, select, tuple_
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.sizes import SIZE_FORM, size_agrees, size_bounds
@@ -78,6 +78,7 @@ from mirrorwatch.store.models import (
     StatusEvent,
     utcnow,
 )
+from mirrorwatch.store.outbox import move_matches
 
 #: How a hub opens one of its stored files for range reads: (read_range, size, stream_range or None),
 #: or None when the file cannot be read by range.
@@ -133,11 +134,10 @@ def _event(session: Session, row: HubFile, status: str, detail: str, now: Any) -
                                                     "status": status, "detail": detail})))
 
 
-def _matches_gone(session: Session, file_ids: list[int]) -> None:
+def _matches_gone(session: Session, file_ids: list[int], detail: str) -> None:
+    """The members' open matches become `gone`, with their match.state and mirror.gone events."""
     sources, target = SYSTEM_TRANSITIONS[MIRROR_REMOVED]
-    for i in range(0, len(file_ids), 500):
-        session.execute(update(Match).where(Match.hub_file_id.in_(file_ids[i : i + 500]), Match.state.in_(sources))
-                        .values(state=target, updated_at=utcnow()))
+    move_matches(session, file_ids, sources, target, reason=MIRROR_REMOVED, detail=detail, gone=True)
 
 
 def member_rows(session: Session, archive_id: int) -> list[HubFile]:
@@ -156,7 +156,7 @@ def follow_archive(session: Session, archive: HubFile, status: str, detail: str,
         row.status = status
         moved.append(row.id)
     session.flush()
-    _matches_gone(session, moved)
+    _matches_gone(session, moved, detail)
     return moved
 
 
@@ -263,12 +263,12 @@ def _store_listing(session: Session, archive: HubFile, listing: ArchiveListing, 
             if row.status != FILE_GONE:
                 _event(session, row, FILE_GONE, "member no longer in the archive", now)
                 row.status = FILE_GONE
-                _matches_gone(session, [row.id])
+                _matches_gone(session, [row.id], "member no longer in the archive")
             continue
         old_crc = (row.hashes or {}).get("crc32")
         if row.size is not None and (row.size != m.size or (old_crc and m.crc32 and old_crc != m.crc32)):
             _event(session, row, FILE_CHANGED, "member changed in the archive", now)
-            _matches_gone(session, [row.id])
+            _matches_gone(session, [row.id], "member changed in the archive")
             _forget_content(session, row)
         elif row.status != FILE_PRESENT:
             _event(session, row, FILE_PRESENT, "member is back", now)

@@ -13,6 +13,7 @@ from mirrorwatch.hubs.base import SOURCE_KEY
 from mirrorwatch.match.scores import EXACT_STRONG_SCORE, LEAD_FIELDS, STRONG_MATCH_SCORE
 from mirrorwatch.match.states import MatchState
 from mirrorwatch.store.models import Entry, HubFile, Match, utcnow
+from mirrorwatch.store.outbox import MATCH_NEW, match_events
 from mirrorwatch.store.upsert import insert_missing
 
 # Bank-entry columns naming where an entry was first published; a hub names the same ones in a
@@ -140,17 +141,22 @@ def record_hits(session: Session, hits: list[Hit], *, scan_run_id: int | None) -
         row["evidence"] += [e for e in h.evidence if e not in row["evidence"]]
         if h.score > row["score"]:
             row["score"], row["tier"] = h.score, h.tier
-    new = 0
+    new: list[tuple[int, int]] = []
     session.flush()
     for key, row in fresh.items():
         # conflict-tolerant: another sweep may record the same entry x file at the same moment
         if insert_missing(session, Match, [row], ("entry_id", "hub_file_id")):
-            new += 1
+            new.append(key)
             continue
         m = session.scalar(select(Match).where(Match.entry_id == key[0], Match.hub_file_id == key[1]))
         _strengthen(m, Hit(key[0], key[1], row["score"], row["evidence"], row["tier"]), now)
     session.flush()
-    return new
+    if new:  # the outbox: one match.new event per new match, in this same transaction
+        ids = []
+        for i in range(0, len(new), 400):
+            ids += session.scalars(select(Match.id).where(tuple_(Match.entry_id, Match.hub_file_id).in_(new[i : i + 400])))
+        match_events(session, MATCH_NEW, ids)
+    return len(new)
 
 
 def _strengthen(m: Match, h: Hit, now: Any) -> None:

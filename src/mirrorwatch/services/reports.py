@@ -47,6 +47,7 @@ from mirrorwatch.store.models import (
     StatusEvent,
     utcnow,
 )
+from mirrorwatch.store.outbox import MATCH_STATE, match_events
 
 FORMATS = {"text": ("text/plain; charset=utf-8", "txt"), "markdown": ("text/markdown; charset=utf-8", "md"),
            "csv": ("text/csv; charset=utf-8", "csv"), "json": ("application/json", "json")}
@@ -248,11 +249,16 @@ def mark_sent(db: Database, report_id: int, user: str, *, note: str | None = Non
         rep.state, rep.sent_at = "sent", now
         if note:
             rep.note = note
+        changes = {}
         for m in s.scalars(select(Match).where(Match.id.in_(ids))):
             new_state = system_move(REPORT_SENT, m.state)
             if new_state is not None:
+                changes[m.id] = {"from": m.state, "to": new_state, "by": "reviewer", "reason": REPORT_SENT,
+                                 "report_id": report_id, "names": {"reviewer": user}}
                 m.state, m.updated_at = new_state, now
                 s.add(Decision(match_id=m.id, user=user, state=new_state, note=f"report #{report_id}", at=now))
+        s.flush()
+        match_events(s, MATCH_STATE, list(changes), changes=changes)  # the outbox, in this transaction
         record(s, user, "report.sent", "report", report_id, matches=ids, **({"note": note} if note else {}))
     return get_report(db, report_id)
 

@@ -30,6 +30,7 @@ from mirrorwatch.services.paging import Page, check_window
 from mirrorwatch.services.serial import Utc, read_model
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Decision, Entry, HubFile, HubRepo, Match, Report, ReportItem, utcnow
+from mirrorwatch.store.outbox import MATCH_STATE, match_events
 
 SORTS = ("score", "newest", "oldest", "uploader")
 MAX_BULK = 500
@@ -196,6 +197,7 @@ def decide(db: Database, match_ids: list[int], state: str, note: str | None, use
             if in_draft:
                 raise Conflict(f"match {in_draft[0]} is in draft report #{in_draft[1]}: take it out of the report "
                                "first; nothing was changed")
+        changes = {}
         for mid in ids:
             m = matches[mid]
             old = m.state
@@ -203,6 +205,11 @@ def decide(db: Database, match_ids: list[int], state: str, note: str | None, use
             m.updated_at = now
             s.add(Decision(match_id=mid, user=user, state=state, note=note, at=now))
             record(s, user, "match.decide", "match", mid, old=old, new=state, **({"note": note} if note else {}))
+            if old != state:
+                changes[mid] = {"from": old, "to": state, "by": "reviewer", "reason": "decision",
+                                "names": {"reviewer": user}}
+        s.flush()
+        match_events(s, MATCH_STATE, list(changes), changes=changes)  # the outbox, in this transaction
     confirmed = ids if state == MatchState.CONFIRMED else []
     if confirmed:
         on_confirmed(db, confirmed)

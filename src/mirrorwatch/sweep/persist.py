@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hashing.forms import FORMS
@@ -31,7 +31,8 @@ from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.match.header import store_file_signals
 from mirrorwatch.match.states import MIRROR_REMOVED, SYSTEM_TRANSITIONS
 from mirrorwatch.store.fit import column_length, fit_row, fit_text
-from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
+from mirrorwatch.store.models import HubFile, HubRepo, StatusEvent, utcnow
+from mirrorwatch.store.outbox import move_matches
 from mirrorwatch.store.upsert import insert_missing
 
 
@@ -61,7 +62,7 @@ def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str
         session.flush()
         _event(session, repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}")
         if status in ("removed", "disabled"):
-            _set_matches_state(session, repo.id, None)
+            _set_matches_state(session, repo.id, None, f"repo {status}")
     values = fit_row(HubRepo, {"author": listing.author, "sha": sha, "error": error})
     repo.author = values["author"] or repo.author
     repo.created_at = listing.created_at or repo.created_at
@@ -76,18 +77,14 @@ def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str
     return repo
 
 
-def _set_matches_state(session: Session, repo_pk: int, file_id: int | None) -> None:
-    """The mirror (a repo, or one file of it) is gone: its live matches move to `gone`."""
+def _set_matches_state(session: Session, repo_pk: int, file_id: int | None, detail: str) -> None:
+    """The mirror (a repo, or one file of it) is gone: its live matches move to `gone` (with their
+    match.state and mirror.gone events, store/outbox.py)."""
     sources, target = SYSTEM_TRANSITIONS[MIRROR_REMOVED]
     file_ids = [file_id] if file_id is not None else list(
         session.scalars(select(HubFile.id).where(HubFile.repo_pk == repo_pk))
     )
-    if file_ids:
-        session.execute(
-            update(Match)
-            .where(Match.hub_file_id.in_(file_ids), Match.state.in_(sources))
-            .values(state=target, updated_at=utcnow())
-        )
+    move_matches(session, file_ids, sources, target, reason=MIRROR_REMOVED, detail=detail, gone=True)
 
 
 def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, complete: bool = True,
@@ -117,7 +114,7 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
             session.flush()
             _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_CHANGED,
                    detail=f"sha256 {row.sha256[:12]} -> {rf.sha256[:12]}")
-            _set_matches_state(session, repo.id, row.id)
+            _set_matches_state(session, repo.id, row.id, f"file {FILE_CHANGED}")
         elif row.status == FILE_GONE:
             session.flush()
             _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_PRESENT, detail="file is back")
@@ -138,7 +135,7 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
                 row.status = FILE_GONE
                 _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
                        detail="file no longer in the repo")
-                _set_matches_state(session, repo.id, row.id)
+                _set_matches_state(session, repo.id, row.id, f"file {FILE_GONE}")
                 if row.archive_info is not None:  # an archive: its members go with it (read again if it comes back)
                     follow_archive(session, row, FILE_GONE, "archive no longer in the repo", now)
                     row.archive_info = {**row.archive_info, "key": None}

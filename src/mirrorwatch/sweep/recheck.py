@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED, Hub
@@ -19,6 +19,7 @@ from mirrorwatch.match.states import MIRROR_BACK, MIRROR_REMOVED, SYSTEM_TRANSIT
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row
 from mirrorwatch.store.models import HubFile, HubRepo, Match, StatusEvent, utcnow
+from mirrorwatch.store.outbox import move_matches
 
 
 @dataclass
@@ -35,15 +36,11 @@ class RecheckSummary:
                 "events": self.events}
 
 
-def _reopen_or_close(s: Session, file_ids: list[int], gone: bool) -> None:
-    if not file_ids:
-        return
-    if gone:
-        sources, target = SYSTEM_TRANSITIONS[MIRROR_REMOVED]
-    else:
-        sources, target = SYSTEM_TRANSITIONS[MIRROR_BACK]
-    s.execute(update(Match).where(Match.hub_file_id.in_(file_ids), Match.state.in_(sources))
-              .values(state=target, updated_at=utcnow()))
+def _reopen_or_close(s: Session, file_ids: list[int], gone: bool, detail: str | None = None) -> None:
+    """Move the matches of these files (with their events, store/outbox.py)."""
+    event = MIRROR_REMOVED if gone else MIRROR_BACK
+    sources, target = SYSTEM_TRANSITIONS[event]
+    move_matches(s, file_ids, sources, target, reason=event, detail=detail, gone=gone)
 
 
 def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[str] | None = None,
@@ -85,12 +82,13 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
                 repo.status = st.status
             repo.last_seen = now
             if st.status in (REMOVED, DISABLED):
-                _reopen_or_close(s, [f.id for f in files], gone=True)
+                _reopen_or_close(s, [f.id for f in files], gone=True, detail=f"repo {st.status}")
                 continue
             if st.files is None:
                 continue
             current = {f.path: f for f in st.files}
-            gone_ids, back_ids = [], []
+            gone_ids: dict[str, list[int]] = {}
+            back_ids: list[int] = []
             plain = [f for f in files if f.archive_file_id is None]
             was = {f.id: f.status for f in plain}
             for f in plain:
@@ -107,7 +105,10 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
                     summary.changed += 1
                     summary.events.append({"repo_id": repo_id, "path": f.path, "status": new_status, "was": f.status})
                     f.status = new_status
-                (gone_ids if new_status != FILE_PRESENT else back_ids).append(f.id)
+                if new_status == FILE_PRESENT:
+                    back_ids.append(f.id)
+                else:
+                    gone_ids.setdefault(new_status, []).append(f.id)
             for f in files:  # an archive's members follow it (match/archives.py)
                 if f.archive_file_id is None or f.archive_file_id not in was:
                     continue
@@ -126,8 +127,12 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
                 summary.changed += 1
                 summary.events.append({"repo_id": repo_id, "path": f.path, "status": new_status, "was": f.status})
                 f.status = new_status
-                (gone_ids if new_status != FILE_PRESENT else back_ids).append(f.id)
-            _reopen_or_close(s, gone_ids, gone=True)
+                if new_status == FILE_PRESENT:
+                    back_ids.append(f.id)
+                else:
+                    gone_ids.setdefault(new_status, []).append(f.id)
+            for status, ids in gone_ids.items():
+                _reopen_or_close(s, ids, gone=True, detail=f"file {status}")
             _reopen_or_close(s, back_ids, gone=False)
         if progress:
             progress(summary)

@@ -50,6 +50,7 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row, fit_text
 from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
+from mirrorwatch.store.outbox import SWEEP_FAILED, emit
 from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
 from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
 
@@ -266,6 +267,7 @@ class Sweep:
         lock.beat(self.run_id)
         status = "finished"
         crash: str | None = None
+        failure: str | None = None
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sweep")
         inflight: dict[Future[Fetched], RepoListing] = {}
         try:
@@ -281,13 +283,14 @@ class Sweep:
                     with self.db.session() as s:
                         self._record_scan_error(s, None, str(exc))
                         self._save_counts(s)
-                    status = "failed"
+                    status, failure = "failed", str(exc)
                     break
                 except (DBAPIError, KeyboardInterrupt):
                     raise
                 except Exception as exc:  # listing failed after the client's retries
+                    failure = f"listing stopped: {type(exc).__name__}: {str(exc)[:300]}"
                     with self.db.session() as s:
-                        self._record_scan_error(s, None, f"listing stopped: {type(exc).__name__}: {str(exc)[:300]}")
+                        self._record_scan_error(s, None, failure)
                         self._save_counts(s)
                     status = "failed"
                     break
@@ -318,6 +321,10 @@ class Sweep:
                     if crash:
                         self._record_scan_error(s, None, crash)
                     self._save_counts(s, status=status, checkpoint=checkpoint)
+                    if status == "failed":  # the outbox, in the transaction that records the failure
+                        emit(s, SWEEP_FAILED, bank_id=None, payload={"scan_run": {
+                            "id": self.run_id, "source": self.hub.name, "status": status,
+                            "reason": (crash or failure or "")[:500], "counts": dict(self.counts)}})
             except Exception:
                 if crash is None:
                     raise  # (a crash stays marked running, its heartbeat stops: shown stalled, resumed)

@@ -19,6 +19,7 @@ from typing import Any
 
 from mirrorwatch.errors import MirrorwatchError
 from mirrorwatch.hubs.registry import hub_spec
+from mirrorwatch.services.notify import deliver_due
 from mirrorwatch.services.sweeps import RemoteSweepPlan, parse_since, plan_folder_sweep, plan_remote_sweep
 from mirrorwatch.store.db import Database
 from mirrorwatch.sweep.recheck import RecheckSummary, recheck
@@ -85,6 +86,7 @@ def run_sweep(ctx: JobContext, job: JobConfig) -> str:
         hub, options = plan_folder_sweep(ctx.db, spec, Path(st["path"]), extensions=tuple(st["extensions"]),
                                          deep=bool(st.get("content", True)), archives=bool(st.get("archives", True)))
     summary = Sweep(ctx.db, hub, options, progress=lambda _c, _q: ctx.alive(), stop=ctx.stopping).run()
+    _deliver_after(ctx)
     c = summary.counts
     text = (f"sweep #{summary.run_id} {summary.status}{' (resumed)' if summary.resumed else ''}: "
             f"{c['listed']} listed, {c['fetched']} hashed, {c['matches']} new matches, {c['errors']} errors")
@@ -105,6 +107,7 @@ def run_recheck(ctx: JobContext, job: JobConfig) -> str:
 
     summary = recheck(ctx.db, spec.open(job.settings.get("endpoint")), all_repos=bool(job.settings.get("recheck_all")),
                       progress=progress, stop=ctx.stopping)
+    _deliver_after(ctx)
     text = f"rechecked {summary.repos} repos: {summary.changed} changes, {summary.errors} errors"
     if summary.stopped:
         raise JobInterrupted(text + " (stopped early; the next run starts again)")
@@ -113,13 +116,40 @@ def run_recheck(ctx: JobContext, job: JobConfig) -> str:
     return text
 
 
+# -- notifications --------------------------------------------------------------------------------------
+
+
+def deliver_now(ctx: JobContext, *, limit: int = 500) -> dict[str, int]:
+    """Send the notifications that are due (services/notify.py: claimed with a compare-and-set, so a
+    `notify deliver --loop` beside the watcher never sends one twice)."""
+    counts = deliver_due(ctx.db, limit=limit)
+    ctx.alive()
+    return counts
+
+
+def run_notify(ctx: JobContext, job: JobConfig) -> str:
+    """A delivery pass of the notification outbox (`[jobs.notify]`, e.g. every = "1m"); sweeps and
+    rechecks also deliver at their end, so a new match reaches its channels within one sweep cycle."""
+    c = deliver_now(ctx, limit=int(job.settings.get("batch", 500)))
+    return (f"notifications: {c['delivered']} delivered, {c['digests']} digests, {c['retrying']} to retry, "
+            f"{c['failed']} given up")
+
+
+def _deliver_after(ctx: JobContext) -> None:
+    try:
+        c = deliver_now(ctx)
+    except Exception as exc:  # the job itself succeeded; delivery is retried by the next pass
+        ctx.say(f"notifications not delivered this time: {type(exc).__name__}: {exc}"[:300])
+        return
+    if any(c.values()):
+        ctx.say(f"notifications: {c['delivered']} delivered, {c['retrying']} to retry, {c['failed']} given up")
+
+
 # -- the registry ---------------------------------------------------------------------------------------
 
 JOB_KINDS: dict[str, JobKind] = {
     "sweep": JobKind(run_sweep, per_hub=True),
     "recheck": JobKind(run_recheck, per_hub=True),
-    # Notifications delivery (issue 12 item 2, services/notify.py) goes here, e.g.:
-    #   "notify": JobKind(run_notify, keys=frozenset({"batch"})),
-    # configured as `[jobs.notify]` with `every = "1m"`.
+    "notify": JobKind(run_notify, keys=frozenset({"batch"})),
 }
 

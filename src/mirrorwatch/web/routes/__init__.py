@@ -7,11 +7,13 @@ from mirrorwatch.web.routes import (
     api_admin,
     api_banks,
     api_lookup,
+    api_notify,
     api_reports,
     api_review,
     api_scans,
     banks,
     entries,
+    notify,
     reports,
     review,
     scans,
@@ -21,6 +23,7 @@ from mirrorwatch.web.routes import (
 
 ROUTERS = [
     session.api, session.router, search.router, entries.router, review.router, reports.router, banks.router,
-    admin.router, scans.router,
+    admin.router, scans.router, notify.router,
     api_lookup.router, api_review.router, api_reports.router, api_banks.router, api_admin.router, api_scans.router,
+    api_notify.router,
 ]

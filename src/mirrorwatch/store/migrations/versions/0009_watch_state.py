@@ -1,7 +1,7 @@
 """watch_job and watcher: the state of `mirrorwatch watch` (jobs' last runs, next run; the watcher)
 
 Revision ID: 0008_watch
-Revises: 0007_sweepsec
+Revises: 0008_members
 Create Date: 2026-11-29 16:00:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_watch"
-down_revision = "0007_sweepsec"
+down_revision = "0008_members"
 branch_labels = None
 depends_on = None
 
