@@ -1,0 +1,185 @@
+"""Same model, or only similar training? The relation of two LoRA fingerprints (issue 14).
+
+The cosine of ΔW sketches (:mod:`.similarity`) ties together everything that is one model, but on
+LoRAs made by real training it also ties together models that are not one: LoRAs trained from one
+base with one recipe are correlated, and a shared seed means a shared initialisation of the down/A
+factors (B starts at zero and A barely moves in a short fine-tune, so ΔW = B·A keeps A's row space).
+Measured on the trained corpus (``benchmarks/bench_trained.py``, built by
+``benchmarks/trained/build_corpus.py``): unrelated concepts trained with the same seed reach
+cosines of look-alike size, and a look-alike concept trained with the same seed scores as high as a
+checkpoint of the same run. The score alone cannot say "derived".
+
+This module turns a comparison into a **relation** with its evidence:
+
+==================  ============================================================================
+``same_weights``    the same ΔW (lossless change): score >= 0.999
+``derived``         the same training lineage: a checkpoint of the run, a continued fine-tune, a
+                    resize, a merge containing it
+``similar_training`` an independent model with correlated training (same data, or same seed): a
+                    lead for a reviewer, **never** a re-upload claim
+``unrelated``       no weight-level evidence of a relation
+==================  ============================================================================
+
+Signals, each computed per common layer from the stored k x k sketches alone (so every fingerprint
+ever stored can be judged; no format change), and aggregated with the score's sqrt-norm weights:
+
+``score``
+    The weighted mean cosine of :func:`~.similarity.compare`.
+``in_shared`` (the A/down side)
+    How much of one update lies in the other's *row space* (input directions), the larger of the two
+    directions: ``max(‖S_a P_b‖², ‖S_b P_a‖²)`` for unit sketches, with ``P`` the projector on the
+    sketch's right singular vectors above 2 % of the largest singular value. ΔW's row space is the
+    span of its down/A factor, whatever the factorisation (so re-factorised files agree), and a
+    resize or a merge keeps the original's row space inside its own. A shared *initialisation*
+    shows here: same-seed pairs score like lineage pairs; independent seeds score at the random
+    baseline (about r/k).
+``out_shared`` (the B/up side)
+    The same on the column space (output directions, the span of up/B). Similar *data* shows here
+    even across seeds: the directions a concept moves the base's outputs in are the data's.
+``te_score``, ``unet_score``
+    The score restricted to text-encoder and to UNet layers. A model trained on another concept
+    under another trigger token changes what the text encoder does with its token; two checkpoints
+    of one run agree there as much as in the UNet. ``te_ratio = te_score / unet_score``.
+``agree_frac``
+    The weighted share of layers whose own cosine exceeds 0.5 (the per-layer agreement profile): a
+    lineage agrees nearly everywhere, a correlated training in the layers its recipe shares.
+
+How they are combined, and what the corpus showed for each, is in :func:`relation` and
+:data:`LINEAGE_CALIBRATION`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .sketch import Fingerprint
+
+__all__ = [
+    "LINEAGE_CALIBRATION",
+    "LINEAGE_THRESHOLDS",
+    "RELATION_MEANINGS",
+    "RELATIONS",
+    "LineageThresholds",
+    "lineage_signals",
+    "relation",
+]
+
+RELATIONS = ("same_weights", "derived", "similar_training", "unrelated")
+
+#: Human-readable meaning of each relation, stored with the evidence for reviewers.
+RELATION_MEANINGS: dict[str, str] = {
+    "same_weights": "the same weight update (renamed, re-saved, converted or re-factorised)",
+    "derived": "the same training lineage (a checkpoint of the run, a continued fine-tune, a resize, or a merge "
+               "containing it)",
+    "similar_training": "a lead, not a re-upload claim: an independent model whose training is correlated with "
+                        "the bank file's (same data or same seed); review the evidence before acting",
+    "unrelated": "no weight-level evidence of a relation",
+}
+
+_RANK_TOL = 0.02  # singular values below 2 % of the largest are sketch rounding, not a direction
+
+
+@dataclass(frozen=True)
+class LineageThresholds:
+    """Bounds of the relations (method ``names``); see :data:`LINEAGE_CALIBRATION` for where they come from."""
+
+    same_weights: float = 0.999
+    derived_score: float = 0.30  # score a lineage must reach at all
+    derived_in_shared: float = 0.80  # its row spaces (A side) must coincide
+    derived_te_ratio: float = 0.80  # and the text encoder must agree about as much as the UNet
+    derived_strong: float = 0.95  # above this score the ratio is not asked (lossy copies of the same ΔW)
+    similar_score: float = 0.20  # a correlated training: this score ...
+    similar_in_shared: float = 0.80  # ... or a shared initialisation ...
+    similar_out_shared: float = 0.80  # ... or shared output directions (similar data)
+
+
+LINEAGE_THRESHOLDS = LineageThresholds()
+
+#: Filled in from ``benchmarks/bench_trained.py`` (calibration half) when the thresholds were chosen.
+LINEAGE_CALIBRATION: dict[str, object] = {}
+
+
+def _spaces(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per layer: unit sketches (L, k, k) float64, left and right singular bases masked to the rank."""
+    s = fp.sketches.astype(np.float64)
+    norms = np.linalg.norm(s.reshape(len(s), -1), axis=1)
+    s = s / np.where(norms > 0, norms, 1.0)[:, None, None]
+    u, sv, vt = np.linalg.svd(s)
+    keep = sv > _RANK_TOL * sv[:, :1]
+    return s, u * keep[:, None, :], np.transpose(vt, (0, 2, 1)) * keep[:, None, :]
+
+
+def spaces(fp: Fingerprint) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cached per fingerprint object (fingerprints are immutable)."""
+    cached = fp.__dict__.get("_lineage_spaces")
+    if cached is None:
+        cached = _spaces(fp)
+        fp.__dict__["_lineage_spaces"] = cached  # frozen dataclass: cache beside its cached_properties
+    return cached
+
+
+def _energy_in(s: np.ndarray, basis: np.ndarray, side: str) -> np.ndarray:
+    """‖S·P‖² (side "in": P on the right) or ‖P·S‖² ("out"), per layer, for unit S."""
+    proj = s @ basis if side == "in" else np.transpose(basis, (0, 2, 1)) @ s
+    return np.einsum("lij,lij->l", proj, proj)
+
+
+def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarray, cos: np.ndarray,
+                    names: list[str]) -> dict[str, float]:
+    """The signals of the module docstring for the common layers ``ra``/``rb`` (rows of ``a``/``b``)
+    whose per-layer cosines are ``cos`` and canonical names ``names``."""
+    sa, ua, va = spaces(a)
+    sb, ub, vb = spaces(b)
+    sa, ua, va = sa[ra], ua[ra], va[ra]
+    sb, ub, vb = sb[rb], ub[rb], vb[rb]
+    in_shared = np.maximum(_energy_in(sa, vb, "in"), _energy_in(sb, va, "in"))
+    out_shared = np.maximum(_energy_in(sa, ub, "out"), _energy_in(sb, ua, "out"))
+    w = np.sqrt(a.norms[ra].astype(np.float64) * b.norms[rb].astype(np.float64))
+    total = w.sum() or 1.0
+    te = np.array([n.startswith("te") for n in names], dtype=bool)
+
+    def part(mask: np.ndarray) -> float | None:
+        wm = w[mask]
+        return float((wm * cos[mask]).sum() / wm.sum()) if mask.any() and wm.sum() > 0 else None
+
+    te_score, unet_score = part(te), part(~te)
+    ratio = None
+    if te_score is not None and unet_score is not None and unet_score > 0.05:
+        ratio = te_score / unet_score
+    return {
+        "in_shared": float((w * in_shared).sum() / total),
+        "out_shared": float((w * out_shared).sum() / total),
+        "agree_frac": float((w * (cos > 0.5)).sum() / total),
+        "te_score": te_score,
+        "unet_score": unet_score,
+        "te_ratio": ratio,
+    }
+
+
+def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHOLDS) -> tuple[str, list[str]]:
+    """The relation for a names-method comparison, and the reasons (short phrases) that decided it."""
+    if score >= t.same_weights:
+        return "same_weights", [f"score {score:.4f} >= {t.same_weights}"]
+    ins, outs, ratio = signals.get("in_shared", 0.0), signals.get("out_shared", 0.0), signals.get("te_ratio")
+    why: list[str] = []
+    if score >= t.derived_score and ins >= t.derived_in_shared:
+        if score >= t.derived_strong:
+            return "derived", [f"score {score:.3f} >= {t.derived_strong}", f"row spaces shared ({ins:.2f})"]
+        if ratio is None or ratio >= t.derived_te_ratio:
+            why = [f"score {score:.3f} >= {t.derived_score}", f"row spaces shared ({ins:.2f})"]
+            if ratio is not None:
+                why.append(f"text encoder agrees as the UNet does (ratio {ratio:.2f})")
+            return "derived", why
+        why.append(f"text encoder agrees less than the UNet (ratio {ratio:.2f} < {t.derived_te_ratio}): "
+                   "another concept or trigger")
+    if score >= t.similar_score:
+        why.append(f"correlated updates (score {score:.3f})")
+    if ins >= t.similar_in_shared:
+        why.append(f"shared initialisation: row spaces (down/A side) coincide ({ins:.2f})")
+    if outs >= t.similar_out_shared:
+        why.append(f"shared output directions (up/B side, {outs:.2f}): similar data")
+    if why:
+        return "similar_training", why
+    return "unrelated", [f"score {score:.3f}, row spaces {ins:.2f}, output directions {outs:.2f}"]
