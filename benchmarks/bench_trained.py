@@ -161,26 +161,39 @@ def print_confusion(title: str, table: dict[str, dict[str, int]]) -> dict:
 
 
 GRID = {
-    "derived_score": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
-    "derived_in_shared": [0.6, 0.7, 0.8, 0.9],
-    "derived_te_ratio": [0.0, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95],
+    "derived_score": [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7],
+    "derived_out_shared": [0.7, 0.74, 0.78, 0.82],
+    "derived_agree": [0.5, 0.6, 0.7, 0.8, 0.9],
+    "derived_te_ratio": [0.0, 0.8, 0.85, 0.9],
+    "contained": [0.9, 0.95, 0.98],
 }
+HARD_NEGATIVES = ("unrelated", "unrelated_same_seed", "retrain_same_data", "lookalike_other_seed")
 
 
 def calibrate(rows: list[dict]) -> LineageThresholds:
-    """Grid search on calibration pairs: no correlated pair called derived, then most derived recall,
-    then the largest thresholds' margin (ties: the middle of the admissible range)."""
-    best, best_key = None, None
-    for ds, di, dr in itertools.product(*GRID.values()):
-        t = replace(LINEAGE_THRESHOLDS, derived_score=ds, derived_in_shared=di, derived_te_ratio=dr)
+    """Grid search on calibration pairs, lexicographically: (1) no unrelated, same-seed, re-trained or
+    other-seed look-alike pair called derived; (2) the most lineage pairs called derived; (3) the fewest
+    same-seed look-alikes called derived; then, among the grid points that tie, each threshold at the
+    median of its admissible values (the middle of the gap), if that point is admissible too.
+    ``similar_out_shared`` is put just above the highest output-side agreement of unrelated
+    other-seed pairs."""
+    keyed = []
+    for values in itertools.product(*GRID.values()):
+        t = replace(LINEAGE_THRESHOLDS, **dict(zip(GRID, values, strict=True)))
         table = confusion(rows, t)
-        fp = sum(table[k]["derived"] + table[k]["same_weights"] for k in tc.CORRELATED_KINDS if k in table)
-        hits = sum(table[k]["derived"] + table[k]["same_weights"] for k in tc.DERIVED_KINDS if k in table)
-        key = (-fp, hits, -abs(ds - 0.5) - abs(dr - 0.8))
-        if best_key is None or key > best_key:
-            best, best_key = t, key
-    assert best is not None
-    return best
+        claims = {k: table[k]["derived"] + table[k]["same_weights"] for k in table}
+        key = (-sum(claims.get(k, 0) for k in HARD_NEGATIVES),
+               sum(claims.get(k, 0) for k in tc.DERIVED_KINDS),
+               -claims.get("lookalike_same_seed", 0))
+        keyed.append((key, values))
+    best = max(k for k, _ in keyed)
+    admissible = [v for k, v in keyed if k == best]
+    middle = tuple(float(np.median([v[i] for v in admissible])) for i in range(len(GRID)))
+    chosen = min(admissible, key=lambda v: sum(abs(a - b) for a, b in zip(v, middle, strict=True)))
+    unrelated_out = [r["signals"].get("out_shared") or 0.0 for r in rows if r["kind"] == "unrelated"]
+    similar_out = round(max(unrelated_out) + 0.02, 2) if unrelated_out else LINEAGE_THRESHOLDS.similar_out_shared
+    print(f"grid: {len(keyed)} points, {len(admissible)} admissible at the best key {best}")
+    return replace(LINEAGE_THRESHOLDS, **dict(zip(GRID, chosen, strict=True)), similar_out_shared=similar_out)
 
 
 def main() -> int:

@@ -10,17 +10,17 @@ separate virtualenv outside the repository::
 What it trains (everything seeded; one thread):
 
 - a tiny base: a diffusers ``UNet2DConditionModel`` with the real SD1.5 module tree
-  (``down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k`` ...; few channels, 16x16 latents)
+  (``down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k`` ...; 32/64 channels, 8x8 latents)
   and a small ``CLIPTextModel`` (``text_model.encoder.layers.N.self_attn.q_proj`` ...), briefly
   pre-trained together on generic synthetic patterns with captions;
 - per concept (a procedurally generated pattern family with its own trigger token), rank-4 LoRAs
   on the UNet and the text encoder (peft ``LoraConfig``, ``init_lora_weights="gaussian"`` as
   diffusers' ``train_text_to_image_lora.py`` does; the seed sets the LoRA init, the data order, the
   noise and the timesteps, as sd-scripts' ``--seed`` does):
-    ``main``   own seed, 240 steps, checkpoints at 80 / 160 / 240
+    ``main``   own seed, 60 steps (batch 4, AdamW 2e-3), checkpoints at 20 / 40 / 60
     ``shared`` the seed every concept shares (42): same init and noise stream as every other concept
     ``retrain`` same data as ``main``, another seed (an independent re-training)
-    ``cont``   ``main``'s final LoRA trained 120 more steps with another seed (a continued fine-tune)
+    ``cont``   ``main``'s final LoRA trained 30 more steps with another seed (a continued fine-tune)
     ``look``   a look-alike concept (pattern parameters perturbed slightly, its own token), own seed
     ``looks``  the same look-alike trained with the shared seed 42
 - saved with diffusers' own writer (``StableDiffusionLoraLoaderMixin.save_lora_weights`` on
@@ -31,6 +31,9 @@ What it trains (everything seeded; one thread):
 Format, dtype, resize and merge variants are derived from these files by ``corpus.py`` (numpy only).
 ``manifest.json`` lists every run and file. The concept list is split in two halves (even / odd
 concept index) for calibration and held-out figures.
+
+Cost: the default (8 concepts, 41 runs, 2,640 LoRA steps plus 150 pre-training steps) takes about 8
+minutes of one niced core on a busy 2-core machine; ``--concepts``/``--steps`` scale it linearly.
 """
 
 from __future__ import annotations

@@ -83,16 +83,25 @@ _RANK_TOL = 0.02  # singular values below 2 % of the largest are sketch rounding
 
 @dataclass(frozen=True)
 class LineageThresholds:
-    """Bounds of the relations (method ``names``); see :data:`LINEAGE_CALIBRATION` for where they come from."""
+    """Bounds of the relations; see :func:`relation` and :data:`LINEAGE_CALIBRATION`."""
 
     same_weights: float = 0.999
-    derived_score: float = 0.30  # score a lineage must reach at all
-    derived_in_shared: float = 0.80  # its row spaces (A side) must coincide
-    derived_te_ratio: float = 0.80  # and the text encoder must agree about as much as the UNet
-    derived_strong: float = 0.95  # above this score the ratio is not asked (lossy copies of the same ΔW)
-    similar_score: float = 0.20  # a correlated training: this score ...
-    similar_in_shared: float = 0.80  # ... or a shared initialisation ...
-    similar_out_shared: float = 0.80  # ... or shared output directions (similar data)
+    # derived, first way (a checkpoint, a continued fine-tune): the same init and the same trajectory
+    derived_score: float = 0.50
+    derived_in_shared: float = 0.80
+    derived_out_shared: float = 0.78
+    derived_agree: float = 0.70
+    derived_te_ratio: float = 0.85
+    # derived, second way (a resize, a merge containing it): one update inside the other's row AND
+    # column spaces, at a lower score (a merge with a stronger LoRA dilutes the cosine)
+    contained: float = 0.95
+    contained_score: float = 0.30
+    # updates of rank > k/2 (no row/column-space signals): the score rule of issue 4
+    fallback_derived: float = 0.30
+    # similar_training: any of these
+    similar_score: float = 0.20
+    similar_in_shared: float = 0.80
+    similar_out_shared: float = 0.80
 
 
 LINEAGE_THRESHOLDS = LineageThresholds()
@@ -127,30 +136,42 @@ def _energy_in(s: np.ndarray, basis: np.ndarray, side: str) -> np.ndarray:
 
 
 def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarray, cos: np.ndarray,
-                    names: list[str]) -> dict[str, float]:
+                    names: list[str]) -> dict[str, float | None]:
     """The signals of the module docstring for the common layers ``ra``/``rb`` (rows of ``a``/``b``)
-    whose per-layer cosines are ``cos`` and canonical names ``names``."""
+    whose per-layer cosines are ``cos`` and canonical names ``names``.
+
+    The row/column-space signals are computed on the layers where both sketches have rank <= k/2
+    (a k x k sketch of a rank-r update spans an r-dimensional space; at r near k every space fills
+    the sketch and the comparison says nothing). ``subspace_weight`` is the weighted share of such
+    layers; ``in_shared``/``out_shared`` are None when it is below one half."""
     sa, ua, va = spaces(a)
     sb, ub, vb = spaces(b)
     sa, ua, va = sa[ra], ua[ra], va[ra]
     sb, ub, vb = sb[rb], ub[rb], vb[rb]
+    k = sa.shape[1]
+    rank_a = (np.abs(va).sum(axis=1) > 0).sum(axis=1)
+    rank_b = (np.abs(vb).sum(axis=1) > 0).sum(axis=1)
+    informative = np.maximum(rank_a, rank_b) <= k // 2
     in_shared = np.maximum(_energy_in(sa, vb, "in"), _energy_in(sb, va, "in"))
     out_shared = np.maximum(_energy_in(sa, ub, "out"), _energy_in(sb, ua, "out"))
     w = np.sqrt(a.norms[ra].astype(np.float64) * b.norms[rb].astype(np.float64))
     total = w.sum() or 1.0
     te = np.array([n.startswith("te") for n in names], dtype=bool)
 
-    def part(mask: np.ndarray) -> float | None:
+    def part(mask: np.ndarray, values: np.ndarray) -> float | None:
         wm = w[mask]
-        return float((wm * cos[mask]).sum() / wm.sum()) if mask.any() and wm.sum() > 0 else None
+        return float((wm * values[mask]).sum() / wm.sum()) if mask.any() and wm.sum() > 0 else None
 
-    te_score, unet_score = part(te), part(~te)
+    te_score, unet_score = part(te, cos), part(~te, cos)
     ratio = None
     if te_score is not None and unet_score is not None and unet_score > 0.05:
         ratio = te_score / unet_score
+    sub_weight = float(w[informative].sum() / total)
+    usable = sub_weight >= 0.5
     return {
-        "in_shared": float((w * in_shared).sum() / total),
-        "out_shared": float((w * out_shared).sum() / total),
+        "in_shared": part(informative, in_shared) if usable else None,
+        "out_shared": part(informative, out_shared) if usable else None,
+        "subspace_weight": sub_weight,
         "agree_frac": float((w * (cos > 0.5)).sum() / total),
         "te_score": te_score,
         "unet_score": unet_score,
@@ -159,23 +180,52 @@ def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarr
 
 
 def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHOLDS) -> tuple[str, list[str]]:
-    """The relation for a names-method comparison, and the reasons (short phrases) that decided it."""
+    """The relation of two fingerprints from their score and signals, and the reasons that decided it.
+
+    ``derived`` needs a shared row space (``in_shared``: lineage always keeps the down/A side's init;
+    independent seeds never share it) **and** one of:
+
+    - a trajectory in common: score, the output side (``out_shared``), the per-layer agreement
+      (``agree_frac``) and the text encoder (``te_ratio``, when both files have text-encoder layers)
+      all at lineage level. Same-seed LoRAs of other concepts share the row space but not this: their
+      updates agree in a minority of layers, their output directions are the data's;
+    - containment: each update inside the other's row *and* column spaces (``in_shared`` and
+      ``out_shared`` >= ``contained``), as a resize or a merge keeps its parent's, with a lower score.
+
+    Everything else with a correlated score, a shared initialisation or shared output directions is
+    ``similar_training``: a lead for a reviewer, never a re-upload claim.
+    """
     if score >= t.same_weights:
         return "same_weights", [f"score {score:.4f} >= {t.same_weights}"]
-    ins, outs, ratio = signals.get("in_shared", 0.0), signals.get("out_shared", 0.0), signals.get("te_ratio")
+    ins, outs = signals.get("in_shared"), signals.get("out_shared")
+    agree, ratio = signals.get("agree_frac", 0.0), signals.get("te_ratio")
+    if ins is None or outs is None:
+        # high-rank updates: their sketches span every direction, the A/B-side signals are mute. The
+        # score rule of issue 4 (calibrated on generated LoRAs of ranks 4-64) is all there is.
+        if score >= t.fallback_derived:
+            return "derived", [f"score {score:.3f} >= {t.fallback_derived} (rank too high for the row/column-"
+                               "space signals: score rule only)"]
+        if score >= t.similar_score:
+            return "similar_training", [f"correlated updates (score {score:.3f})"]
+        return "unrelated", [f"score {score:.3f}"]
     why: list[str] = []
-    if score >= t.derived_score and ins >= t.derived_in_shared:
-        if score >= t.derived_strong:
-            return "derived", [f"score {score:.3f} >= {t.derived_strong}", f"row spaces shared ({ins:.2f})"]
-        if ratio is None or ratio >= t.derived_te_ratio:
-            why = [f"score {score:.3f} >= {t.derived_score}", f"row spaces shared ({ins:.2f})"]
+    if ins >= t.derived_in_shared:
+        if score >= t.contained_score and min(ins, outs) >= t.contained:
+            return "derived", [f"score {score:.3f}", f"one update inside the other's row and column spaces "
+                               f"({ins:.2f}, {outs:.2f}): a resize or a merge containing it"]
+        trajectory = score >= t.derived_score and outs >= t.derived_out_shared and agree >= t.derived_agree
+        te_ok = ratio is None or ratio >= t.derived_te_ratio
+        if trajectory and te_ok:
+            why = [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
+                   f"same output directions ({outs:.2f})", f"{100 * agree:.0f}% of the update in agreeing layers"]
             if ratio is not None:
                 why.append(f"text encoder agrees as the UNet does (ratio {ratio:.2f})")
             return "derived", why
-        why.append(f"text encoder agrees less than the UNet (ratio {ratio:.2f} < {t.derived_te_ratio}): "
-                   "another concept or trigger")
+        if trajectory:
+            why.append(f"text encoder agrees less than the UNet (ratio {ratio:.2f} < {t.derived_te_ratio}): "
+                       "another trigger or concept")
     if score >= t.similar_score:
-        why.append(f"correlated updates (score {score:.3f})")
+        why.append(f"correlated updates (score {score:.3f}, {100 * agree:.0f}% in agreeing layers)")
     if ins >= t.similar_in_shared:
         why.append(f"shared initialisation: row spaces (down/A side) coincide ({ins:.2f})")
     if outs >= t.similar_out_shared:

@@ -140,9 +140,13 @@ class Similarity:
 
     def _judge(self, thresholds: LineageThresholds | None = None) -> tuple[Relation, list[str]]:
         signals = self.details.get("lineage")
-        if not isinstance(signals, dict):  # an empty comparison
-            return "unrelated", [self.details.get("reason", "nothing to compare")]
         t = thresholds or LINEAGE_THRESHOLDS
+        if not isinstance(signals, dict):  # an empty comparison, or a result made without the signals
+            if self.layers_compared and self.score >= t.same_weights:
+                return "same_weights", [f"score {self.score:.4f} >= {t.same_weights}"]
+            if self.layers_compared and self.score >= DEFAULT_THRESHOLDS[self.method].derived:
+                return "similar_training", ["no lineage signals: a correlated update is only a lead"]
+            return "unrelated", [self.details.get("reason", "nothing to compare")]
         if self.method == "shapes":  # layers paired by shape: the score scale of that method
             t = replace(t, derived_score=DEFAULT_THRESHOLDS["shapes"].derived)
         return _relation(self.score, signals, t)
