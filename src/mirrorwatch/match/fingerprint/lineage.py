@@ -87,11 +87,11 @@ class LineageThresholds:
 
     same_weights: float = 0.999
     # derived, first way (a checkpoint, a continued fine-tune): the same init and the same trajectory
-    derived_score: float = 0.50
+    derived_score: float = 0.55
     derived_in_shared: float = 0.80
-    derived_out_shared: float = 0.78
+    derived_out_shared: float = 0.82
     derived_agree: float = 0.70
-    derived_te_ratio: float = 0.85
+    derived_te_ratio: float = 0.80
     # derived, second way (a resize, a merge containing it): one update inside the other's row AND
     # column spaces, at a lower score (a merge with a stronger LoRA dilutes the cosine)
     contained: float = 0.95
@@ -101,7 +101,7 @@ class LineageThresholds:
     # similar_training: any of these
     similar_score: float = 0.20
     similar_in_shared: float = 0.80
-    similar_out_shared: float = 0.80
+    similar_out_shared: float = 0.75
 
 
 LINEAGE_THRESHOLDS = LineageThresholds()
