@@ -34,6 +34,14 @@ any        below        ``no_match``: unrelated files scored at most 0.296 (name
                         (shapes, 3,000 pairs)
 =========  ===========  ===================================================================
 
+Relations (issue 14). On LoRAs made by real training the score ties together more than one model:
+same-seed and same-recipe trainings are correlated. :meth:`Similarity.relation` therefore judges with
+the lineage signals of :mod:`.lineage` (stored in ``details["lineage"]``, with ``details["relation"]``,
+``relation_why`` and ``relation_meaning``): ``same_weights``, ``derived``, ``similar_training`` (a lead,
+never a re-upload claim) or ``unrelated``. :meth:`Similarity.verdict` without thresholds is that
+relation's claim (``same_weights``/``derived``, else ``no_match``); with thresholds it is the
+score-only rule below.
+
 The derived threshold sits in a narrow gap on this corpus: its hardest negatives (same init seed,
 strong shared base component) reach 0.296 and its weakest merges 0.269. Real LoRAs should be used to
 re-check it; :meth:`Similarity.verdict` takes other thresholds, and ``details`` carries the per-layer
