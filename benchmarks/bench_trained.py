@@ -38,7 +38,13 @@ from pathlib import Path
 import numpy as np
 
 from mirrorwatch.match.fingerprint import Fingerprint, compare
-from mirrorwatch.match.fingerprint.lineage import LINEAGE_THRESHOLDS, RELATIONS, LineageThresholds, relation
+from mirrorwatch.match.fingerprint.lineage import (
+    LINEAGE_THRESHOLDS,
+    RELATIONS,
+    LineageThresholds,
+    pair_signals,
+    relation,
+)
 
 sys.path.insert(0, str(Path(__file__).parent / "trained"))
 import corpus as tc
@@ -97,7 +103,8 @@ def evaluate(items: list[tc.Item], half: str | None) -> list[dict]:
     for a, b, kind in tc.pairs(items, half):
         sim = compare(b.fp, a.fp)  # b: the hub file, a: the bank file
         rows.append({"a": a.id, "b": b.id, "kind": kind, "half": a.half, "score": sim.score,
-                     "signals": sim.details.get("lineage", {}), "relation": sim.relation(), "sim": sim})
+                     "signals": sim.details.get("lineage", {}), "relation": sim.relation(),
+                     "all_signals": pair_signals(b.fp, a.fp)})  # (compare skips them below similar_score)
     return rows
 
 
@@ -130,7 +137,7 @@ def print_signals(rows: list[dict], sn: dict | None) -> None:
                 v = [0.5 * ((r["score"] - sn[r["a"]][0]) / sn[r["a"]][1] + (r["score"] - sn[r["b"]][0]) / sn[r["b"]][1])
                      for r in sel if r["a"] in sn and r["b"] in sn]
             else:
-                v = [r["signals"].get(k) for r in sel if r["signals"].get(k) is not None]
+                v = [r["all_signals"].get(k) for r in sel if r["all_signals"].get(k) is not None]
             cols.append(_fmt(v))
         print(f"{kind:22s} {len(sel):5d}  " + "  ".join(cols))
 
@@ -176,7 +183,7 @@ def calibrate(rows: list[dict]) -> LineageThresholds:
     same-seed look-alikes called derived; then, among the grid points that tie, each threshold at the
     median of its admissible values (the middle of the gap), if that point is admissible too.
     ``similar_out_shared`` is put just above the highest output-side agreement of unrelated
-    other-seed pairs."""
+    other-seed pairs that have signals (pairs scoring below ``similar_score`` skip them)."""
     keyed = []
     for values in itertools.product(*GRID.values()):
         t = replace(LINEAGE_THRESHOLDS, **dict(zip(GRID, values, strict=True)))
@@ -190,7 +197,8 @@ def calibrate(rows: list[dict]) -> LineageThresholds:
     admissible = [v for k, v in keyed if k == best]
     middle = tuple(float(np.median([v[i] for v in admissible])) for i in range(len(GRID)))
     chosen = min(admissible, key=lambda v: sum(abs(a - b) for a, b in zip(v, middle, strict=True)))
-    unrelated_out = [r["signals"].get("out_shared") or 0.0 for r in rows if r["kind"] == "unrelated"]
+    unrelated_out = [r["signals"]["out_shared"] for r in rows
+                     if r["kind"] == "unrelated" and r["signals"].get("out_shared") is not None]
     similar_out = round(max(unrelated_out) + 0.02, 2) if unrelated_out else LINEAGE_THRESHOLDS.similar_out_shared
     print(f"grid: {len(keyed)} points, {len(admissible)} admissible at the best key {best}")
     return replace(LINEAGE_THRESHOLDS, **dict(zip(GRID, chosen, strict=True)), similar_out_shared=similar_out)

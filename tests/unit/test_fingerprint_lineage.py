@@ -16,7 +16,7 @@ from collections import Counter
 import pytest
 
 from mirrorwatch.match.fingerprint import Similarity, compare, fingerprint_file
-from mirrorwatch.match.fingerprint.lineage import RELATION_MEANINGS, RELATIONS
+from mirrorwatch.match.fingerprint.lineage import RELATION_MEANINGS, RELATIONS, pair_signals
 from mirrorwatch.match.scores import fingerprint_score
 from trained_data import DATA, fingerprint, labelled_pairs
 
@@ -52,11 +52,14 @@ def test_correlated_trainings_are_never_claims():
 
 
 def test_same_seed_shows_in_the_down_side_and_same_data_in_the_up_side():
-    same_seed = compare(fingerprint("c03-shared-s0060"), fingerprint("c05-shared-s0060")).details["lineage"]
-    other_seed = compare(fingerprint("c03-main-s0060"), fingerprint("c05-main-s0060")).details["lineage"]
+    same_seed = pair_signals(fingerprint("c03-shared-s0060"), fingerprint("c05-shared-s0060"))
+    other_seed = pair_signals(fingerprint("c03-main-s0060"), fingerprint("c05-main-s0060"))
     assert same_seed["in_shared"] > 0.9 > 0.5 > other_seed["in_shared"]
-    same_data = compare(fingerprint("c01-main-s0060"), fingerprint("c01-retrain-s0060")).details["lineage"]
+    same_data = pair_signals(fingerprint("c01-main-s0060"), fingerprint("c01-retrain-s0060"))
     assert same_data["in_shared"] < 0.5 and same_data["out_shared"] > other_seed["out_shared"]
+    # compare() stores them only when the score can make the pair more than unrelated
+    sim = compare(fingerprint("c03-main-s0060"), fingerprint("c05-main-s0060"))
+    assert sim.score < 0.2 and "skipped" in sim.details["lineage"] and sim.relation() == "unrelated"
 
 
 def test_real_diffusers_writer_output_and_its_kohya_conversion():

@@ -74,6 +74,7 @@ __all__ = [
     "RELATIONS",
     "LineageThresholds",
     "lineage_signals",
+    "pair_signals",
     "relation",
 ]
 
@@ -215,6 +216,17 @@ def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarr
         "unet_score": unet_score,
         "te_ratio": ratio,
     }
+
+
+def pair_signals(a: Fingerprint, b: Fingerprint) -> dict[str, float | None]:
+    """The signals over the layers both fingerprints name with the same shape, whatever the score
+    (:func:`~.similarity.compare` skips them for pairs scoring below ``similar_score``)."""
+    rows = [(i, b.row[n]) for i, n in enumerate(a.names) if n in b.row]
+    rows = [(i, j) for i, j in rows if tuple(a.shapes[i]) == tuple(b.shapes[j])]
+    ra = np.array([i for i, _ in rows], dtype=np.int64)
+    rb = np.array([j for _, j in rows], dtype=np.int64)
+    cos = np.einsum("ij,ij->i", a.unit[ra], b.unit[rb]).astype(np.float64)
+    return lineage_signals(a, b, ra, rb, cos, [a.names[i] for i in ra.tolist()])
 
 
 def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHOLDS) -> tuple[str, list[str]]:

@@ -201,9 +201,19 @@ def _by_names(a: Fingerprint, b: Fingerprint, common: list[str], ra: np.ndarray,
         "min_cos": round(float(cos.min()), 6),
         "lowest_layers": _lowest(common, cos),
         "families": [a.family, b.family],
-        "lineage": _rounded(lineage_signals(a, b, ra, rb, cos, common)),
+        "lineage": _signals_if_needed(score, a, b, ra, rb, cos, common),
     }
     return _with_relation(Similarity(float(np.clip(score, 0.0, 1.0)), "names", len(common), total, details))
+
+
+def _signals_if_needed(score: float, a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarray,
+                       cos: np.ndarray, names: list[str]) -> dict:
+    """The lineage signals, computed only when the score can make the pair more than unrelated: they
+    cost a batched SVD of every layer's sketch (tens of ms for an SDXL file), and most candidates of a
+    search are unrelated files whose score is near zero."""
+    if score < LINEAGE_THRESHOLDS.similar_score:
+        return {"skipped": f"score below {LINEAGE_THRESHOLDS.similar_score}"}
+    return _rounded(lineage_signals(a, b, ra, rb, cos, names))
 
 
 def _rounded(signals: dict) -> dict:
@@ -281,8 +291,8 @@ def _by_shapes(a: Fingerprint, b: Fingerprint, overlap: float) -> Similarity:
     if rows:
         ra = np.array([i for i, _ in rows], dtype=np.int64)
         rb = np.array([j for _, j in rows], dtype=np.int64)
-        lineage = _rounded(lineage_signals(a, b, ra, rb, np.array([c for _, _, c in pairs], dtype=np.float64),
-                                           [a.names[i] for i in ra.tolist()]))
+        lineage = _signals_if_needed(score, a, b, ra, rb, np.array([c for _, _, c in pairs], dtype=np.float64),
+                                     [a.names[i] for i in ra.tolist()])
     pairs.sort(key=lambda p: p[2])
     details = {
         "name_overlap": round(overlap, 4),
