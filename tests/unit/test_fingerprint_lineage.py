@@ -77,3 +77,17 @@ def test_relation_without_lineage_signals_is_never_a_derived_claim():
     assert Similarity(0.9995, "names", 10, 10, {}).relation() == "same_weights"
     assert Similarity(0.1, "names", 10, 10, {}).relation() == "unrelated"
     assert set(RELATIONS) == {"same_weights", "derived", "similar_training", "unrelated"}
+
+
+def test_similar_training_evidence_is_a_lead_not_a_claim():
+    from mirrorwatch.match.hits import Hit, is_lead, similar_training_only
+    from mirrorwatch.match.robust import fingerprint_evidence
+
+    lead = fingerprint_evidence(compare(fingerprint("c05-shared-s0060"), fingerprint("c03-shared-s0060")))
+    claim = fingerprint_evidence(compare(fingerprint("c01-cont-s0030"), fingerprint("c01-main-s0060")))
+    assert lead["relation"] == "similar_training" and lead["lead"] is True and lead["verdict"] == "no_match"
+    assert claim["relation"] == "derived" and "lead" not in claim
+    name = {"tier": 2, "kind": "header", "field": "name", "value": "x"}
+    assert similar_training_only([lead]) and similar_training_only([lead, name])
+    assert not similar_training_only([lead, claim]) and not similar_training_only([name]) and not similar_training_only([])
+    assert is_lead(Hit(1, 2, 0.55, [lead], 3)) and not is_lead(Hit(1, 2, 0.8, [claim], 3))
