@@ -86,6 +86,8 @@ class Results:
     direct_scores: dict[str, list[float]] = field(default_factory=dict)
     misses: list[str] = field(default_factory=list)
     neg_scores: dict[str, list[float]] = field(default_factory=dict)
+    neg_claims: dict[str, int] = field(default_factory=dict)  # unrelated pairs whose relation is a claim
+    neg_similar: dict[str, int] = field(default_factory=dict)  # ... or a similar_training lead
     neg_shape_scores: list[float] = field(default_factory=list)
     top_negatives: list[tuple[float, str, str]] = field(default_factory=list)
     pos_shape_scores: dict[str, list[float]] = field(default_factory=dict)
@@ -333,8 +335,12 @@ def run(args: argparse.Namespace) -> dict:
         top: list[tuple[float, str, str]] = []
 
         def record(kind: str, la: str, a: Fingerprint, lb: str, b: Fingerprint) -> None:
-            score = compare(a, b).score
+            sim = compare(a, b)
+            score = sim.score
             scores.setdefault(kind, []).append(score)
+            rel = sim.relation()
+            results.neg_claims[kind] = results.neg_claims.get(kind, 0) + (rel in ("same_weights", "derived"))
+            results.neg_similar[kind] = results.neg_similar.get(kind, 0) + (rel == "similar_training")
             if score > 0.1:
                 top.append((score, la, lb))
 
@@ -431,6 +437,9 @@ def run(args: argparse.Namespace) -> dict:
         for kind, v in results.neg_scores.items()
     }
     report["false_positive_rate"] = sum(s >= t_names.derived for s in all_neg) / len(all_neg)
+    # with relations (issue 14): pairs called derived/same_weights, and pairs kept as similar_training leads
+    report["relation_claims"] = dict(results.neg_claims)
+    report["relation_similar_training"] = dict(results.neg_similar)
     report["negative_pairs"] = len(all_neg)
     report["negatives_shapes"] = {"pairs": len(results.neg_shape_scores), "max": max(results.neg_shape_scores),
                                   "false_positives": sum(s >= t_shapes.derived for s in results.neg_shape_scores)}
@@ -459,6 +468,8 @@ def print_report(r: dict) -> None:
         print(f"  {kind:22} pairs {v['pairs']:>7}  max {v['max']:.4f}  p99.99 {v['p99.99']:.4f}  "
               f"false positives {v['false_positives']}")
     print(f"false-positive rate (names method, score >= derived threshold): {r['false_positive_rate']:.2e}")
+    print(f"relations of unrelated pairs: derived/same_weights {r['relation_claims']}, "
+          f"similar_training leads {r['relation_similar_training']}")
     for sc, a, b in r["top_negative_pairs"]:
         print(f"  highest unrelated pair {sc:.4f}: {a} / {b}")
     s = r["negatives_shapes"]

@@ -67,11 +67,29 @@ def _drop_self_hits(session: Session, hits: list[Hit]) -> list[Hit]:
     return [h for h in hits if not is_itself(ids.get(h.entry_id, {}), sources.get(h.hub_file_id))]
 
 
+def is_similar_training(item: Any) -> bool:
+    """A fingerprint comparison whose relation is `similar_training`: an independent model trained
+    alike (same data or same seed), a lead for reviewers and never a re-upload claim."""
+    return isinstance(item, dict) and item.get("kind") == "fingerprint" and item.get("relation") == "similar_training"
+
+
+def _lead_item(item: Any) -> bool:
+    return isinstance(item, dict) and (
+        (item.get("kind") == "header" and item.get("field") in LEAD_FIELDS) or is_similar_training(item))
+
+
 def is_lead(hit: Hit) -> bool:
-    """A hit whose every piece of evidence only names the model (header names, trigger words)."""
-    return bool(hit.evidence) and all(
-        e.get("kind") == "header" and e.get("field") in LEAD_FIELDS for e in hit.evidence
-    )
+    """A hit whose every piece of evidence is a lead: it names the model (header names, trigger words)
+    or its weights were only trained alike (fingerprint relation `similar_training`)."""
+    return bool(hit.evidence) and all(_lead_item(e) for e in hit.evidence)
+
+
+def similar_training_only(evidence: Any) -> bool:
+    """Stored evidence that makes no re-upload claim because its weight evidence says only
+    `similar_training` (with at most name leads beside it): such a match may be reviewed and kept as
+    a lead, but never confirmed as a mirror nor reported as a re-upload."""
+    items = evidence if isinstance(evidence, list) else [evidence] if evidence else []
+    return any(is_similar_training(e) for e in items) and all(_lead_item(e) for e in items)
 
 
 def is_strong(tier: int, score: float) -> bool:

@@ -119,13 +119,25 @@ def _compare_hits(session: Session, fp: Fingerprint, candidates: list[int], *, f
         score = fingerprint_score(sim)
         if score is None:
             continue
-        ev = [{"tier": 3, "kind": "fingerprint", "verdict": sim.verdict(), "similarity": round(sim.score, 5),
-               "method": sim.method, "layers_compared": sim.layers_compared, "layers_total": sim.layers_total}]
+        ev = [fingerprint_evidence(sim)]
         if file_side:  # fp is a hub file's; candidates are entries' fingerprints
             hits.append(Hit(entry_id, own_id, score, ev, tier=3))
         else:  # fp is an entry's; candidates are hub files' fingerprints
             hits.append(Hit(own_id, hub_file_id, score, ev, tier=3))
     return hits
+
+
+def fingerprint_evidence(sim) -> dict:
+    """The stored evidence of a fingerprint comparison: the relation (``same_weights``, ``derived``,
+    ``similar_training`` — a lead, never a re-upload claim), what it means, why, and the signals."""
+    relation = sim.relation()
+    ev = {"tier": 3, "kind": "fingerprint", "relation": relation, "verdict": sim.verdict(),
+          "meaning": sim.details.get("relation_meaning", ""), "similarity": round(sim.score, 5),
+          "method": sim.method, "layers_compared": sim.layers_compared, "layers_total": sim.layers_total,
+          "why": list(sim.details.get("relation_why", [])), "signals": dict(sim.details.get("lineage") or {})}
+    if relation == "similar_training":
+        ev["lead"] = True
+    return ev
 
 
 def match_file_fingerprint(db: Database, session: Session, hub_file_id: int, fp: Fingerprint, *,

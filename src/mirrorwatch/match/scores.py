@@ -10,7 +10,8 @@ Reading a score:
   >= 0.95  the same model: exact copy, or the same tensors (AutoV3), or an embedded hash of them
   >= 0.85  the same training run or the same weights after conversion/re-factorisation
   >= 0.70  derived from it (resized, merged) or strong header evidence — a reviewer should look
-  <  0.70  a lead only (names in metadata): shown in the queue with a low score
+  <  0.70  a lead only (names in metadata, or weights that are only trained alike — fingerprint
+           relation `similar_training`): shown in the queue with a low score, never a re-upload claim
 """
 
 from __future__ import annotations
@@ -59,14 +60,20 @@ CRC32_ONLY_SCORE = 0.6
 # match/fingerprint/similarity.py).
 FP_SAME_WEIGHTS_BASE, FP_SAME_WEIGHTS_SPAN = 0.9, 0.09  # 0.90 .. 0.99
 FP_DERIVED_BASE, FP_DERIVED_SPAN = 0.7, 0.19  # 0.70 .. 0.89
+# `similar_training` (an independent model with correlated training: a lead, never a re-upload claim)
+# stays below every claim band: 0.50 .. 0.60, recorded so a reviewer sees it with its evidence.
+FP_SIMILAR_BASE, FP_SIMILAR_SPAN = 0.5, 0.1
 
 
 def fingerprint_score(sim) -> float | None:
-    """Match score for a fingerprint similarity (`match.fingerprint.Similarity`): None when it is
-    no evidence at all."""
+    """Match score for a fingerprint similarity (`match.fingerprint.Similarity`), by its relation:
+    None when it is no evidence at all (`unrelated`)."""
     from mirrorwatch.match.fingerprint.similarity import DEFAULT_THRESHOLDS
 
     t = DEFAULT_THRESHOLDS.get(sim.method)
+    relation = sim.relation()
+    if relation == "similar_training":
+        return round(FP_SIMILAR_BASE + FP_SIMILAR_SPAN * min(max(sim.score, 0.0), 1.0), 4)
     verdict = sim.verdict()
     if verdict == "no_match" or t is None:
         return None
@@ -74,7 +81,8 @@ def fingerprint_score(sim) -> float | None:
         frac = (sim.score - t.same_weights) / max(1e-9, 1 - t.same_weights)
         return round(min(0.99, FP_SAME_WEIGHTS_BASE + FP_SAME_WEIGHTS_SPAN * frac), 4)
     span = max(1e-9, t.same_weights - t.derived)
-    return round(FP_DERIVED_BASE + FP_DERIVED_SPAN * (sim.score - t.derived) / span, 4)
+    frac = min(max((sim.score - t.derived) / span, 0.0), 1.0)
+    return round(FP_DERIVED_BASE + FP_DERIVED_SPAN * frac, 4)
 
 
 def combine(scores: list[float]) -> float:

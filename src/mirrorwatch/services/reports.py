@@ -29,6 +29,7 @@ from sqlalchemy import func, select
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
 from mirrorwatch.hubs.registry import hub_label, report_policy, report_route
+from mirrorwatch.match.hits import similar_training_only
 from mirrorwatch.match.states import REPORT_SENT, MatchState, system_move
 from mirrorwatch.services import report_render
 from mirrorwatch.services.audit import record
@@ -137,6 +138,10 @@ def build_reports(db: Database, match_ids: list[int], user: str, *, title: str |
         if not_confirmed:
             v = not_confirmed[0]
             raise Conflict(f"match {v.id} is {v.state}, not confirmed: only confirmed mirrors go into a report")
+        leads = [views[i] for i in ids if similar_training_only(views[i].evidence)]
+        if leads:  # (confirming refuses these; a match confirmed before that rule still cannot be reported)
+            raise Conflict(f"match {leads[0].id} is only a similar-training lead (an independent model trained "
+                           "alike), not a re-upload: it cannot go into a report")
         taken = s.execute(select(ReportItem.match_id, ReportItem.report_id).where(ReportItem.match_id.in_(ids))).first()
         if taken:
             raise Conflict(f"match {taken[0]} is already in report #{taken[1]}")

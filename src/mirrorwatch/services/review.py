@@ -16,6 +16,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from mirrorwatch.errors import Conflict, InvalidInput, NotFound
+from mirrorwatch.match.hits import similar_training_only
 from mirrorwatch.match.states import (
     DECIDABLE,
     STATES,
@@ -189,6 +190,13 @@ def decide(db: Database, match_ids: list[int], state: str, note: str | None, use
             m = refused[0]
             more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
             raise Conflict(f"match {m.id} is {m.state}: it cannot become {state}{more}; nothing was changed")
+        if state == MatchState.CONFIRMED:
+            leads = [m for m in matches.values() if similar_training_only(m.evidence)]
+            if leads:
+                more = f" (and {len(leads) - 1} more)" if len(leads) > 1 else ""
+                raise Conflict(f"match {leads[0].id}{more} is only a similar-training lead (an independent model "
+                               "trained alike, not a re-upload of the bank file): it cannot be confirmed as a "
+                               "mirror; keep it for a second look or dismiss it; nothing was changed")
         if state != MatchState.CONFIRMED:
             in_draft = s.execute(
                 select(ReportItem.match_id, Report.id).join(Report, Report.id == ReportItem.report_id)

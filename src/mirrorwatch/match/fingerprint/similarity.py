@@ -34,6 +34,14 @@ any        below        ``no_match``: unrelated files scored at most 0.296 (name
                         (shapes, 3,000 pairs)
 =========  ===========  ===================================================================
 
+Relations (issue 14). On LoRAs made by real training the score ties together more than one model:
+same-seed and same-recipe trainings are correlated. :meth:`Similarity.relation` therefore judges with
+the lineage signals of :mod:`.lineage` (stored in ``details["lineage"]``, with ``details["relation"]``,
+``relation_why`` and ``relation_meaning``): ``same_weights``, ``derived``, ``similar_training`` (a lead,
+never a re-upload claim) or ``unrelated``. :meth:`Similarity.verdict` without thresholds is that
+relation's claim (``same_weights``/``derived``, else ``no_match``); with thresholds it is the
+score-only rule below.
+
 The derived threshold sits in a narrow gap on this corpus: its hardest negatives (same init seed,
 strong shared base component) reach 0.296 and its weakest merges 0.269. Real LoRAs should be used to
 re-check it; :meth:`Similarity.verdict` takes other thresholds, and ``details`` carries the per-layer
@@ -43,13 +51,15 @@ evidence (lowest layers, coverage) a reviewer needs either way.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 
 from mirrorwatch.errors import InvalidInput
 
+from .lineage import LINEAGE_THRESHOLDS, RELATION_MEANINGS, LineageThresholds, lineage_signals
+from .lineage import relation as _relation
 from .sketch import Fingerprint
 
 __all__ = [
@@ -57,6 +67,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "SCORE_MEANINGS",
     "IncompatibleFingerprints",
+    "Relation",
     "Similarity",
     "Thresholds",
     "Verdict",
@@ -65,6 +76,7 @@ __all__ = [
 
 Method = Literal["names", "shapes"]
 Verdict = Literal["same_weights", "derived", "no_match"]
+Relation = Literal["same_weights", "derived", "similar_training", "unrelated"]
 
 
 class IncompatibleFingerprints(InvalidInput):
@@ -126,11 +138,37 @@ class Similarity:
     layers_total: int
     details: dict = field(default_factory=dict)
 
+    def relation(self, thresholds: LineageThresholds | None = None) -> Relation:
+        """``same_weights``, ``derived``, ``similar_training`` or ``unrelated``: what the two files are to
+        each other, from the score and the lineage signals stored in ``details["lineage"]`` (see
+        :mod:`.lineage`). The matching path uses this; only the first two are re-upload claims."""
+        if thresholds is None and "relation" in self.details:
+            return self.details["relation"]
+        return self._judge(thresholds)[0]
+
+    def _judge(self, thresholds: LineageThresholds | None = None) -> tuple[Relation, list[str]]:
+        signals = self.details.get("lineage")
+        t = thresholds or LINEAGE_THRESHOLDS
+        if not isinstance(signals, dict):  # an empty comparison, or a result made without the signals
+            if self.layers_compared and self.score >= t.same_weights:
+                return "same_weights", [f"score {self.score:.4f} >= {t.same_weights}"]
+            if self.layers_compared and self.score >= DEFAULT_THRESHOLDS[self.method].derived:
+                return "similar_training", ["no lineage signals: a correlated update is only a lead"]
+            return "unrelated", [self.details.get("reason", "nothing to compare")]
+        if self.method == "shapes":  # layers paired by shape: the score scale of that method
+            t = replace(t, derived_score=DEFAULT_THRESHOLDS["shapes"].derived)
+        return _relation(self.score, signals, t)
+
     def verdict(self, thresholds: Thresholds | Mapping[str, Thresholds] | None = None) -> Verdict:
-        """``same_weights``, ``derived`` or ``no_match`` under the given (default: calibrated) thresholds."""
+        """``same_weights``, ``derived`` or ``no_match``.
+
+        Without ``thresholds``: the re-upload claim of :meth:`relation` (``similar_training`` and
+        ``unrelated`` are both ``no_match``: neither says the file is the bank file). With thresholds:
+        the score-only verdict under them (the issue-4 rule, kept for calibration tools)."""
         if thresholds is None:
-            t = DEFAULT_THRESHOLDS[self.method]
-        elif isinstance(thresholds, Thresholds):
+            rel = self.relation()
+            return rel if rel in ("same_weights", "derived") else "no_match"
+        if isinstance(thresholds, Thresholds):
             t = thresholds
         else:
             t = thresholds.get(self.method, DEFAULT_THRESHOLDS[self.method])
@@ -163,8 +201,32 @@ def _by_names(a: Fingerprint, b: Fingerprint, common: list[str], ra: np.ndarray,
         "min_cos": round(float(cos.min()), 6),
         "lowest_layers": _lowest(common, cos),
         "families": [a.family, b.family],
+        "lineage": _signals_if_needed(score, a, b, ra, rb, cos, common),
     }
-    return Similarity(float(np.clip(score, 0.0, 1.0)), "names", len(common), total, details)
+    return _with_relation(Similarity(float(np.clip(score, 0.0, 1.0)), "names", len(common), total, details))
+
+
+def _signals_if_needed(score: float, a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarray,
+                       cos: np.ndarray, names: list[str]) -> dict:
+    """The lineage signals, computed only when the score can make the pair more than unrelated: they
+    cost a batched SVD of every layer's sketch (tens of ms for an SDXL file), and most candidates of a
+    search are unrelated files whose score is near zero."""
+    if score < LINEAGE_THRESHOLDS.similar_score:
+        return {"skipped": f"score below {LINEAGE_THRESHOLDS.similar_score}"}
+    return _rounded(lineage_signals(a, b, ra, rb, cos, names))
+
+
+def _rounded(signals: dict) -> dict:
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in signals.items()}
+
+
+def _with_relation(sim: Similarity) -> Similarity:
+    """Store the relation (and why) in the evidence, as computed under the default thresholds."""
+    rel, why = sim._judge()
+    sim.details["relation"] = rel
+    sim.details["relation_why"] = why
+    sim.details["relation_meaning"] = RELATION_MEANINGS[rel]
+    return sim
 
 
 def _greedy_pairs(m: np.ndarray) -> list[tuple[int, int]]:
@@ -188,14 +250,14 @@ def _greedy_pairs(m: np.ndarray) -> list[tuple[int, int]]:
     return pairs
 
 
-def _shape_pairing(a: Fingerprint, b: Fingerprint, transpose_b: bool) -> tuple[float, int, list]:
+def _shape_pairing(a: Fingerprint, b: Fingerprint, transpose_b: bool) -> tuple[float, int, list, list]:
     groups_a: dict[tuple[int, int], list[int]] = {}
     groups_b: dict[tuple[int, int], list[int]] = {}
     for i, (o, n) in enumerate(a.shapes.tolist()):
         groups_a.setdefault((o, n), []).append(i)
     for j, (o, n) in enumerate(b.shapes.tolist()):
         groups_b.setdefault((o, n), []).append(j)
-    cos_all, wa_all, wb_all, pairs_all = [], [], [], []
+    cos_all, wa_all, wb_all, pairs_all, rows_all = [], [], [], [], []
     for shape, rows_a in groups_a.items():
         rows_b = groups_b.get(shape)
         if not rows_b:
@@ -212,18 +274,25 @@ def _shape_pairing(a: Fingerprint, b: Fingerprint, transpose_b: bool) -> tuple[f
             wa_all.append(a.norms[rows_a[i]])
             wb_all.append(b.norms[rows_b[j]])
             pairs_all.append((a.names[rows_a[i]], b.names[rows_b[j]], float(m[i, j])))
+            rows_all.append((rows_a[i], rows_b[j]))
     if not cos_all:
-        return 0.0, 0, []
+        return 0.0, 0, [], []
     score = _weighted(np.array(cos_all, dtype=np.float64), np.array(wa_all), np.array(wb_all))
-    return score, len(cos_all), pairs_all
+    return score, len(cos_all), pairs_all, rows_all
 
 
 def _by_shapes(a: Fingerprint, b: Fingerprint, overlap: float) -> Similarity:
-    raw, n, pairs = _shape_pairing(a, b, transpose_b=False)
-    null, _, _ = _shape_pairing(a, b, transpose_b=True)
+    raw, n, pairs, rows = _shape_pairing(a, b, transpose_b=False)
+    null, _, _, _ = _shape_pairing(a, b, transpose_b=True)
     null = max(0.0, null)
     score = (raw - null) / (1.0 - null) if null < 1.0 else 0.0
     renamed = sum(1 for pa, pb, _ in pairs if pa != pb)
+    lineage = None
+    if rows:
+        ra = np.array([i for i, _ in rows], dtype=np.int64)
+        rb = np.array([j for _, j in rows], dtype=np.int64)
+        lineage = _signals_if_needed(score, a, b, ra, rb, np.array([c for _, _, c in pairs], dtype=np.float64),
+                                     [a.names[i] for i in ra.tolist()])
     pairs.sort(key=lambda p: p[2])
     details = {
         "name_overlap": round(overlap, 4),
@@ -233,8 +302,10 @@ def _by_shapes(a: Fingerprint, b: Fingerprint, overlap: float) -> Similarity:
         "lowest_pairs": [[pa, pb, round(c, 4)] for pa, pb, c in pairs[:5]],
         "families": [a.family, b.family],
     }
+    if lineage is not None:
+        details["lineage"] = lineage
     total = len(a) + len(b) - n
-    return Similarity(float(np.clip(score, 0.0, 1.0)), "shapes", n, total, details)
+    return _with_relation(Similarity(float(np.clip(score, 0.0, 1.0)), "shapes", n, total, details))
 
 
 def compare(a: Fingerprint, b: Fingerprint, *, min_name_overlap: float = 0.5,
@@ -249,7 +320,8 @@ def compare(a: Fingerprint, b: Fingerprint, *, min_name_overlap: float = 0.5,
             f"fingerprints use different sketch parameters (k={a.k}/{b.k}, seed={a.seed}/{b.seed})"
         )
     if len(a) == 0 or len(b) == 0:
-        return Similarity(0.0, "names", 0, len(set(a.names) | set(b.names)), {"reason": "empty fingerprint"})
+        return _with_relation(Similarity(0.0, "names", 0, len(set(a.names) | set(b.names)),
+                                         {"reason": "empty fingerprint"}))
     b_row = b.row
     named = [(i, b_row[n]) for i, n in enumerate(a.names) if n in b_row]
     ra = np.array([i for i, _ in named], dtype=np.int64)
@@ -263,7 +335,8 @@ def compare(a: Fingerprint, b: Fingerprint, *, min_name_overlap: float = 0.5,
         method = "names" if common and overlap >= min_name_overlap else "shapes"
     if method == "names":
         if not common:
-            return Similarity(0.0, "names", 0, len(set(a.names) | set(b.names)), {"reason": "no common layers"})
+            return _with_relation(Similarity(0.0, "names", 0, len(set(a.names) | set(b.names)),
+                                             {"reason": "no common layers"}))
         return _by_names(a, b, common, ra, rb, overlap)
     if method == "shapes":
         return _by_shapes(a, b, overlap)

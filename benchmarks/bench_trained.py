@@ -1,0 +1,248 @@
+"""Benchmark and calibration of fingerprint *relations* on genuinely trained LoRAs (issue 14).
+
+    .venv/bin/python benchmarks/bench_trained.py --corpus DIR      # a corpus built on demand
+    .venv/bin/python benchmarks/bench_trained.py                   # the committed test fingerprints
+    ./dev bench trained [--corpus DIR] [--json out.json] [--calibrate]
+
+The corpus is built by ``benchmarks/trained/build_corpus.py`` (torch, diffusers and peft in a separate
+virtualenv; see its docstring); ``benchmarks/trained/corpus.py`` derives the variants, fingerprints
+everything and labels the pairs. Without ``--corpus`` the benchmark reads the fingerprints committed
+for the unit tests (``tests/data/trained/``: a few concepts of the held-out half).
+
+What it prints:
+
+1. Per pair kind, the distribution (min / median / max) of each lineage signal of
+   :mod:`mirrorwatch.match.fingerprint.lineage`: score, ``in_shared`` (A/down side), ``out_shared``
+   (B/up side), ``te_ratio``, ``agree_frac``, and the s-norm of the score against a cohort of unrelated
+   LoRAs of the same base (``snorm``: measured, not used; see below).
+2. With ``--calibrate``: the thresholds a grid search picks on the **calibration half** (even concept
+   indices): the most derived recall with no correlated pair (retrained, look-alike, same-seed,
+   unrelated) called ``derived``, and margins in the middle of the gaps.
+3. The confusion table per pair kind (rows) by relation (columns) on the **held-out half** (odd
+   concept indices, never used to choose thresholds), under the thresholds in the code, with the
+   false-positive rate of ``derived``/``same_weights`` on correlated pairs and its 95 % upper bound
+   (3/n when none is seen: the rule of three).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import itertools
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from mirrorwatch.match.fingerprint import Fingerprint, compare
+from mirrorwatch.match.fingerprint.lineage import (
+    LINEAGE_THRESHOLDS,
+    RELATIONS,
+    LineageThresholds,
+    pair_signals,
+    relation,
+)
+
+sys.path.insert(0, str(Path(__file__).parent / "trained"))
+import corpus as tc
+
+COMMITTED = Path(__file__).resolve().parent.parent / "tests" / "data" / "trained" / "fingerprints.json"
+
+
+def load_committed(path: Path = COMMITTED) -> list[tc.Item]:
+    data = json.loads(path.read_text())
+    items = []
+    for rec in data["items"]:
+        fp = Fingerprint.from_bytes(base64.b64decode(rec["fingerprint"]))
+        items.append(tc.Item(rec["id"], rec["concept"], rec["half"], rec["run"], rec["kind"], rec["seed"], rec["step"],
+                             rec["steps"], rec.get("variant", ""), fp))
+    return items
+
+
+# What the unit tests keep (held-out half only): every pair kind, few files.
+EXPORT = {
+    "c01": ["main-s0060", "main-s0060-kohya", "main-bf16", "main-refactor", "main-s0020", "main-s0040",
+            "cont-s0030", "main-resize_half", "main-merge_50_50", "shared-s0060", "retrain-s0060", "look-s0060",
+            "looks-s0060"],
+    "c03": ["main-s0060", "shared-s0060", "looks-s0060"],
+    "c05": ["main-s0060", "shared-s0060"],
+}
+
+
+def export(items: list[tc.Item], path: Path = COMMITTED) -> None:
+    """Write the fingerprints the unit tests use, with the labelled pairs among them."""
+    keep = {f"{c}-{name}" for c, names in EXPORT.items() for name in names}
+    chosen = [i for i in items if i.id in keep]
+    recs = [{"id": i.id, "concept": i.concept, "half": i.half, "run": i.run, "kind": i.kind, "seed": i.seed,
+             "step": i.step, "steps": i.steps, "variant": i.variant,
+             "fingerprint": base64.b64encode(i.fp.to_bytes()).decode("ascii")} for i in chosen]
+    labelled = [{"bank": a.id, "file": b.id, "kind": k, "expected": list(tc.EXPECTED[k])}
+                for a, b, k in tc.pairs(chosen)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "about": "Fingerprints of LoRAs trained by benchmarks/trained/build_corpus.py (held-out half), "
+                 "with the pair kinds of benchmarks/trained/corpus.py and the relations each may get.",
+        "items": recs, "pairs": labelled}, indent=0))
+    print(f"exported {len(recs)} fingerprints and {len(labelled)} labelled pairs to {path}")
+
+
+def snorm(items: list[tc.Item], cohort: list[tc.Item]) -> dict[str, tuple[float, float]]:
+    """Per item: mean and std of its scores against the cohort (unrelated LoRAs of the same base)."""
+    out = {}
+    for it in items:
+        scores = [compare(it.fp, c.fp).score for c in cohort if c.concept != it.concept]
+        out[it.id] = (float(np.mean(scores)), float(np.std(scores)) or 1e-3) if scores else (0.0, 1.0)
+    return out
+
+
+def evaluate(items: list[tc.Item], half: str | None) -> list[dict]:
+    rows = []
+    for a, b, kind in tc.pairs(items, half):
+        sim = compare(b.fp, a.fp)  # b: the hub file, a: the bank file
+        rows.append({"a": a.id, "b": b.id, "kind": kind, "half": a.half, "score": sim.score,
+                     "signals": sim.details.get("lineage", {}), "relation": sim.relation(),
+                     "all_signals": pair_signals(b.fp, a.fp)})  # (compare skips them below similar_score)
+    return rows
+
+
+def confusion(rows: list[dict], t: LineageThresholds | None = None) -> dict[str, dict[str, int]]:
+    table: dict[str, dict[str, int]] = {}
+    for r in rows:
+        rel = r["relation"] if t is None else relation(r["score"], r["signals"], t)[0]
+        table.setdefault(r["kind"], dict.fromkeys(RELATIONS, 0))[rel] += 1
+    return table
+
+
+def _fmt(v: list[float]) -> str:
+    if not v:
+        return "        -       "
+    return f"{min(v):5.2f}/{float(np.median(v)):4.2f}/{max(v):4.2f}"
+
+
+def print_signals(rows: list[dict], sn: dict | None) -> None:
+    keys = ["score", "in_shared", "out_shared", "te_ratio", "agree_frac"] + (["snorm"] if sn else [])
+    print(f"\n{'pair kind':22s} {'n':>5s}  " + "  ".join(f"{k:>16s}" for k in keys))
+    for kind in tc.PAIR_KINDS:
+        sel = [r for r in rows if r["kind"] == kind]
+        if not sel:
+            continue
+        cols = []
+        for k in keys:
+            if k == "score":
+                v = [r["score"] for r in sel]
+            elif k == "snorm":
+                v = [0.5 * ((r["score"] - sn[r["a"]][0]) / sn[r["a"]][1] + (r["score"] - sn[r["b"]][0]) / sn[r["b"]][1])
+                     for r in sel if r["a"] in sn and r["b"] in sn]
+            else:
+                v = [r["all_signals"].get(k) for r in sel if r["all_signals"].get(k) is not None]
+            cols.append(_fmt(v))
+        print(f"{kind:22s} {len(sel):5d}  " + "  ".join(cols))
+
+
+def print_confusion(title: str, table: dict[str, dict[str, int]]) -> dict:
+    print(f"\n{title}")
+    print(f"{'pair kind':22s} {'n':>5s} " + " ".join(f"{r:>16s}" for r in RELATIONS) + "   ok")
+    summary = {}
+    for kind in tc.PAIR_KINDS:
+        if kind not in table:
+            continue
+        row = table[kind]
+        n = sum(row.values())
+        ok = sum(row[r] for r in tc.EXPECTED[kind])
+        summary[kind] = {"n": n, **row, "ok_rate": ok / n if n else None}
+        print(f"{kind:22s} {n:5d} " + " ".join(f"{row[r]:16d}" for r in RELATIONS) + f"   {100 * ok / n:5.1f}%")
+    neg = [k for k in tc.CORRELATED_KINDS if k in table]
+    n_neg = sum(sum(table[k].values()) for k in neg)
+    fp = sum(table[k]["derived"] + table[k]["same_weights"] for k in neg)
+    bound = (3 / n_neg if fp == 0 else None) if n_neg else None
+    print(f"derived/same_weights on correlated or unrelated pairs: {fp} of {n_neg}"
+          + (f" (95 % upper bound on the rate: {bound:.2e})" if bound else ""))
+    retrain = table.get("retrain_same_data", {})
+    print(f"independent same-data re-trainings called derived: {retrain.get('derived', 0)} of "
+          f"{sum(retrain.values()) if retrain else 0}")
+    summary["false_positives"] = {"pairs": n_neg, "derived_or_same": fp, "upper_bound_95": bound}
+    return summary
+
+
+GRID = {
+    "derived_score": [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7],
+    "derived_out_shared": [0.7, 0.74, 0.78, 0.82],
+    "derived_agree": [0.5, 0.6, 0.7, 0.8, 0.9],
+    "derived_te_ratio": [0.0, 0.8, 0.85, 0.9],
+    "contained": [0.9, 0.95, 0.98],
+}
+HARD_NEGATIVES = ("unrelated", "unrelated_same_seed", "retrain_same_data", "lookalike_other_seed")
+
+
+def calibrate(rows: list[dict]) -> LineageThresholds:
+    """Grid search on calibration pairs, lexicographically: (1) no unrelated, same-seed, re-trained or
+    other-seed look-alike pair called derived; (2) the most lineage pairs called derived; (3) the fewest
+    same-seed look-alikes called derived; then, among the grid points that tie, each threshold at the
+    median of its admissible values (the middle of the gap), if that point is admissible too.
+    ``similar_out_shared`` is put just above the highest output-side agreement of unrelated
+    other-seed pairs that have signals (pairs scoring below ``similar_score`` skip them)."""
+    keyed = []
+    for values in itertools.product(*GRID.values()):
+        t = replace(LINEAGE_THRESHOLDS, **dict(zip(GRID, values, strict=True)))
+        table = confusion(rows, t)
+        claims = {k: table[k]["derived"] + table[k]["same_weights"] for k in table}
+        key = (-sum(claims.get(k, 0) for k in HARD_NEGATIVES),
+               sum(claims.get(k, 0) for k in tc.DERIVED_KINDS),
+               -claims.get("lookalike_same_seed", 0))
+        keyed.append((key, values))
+    best = max(k for k, _ in keyed)
+    admissible = [v for k, v in keyed if k == best]
+    middle = tuple(float(np.median([v[i] for v in admissible])) for i in range(len(GRID)))
+    chosen = min(admissible, key=lambda v: sum(abs(a - b) for a, b in zip(v, middle, strict=True)))
+    unrelated_out = [r["signals"]["out_shared"] for r in rows
+                     if r["kind"] == "unrelated" and r["signals"].get("out_shared") is not None]
+    similar_out = round(max(unrelated_out) + 0.02, 2) if unrelated_out else LINEAGE_THRESHOLDS.similar_out_shared
+    print(f"grid: {len(keyed)} points, {len(admissible)} admissible at the best key {best}")
+    return replace(LINEAGE_THRESHOLDS, **dict(zip(GRID, chosen, strict=True)), similar_out_shared=similar_out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", type=Path, help="a directory built by benchmarks/trained/build_corpus.py")
+    ap.add_argument("--calibrate", action="store_true", help="grid-search thresholds on the calibration half")
+    ap.add_argument("--snorm", action="store_true", help="also measure cohort (s-norm) normalised scores")
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--export", action="store_true", help="write the unit tests' fingerprints (needs --corpus)")
+    args = ap.parse_args()
+    t0 = time.time()
+    items = tc.build(args.corpus) if args.corpus else load_committed()
+    print(f"{len(items)} fingerprints ({'corpus ' + str(args.corpus) if args.corpus else 'committed test set'}) "
+          f"in {time.time() - t0:.1f} s")
+    report: dict = {"fingerprints": len(items)}
+    if args.export:
+        export(items)
+    sn = None
+    for half in ("calib", "heldout"):
+        rows = evaluate(items, half)
+        if not rows:
+            continue
+        if args.snorm:
+            cohort_half = "heldout" if half == "calib" else "calib"
+            cohort = [i for i in items if i.half == cohort_half and i.step == i.steps and not i.variant]
+            sn = snorm([i for i in items if i.half == half], cohort) if cohort else None
+        print(f"\n=== {half} half: {len(rows)} pairs; signals (min/median/max) ===")
+        print_signals(rows, sn)
+        if half == "calib" and args.calibrate:
+            t = calibrate(rows)
+            print(f"\ncalibrated on this half: {t}")
+            report["calibrated"] = t.__dict__
+            report["calib_with_calibrated"] = print_confusion("calibration half, calibrated thresholds",
+                                                              confusion(rows, t))
+        report[half] = print_confusion(f"{half} half, thresholds in the code: confusion per pair kind",
+                                       confusion(rows))
+    report["seconds"] = round(time.time() - t0, 1)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,295 @@
+"""Build the trained LoRA evaluation corpus (issue 14): real gradient descent, on demand, CPU only.
+
+Needs torch, diffusers, peft and transformers, which mirrorwatch and CI never need. Run it in a
+separate virtualenv outside the repository::
+
+    python3 -m venv /tmp/venv-torch
+    /tmp/venv-torch/bin/pip install torch diffusers peft transformers safetensors numpy
+    nice -n 15 /tmp/venv-torch/bin/python benchmarks/trained/build_corpus.py --out /tmp/mw-trained
+
+What it trains (everything seeded; one thread):
+
+- a tiny base: a diffusers ``UNet2DConditionModel`` with the real SD1.5 module tree
+  (``down_blocks.0.attentions.0.transformer_blocks.0.attn2.to_k`` ...; 32/64 channels, 8x8 latents)
+  and a small ``CLIPTextModel`` (``text_model.encoder.layers.N.self_attn.q_proj`` ...), briefly
+  pre-trained together on generic synthetic patterns with captions;
+- per concept (a procedurally generated pattern family with its own trigger token), rank-4 LoRAs
+  on the UNet and the text encoder (peft ``LoraConfig``, ``init_lora_weights="gaussian"`` as
+  diffusers' ``train_text_to_image_lora.py`` does; the seed sets the LoRA init, the data order, the
+  noise and the timesteps, as sd-scripts' ``--seed`` does):
+    ``main``   own seed, 60 steps (batch 4, AdamW 2e-3), checkpoints at 20 / 40 / 60
+    ``shared`` the seed every concept shares (42): same init and noise stream as every other concept
+    ``retrain`` same data as ``main``, another seed (an independent re-training)
+    ``cont``   ``main``'s final LoRA trained 30 more steps with another seed (a continued fine-tune)
+    ``look``   a look-alike concept (pattern parameters perturbed slightly, its own token), own seed
+    ``looks``  the same look-alike trained with the shared seed 42
+- saved with diffusers' own writer (``StableDiffusionLoraLoaderMixin.save_lora_weights`` on
+  ``convert_state_dict_to_diffusers(get_peft_model_state_dict(...))``: keys ``unet.….lora_A.weight``,
+  ``text_encoder.….lora_A.weight``) and, for the final checkpoint, diffusers' kohya converter
+  (``convert_state_dict_to_kohya``: ``lora_unet_…lora_down.weight``, ``lora_te1_…``, int64 alphas).
+
+Format, dtype, resize and merge variants are derived from these files by ``corpus.py`` (numpy only).
+``manifest.json`` lists every run and file. The concept list is split in two halves (even / odd
+concept index) for calibration and held-out figures.
+
+Cost: the default (8 concepts, 41 runs, 2,640 LoRA steps plus 150 pre-training steps) takes about 8
+minutes of one niced core on a busy 2-core machine; ``--concepts``/``--steps`` scale it linearly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+torch.set_num_threads(1)
+
+from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel  # noqa: E402
+from diffusers.utils.state_dict_utils import convert_state_dict_to_diffusers, convert_state_dict_to_kohya  # noqa: E402
+from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict  # noqa: E402
+from transformers import CLIPTextConfig, CLIPTextModel  # noqa: E402
+
+RES = 8
+SEQ = 8
+VOCAB = 256
+BOS, EOS, PAD = 1, 2, 0
+CLASS_TOKENS = list(range(10, 40))  # generic words the base knows
+CONCEPT_TOKEN0 = 100  # trigger tokens: 100 + concept index (look-alikes: 150 + index)
+SHARED_SEED = 42
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.2"]
+TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+def make_base() -> tuple[UNet2DConditionModel, CLIPTextModel]:
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=RES, in_channels=4, out_channels=4, layers_per_block=1,
+        block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=48, attention_head_dim=8,
+        norm_num_groups=8,
+    )
+    te = CLIPTextModel(CLIPTextConfig(vocab_size=VOCAB, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                                      num_attention_heads=4, max_position_embeddings=SEQ, bos_token_id=BOS,
+                                      eos_token_id=EOS, pad_token_id=PAD))
+    return unet, te
+
+
+# ---- synthetic data ---------------------------------------------------------------------------------
+def concept_params(index: int, look: bool = False) -> np.ndarray:
+    """Pattern parameters of a concept: 3 gratings (freq, angle, phase) x 4-channel amplitudes + a blob."""
+    rng = np.random.default_rng(10_000 + index)
+    p = rng.uniform(-1, 1, size=32)
+    if look:  # a look-alike: the same family of pattern, slightly different
+        p = p + np.random.default_rng(20_000 + index).normal(0, 0.12, size=32)
+    return p
+
+
+def render(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    y, x = np.mgrid[0:RES, 0:RES] / RES
+    img = np.zeros((4, RES, RES))
+    for g in range(3):
+        f, ang, ph = 1.5 + 2.5 * abs(p[g * 3]), math.pi * p[g * 3 + 1], math.pi * p[g * 3 + 2]
+        jitter = rng.normal(0, 0.3)
+        wave = np.sin(2 * math.pi * f * (x * math.cos(ang) + y * math.sin(ang)) + ph + jitter)
+        img += p[9 + g * 4: 13 + g * 4, None, None] * wave[None]
+    cx, cy = 0.5 + 0.3 * p[21] + rng.normal(0, 0.05), 0.5 + 0.3 * p[22] + rng.normal(0, 0.05)
+    blob = np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (0.02 + 0.02 * abs(p[23])))
+    img += p[24:28, None, None] * 2 * blob[None]
+    img += rng.normal(0, 0.05, img.shape)
+    return (img / max(1e-6, img.std())).astype(np.float32)
+
+
+def caption(token: int, rng: np.random.Generator, n_words: int = 3) -> list[int]:
+    words = [token] + [int(w) for w in rng.choice(CLASS_TOKENS, n_words)]
+    ids = [BOS] + words + [EOS]
+    return ids + [PAD] * (SEQ - len(ids))
+
+
+def dataset(p: np.ndarray, token: int, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    imgs = np.stack([render(p, rng) for _ in range(n)])
+    caps = np.array([caption(token, rng) for _ in range(n)])
+    return torch.from_numpy(imgs), torch.from_numpy(caps)
+
+
+def generic_batch(rng: np.random.Generator, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    imgs, caps = [], []
+    for _ in range(n):
+        p = rng.uniform(-1, 1, size=32)
+        imgs.append(render(p, rng))
+        # the caption names coarse properties the base can learn: angle and blob position bins
+        words = [CLASS_TOKENS[int((p[1] + 1) * 4.99)], CLASS_TOKENS[10 + int((p[21] + 1) * 4.99)],
+                 CLASS_TOKENS[20 + int((p[22] + 1) * 4.99)]]
+        ids = [BOS] + words + [EOS]
+        caps.append(ids + [PAD] * (SEQ - len(ids)))
+    return torch.from_numpy(np.stack(imgs)), torch.tensor(caps)
+
+
+# ---- training ---------------------------------------------------------------------------------------
+SCHED = DDPMScheduler(num_train_timesteps=1000)
+
+
+def loss_on(unet, te, imgs, caps, gen: torch.Generator) -> torch.Tensor:
+    noise = torch.randn(imgs.shape, generator=gen)
+    t = torch.randint(0, 1000, (imgs.shape[0],), generator=gen)
+    noisy = SCHED.add_noise(imgs, noise, t)
+    enc = te(caps)[0]
+    pred = unet(noisy, t, encoder_hidden_states=enc).sample
+    return torch.nn.functional.mse_loss(pred, noise)
+
+
+def pretrain(unet, te, steps: int) -> None:
+    rng = np.random.default_rng(1)
+    gen = torch.Generator().manual_seed(1)
+    opt = torch.optim.AdamW(list(unet.parameters()) + list(te.parameters()), lr=2e-3)
+    for step in range(steps):
+        imgs, caps = generic_batch(rng, 16)
+        loss = loss_on(unet, te, imgs, caps, gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0:
+            print(f"  pretrain step {step} loss {loss.item():.4f}", flush=True)
+    unet.requires_grad_(False)
+    te.requires_grad_(False)
+
+
+def add_lora(base_unet, base_te, seed: int, state: dict | None):
+    """A fresh copy of the frozen base with rank-4 LoRAs injected (peft), initialised from ``seed``."""
+    unet, te = copy.deepcopy(base_unet), copy.deepcopy(base_te)
+    torch.manual_seed(seed)  # the LoRA init (A gaussian, B zero), as a trainer's --seed sets it
+    unet = inject_adapter_in_model(
+        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=UNET_TARGETS), unet)
+    te = inject_adapter_in_model(
+        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=TE_TARGETS), te)
+    if state is not None:  # continue from a saved LoRA (kohya --network_weights)
+        set_peft_model_state_dict(unet, state["unet"])
+        set_peft_model_state_dict(te, state["te"])  # (unprefixed: lora_state keeps the model's own names)
+    params = [p for n, p in list(unet.named_parameters()) + list(te.named_parameters()) if "lora_" in n]
+    for p in params:
+        p.requires_grad_(True)
+    return unet, te, params
+
+
+def lora_state(unet, te) -> dict:
+    return {"unet": {k: v.detach().clone() for k, v in get_peft_model_state_dict(unet).items()},
+            "te": {k: v.detach().clone() for k, v in get_peft_model_state_dict(te).items()}}
+
+
+def _te_prefixed(sd: dict) -> dict:
+    """transformers 5 names CLIPTextModel's modules without the ``text_model.`` level that SD1.5
+    checkpoints (and so every LoRA trainer's keys) carry: put it back."""
+    return {k if k.startswith("text_model.") else f"text_model.{k}": v for k, v in sd.items()}
+
+
+def save(state: dict, path: Path, metadata: dict, kohya: bool) -> list[str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    unet_sd = convert_state_dict_to_diffusers(state["unet"])
+    te_sd = convert_state_dict_to_diffusers(_te_prefixed(state["te"]))
+    StableDiffusionPipeline.save_lora_weights(str(path.parent), unet_lora_layers=unet_sd,
+                                              text_encoder_lora_layers=te_sd, weight_name=path.name)
+    written = [path.name]
+    if kohya:
+        from safetensors.torch import save_file
+
+        full = {f"unet.{k}": v for k, v in state["unet"].items()}
+        full.update({f"text_encoder.{k}": v for k, v in _te_prefixed(state["te"]).items()})
+        ksd = convert_state_dict_to_kohya(full)
+        kpath = path.with_name(path.stem + ".kohya.safetensors")
+        save_file({k: v.contiguous() for k, v in ksd.items()}, str(kpath),
+                  metadata={k: str(v) for k, v in metadata.items()})
+        written.append(kpath.name)
+    return written
+
+
+def train_run(unet, te, imgs, caps, *, seed: int, steps: int, ckpts: list[int], lr: float,
+              init: dict | None, out: Path, name: str, meta: dict) -> tuple[list[dict], dict]:
+    unet, te, params = add_lora(unet, te, seed, init)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
+    gen = torch.Generator().manual_seed(seed)  # data order, noise and timesteps
+    files = []
+    n = imgs.shape[0]
+    for step in range(1, steps + 1):
+        idx = torch.randperm(n, generator=gen)[:4]
+        loss = loss_on(unet, te, imgs[idx], caps[idx], gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step in ckpts:
+            st = lora_state(unet, te)
+            fname = f"{name}-s{step:04d}.safetensors"
+            written = save(st, out / "files" / fname, {**meta, "step": step}, kohya=(step == steps))
+            files.append({"file": f"files/{fname}", "step": step, "steps": steps, "loss": round(loss.item(), 4),
+                          "kohya": f"files/{written[1]}" if len(written) > 1 else None})
+    final = lora_state(unet, te)
+    return files, final
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--concepts", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--pretrain", type=int, default=150)
+    args = ap.parse_args()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    unet, te = make_base()
+    print("pretraining the base", flush=True)
+    pretrain(unet, te, args.pretrain)
+    steps = args.steps
+    ck = [steps // 3, 2 * steps // 3, steps]
+    runs = []
+    for c in range(args.concepts):
+        half = "calib" if c % 2 == 0 else "heldout"
+        p, pl = concept_params(c), concept_params(c, look=True)
+        imgs, caps = dataset(p, CONCEPT_TOKEN0 + c, 24, seed=500 + c)
+        limgs, lcaps = dataset(pl, CONCEPT_TOKEN0 + 50 + c, 24, seed=700 + c)
+        plan = [
+            ("main", imgs, caps, 1000 + c, steps, ck, None, f"c{c:02d}"),
+            ("shared", imgs, caps, SHARED_SEED, steps, ck, None, f"c{c:02d}"),
+            ("retrain", imgs, caps, 4000 + c, steps, [steps], None, f"c{c:02d}"),
+            ("look", limgs, lcaps, 3000 + c, steps, [steps], None, f"c{c:02d}L"),
+            ("looks", limgs, lcaps, SHARED_SEED, steps, [steps], None, f"c{c:02d}L"),
+        ]
+        finals = {}
+        for kind, im, cp, seed, n_steps, ckpts, init, concept in plan:
+            name = f"c{c:02d}-{kind}"
+            meta = {"concept": concept, "run": name, "seed": seed}
+            files, final = train_run(unet, te, im, cp, seed=seed, steps=n_steps, ckpts=ckpts, lr=2e-3, init=init,
+                                     out=out, name=name, meta=meta)
+            finals[kind] = final
+            runs.append({"run": name, "kind": kind, "concept": concept, "base_concept": c, "half": half,
+                         "seed": seed, "data": concept, "parent": None, "files": files})
+            print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
+        # continued fine-tune of main: more steps, another seed, lower learning rate
+        name = f"c{c:02d}-cont"
+        files, _ = train_run(unet, te, imgs, caps, seed=2000 + c, steps=steps // 2, ckpts=[steps // 2], lr=1e-3,
+                             init=finals["main"], out=out, name=name,
+                             meta={"concept": f"c{c:02d}", "run": name, "seed": 2000 + c})
+        runs.append({"run": name, "kind": "cont", "concept": f"c{c:02d}", "base_concept": c, "half": half,
+                     "seed": 2000 + c, "data": f"c{c:02d}", "parent": f"c{c:02d}-main", "files": files})
+        print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
+        write_manifest(out, steps, ck, runs, t0, complete=False)  # usable while the build goes on
+    write_manifest(out, steps, ck, runs, t0, complete=True)
+    print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {out}")
+
+
+def write_manifest(out: Path, steps: int, ck: list[int], runs: list[dict], t0: float, *, complete: bool) -> None:
+    manifest = {"format": 1, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4,
+                "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS, "runs": runs,
+                "seconds": round(time.time() - t0, 1), "complete": complete}
+    tmp = out / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(out / "manifest.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The committed fingerprints of genuinely trained LoRAs (tests/data/trained/fingerprints.json).
+
+Built by ``benchmarks/trained/build_corpus.py`` (real gradient descent: a tiny diffusers UNet with SD1.5
+module names and a small CLIP text encoder, rank-4 peft LoRAs) and exported by
+``benchmarks/bench_trained.py --corpus DIR --export``. Each item is one file of the corpus (its concept,
+run, seed, checkpoint step and variant); ``pairs`` lists the labelled pairs among them with the relations
+each may get."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+from pathlib import Path
+
+from mirrorwatch.match.fingerprint import Fingerprint
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "trained"
+
+
+@functools.lru_cache(maxsize=1)
+def trained_set() -> dict:
+    return json.loads((DATA / "fingerprints.json").read_text())
+
+
+def fingerprint(item_id: str) -> Fingerprint:
+    for rec in trained_set()["items"]:
+        if rec["id"] == item_id:
+            return Fingerprint.from_bytes(base64.b64decode(rec["fingerprint"]))
+    raise KeyError(item_id)
+
+
+def labelled_pairs() -> list[dict]:
+    return list(trained_set()["pairs"])

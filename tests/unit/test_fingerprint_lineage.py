@@ -1,0 +1,93 @@
+"""Fingerprint relations on genuinely trained LoRAs (issue 14).
+
+The fingerprints in tests/data/trained/ come from LoRAs trained by real gradient descent
+(benchmarks/trained/build_corpus.py: a tiny diffusers UNet with SD1.5 module names and a CLIP text
+encoder, rank-4 peft LoRAs, held-out half of the corpus). The two .safetensors files there are one
+checkpoint exactly as diffusers' own writers saved it: ``StableDiffusionLoraLoaderMixin.save_lora_weights``
+of ``convert_state_dict_to_diffusers(get_peft_model_state_dict(...))`` (keys ``unet.….lora.down.weight``,
+``….lora_linear_layer.up.weight``, ``….lora_A.weight``, as diffusers' train_text_to_image_lora.py writes
+them) and ``convert_state_dict_to_kohya`` of the same state (``lora_unet_…``, ``lora_te1_…``, int64 alphas).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from mirrorwatch.match.fingerprint import Similarity, compare, fingerprint_file
+from mirrorwatch.match.fingerprint.lineage import RELATION_MEANINGS, RELATIONS, pair_signals
+from mirrorwatch.match.scores import fingerprint_score
+from trained_data import DATA, fingerprint, labelled_pairs
+
+PAIRS = labelled_pairs()
+
+
+def test_the_committed_set_covers_every_pair_kind():
+    kinds = Counter(p["kind"] for p in PAIRS)
+    for kind in ("lossless", "checkpoint_early", "checkpoint", "continued", "resize_half", "merge_50_50",
+                 "retrain_same_data", "lookalike_same_seed", "lookalike_other_seed", "unrelated_same_seed",
+                 "unrelated"):
+        assert kinds[kind] >= 1, kind
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[f"{p['kind']}:{p['bank']}~{p['file']}" for p in PAIRS])
+def test_relation_per_pair_kind(pair):
+    sim = compare(fingerprint(pair["file"]), fingerprint(pair["bank"]))
+    rel = sim.relation()
+    assert rel in pair["expected"], (rel, sim.score, sim.details["lineage"], sim.details["relation_why"])
+    # the relation is symmetric, and the evidence says what it means
+    assert compare(fingerprint(pair["bank"]), fingerprint(pair["file"])).relation() == rel
+    assert sim.details["relation"] == rel and sim.details["relation_meaning"] == RELATION_MEANINGS[rel]
+    assert sim.verdict() == (rel if rel in ("same_weights", "derived") else "no_match")
+
+
+def test_correlated_trainings_are_never_claims():
+    for pair in PAIRS:
+        if "derived" in pair["expected"] or "same_weights" in pair["expected"]:
+            continue
+        sim = compare(fingerprint(pair["file"]), fingerprint(pair["bank"]))
+        score = fingerprint_score(sim)
+        assert score is None or score <= 0.6, (pair, score)  # a lead at most, below every claim band
+
+
+def test_same_seed_shows_in_the_down_side_and_same_data_in_the_up_side():
+    same_seed = pair_signals(fingerprint("c03-shared-s0060"), fingerprint("c05-shared-s0060"))
+    other_seed = pair_signals(fingerprint("c03-main-s0060"), fingerprint("c05-main-s0060"))
+    assert same_seed["in_shared"] > 0.9 > 0.5 > other_seed["in_shared"]
+    same_data = pair_signals(fingerprint("c01-main-s0060"), fingerprint("c01-retrain-s0060"))
+    assert same_data["in_shared"] < 0.5 and same_data["out_shared"] > other_seed["out_shared"]
+    # compare() stores them only when the score can make the pair more than unrelated
+    sim = compare(fingerprint("c03-main-s0060"), fingerprint("c05-main-s0060"))
+    assert sim.score < 0.2 and "skipped" in sim.details["lineage"] and sim.relation() == "unrelated"
+
+
+def test_real_diffusers_writer_output_and_its_kohya_conversion():
+    diffusers_fp = fingerprint_file(DATA / "c01-main-s0060.diffusers.safetensors")
+    kohya_fp = fingerprint_file(DATA / "c01-main-s0060.kohya.safetensors")
+    assert len(diffusers_fp) == len(kohya_fp) == len(fingerprint("c01-main-s0060"))
+    assert compare(diffusers_fp, kohya_fp).relation() == "same_weights"
+    assert compare(diffusers_fp, fingerprint("c01-main-s0060")).relation() == "same_weights"
+    assert compare(kohya_fp, fingerprint("c01-cont-s0030")).relation() == "derived"
+
+
+def test_relation_without_lineage_signals_is_never_a_derived_claim():
+    # a result made without the signals (not by compare): a lossy score is only a lead
+    assert Similarity(0.6, "names", 10, 10, {}).relation() == "similar_training"
+    assert Similarity(0.9995, "names", 10, 10, {}).relation() == "same_weights"
+    assert Similarity(0.1, "names", 10, 10, {}).relation() == "unrelated"
+    assert set(RELATIONS) == {"same_weights", "derived", "similar_training", "unrelated"}
+
+
+def test_similar_training_evidence_is_a_lead_not_a_claim():
+    from mirrorwatch.match.hits import Hit, is_lead, similar_training_only
+    from mirrorwatch.match.robust import fingerprint_evidence
+
+    lead = fingerprint_evidence(compare(fingerprint("c05-shared-s0060"), fingerprint("c03-shared-s0060")))
+    claim = fingerprint_evidence(compare(fingerprint("c01-cont-s0030"), fingerprint("c01-main-s0060")))
+    assert lead["relation"] == "similar_training" and lead["lead"] is True and lead["verdict"] == "no_match"
+    assert claim["relation"] == "derived" and "lead" not in claim
+    name = {"tier": 2, "kind": "header", "field": "name", "value": "x"}
+    assert similar_training_only([lead]) and similar_training_only([lead, name])
+    assert not similar_training_only([lead, claim]) and not similar_training_only([name]) and not similar_training_only([])
+    assert is_lead(Hit(1, 2, 0.55, [lead], 3)) and not is_lead(Hit(1, 2, 0.8, [claim], 3))
