@@ -112,10 +112,18 @@ def user_logout(name: str = typer.Argument(...)) -> None:
 def token_create(
     user: str = typer.Argument(..., help="Account the token acts as."),
     name: str = typer.Option("", "--name", "-n", help="A label, e.g. what script uses it."),
+    exchange: list[str] = typer.Option([], "--exchange", help="Scope the token to reading this bank's exchange "
+                                       "feed (name or id; repeat for several banks) and nothing else."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
-    t, secret = users.create_token(database(), user, name)
+    db = database()
+    scope = None
+    if exchange:
+        from .exchange_cmds import resolve_bank
+
+        scope = {"exchange_read": sorted({resolve_bank(db, b) for b in exchange})}
+    t, secret = users.create_token(db, user, name, scope=scope)
     if as_json:
         print_json({"id": t.id, "user": t.user, "name": t.name, "prefix": t.prefix, "token": secret})
         return

@@ -12,6 +12,7 @@ from mirrorwatch.web.routes import (
     api_scans,
     banks,
     entries,
+    exchange,
     reports,
     review,
     scans,
@@ -23,4 +24,5 @@ ROUTERS = [
     session.api, session.router, search.router, entries.router, review.router, reports.router, banks.router,
     admin.router, scans.router,
     api_lookup.router, api_review.router, api_reports.router, api_banks.router, api_admin.router, api_scans.router,
+    exchange.api, exchange.router,
 ]
