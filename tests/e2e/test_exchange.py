@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import run_cli
 from sqlalchemy import select
 
+from conftest import run_cli
 from mirrorwatch.hashing.forms import FORMS
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.exchange import FORMAT
@@ -114,7 +114,7 @@ class FaultyProxy:
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 proxy.n += 1
                 r = httpx.get(proxy.upstream + self.path, headers={"Authorization": self.headers["Authorization"]})
                 body = r.content

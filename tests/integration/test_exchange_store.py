@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pgdb import fresh_pg
 from safetensors.numpy import save_file
 from sqlalchemy import select
 
@@ -24,6 +23,7 @@ from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.matches import list_matches
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry, EntrySignal
+from pgdb import fresh_pg
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
