@@ -57,7 +57,7 @@ class SyncResult:
     records: int = 0
     cursor: str | None = None
     complete: bool = False
-    bytes: int = 0
+    bytes: int = 0  # as transferred (compressed)
     counts: ApplyCounts = field(default_factory=ApplyCounts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +132,7 @@ def _get(client: httpx.Client, url: str, cursor: str | None, limit: int) -> tupl
                 size += len(piece)
                 if size > MAX_PAGE_BYTES:
                     raise BadFeed(f"a feed page is larger than {MAX_PAGE_BYTES >> 20} MiB")
-            status, body = resp.status_code, b"".join(parts)
+            status, body, wire = resp.status_code, b"".join(parts), resp.num_bytes_downloaded
     except httpx.HTTPError as exc:
         raise FeedUnavailable(f"cannot read the feed {url}: {type(exc).__name__}: {exc}") from None
     if status != 200:
@@ -142,7 +142,7 @@ def _get(client: httpx.Client, url: str, cursor: str | None, limit: int) -> tupl
             why = None
         raise FeedUnavailable(f"the feed answered {status}: {str(why or body[:200])[:300]}")
     try:
-        return json.loads(body), len(body)
+        return json.loads(body), wire
     except (ValueError, UnicodeDecodeError):
         raise BadFeed("the feed's answer is not JSON (truncated or damaged): nothing applied") from None
 
