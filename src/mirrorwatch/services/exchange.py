@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.sizes import SIZE_FORM
 from mirrorwatch.errors import InvalidHash, InvalidInput, MalformedFile, NotFound
-from mirrorwatch.hashing.forms import FORMS, with_unstored
+from mirrorwatch.hashing.forms import FORMS
 from mirrorwatch.services.audit import record
 from mirrorwatch.services.signing import SigningKey
 from mirrorwatch.store.db import Database
@@ -176,34 +176,45 @@ _ENTRY_COLS = (Entry.id, Entry.seq, Entry.status, Entry.updated_at, Entry.name, 
 def _records(s: Session, uid: str, rows: list[Any]) -> list[dict[str, Any]]:
     """Records (docs/exchange.md) for entry rows selected with _ENTRY_COLS, in their order."""
     active = [r.id for r in rows if r.status != WITHDRAWN]
-    sigs: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    sigs: dict[int, dict[str, list[str]]] = {}
     for i in range(0, len(active), 1000):
         for eid, form, value in s.execute(select(EntrySignal.entry_id, EntrySignal.form, EntrySignal.value)
                                           .where(EntrySignal.entry_id.in_(active[i : i + 1000]))):
-            sigs[eid][form].append(value)
+            sigs.setdefault(eid, {}).setdefault(form, []).append(value)
+    unstored = [f for f in FORMS.values() if f.derived_from and not f.stored_when_derived]
     out = []
     for r in rows:
-        rec: dict[str, Any] = {"id": global_id(uid, r.id), "seq": r.seq, "status": r.status or ACTIVE,
+        rec: dict[str, Any] = {"id": f"{uid}:{r.id}", "seq": r.seq, "status": r.status or ACTIVE,
                                "updated_at": _iso(r.updated_at)}
         if r.status == WITHDRAWN:
             out.append(rec)
             continue
-        by_form = with_unstored({k: sorted(set(v)) for k, v in sigs.get(r.id, {}).items()})
+        by_form = sigs.get(r.id, {})
+        for f in unstored:  # derived forms never stored (AutoV2): from their source
+            if f.name not in by_form and f.derived_from in by_form:
+                by_form[f.name] = [f.derive(v) for v in by_form[f.derived_from]]
+        hashes, signals, sizes = {}, {}, []
+        for form, values in by_form.items():
+            if form in FORMS:
+                hashes[form] = sorted(set(values))
+            elif form == SIZE_FORM:
+                sizes = sorted({int(v) for v in values if v.isdigit()})
+            else:
+                signals[form] = sorted(set(values))
         rec.update({
             "name": r.name, "url": r.url, "civitai_model_id": r.civitai_model_id,
             "civitai_version_id": r.civitai_version_id, "kind": r.kind,
-            "hashes": {name: by_form[name] for name in FORMS if by_form.get(name)},
-            "sizes": sorted({int(v) for v in by_form.get(SIZE_FORM, []) if v.isdigit()}),
-            "signals": {k: v for k, v in sorted(by_form.items()) if k not in FORMS and k != SIZE_FORM},
+            "hashes": {name: hashes[name] for name in FORMS if name in hashes},
+            "sizes": sizes, "signals": dict(sorted(signals.items())),
             "origin": {"id": r.origin_id, "from": r.origin} if r.origin_id else None,
         })
         out.append(rec)
     return out
 
 
-def feed_page(db: Database, bank_id: int, cursor: str | None, *, limit: int = PAGE_DEFAULT,
-              signer: SigningKey | None = None) -> dict[str, Any]:
-    """One page of a bank's feed: the records changed after `cursor`, in sequence order."""
+def _feed(db: Database, bank_id: int, cursor: str | None, limit: int,
+          signer: SigningKey | None) -> tuple[dict[str, Any], list[dict[str, Any]], bytes]:
+    """(page head, records, the records' canonical bytes) of one feed page."""
     if not 1 <= limit <= PAGE_MAX:
         raise InvalidInput(f"limit must be 1 to {PAGE_MAX}")
     uid = bank_uid(db, bank_id)
@@ -215,14 +226,30 @@ def feed_page(db: Database, bank_id: int, cursor: str | None, *, limit: int = PA
                          .order_by(Entry.seq).limit(limit + 1)).all()
         more = len(rows) > limit
         records = _records(s, uid, rows[:limit])
+    body = canonical(records)
     page: dict[str, Any] = {
         "format": FORMAT, "bank": {"uid": uid, "name": name}, "cursor": make_cursor(uid, after),
         "next_cursor": make_cursor(uid, records[-1]["seq"] if records else after), "has_more": more,
-        "count": len(records), "digest": records_digest(records),
+        "count": len(records), "digest": hashlib.sha256(body).hexdigest(),
     }
     if signer is not None:
         page["key_id"] = signer.key_id
         page["signature"] = signer.sign(page_message(page))
+    return page, records, body
+
+
+def feed_page_bytes(db: Database, bank_id: int, cursor: str | None, *, limit: int = PAGE_DEFAULT,
+                    signer: SigningKey | None = None) -> bytes:
+    """A feed page as the JSON the API sends (the records encoded once, canonically)."""
+    page, _records_, body = _feed(db, bank_id, cursor, limit, signer)
+    head = json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
+    return head[:-1] + b',"records":' + body + b"}"
+
+
+def feed_page(db: Database, bank_id: int, cursor: str | None, *, limit: int = PAGE_DEFAULT,
+              signer: SigningKey | None = None) -> dict[str, Any]:
+    """One page of a bank's feed: the records changed after `cursor`, in sequence order."""
+    page, records, _body = _feed(db, bank_id, cursor, limit, signer)
     page["records"] = records
     return page
 
@@ -381,10 +408,11 @@ def apply_records(session: Session, bank_id: int, records: list[Incoming], *, or
                 withdraw.append(row.id)
                 counts.withdrawn += 1
             continue
-        fields = fit_row(Entry, dict(inc.fields))
+        fields = fit_row(Entry, {**inc.fields, "key": key}, identity=("key",))
+        fitted_key = fields.pop("key")
         origin_id = (inc.origin or {}).get("id") if isinstance((inc.origin or {}).get("id"), str) else None
         if row is None:
-            new_rows.append({**fields, "bank_id": bank_id, "key": fit_row(Entry, {"key": key}, identity=("key",))["key"],
+            new_rows.append({**fields, "bank_id": bank_id, "key": fitted_key,
                              "name_norm": normalise_name(fields["name"]), "imported_from": origin[:2000],
                              "created_at": now, "updated_at": now, "status": ACTIVE,
                              "origin": origin[:2000], "origin_id": (origin_id or inc.id)[:200]})
@@ -415,19 +443,56 @@ def apply_records(session: Session, bank_id: int, records: list[Incoming], *, or
             if (form, value) not in mine[eid]:
                 new_values[form].add(value)
     if new_rows:
-        id_of: dict[str, int] = {}
-        for i in range(0, len(new_rows), 2000):
-            chunk = new_rows[i : i + 2000]
-            got = session.execute(insert(Entry).returning(Entry.id, Entry.key, sort_by_parameter_order=True), chunk).all()
-            id_of.update({k: eid for eid, k in got})
+        id_of = _insert_entries(session, new_rows)
         for key, sigs in new_sigs:
             for form, value in sigs:
                 sig_rows.append({"entry_id": id_of[key], "form": form, "value": value, "origin": EXCHANGE_ORIGIN,
                                  "created_at": now})
                 new_values[form].add(value)
-    for i in range(0, len(sig_rows), 5000):
-        session.execute(insert(EntrySignal), sig_rows[i : i + 5000])
+    _insert_rows(session, EntrySignal.__table__, sig_rows)
     return counts, {k: v for k, v in new_values.items() if k in FORMS}
+
+
+def _insert_rows(session: Session, table, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows in the session's transaction: on SQLite with the driver's executemany (the ORM's
+    per-row work costs more than SQLite's insert), elsewhere with one Core executemany."""
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "sqlite":
+        for i in range(0, len(rows), 5000):
+            session.execute(table.insert(), rows[i : i + 5000])
+        return
+    cols = list(rows[0])
+    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
+    stamps: dict[datetime, str] = {}
+
+    def value(v: Any) -> Any:
+        if isinstance(v, datetime):
+            return stamps.get(v) or stamps.setdefault(v, v.isoformat(sep=" "))
+        return v
+
+    cursor = session.connection().connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, [[value(r[c]) for c in cols] for r in rows])
+    finally:
+        cursor.close()
+
+
+def _insert_entries(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert new entries; return their ids by key. On SQLite the caller holds the write lock
+    (write_session), so ids can be given from max(id) + 1; elsewhere the database's sequence gives them."""
+    if session.get_bind().dialect.name == "sqlite":
+        next_id = (session.scalar(select(func.max(Entry.id))) or 0) + 1
+        for i, r in enumerate(rows):
+            r["id"] = next_id + i
+        _insert_rows(session, Entry.__table__, rows)
+        return {r["key"]: r["id"] for r in rows}
+    table = Entry.__table__
+    id_of: dict[str, int] = {}
+    for i in range(0, len(rows), 2000):
+        got = session.execute(table.insert().returning(table.c.id, table.c.key), rows[i : i + 2000]).all()
+        id_of.update({k: eid for eid, k in got})
+    return id_of
 
 
 # --- withdrawal -----------------------------------------------------------------------------------

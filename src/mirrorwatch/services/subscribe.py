@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,11 +173,18 @@ def subscribe(db: Database, url: str, bank_name: str, token: str, *, verify_key:
     result = SyncResult(bank_name, url, cursor=cursor)
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
     try:
-        with httpx.Client(headers=headers, timeout=timeout, transport=transport, follow_redirects=False) as client:
+        with httpx.Client(headers=headers, timeout=timeout, transport=transport, follow_redirects=False) as client, \
+                ThreadPoolExecutor(1) as pool:
+            # the next page is fetched (and parsed) while this one is checked and applied
+            ahead = pool.submit(_get, client, url, cursor, limit)
             while max_pages is None or result.pages < max_pages:
-                page, size = _get(client, url, cursor, limit)
+                page, size = ahead.result()
+                ahead = None
                 result.bytes += size
                 uid, records = check_page(page, cursor, remote, verify_key)
+                more = page["has_more"] and (max_pages is None or result.pages + 1 < max_pages)
+                if more:
+                    ahead = pool.submit(_get, client, url, page["next_cursor"], limit)
                 with db.write_session() as s:
                     sub = s.get(ExchangeSubscription, sub_id)
                     if sub is None or sub.cursor != cursor:
@@ -196,6 +204,8 @@ def subscribe(db: Database, url: str, bank_name: str, token: str, *, verify_key:
                 result.counts.add(counts)
                 if not page["has_more"]:
                     result.complete = True
+                    break
+                if ahead is None:
                     break
     except MirrorwatchError as exc:
         with db.session() as s:

@@ -8,7 +8,6 @@ gets 403 everywhere else (web/auth.py `need`). Pages are signed when the server 
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from pathlib import Path
 from typing import Annotated
@@ -57,8 +56,7 @@ def signals(request: Request, db: DB, bank_id: IdPath,
             cursor: Annotated[str | None, Query(max_length=100, description="next_cursor of the previous page")] = None,
             limit: Annotated[int, Query(ge=1, le=exchange.PAGE_MAX)] = exchange.PAGE_DEFAULT,
             p: Principal = Depends(exchange_reader)):
-    page = exchange.feed_page(db, bank_id, cursor, limit=limit, signer=_signer(request))
-    body = json.dumps(page, separators=(",", ":"), ensure_ascii=False).encode()
+    body = exchange.feed_page_bytes(db, bank_id, cursor, limit=limit, signer=_signer(request))
     headers = {"cache-control": "no-store"}
     if "gzip" in request.headers.get("accept-encoding", "") and len(body) > 1024:
         body = gzip.compress(body, compresslevel=1)
