@@ -464,16 +464,18 @@ def _insert_rows(session: Session, table, rows: list[dict[str, Any]]) -> None:
         return
     cols = list(rows[0])
     sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})"
-    stamps: dict[datetime, str] = {}
-
-    def value(v: Any) -> Any:
-        if isinstance(v, datetime):
-            return stamps.get(v) or stamps.setdefault(v, v.isoformat(sep=" "))
-        return v
-
+    stamp_at = [i for i, c in enumerate(cols) if isinstance(rows[0][c], datetime)]
+    stamps: dict[datetime, str] = {}  # the same few timestamps on every row: format each once
+    values = []
+    for r in rows:
+        t = [r[c] for c in cols]
+        for i in stamp_at:
+            v = t[i]
+            t[i] = stamps.get(v) or stamps.setdefault(v, v.isoformat(sep=" "))
+        values.append(t)
     cursor = session.connection().connection.driver_connection.cursor()
     try:
-        cursor.executemany(sql, [[value(r[c]) for c in cols] for r in rows])
+        cursor.executemany(sql, values)
     finally:
         cursor.close()
 
