@@ -147,6 +147,7 @@ class FaultyProxy:
         return json.dumps(page).encode()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -265,6 +266,38 @@ def test_subscription_interrupted_resumed_idempotent_and_withdrawal_propagated(p
             audit = s.scalar(select(Audit).where(Audit.action == "entry.withdraw"))
             assert audit.object_id == str(entry_id) and audit.detail["reason"] == "asked by the person depicted"
         db.engine.dispose()
+    finally:
+        proxy.close()
+        server.stop()
+
+
+def test_subscriber_killed_mid_sync_resumes(publisher, tmp_path):
+    """SIGKILL while a page is in flight: the pages applied stay, the rest comes on the next run."""
+    pub_db, bank_id, _other = publisher
+    token = _partner_token(pub_db, "takedowns")
+    server = Server(pub_db)
+    proxy = FaultyProxy(server.base, "hang", at=4)
+    local_db = tmp_path / "partner.db"
+    url = f"{proxy.base}/api/exchange/banks/{bank_id}/signals"
+    try:
+        env = {**os.environ, "MIRRORWATCH_DB": str(local_db), "PARTNER_TOKEN": token}
+        proc = subprocess.Popen([sys.executable, "-m", "mirrorwatch.cli.main", "bank", "subscribe", url, "--bank",
+                                 "mirror", "--create", "--token-env", "PARTNER_TOKEN", "--page-size", "5"],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proxy.hanging.wait(120), "the subscriber never asked for page 4"
+        deadline = time.monotonic() + 60
+        while (_subscription(local_db).cursor or "").rsplit(".", 1)[-1] != "15":  # page 3 applied
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        proc.kill()
+        proc.wait(30)
+        assert len(_local(local_db)) == 15
+        proxy.release.set()
+        r = _subscribe(local_db, url, token, "--page-size", "5")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["complete"] and (out["added"], out["records"]) == (8, 8)
+        assert len(_local(local_db)) == 23
     finally:
         proxy.close()
         server.stop()

@@ -75,6 +75,9 @@ def bank_subscribe(
         raise InvalidInput(f"no token in ${token_env}: export the partner's exchange token there "
                            "(tokens are never taken on the command line)")
     key = load_verify_key(verify_key) if verify_key else None
+    host = url.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
+    if url.lower().startswith("http://") and host not in ("127.0.0.1", "localhost", "[::1]"):
+        err_console.print("warning: plain http: the token and the bank travel unencrypted; use https", highlight=False)
     db = database()
     if create and bank not in {b.name for b in list_banks(db)}:
         create_bank(db, bank, source=url)
