@@ -107,15 +107,20 @@ class Server:
 class FaultyProxy:
     """Forwards GETs to the real server and alters the answer to request number `at` (1-based):
     "truncate" cuts the body in half, "drop" removes the page's last record (JSON still valid),
-    "tamper" renames a record, "replay" answers with the previous page again."""
+    "tamper" renames a record, "replay" answers with the previous page again, "hang" holds the answer
+    until `release` is set."""
 
     def __init__(self, upstream: str, fault: str, at: int) -> None:
         self.upstream, self.fault, self.at, self.n, self.last = upstream, fault, at, 0, None
+        self.hanging, self.release = threading.Event(), threading.Event()
         proxy = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 proxy.n += 1
+                if proxy.fault == "hang" and proxy.n == proxy.at:
+                    proxy.hanging.set()
+                    proxy.release.wait(60)
                 r = httpx.get(proxy.upstream + self.path, headers={"Authorization": self.headers["Authorization"]})
                 body = r.content
                 if proxy.n == proxy.at and r.status_code == 200:
