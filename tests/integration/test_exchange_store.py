@@ -145,3 +145,19 @@ def test_withdrawn_entry_matches_no_new_file(db, tmp_path, cli):
     out = cli("scan", "dir", str(store), "--json")
     assert out.returncode == 0, out.stderr
     assert {m.entry_name for m in list_matches(db)} == {"Local Invented 1"}
+
+
+def test_export_is_one_snapshot(anydb, tmp_path):
+    """A withdrawal while a file is being written does not drop the entry from the file."""
+    from mirrorwatch.services.exchange import export_signals, read_signals_file
+
+    db = anydb
+    bank = create_bank(db, "snap")
+    ids = _add(db, bank.id, 12)
+    pieces = export_signals(db, bank.id, chunk=5)
+    out = [next(pieces), next(pieces)]  # header, first 5 records
+    withdraw_entry(db, ids[-1], user="tester")
+    out += list(pieces)
+    f = tmp_path / "snap.jsonl"
+    f.write_bytes(b"".join(out))
+    assert read_signals_file(f, allow_unsigned=True)[1] == 12

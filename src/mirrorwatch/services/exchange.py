@@ -533,18 +533,24 @@ def export_signals(db: Database, bank_id: int, *, signer: SigningKey | None = No
     yield canonical(header) + b"\n"
     digest = hashlib.sha256()
     count, after = 0, 0
-    while True:
-        with db.session() as s:
-            rows = s.execute(select(*_ENTRY_COLS).where(Entry.bank_id == bank_id, Entry.seq > after, Entry.seq <= head)
-                             .order_by(Entry.seq).limit(chunk)).all()
+    # one read transaction for the whole file: a consistent snapshot even while the bank changes
+    with db.sessions() as s:
+        if db.is_sqlite:
+            s.connection().exec_driver_sql("BEGIN")
+        else:
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        while True:
+            rows = s.execute(select(*_ENTRY_COLS).where(Entry.bank_id == bank_id, Entry.seq > after,
+                                                        Entry.seq <= head).order_by(Entry.seq).limit(chunk)).all()
             if not rows:
                 break
             recs = _records(s, uid, rows)
-        lines = b"".join(canonical(r) + b"\n" for r in recs)
-        digest.update(lines)
-        count += len(recs)
-        after = rows[-1].seq
-        yield lines
+            lines = b"".join(canonical(r) + b"\n" for r in recs)
+            digest.update(lines)
+            count += len(recs)
+            after = rows[-1].seq
+            yield lines
+        s.rollback()
     trailer: dict[str, Any] = {"type": "trailer", "count": count, "digest": digest.hexdigest()}
     if signer is not None:
         trailer["key_id"] = signer.key_id

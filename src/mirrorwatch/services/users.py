@@ -86,6 +86,7 @@ class TokenView:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scope: dict | None = None  # {"exchange_read": [bank ids]}: reads only those banks' exchange feeds
 
     @property
     def active(self) -> bool:
@@ -390,7 +391,7 @@ def create_token(db: Database, ref: int | str, name: str = "", *, actor: str = "
         s.flush()
         record(s, actor, "token.create", "token", t.id, user=u.name, name=name, prefix=t.prefix,
                **({"scope": scope} if scope else {}))
-        view = TokenView(t.id, u.id, u.name, t.name, t.prefix, t.created_at, None, None)
+        view = TokenView(t.id, u.id, u.name, t.name, t.prefix, t.created_at, None, None, scope)
     AUTH_CACHE.clear()
     return view, secret
 
@@ -402,7 +403,8 @@ def list_tokens(db: Database, *, user_id: int | None = None, include_revoked: bo
     if not include_revoked:
         q = q.where(ApiToken.revoked_at.is_(None))
     with db.session() as s:
-        return [TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+        return [TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at,
+                          t.scope)
                 for t, uname in s.execute(q)]
 
 
