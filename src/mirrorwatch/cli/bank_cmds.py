@@ -10,6 +10,7 @@ from rich.table import Table
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
 from mirrorwatch.bank.sheets import parse_map
 from mirrorwatch.display import safe_text
+from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services.banks import create_bank, list_banks
 from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.serial import to_json
@@ -87,6 +88,9 @@ def bank_import(
     from mirrorwatch.services.exchange import is_signals_file
 
     if is_signals_file(file):
+        if dry_run or skip_bad or mapping:
+            raise InvalidInput("--dry-run, --skip-bad and --map are for sheets: a signals file is checked whole "
+                               "and imported whole")
         _import_signals(db, file, bank, verify_key, allow_unsigned, as_json)
         return
     try:

@@ -413,7 +413,7 @@ def apply_records(session: Session, bank_id: int, records: list[Incoming], *, or
         origin_id = (inc.origin or {}).get("id") if isinstance((inc.origin or {}).get("id"), str) else None
         if row is None:
             new_rows.append({**fields, "bank_id": bank_id, "key": fitted_key,
-                             "name_norm": normalise_name(fields["name"]), "imported_from": origin[:2000],
+                             "name_norm": normalise_name(fields["name"]), "imported_from": "exchange",
                              "created_at": now, "updated_at": now, "status": ACTIVE,
                              "origin": origin[:2000], "origin_id": (origin_id or inc.id)[:200]})
             new_sigs.append((new_rows[-1]["key"], inc.signals))
