@@ -187,6 +187,7 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
     new_signals: list[dict[str, Any]] = []
     next_id = (session.scalar(select(func.max(Entry.id))) or 0) + 1 if db.is_sqlite else None
     pending: dict[int, dict[str, Any]] = {}  # entries created by this import, by (temporary) id
+    touched: list[int] = []  # existing entries this import changed
 
     for rec in records:
         eid = index.find(rec)
@@ -222,9 +223,12 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
         if found:
             if changed and eid not in pending:
                 summary.updated += 1
+                touched.append(eid)
             else:
                 summary.duplicates += 1
 
+    for i in range(0, len(touched), 500):  # changed entries: the exchange feed publishes them again
+        session.execute(update(Entry).where(Entry.id.in_(touched[i : i + 500])).values(seq=None))
     new_values: dict[str, set[str]] = {}
     for sig in new_signals:
         new_values.setdefault(sig["form"], set()).add(sig["value"])

@@ -10,6 +10,7 @@ from rich.table import Table
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
 from mirrorwatch.bank.sheets import parse_map
 from mirrorwatch.display import safe_text
+from mirrorwatch.errors import InvalidInput
 from mirrorwatch.services.banks import create_bank, list_banks
 from mirrorwatch.services.imports import import_file
 from mirrorwatch.services.serial import to_json
@@ -76,11 +77,22 @@ def bank_import(
     create: bool = typer.Option(False, "--create", help="Create the bank if it does not exist."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Check and count, write nothing."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    verify_key: Path | None = typer.Option(None, "--verify-key",
+                                           help="Signals files: the publisher's public key the file must be signed by."),
+    allow_unsigned: bool = typer.Option(False, "--allow-unsigned", help="Signals files: import without a signature."),
 ) -> None:
-    """Import a sheet: one transaction, idempotent, with a report of rejected rows."""
+    """Import a sheet (or a mirrorwatch-signals/1 file): one transaction, idempotent, with a report of rejected rows."""
     db = database()
     if create and bank not in {b.name for b in list_banks(db)}:
         create_bank(db, bank)
+    from mirrorwatch.services.exchange import is_signals_file
+
+    if is_signals_file(file):
+        if dry_run or skip_bad or mapping:
+            raise InvalidInput("--dry-run, --skip-bad and --map are for sheets: a signals file is checked whole "
+                               "and imported whole")
+        _import_signals(db, file, bank, verify_key, allow_unsigned, as_json)
+        return
     try:
         summary = import_file(db, bank, file, mapping=parse_map(mapping), encoding=encoding, skip_bad=skip_bad,
                               dry_run=dry_run)
@@ -94,6 +106,23 @@ def bank_import(
         print_json(summary.to_dict())
     else:
         _print_summary(summary)
+
+
+def _import_signals(db, file: Path, bank: str, verify_key: Path | None, allow_unsigned: bool, as_json: bool) -> None:
+    from mirrorwatch.match.exact import match_stored_files_for_values
+    from mirrorwatch.services.exchange import import_signals
+    from mirrorwatch.services.signing import load_verify_key
+
+    key = load_verify_key(verify_key) if verify_key else None
+    out = import_signals(db, bank, file, verify_key=key, allow_unsigned=allow_unsigned,
+                         on_new_values=match_stored_files_for_values)
+    if as_json:
+        print_json(out)
+        return
+    signed = f"signed by key {out['verified_by']}" if out["verified_by"] else "UNSIGNED (not verified)"
+    console.print(f"imported {out['records']} records into [bold]{term(bank)}[/] ({signed}): {out['added']} added, "
+                  f"{out['updated']} updated, {out['unchanged']} unchanged, {out['withdrawn']} withdrawn, "
+                  f"{out['matches']} new matches", highlight=False)
 
 
 @bank_app.command("add-file")

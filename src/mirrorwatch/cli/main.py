@@ -20,6 +20,7 @@ from .output import term
 COMMAND_MODULES = [
     "hash_cmds",
     "bank_cmds",
+    "exchange_cmds",
     "lookup_cmds",
     "scan_cmds",
     "match_cmds",

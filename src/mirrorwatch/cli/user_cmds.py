@@ -112,12 +112,21 @@ def user_logout(name: str = typer.Argument(...)) -> None:
 def token_create(
     user: str = typer.Argument(..., help="Account the token acts as."),
     name: str = typer.Option("", "--name", "-n", help="A label, e.g. what script uses it."),
+    exchange: list[str] = typer.Option([], "--exchange", help="Scope the token to reading this bank's exchange "
+                                       "feed (name or id; repeat for several banks) and nothing else."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create an API token; it is printed once and stored only as a hash."""
-    t, secret = users.create_token(database(), user, name)
+    db = database()
+    scope = None
+    if exchange:
+        from .exchange_cmds import resolve_bank
+
+        scope = {"exchange_read": sorted({resolve_bank(db, b) for b in exchange})}
+    t, secret = users.create_token(db, user, name, scope=scope)
     if as_json:
-        print_json({"id": t.id, "user": t.user, "name": t.name, "prefix": t.prefix, "token": secret})
+        print_json({"id": t.id, "user": t.user, "name": t.name, "prefix": t.prefix, "token": secret,
+                    "scope": t.scope})
         return
     err_console.print(f"token {t.id} for {term(t.user)} — shown once, keep it safe:", highlight=False)
     sys.stdout.write(secret + "\n")
@@ -133,13 +142,16 @@ def token_list(user: str | None = typer.Argument(None, help="Only this account's
     if as_json:
         print_json([{"id": t.id, "user": t.user, "name": t.name, "prefix": t.prefix,
                      "created_at": t.created_at.isoformat() + "Z",
-                     "revoked_at": t.revoked_at.isoformat() + "Z" if t.revoked_at else None} for t in rows])
+                     "revoked_at": t.revoked_at.isoformat() + "Z" if t.revoked_at else None,
+                     "scope": t.scope} for t in rows])
         return
-    tab = Table("id", "user", "label", "prefix", "created", "last used", "state")
+    tab = Table("id", "user", "label", "prefix", "created", "last used", "state", "scope")
     for t in rows:
+        scope = ("exchange feed of bank " + ", ".join(map(str, t.scope.get("exchange_read", []))) if t.scope
+                 else "full")
         tab.add_row(str(t.id), term(t.user), term(t.name), t.prefix + "…", t.created_at.strftime("%Y-%m-%d"),
                     t.last_used_at.strftime("%Y-%m-%d %H:%M") if t.last_used_at else "-",
-                    "revoked" if t.revoked_at else "active")
+                    "revoked" if t.revoked_at else "active", scope)
     console.print(tab)
 
 

@@ -76,6 +76,15 @@ def is_similar_training(item: Any) -> bool:
 def _lead_item(item: Any) -> bool:
     return isinstance(item, dict) and (
         (item.get("kind") == "header" and item.get("field") in LEAD_FIELDS) or is_similar_training(item))
+def _drop_withdrawn(session: Session, hits: list[Hit]) -> list[Hit]:
+    """Hits minus those of withdrawn entries: a withdrawn entry matches no new file (its existing
+    matches stay, and are not strengthened)."""
+    entry_ids = sorted({h.entry_id for h in hits})
+    withdrawn: set[int] = set()
+    for i in range(0, len(entry_ids), 500):
+        withdrawn.update(session.scalars(select(Entry.id).where(Entry.id.in_(entry_ids[i : i + 500]),
+                                                                Entry.status == "withdrawn")))
+    return [h for h in hits if h.entry_id not in withdrawn] if withdrawn else hits
 
 
 def is_lead(hit: Hit) -> bool:
@@ -131,7 +140,7 @@ def record_hits(session: Session, hits: list[Hit], *, scan_run_id: int | None) -
     to another entry's is a similar name, not a re-upload of it."""
     if not hits:
         return 0
-    hits = _drop_self_hits(session, hits)
+    hits = _drop_withdrawn(session, _drop_self_hits(session, hits))
     if not hits:
         return 0
     pairs = list({(h.entry_id, h.hub_file_id) for h in hits})

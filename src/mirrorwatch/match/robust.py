@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from mirrorwatch.match.fingerprint import Fingerprint, FingerprintIndex, IncompatibleFingerprints, compare
@@ -24,7 +24,7 @@ from mirrorwatch.match.header import FILE_TO_ENTRY, find_signal_matches, store_f
 from mirrorwatch.match.hits import Hit, record_hits
 from mirrorwatch.match.scores import fingerprint_score
 from mirrorwatch.store.db import Database
-from mirrorwatch.store.models import EntrySignal, FileSignal
+from mirrorwatch.store.models import Entry, EntrySignal, FileSignal, utcnow
 from mirrorwatch.store.models import Fingerprint as FingerprintRow
 
 FP_CANDIDATES = 20
@@ -181,6 +181,8 @@ def learn(db: Database, session: Session, entry_id: int, signals: dict[str, list
                 have.add((form, v))
                 new.setdefault(form, set()).add(v)
                 added += 1
+    if added:  # the entry changed: its bank's exchange feed publishes it again (services/exchange.py)
+        session.execute(update(Entry).where(Entry.id == entry_id).values(seq=None, updated_at=utcnow()))
     session.flush()
     matches = 0
     # files carrying the new signals: the file forms that compare with these entry forms

@@ -43,6 +43,8 @@ class EntryDetail:
     hashes: dict[str, list[str]] = field(default_factory=dict)
     signals: list[SignalView] = field(default_factory=list)
     matches: list[MatchView] = field(default_factory=list)
+    status: str = "active"  # active / withdrawn (services/exchange.py)
+    origin: str | None = None  # the feed or file a subscribed entry came from
 
 
 def get_entry(db: Database, entry_id: int) -> EntryDetail:
@@ -63,4 +65,4 @@ def get_entry(db: Database, entry_id: int) -> EntryDetail:
     hashes = {form: by_form[form] for form in HASH_FORMS_SHOWN if form in by_form}
     return EntryDetail(e.id, e.bank_id, bank, e.name, e.url, e.civitai_model_id, e.civitai_version_id, e.kind, e.notes,
                      e.imported_from, e.row, e.created_at, e.updated_at, hashes,
-                     [x for x in sigs if x.form not in HASH_FORMS_SHOWN], matches)
+                     [x for x in sigs if x.form not in HASH_FORMS_SHOWN], matches, e.status, e.origin)

@@ -67,10 +67,13 @@ class UserView:
     # Changes whenever the account's sessions end (sign-out, password change, an admin ending them):
     # sessions signed with an older value stop working.
     session_tag: str = ""
+    # Set when the request came with a scoped API token ({"exchange_read": [bank ids]}): such a token
+    # reads those banks' exchange feeds and nothing else, whatever the account's role.
+    scope: dict | None = None
 
     def can(self, role: str) -> bool:
-        """True if this user's role is at least `role`."""
-        return not self.disabled and ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
+        """True if this user's role is at least `role` (never for a scoped token)."""
+        return not self.disabled and self.scope is None and ROLE_RANK.get(self.role, -1) >= ROLE_RANK[role]
 
 
 @dataclass
@@ -83,6 +86,7 @@ class TokenView:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    scope: dict | None = None  # {"exchange_read": [bank ids]}: reads only those banks' exchange feeds
 
     @property
     def active(self) -> bool:
@@ -370,8 +374,10 @@ def _token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def create_token(db: Database, ref: int | str, name: str = "", *, actor: str = "cli") -> tuple[TokenView, str]:
-    """Create a token for a user; returns it with the secret, which is never shown again."""
+def create_token(db: Database, ref: int | str, name: str = "", *, actor: str = "cli",
+                 scope: dict | None = None) -> tuple[TokenView, str]:
+    """Create a token for a user; returns it with the secret, which is never shown again. With a scope
+    ({"exchange_read": [bank ids]}, see services/exchange.py) it reads only those banks' feeds."""
     name = (name or "").strip()
     if len(name) > 100:
         raise InvalidInput("a token label has at most 100 characters")
@@ -380,11 +386,12 @@ def create_token(db: Database, ref: int | str, name: str = "", *, actor: str = "
         u = _find(s, ref)
         if u.disabled:
             raise Conflict(f"user {u.name!r} is disabled")
-        t = ApiToken(user_id=u.id, name=name, prefix=secret[:11], token_hash=_token_hash(secret))
+        t = ApiToken(user_id=u.id, name=name, prefix=secret[:11], token_hash=_token_hash(secret), scope=scope)
         s.add(t)
         s.flush()
-        record(s, actor, "token.create", "token", t.id, user=u.name, name=name, prefix=t.prefix)
-        view = TokenView(t.id, u.id, u.name, t.name, t.prefix, t.created_at, None, None)
+        record(s, actor, "token.create", "token", t.id, user=u.name, name=name, prefix=t.prefix,
+               **({"scope": scope} if scope else {}))
+        view = TokenView(t.id, u.id, u.name, t.name, t.prefix, t.created_at, None, None, scope)
     AUTH_CACHE.clear()
     return view, secret
 
@@ -396,7 +403,8 @@ def list_tokens(db: Database, *, user_id: int | None = None, include_revoked: bo
     if not include_revoked:
         q = q.where(ApiToken.revoked_at.is_(None))
     with db.session() as s:
-        return [TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+        return [TokenView(t.id, t.user_id, uname, t.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at,
+                          t.scope)
                 for t, uname in s.execute(q)]
 
 
@@ -429,7 +437,7 @@ def user_for_token(db: Database, secret: str) -> UserView | None:
 def _load_token_user(db: Database, digest: str) -> UserView | None:
     with db.engine.connect() as conn:
         row = conn.execute(
-            select(ApiToken.id.label("token_id"), ApiToken.last_used_at, User.id, User.name, User.role, User.disabled,
+            select(ApiToken.id.label("token_id"), ApiToken.last_used_at, ApiToken.scope, User.id, User.name, User.role, User.disabled,
                    User.password_hash, User.created_at, User.session_epoch)
             .join(User, User.id == ApiToken.user_id)
             .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
@@ -440,4 +448,6 @@ def _load_token_user(db: Database, digest: str) -> UserView | None:
         if row.last_used_at is None or now - row.last_used_at > _TOKEN_TOUCH:
             conn.execute(update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=now))
             conn.commit()
-    return _view(row)
+    view = _view(row)
+    view.scope = row.scope
+    return view

@@ -11,6 +11,7 @@ Schema changes go through Alembic migrations in store/migrations/versions/.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,6 +49,10 @@ class Bank(Base):
     description: Mapped[str | None] = mapped_column(Text)
     source: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Exchange (services/exchange.py): a global id for the bank's published records, and the last
+    # change sequence number handed out to one of its entries.
+    uid: Mapped[str | None] = mapped_column(String(32), unique=True, index=True, default=lambda: uuid.uuid4().hex)
+    change_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     entries: Mapped[list[Entry]] = relationship(back_populates="bank", cascade="all, delete-orphan")
 
 
@@ -70,9 +75,17 @@ class Entry(Base):
     row: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # active / withdrawn (a withdrawn entry matches no new file and is published as a tombstone)
+    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    # Change sequence in its bank's feed; NULL = changed since last published (stamped on the next read).
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    # Where a subscribed or imported entry came from (feed URL or publisher) and its global id there.
+    origin: Mapped[str | None] = mapped_column(Text)
+    origin_id: Mapped[str | None] = mapped_column(String(200))
     bank: Mapped[Bank] = relationship(back_populates="entries")
     signals: Mapped[list[EntrySignal]] = relationship(back_populates="entry", cascade="all, delete-orphan")
-    __table_args__ = (UniqueConstraint("bank_id", "key", name="uq_entry_bank_key"),)
+    __table_args__ = (UniqueConstraint("bank_id", "key", name="uq_entry_bank_key"),
+                      Index("ix_entry_bank_seq", "bank_id", "seq"))
 
 
 class EntrySignal(Base):
@@ -287,6 +300,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # None: the account's full rights. {"exchange_read": [bank ids]}: only the exchange feed of those banks.
+    scope: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Decision(Base):
@@ -425,3 +440,18 @@ class NotifyDelivery(Base):
         Index("ix_notify_delivery_due", "status", "next_attempt_at"),
         Index("ix_notify_delivery_order", "channel_id", "match_id", "status", "event_id"),
     )
+class ExchangeSubscription(Base):
+    """A local bank kept in sync with another mirrorwatch's feed: where, and how far it has read."""
+
+    __tablename__ = "exchange_subscription"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bank_id: Mapped[int] = mapped_column(ForeignKey("bank.id", ondelete="CASCADE"))
+    url: Mapped[str] = mapped_column(Text)
+    remote_bank: Mapped[str | None] = mapped_column(String(32))
+    cursor: Mapped[str | None] = mapped_column(String(100))
+    verify_key_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    __table_args__ = (UniqueConstraint("bank_id", "url", name="uq_subscription_bank_url"),)

@@ -274,6 +274,8 @@ def need(role: str = "viewer"):
         if p is None:
             expired = getattr(request.state, "mw_session_expired", False)
             raise NotSignedIn("your session has expired: sign in again" if expired else "sign in to continue")
+        if p.user.scope is not None:
+            raise PermissionDenied("this token is scoped to the exchange feed of named banks: it cannot use this")
         if not p.can(role):
             raise PermissionDenied(f"this needs the {role} role (you are {p.user.role})")
         return p

@@ -13,6 +13,7 @@ from mirrorwatch.web.routes import (
     api_scans,
     banks,
     entries,
+    exchange,
     notify,
     reports,
     review,
@@ -26,4 +27,5 @@ ROUTERS = [
     admin.router, scans.router, notify.router,
     api_lookup.router, api_review.router, api_reports.router, api_banks.router, api_admin.router, api_scans.router,
     api_notify.router,
+    exchange.api, exchange.router,
 ]
