@@ -31,12 +31,19 @@ def hub_label(name: str) -> str:
     return spec.label if spec is not None else name
 
 
-def web_url(hub: str, repo_id: str, path: str | None = None) -> str | None:
-    """Where a person opens a repo (or a file in it) on its hub; None when the hub has no pages."""
+def web_url(hub: str, repo_id: str, path: str | None = None, repo_type: str | None = None) -> str | None:
+    """Where a person opens a repo (or a file in it) of a repo type on its hub; None when the hub has
+    no pages."""
     spec = HUBS.get(hub)
     if spec is None:
         return None
-    return spec.links.file_url(repo_id, path) if path else spec.links.repo_url(repo_id)
+    return spec.links.file_url(repo_id, path, repo_type) if path else spec.links.repo_url(repo_id, repo_type)
+
+
+def repo_types(hub: str) -> tuple[str, ...]:
+    """The repo types of a hub (its first is its default); ("model",) for an unknown hub."""
+    spec = HUBS.get(hub)
+    return spec.repo_types if spec is not None else ("model",)
 
 
 def uploader_url(hub: str, author: str) -> str | None:

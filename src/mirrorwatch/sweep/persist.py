@@ -47,12 +47,14 @@ def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str
                 error: str | None = None, now: datetime | None = None) -> HubRepo:
     now = now or utcnow()
     rid = repo_key(listing.repo_id)
-    where = (HubRepo.hub == hub, HubRepo.repo_id == rid)
+    rtype = listing.repo_type
+    where = (HubRepo.hub == hub, HubRepo.repo_type == rtype, HubRepo.repo_id == rid)
     repo = session.scalar(select(HubRepo).where(*where))
     if repo is None:
         # another sweep may be adding the same repo right now: insert unless it is there, then read it
-        created = insert_missing(session, HubRepo, [{"hub": hub, "repo_id": rid, "first_seen": now, "status": status,
-                                                     "last_seen": now}], ("hub", "repo_id"))
+        created = insert_missing(session, HubRepo, [{"hub": hub, "repo_type": rtype, "repo_id": rid, "first_seen": now,
+                                                     "status": status, "last_seen": now}],
+                                 ("hub", "repo_type", "repo_id"))
         repo = session.scalar(select(HubRepo).where(*where).execution_options(populate_existing=True))
         if not created and repo.status != status:
             _event(session, repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}")
