@@ -58,6 +58,19 @@ def parse_since(text: str | None) -> datetime | None:
     return d.replace(tzinfo=None) if d.tzinfo is None else d.astimezone().replace(tzinfo=None)
 
 
+def parse_repo_types(text: str | None, spec: HubSpec) -> list[str] | None:
+    """`--repo-type model,dataset` -> ["model", "dataset"] (None when not given); InvalidInput
+    naming the hub's types for anything else."""
+    if text is None:
+        return None
+    wanted = [t.strip().lower() for t in text.split(",") if t.strip()]
+    bad = [t for t in wanted if t not in spec.repo_types]
+    if bad or not wanted:
+        raise InvalidInput(f"--repo-type {text!r}: {spec.label} repo types are {', '.join(spec.repo_types)} "
+                           f"(comma-separated)")
+    return [t for t in spec.repo_types if t in wanted]
+
+
 def parse_exts(text: str | None) -> tuple[str, ...]:
     if not text:
         return WEIGHT_EXTENSIONS
@@ -134,7 +147,11 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
         author: str | None = typer.Option(None, "--author", help="Only repos of this user or organisation."),
         search: str | None = typer.Option(None, "--search", help="Only repos whose id contains this text."),
         tag: list[str] = typer.Option([], "--filter", help="Only repos with this tag (repeatable, all must hold)."),
-        repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
+        repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable; a dataset or Space as "
+                                       "datasets/NS/NAME, spaces/NS/NAME, or with --repo-type)."),
+        repo_type: str | None = typer.Option(None, "--repo-type",
+                                             help=f"Which repo types to sweep, comma-separated ({', '.join(spec.repo_types)}"
+                                             "; default: all of them, or only the first for --repo)."),
         since: str | None = typer.Option(None, "--since", help="Only repos created/changed since DATE (or 7d, 12h)."),
         sort: str = typer.Option("auto", "--sort", help="createdAt, lastModified, or auto."),
         full: bool = typer.Option(False, "--full", help="List the whole hub even after an earlier full sweep."),
@@ -154,14 +171,18 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     ) -> None:
         db = database()
+        types = parse_repo_types(repo_type, spec)
         since_dt = parse_since(since)
+        since_by_type: dict[str, datetime | None] = {}
         if since_dt is None and not (full or author or search or tag or repo):
-            since_dt = incremental_since(db, spec.name)
+            # each repo type starts where the last sweep that finished listing it started
+            since_by_type = {t: incremental_since(db, spec.name, t) for t in types or spec.repo_types}
         if sort == "auto":
-            sort = "lastModified" if since_dt is not None else "createdAt"
+            sort = "lastModified" if since_dt is not None or any(since_by_type.values()) else "createdAt"
         if sort not in ("createdAt", "lastModified"):
             raise InvalidInput("--sort must be createdAt or lastModified")
-        scope = Scope(author=author, search=search, filter=list(tag), repos=list(repo), sort=sort, since=since_dt)
+        scope = Scope(author=author, search=search, filter=list(tag), repos=list(repo), sort=sort, since=since_dt,
+                      repo_types=types or [], since_by_type={t: d for t, d in since_by_type.items() if d})
         exts = parse_exts(ext) + (ARCHIVE_EXTENSIONS if archives and spec.archives else ())
         hub = spec.open(endpoint, extensions=exts)
         options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size),
@@ -244,7 +265,8 @@ def recheck_cmd(
     hub_name: str = typer.Option(default_hub().name, "--hub", help=f"Which hub ({', '.join(HUBS)})."),
     endpoint: str | None = typer.Option(None, "--endpoint", help="Hub URL (default: the hub's own)."),
     all_repos: bool = typer.Option(False, "--all", help="Every stored repo, not only those with matches."),
-    repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
+    repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable; datasets/NS/NAME or "
+                                   "spaces/NS/NAME for one type; a bare id names it whatever its type)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Re-visit known mirrors and record their status (live, removed, gated, disabled, file gone/changed)."""
@@ -260,5 +282,6 @@ def recheck_cmd(
     console.print(f"rechecked {summary.repos} repos: {summary.changed} changes, {summary.errors} errors; "
                   + ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())), highlight=False)
     for e in summary.events:
-        console.print("  " + term(f"{e['repo_id']} {e.get('path', '')}: {e.get('was', '?')} -> {e['status']}"),
+        rid = e["repo_id"] if e.get("repo_type") in (None, spec.repo_types[0]) else f"{e['repo_type']}s/{e['repo_id']}"
+        console.print("  " + term(f"{rid} {e.get('path', '')}: {e.get('was', '?')} -> {e['status']}"),
                       highlight=False)
