@@ -287,7 +287,7 @@ class Sweep:
             yield out
             if stop:
                 return None
-            repeats = repeats + 1 if fresh == 0 and hub_page else 0
+            repeats = repeats + 1 if fresh == 0 else 0  # (empty pages that link on count too)
             if repeats >= 2:
                 return "the hub's pagination repeats pages (a Link loop): listing stopped"
 
