@@ -429,7 +429,7 @@ class HuggingFaceHub(Hub):
         if f.size is None:
             raise ArchiveError("the hub did not say the archive's size")
         repo_id, path, revision, size = f.repo.repo_id, f.path, f.revision, f.size
-        repo_type = f.repo.repo_type
+        repo_type = getattr(f.repo, "repo_type", None)
 
         def read(offset: int, length: int) -> bytes:
             try:
