@@ -271,7 +271,8 @@ class Sweep:
             stop = False
             for listing in hub_page:
                 if isinstance(listing, ListingProblem):
-                    out.append(listing)
+                    out.append(ListingProblem(typed_id(rtype, listing.repo_id), listing.reason)
+                               if listing.repo_id is not None else listing)
                     continue
                 listing.repo_type = rtype  # (the type being listed, whatever a hub forgot to set)
                 key = (listing.repo_type, listing.repo_id)
