@@ -231,6 +231,8 @@ class HuggingFaceHub(Hub):
                 except GatedRepoError:  # gated since it was listed: the API still answers
                     pass
             return self._by_model_info(repo)
+        except SkipRepo:
+            raise
         except RetriesExhausted as exc:
             raise SkipRepo(str(exc)) from None
         except (RepositoryNotFoundError, DisabledRepoError) as exc:
