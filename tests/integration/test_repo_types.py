@@ -220,3 +220,25 @@ def test_the_hub_port_declares_repo_types():
     assert HUBS["hf"].repo_types == ("model", "dataset", "space") == HuggingFaceHub.repo_types
     assert HUBS["civitai"].repo_types == ("model",) and HUBS["dir"].repo_types == ("folder",)
     assert HubPort.repo_types == ("model",)
+
+
+def test_a_big_repo_is_written_and_matched_in_parts(db, testhub, monkeypatch):  # noqa: F811
+    from mirrorwatch.sweep import runner
+
+    monkeypatch.setattr(runner, "PERSIST_PART", 4)  # (2,000 by default) the 10 LoRAs in three parts
+    make_bank(db, 3)
+    running = testhub(Hub([archive_dataset(20)]))
+    out = sweep(db, hf(running))
+    assert out["counts"]["files"] == 10 and out["counts"]["matches"] == 2
+    with db.session() as s:
+        assert s.query(HubFile).count() == 10
+    key = "datasets/archivist/removed-loras"
+    running.hub.update_files(key, [f for f in running.hub.get(key).files
+                                   if f.path not in ("loras/person-1.safetensors", "loras/other-0.safetensors")])
+    out = sweep(db, hf(running), full=True)
+    assert out["counts"]["files"] == 8 and out["counts"]["matches"] == 0
+    with db.session() as s:
+        gone = {f.path for f in s.scalars(select(HubFile).where(HubFile.status == "gone"))}
+    assert gone == {"loras/person-1.safetensors", "loras/other-0.safetensors"}
+    assert {m.path: m.state for m in list_matches(db)} == {"loras/person-1.safetensors": "gone",
+                                                          "loras/person-2.safetensors": "new"}

@@ -43,15 +43,16 @@ from mirrorwatch.hubs.base import (
     split_typed_id,
 )
 from mirrorwatch.match.evidence import FileEvidence
-from mirrorwatch.match.repo import match_repo
+from mirrorwatch.match.repo import RepoMatches, match_repo
 from mirrorwatch.match.robust import indexes_for
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row, fit_text
 from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
 from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
-from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
+from mirrorwatch.sweep.persist import mark_gone, record_error, record_repo, repo_key, upsert_repo
 
+PERSIST_PART = 2_000  # files of one repo written and matched at a time (a big repo in several parts)
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
               "headers_read", "header_bytes", "header_matches", "fingerprinted", "fingerprint_matches",
@@ -487,13 +488,28 @@ class Sweep:
         unhashed = [f for f in files if f.sha256 is None]
         if any(f.lfs or f.size is None or f.size > 10_000_000 for f in unhashed):
             result.repo.sha = None
-        repo, stored, evidence = record_repo(s, self.hub.name, result.repo, files, evidence=fetched.evidence,
-                                             status=status)
         robust = self.options.headers or self.options.deep
+        found = RepoMatches()
+        # A big repo (a dataset of tens of thousands of LoRAs) is written and matched in parts, in the
+        # same transaction, so only one part's rows are held at a time; files no longer listed are
+        # marked gone once every part is written.
+        for i in range(0, max(len(files), 1), PERSIST_PART):
+            part = files[i : i + PERSIST_PART]
+            whole = len(files) <= PERSIST_PART
+            part_evidence = fetched.evidence if whole else {f.path: fetched.evidence[f.path] for f in part
+                                                            if f.path in fetched.evidence}
+            repo, stored, evidence = record_repo(s, self.hub.name, result.repo, part, evidence=part_evidence,
+                                                 status=status, complete=whole)
+            got = match_repo(self.db, s, stored, evidence, scan_run_id=self.run_id, robust=robust,
+                             name_search=self._name_search, archive_opener=getattr(self.hub, "archive_reader", None))
+            for k in ("exact", "header", "fingerprint", "learned", "learned_matches"):
+                setattr(found, k, getattr(found, k) + getattr(got, k))
+            del stored, evidence
+            s.flush()
+        if len(files) > PERSIST_PART:
+            mark_gone(s, repo, {f.path for f in files})
         if robust:
             self._count_reads(s, typed_id(repo.repo_type, repo.repo_id), fetched.evidence)
-        found = match_repo(self.db, s, stored, evidence, scan_run_id=self.run_id, robust=robust,
-                           name_search=self._name_search, archive_opener=getattr(self.hub, "archive_reader", None))
         self.counts["fetched"] += 1
         self.counts["files"] += len(files)
         self.counts["hashes"] += sum(1 for f in files if f.sha256)
