@@ -242,3 +242,16 @@ def test_a_big_repo_is_written_and_matched_in_parts(db, testhub, monkeypatch):  
     assert gone == {"loras/person-1.safetensors", "loras/other-0.safetensors"}
     assert {m.path: m.state for m in list_matches(db)} == {"loras/person-1.safetensors": "gone",
                                                           "loras/person-2.safetensors": "new"}
+
+
+def test_a_siblings_list_cut_short_is_never_trusted(db, testhub):  # noqa: F811
+    """The Hub may cut a long `siblings` list short (huggingface_hub PR #3565: "well before 50k files";
+    issue #3059): the LoRAs past the cut are still found, from the paged tree."""
+    make_bank(db, 3)
+    ds = archive_dataset(1500)  # the LoRAs sort after the 1,500 previews: all past the cut
+    running = testhub(Hub([ds]), siblings_cap=1000)
+    api = running.hf_api()
+    (listed,) = list(api.list_datasets(expand=["siblings"]))
+    assert len(listed.siblings) == 1000 and not any(s.rfilename.startswith("loras/") for s in listed.siblings)
+    out = sweep(db, hf(running))
+    assert out["status"] == "finished" and out["counts"]["files"] == 10 and out["counts"]["matches"] == 2

@@ -366,6 +366,7 @@ def handle_list_models(ctx: _Ctx) -> Response:
             more = True
             break
         d = S.model_dict(repo, seq, fields, blobs=False, model_id=not expand)
+        _cap_siblings(running, d)
         if faults is not None and faults.faults_in_listing:
             kind = faults.wrong_type_kind(repo.repo_id)
             missing = faults.is_missing_fields(repo.repo_id)
@@ -396,6 +397,14 @@ def handle_list_models(ctx: _Ctx) -> Response:
     return json_response(page, headers=headers)
 
 
+def _cap_siblings(running: RunningHub, d: dict) -> None:
+    """The Hub cuts a long `siblings` list short (at 100,000 files, or much earlier when its cache
+    misbehaves: huggingface_hub issue #3059, PR #3565); `siblings_cap` emulates it. The tree is whole."""
+    cap = running.siblings_cap
+    if cap is not None and isinstance(d.get("siblings"), list) and len(d["siblings"]) > cap:
+        d["siblings"] = d["siblings"][:cap]
+
+
 def handle_model_info(ctx: _Ctx) -> Response:
     repo_id = ctx.route.repo_id or ""
     repo = _repo_or_error(ctx, repo_id, files=False)
@@ -404,6 +413,7 @@ def handle_model_info(ctx: _Ctx) -> Response:
     fields = tuple(expand) if expand else S.INFO_FIELDS_BY_TYPE.get(repo.repo_type, S.MODEL_INFO_FIELDS)
     data = S.model_dict(repo, _seq(ctx, repo_id), fields, commit=commit, blobs=ctx.qbool("blobs"),
                         model_id=not expand, extra=not expand)
+    _cap_siblings(ctx.running, data)
     faults = ctx.running.faults
     if faults is not None:
         kind, missing = faults.wrong_type_kind(repo_id), faults.is_missing_fields(repo_id)
@@ -956,7 +966,8 @@ class RunningHub:
 
     def __init__(self, hub: Hub, *, host: str, port: int, cdn_host: str, faults: Faults | None,
                  quotas: Quotas | None, page_size: int, tree_page_size: int, tree_expand_page_size: int,
-                 commits_page_size: int, disabled_anonymous_as_missing: bool = False) -> None:
+                 commits_page_size: int, disabled_anonymous_as_missing: bool = False,
+                 siblings_cap: int | None = None) -> None:
         if min(page_size, tree_page_size, tree_expand_page_size, commits_page_size) < 1:
             raise ValueError("page sizes must be >= 1")
         self.hub = hub
@@ -967,6 +978,7 @@ class RunningHub:
         self.tree_expand_page_size = tree_expand_page_size
         self.commits_page_size = commits_page_size
         self.disabled_anonymous_as_missing = disabled_anonymous_as_missing
+        self.siblings_cap = siblings_cap  # long `siblings` lists cut to this many (listings and *_info)
         self.errors: list[str] = []
         # Recorded answers served verbatim, by raw request path: (status, headers, body).
         self.replays: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {}
@@ -1063,6 +1075,7 @@ def serve(
     tree_expand_page_size: int = 50,
     commits_page_size: int = 50,
     disabled_anonymous_as_missing: bool = False,
+    siblings_cap: int | None = None,
 ) -> RunningHub:
     """Start a test hub in a background thread (port 0 = any free port).
 
@@ -1080,4 +1093,4 @@ def serve(
     return RunningHub(hub, host=host, port=port, cdn_host=cdn_host, faults=faults, quotas=quotas,
                       page_size=page_size, tree_page_size=tree_page_size,
                       tree_expand_page_size=tree_expand_page_size, commits_page_size=commits_page_size,
-                      disabled_anonymous_as_missing=disabled_anonymous_as_missing)
+                      disabled_anonymous_as_missing=disabled_anonymous_as_missing, siblings_cap=siblings_cap)

@@ -55,6 +55,7 @@ from mirrorwatch.hubs.base import (
 from mirrorwatch.hubs.huggingface import NAME, REPO_TYPES
 from mirrorwatch.hubs.huggingface.links import HfLinks
 from mirrorwatch.hubs.huggingface.listing import (
+    LARGE_REPO_THRESHOLD,
     MalformedListing,
     clean_sha256,
     clean_size,
@@ -83,8 +84,9 @@ EXPAND = ["siblings", "sha", "createdAt", "lastModified", "author", "tags", "gat
 # ExpandDatasetProperty_T, ExpandSpaceProperty_T: Spaces have no "gated").
 EXPAND_BY_TYPE = {"model": EXPAND, "dataset": EXPAND, "space": [e for e in EXPAND if e != "gated"]}
 # A repo whose listing or info names this many files or more is read by paging its tree (a
-# `siblings` answer that long may be cut short); smaller ones by one info call or resolver HEADs.
-TREE_FROM = 1000
+# `siblings` answer that long may be cut short: listing.LARGE_REPO_THRESHOLD); smaller ones by one
+# info call or resolver HEADs.
+TREE_FROM = LARGE_REPO_THRESHOLD
 MAX_TREE_ENTRIES = 2_000_000  # entries of one repo's tree read before the repo is refused
 MAX_TREE_WEIGHTS = 200_000  # weight files kept of one repo
 PAGE_SIZE = 1000

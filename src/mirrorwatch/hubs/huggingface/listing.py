@@ -15,6 +15,12 @@ _REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
 _LEGACY_ID = re.compile(r"^[\w][\w.-]{0,95}$")
 MAX_FILE_SIZE = 1 << 44  # 16 TiB: anything larger is a lie
 MAX_SIBLINGS = 10_000  # files of one repo taken from one answer (more: the repo is recorded as a problem)
+# A file list this long (or longer) in one answer is not trusted: the Hub may cut `siblings` short
+# (at 100,000 files, and "well before 50k files when server-side caching issues happen":
+# huggingface_hub PR #3565, which set its own LARGE_REPO_THRESHOLD to 1,000 for `snapshot_download`
+# to fall back to `list_repo_tree`; issue #3059: a 270k-file dataset's siblings missed files). Such
+# a repo's files are paged from its tree.
+LARGE_REPO_THRESHOLD = 1000
 
 
 def parse_date(value: Any) -> datetime | None:
@@ -96,8 +102,8 @@ def path_problem(path: Any) -> str | None:
 
 def listing_from_item(item: Any, repo_type: str = DEFAULT_REPO_TYPE) -> RepoListing:
     """A listing item (of a `/api/{repo_type}s` listing) parsed defensively: raise MalformedListing
-    when it cannot be used. A file list longer than MAX_SIBLINGS is not taken (it may be cut short):
-    the repo's `paths` stay unknown and its files are paged from its tree."""
+    when it cannot be used. A file list of LARGE_REPO_THRESHOLD files or more is not taken (it may be
+    cut short): the repo's `paths` stay unknown and its files are paged from its tree."""
     if not isinstance(item, dict):
         raise MalformedListing("listing item is not an object")
     rid = item.get("id") or item.get("modelId")
@@ -107,8 +113,8 @@ def listing_from_item(item: Any, repo_type: str = DEFAULT_REPO_TYPE) -> RepoList
     siblings = item.get("siblings")
     paths: list[str] | None = None
     count = len(siblings) if isinstance(siblings, list) else None
-    if isinstance(siblings, list) and len(siblings) > MAX_SIBLINGS:
-        siblings = None
+    if isinstance(siblings, list) and len(siblings) >= LARGE_REPO_THRESHOLD:
+        siblings = None  # (possibly cut short: unknown contents, a candidate whose tree is paged)
     if isinstance(siblings, list):
         paths = [s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)
                  and path_problem(s["rfilename"]) is None]
