@@ -255,3 +255,21 @@ def test_a_siblings_list_cut_short_is_never_trusted(db, testhub):  # noqa: F811
     assert len(listed.siblings) == 1000 and not any(s.rfilename.startswith("loras/") for s in listed.siblings)
     out = sweep(db, hf(running))
     assert out["status"] == "finished" and out["counts"]["files"] == 10 and out["counts"]["matches"] == 2
+
+
+def test_a_tree_whose_pages_loop_or_leave_the_hub_is_refused(testhub):  # noqa: F811
+    from mirrorwatch.hubs.base import RepoListing, SkipRepo
+
+    running = testhub(Hub([archive_dataset(5)]))
+    path = "/api/datasets/archivist/removed-loras/tree/main"
+    entry = b'[{"type":"file","oid":"' + b"a" * 40 + b'","size":5,"path":"x.safetensors"}]'
+    big = RepoListing("archivist/removed-loras", repo_type="dataset", files_count=5000)
+    running.replays[path] = (200, [("Content-Type", "application/json"),
+                                   ("Link", f'<{running.url}{path}?cursor=again>; rel="next"')], entry)
+    running.replays[path + "?cursor=again"] = running.replays[path]
+    with pytest.raises(SkipRepo, match="repeats a page"):
+        hf(running).fetch_files(big, None)
+    running.replays[path] = (200, [("Content-Type", "application/json"),
+                                   ("Link", '<http://elsewhere.invalid/next>; rel="next"')], entry)
+    with pytest.raises(SkipRepo, match="leaves"):
+        hf(running).fetch_files(big, None)

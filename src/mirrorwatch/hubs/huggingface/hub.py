@@ -89,6 +89,7 @@ EXPAND_BY_TYPE = {"model": EXPAND, "dataset": EXPAND, "space": [e for e in EXPAN
 TREE_FROM = LARGE_REPO_THRESHOLD
 MAX_TREE_ENTRIES = 2_000_000  # entries of one repo's tree read before the repo is refused
 MAX_TREE_WEIGHTS = 200_000  # weight files kept of one repo
+MAX_TREE_PAGES = 5_000  # pages of one repo's tree (a pager that never ends is refused)
 PAGE_SIZE = 1000
 MAX_PAGE_ITEMS = 10 * PAGE_SIZE  # items of one listing page (more: the listing stops, recorded)
 MAX_PAGE_OBJECTS = 1_000_000  # JSON objects and arrays in one listing page, counted before parsing
@@ -278,7 +279,11 @@ class HuggingFaceHub(Hub):
         params: list[tuple[str, Any]] | None = [("recursive", "true"), ("expand", "false")]
         headers = self._headers()
         origin = urlsplit(self.endpoint)[:2]
+        seen: set[str] = set()
         while url is not None:
+            if url in seen or len(seen) >= MAX_TREE_PAGES:
+                raise SkipRepo("the tree's pagination repeats a page or never ends: repo skipped")
+            seen.add(url)
             r = http_backoff("GET", url, params=params, headers=headers, timeout=self.timeout_s)
             hf_raise_for_status(r)
             try:
