@@ -273,3 +273,32 @@ def test_a_tree_whose_pages_loop_or_leave_the_hub_is_refused(testhub):  # noqa: 
                                    ("Link", '<http://elsewhere.invalid/next>; rel="next"')], entry)
     with pytest.raises(SkipRepo, match="leaves"):
         hf(running).fetch_files(big, None)
+
+
+def test_reports_and_exports_name_the_repo_type(db, testhub, monkeypatch):  # noqa: F811
+    import csv
+    import io
+
+    from mirrorwatch.services import reports
+    from mirrorwatch.services.exports import export_matches
+    from mirrorwatch.services.review import QueueFilter, decide
+
+    monkeypatch.setenv("MIRRORWATCH_HF_URL", "https://huggingface.co")
+    make_bank(db, 4)
+    running = testhub(Hub([archive_dataset(20), lora_space()]))
+    assert sweep(db, hf(running))["status"] == "finished"
+    ids = [m.id for m in list_matches(db)]
+    decide(db, ids, "confirmed", None, "rex")
+    (rep,) = reports.build_reports(db, ids, "rex")
+    text = reports.render_text(rep)
+    assert "3 files below, in 2 repositories" in text
+    assert "Repository: archivist/removed-loras (dataset repository)" in text
+    assert "Repository: demo-maker/lora-studio (Space repository)" in text
+    assert "https://huggingface.co/datasets/archivist/removed-loras/blob/main/loras/person-1.safetensors" in text
+    assert "https://huggingface.co/spaces/demo-maker/lora-studio/blob/main/weights/style.safetensors" in text
+    assert "(dataset repository)" in reports.render_markdown(rep)
+    rows = list(csv.DictReader(io.StringIO(reports.render_csv(rep))))
+    assert sorted(r["repo_type"] for r in rows) == ["dataset", "dataset", "space"]
+    _, chunks = export_matches(db, QueueFilter(state=None), "csv")
+    exported = list(csv.DictReader(io.StringIO("".join(chunks))))
+    assert sorted(r["repo_type"] for r in exported) == ["dataset", "dataset", "space"]
