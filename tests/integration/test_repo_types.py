@@ -302,3 +302,32 @@ def test_reports_and_exports_name_the_repo_type(db, testhub, monkeypatch):  # no
     _, chunks = export_matches(db, QueueFilter(state=None), "csv")
     exported = list(csv.DictReader(io.StringIO("".join(chunks))))
     assert sorted(r["repo_type"] for r in exported) == ["dataset", "dataset", "space"]
+
+
+def test_the_api_and_pages_show_the_repo_type(db, testhub, monkeypatch):  # noqa: F811
+    from fastapi.testclient import TestClient
+
+    from mirrorwatch.services import users
+    from mirrorwatch.web.app import create_app
+
+    monkeypatch.setenv("MIRRORWATCH_HF_URL", "https://huggingface.co")
+    make_bank(db, 4)
+    running = testhub(Hub([archive_dataset(20), lora_space(),
+                           Repo("archivist/removed-loras", files=[RepoFile("m.safetensors", size=150_000_000,
+                                                                           sha256=bank_sha(0))])]))
+    assert sweep(db, hf(running))["status"] == "finished"
+    users.add_user(db, "vic", "viewer", actor="test")
+    token = users.create_token(db, "vic", "t", actor="test")[1]
+    with TestClient(create_app(db, secret_key="k"), headers={"Authorization": f"Bearer {token}"}) as c:
+        repos = c.get("/api/repos").json()["items"]
+        assert sorted((r["repo_type"], r["repo_id"], r["url"]) for r in repos) == [
+            ("dataset", "archivist/removed-loras", "https://huggingface.co/datasets/archivist/removed-loras"),
+            ("model", "archivist/removed-loras", "https://huggingface.co/archivist/removed-loras"),
+            ("space", "demo-maker/lora-studio", "https://huggingface.co/spaces/demo-maker/lora-studio")]
+        matches = c.get("/api/matches", params={"state": "new"}).json()["items"]
+        assert {m["repo_type"] for m in matches} == {"model", "dataset", "space"}
+        files = c.get("/api/files", params={"sha256": bank_sha(3)}).json()["files"]
+        assert [(f["repo_type"], f["repo_id"]) for f in files] == [("space", "demo-maker/lora-studio")]
+        ds = next(r for r in repos if r["repo_type"] == "dataset")
+        detail = c.get(f"/api/repos/{ds['id']}").json()
+        assert detail["repo"]["repo_type"] == "dataset" and {m["repo_type"] for m in detail["matches"]} == {"dataset"}
