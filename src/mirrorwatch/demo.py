@@ -2,8 +2,10 @@
 
 It builds a demo bank from a generated sheet of invented removed models, starts a local demo hub
 (the test hub on 127.0.0.1) where some of those models were re-uploaded under generic names — by
-one batch uploader among others, some exact copies, some altered — sweeps it, rechecks after one
-re-upload is taken down, and serves the web app with a demo login printed on the terminal.
+one batch uploader among others, some exact copies, some altered, one inside a zip in a dataset
+repo of previews and captions, one in a Space beside its app — and a local Civitai API where one
+came back under a new name; sweeps both (every repo type), rechecks after one re-upload is taken
+down, and serves the web app with a demo login printed on the terminal.
 
 Every name is invented; the model files are generated LoRA-shaped tensors held in memory by the
 demo hub only (mirrorwatch itself never stores model files)."""
@@ -36,6 +38,10 @@ class DemoResult:
     recheck: dict[str, Any]
     login: tuple[str, str] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    civitai_sweep: dict[str, Any] = field(default_factory=dict)
+    civitai_url: str = ""
+    matches: list[dict[str, Any]] = field(default_factory=list)
+    stop: list[Callable[[], None]] = field(default_factory=list)  # what to stop when the demo ends
 
 
 def _loras(n: int) -> list[tuple[bytes, dict[str, str]]]:
@@ -102,17 +108,70 @@ def _converted(data: bytes) -> bytes:
         return out.read_bytes()
 
 
+def _zip_of(members: list[tuple[str, bytes]]) -> bytes:
+    """A zip archive (Python's own zipfile writer, members stored) of the given files."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        for name, data in members:
+            z.writestr(zipfile.ZipInfo(name, date_time=(2024, 3, 1, 12, 0, 0)), data)
+    return buf.getvalue()
+
+
+def _archive_dataset(files: list[tuple[bytes, dict[str, str]]]) -> Any:
+    """A dataset repo like an archivist's bulk upload: 1,200 preview and caption files (more than one
+    file list is trusted for: its tree is paged) and a zip of removed LoRAs."""
+    from mirrorwatch.testhub import Repo, RepoFile
+
+    zipped = _zip_of([(f"loras/{DEMO_PEOPLE[10].split()[0].lower()}_v1.safetensors", files[10][0]),
+                      ("loras/README.txt", b"saved before the takedown\n")])
+    previews = [RepoFile(f"previews/{i:04d}.png", size=48_000 + i) for i in range(600)]
+    captions = [RepoFile(f"captions/{i:04d}.txt", size=120 + i % 50) for i in range(600)]
+    return Repo("lora-vault/removed-loras-2024", repo_type="dataset",
+                files=[RepoFile("README.md", content=b"# archive\n"), *previews, *captions,
+                       RepoFile("archives/removed-loras.zip", content=zipped)])
+
+
+def _lora_space(files: list[tuple[bytes, dict[str, str]]]) -> Any:
+    """A Space shipping a LoRA beside its app (in LFS: its sha256 is known to the hub)."""
+    from mirrorwatch.testhub import Repo, RepoFile
+
+    return Repo("pixel-playground/style-tryout", repo_type="space", files=[
+        RepoFile("app.py", content=b"import gradio as gr\n"), RepoFile("requirements.txt", content=b"gradio\n"),
+        RepoFile("loras/style.safetensors", content=files[3][0], lfs=True)])
+
+
+def _civitai_models(files: list[tuple[bytes, dict[str, str]]], shas: list[str]) -> list[Any]:
+    """A local Civitai: invented models, and one banked model re-uploaded under a new name and ids."""
+    from datetime import datetime
+
+    from mirrorwatch.testhub.civitai import CFile, CModel, CVersion, generate_models
+
+    reupload = CModel(912_345, "Soft Portrait Style", "style-collector", [CVersion(
+        998_877, "v1.0", datetime(2026, 11, 2, 9, 0), [CFile("soft_portrait.safetensors", sha256=shas[1],
+                                                            size_kb=round(len(files[1][0]) / 1024, 2), id=1_776_655)])])
+    return [*generate_models(30, seed=11, start_id=600_000), reupload]
+
+
 def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int = 240) -> tuple[Any, Any, DemoResult]:
-    """Set up the demo in `folder` (made anew); returns (db, running hub, result). Caller stops the hub."""
+    """Set up the demo in `folder` (made anew); returns (db, running hub, result). Caller stops the hub
+    (and whatever `result.stop` holds)."""
     import hashlib
 
+    from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
+    from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS
+    from mirrorwatch.hubs.civitai.hub import CivitaiHub
     from mirrorwatch.hubs.huggingface.hub import HuggingFaceHub
     from mirrorwatch.services.banks import create_bank
     from mirrorwatch.services.imports import import_file
+    from mirrorwatch.services.matches import list_matches
     from mirrorwatch.store.db import Database
     from mirrorwatch.sweep.recheck import recheck
     from mirrorwatch.sweep.runner import Sweep, SweepOptions
     from mirrorwatch.testhub import Hub, Repo, RepoFile, generate_repos, serve
+    from mirrorwatch.testhub.civitai import CivitaiApi, serve_civitai
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -159,25 +218,49 @@ def build_demo(folder: Path, *, say: Callable[[str], None] = print, repos: int =
                                                        content=_converted(files[7][0]))]
     repo_list = generate_repos(repos, seed=7, planted=planted)
     gated = Repo("quiet-archive/gated-copy", files=[RepoFile("model.safetensors", content=files[8][0])], gated="auto")
-    hub = Hub([*repo_list, gated])
+    hub = Hub([*repo_list, gated, _archive_dataset(files), _lora_space(files)])
     running = serve(hub)
-    say(f"demo hub (a local Hugging Face API on {running.url}): {len(hub)} repos, some holding re-uploads")
+    say(f"demo hub (a local Hugging Face API on {running.url}): {len(hub)} repos (models, a dataset archive, "
+        f"a Space), some holding re-uploads")
 
     t1 = time.perf_counter()
-    hf = HuggingFaceHub(running.url)
-    sweep = Sweep(db, hf, SweepOptions(scope={"sort": "createdAt"}, concurrency=8, resume=False, deep=True)).run()
+    exts = WEIGHT_EXTENSIONS + ARCHIVE_EXTENSIONS
+    hf = HuggingFaceHub(running.url, extensions=exts)
+    sweep = Sweep(db, hf, SweepOptions(scope={"sort": "createdAt"}, extensions=exts, concurrency=8, resume=False,
+                                       deep=True)).run()
     timings["sweep"] = time.perf_counter() - t1
     c = sweep.counts
-    say(f"sweep: {c['listed']} repos listed, {c['candidates']} with model files, {c['hashes']} sha256s from hub "
-        f"metadata, {c['headers_read']} headers read by range requests, {c['fingerprinted']} LoRAs fingerprinted "
-        f"(transient reads), {c['matches']} matches in {timings['sweep']:.1f}s")
+    say(f"sweep (models, datasets, Spaces): {c['listed']} repos listed, {c['candidates']} with model files, "
+        f"{c['hashes']} sha256s from hub metadata, {c['headers_read']} headers read by range requests, "
+        f"{c['fingerprinted']} LoRAs fingerprinted (transient reads), {c['matches']} matches in "
+        f"{timings['sweep']:.1f}s")
+
+    stop: list[Callable[[], None]] = [running.stop]
+    civitai_cm = serve_civitai(CivitaiApi(_civitai_models(files, shas)))
+    civitai = civitai_cm.__enter__()
+    stop.append(lambda: civitai_cm.__exit__(None, None, None))
+    t2 = time.perf_counter()
+    cv = Sweep(db, CivitaiHub(civitai.url, interval_s=0.0), SweepOptions(scope={"sort": "createdAt"}, concurrency=4,
+                                                                        resume=False)).run()
+    timings["civitai_sweep"] = time.perf_counter() - t2
+    say(f"Civitai sweep (a local Civitai API on {civitai.url}): {cv.counts['listed']} models listed, "
+        f"{cv.counts['hashes']} files by the listing's hashes, {cv.counts['matches']} matches")
 
     hub.remove("backup-user-7/test-model")  # a takedown happened
     rc = recheck(db, hf)
     say(f"recheck: {rc.repos} mirrors visited; " + ", ".join(f"{k} {v}" for k, v in sorted(rc.statuses.items())))
     timings["total"] = time.perf_counter() - t0
+    found = [{"id": m.id, "entry": m.entry_name, "hub": m.hub, "repo_type": m.repo_type, "repo_id": m.repo_id,
+              "path": m.path, "tier": m.tier, "tier_name": m.tier_name, "state": m.state,
+              "why": m.why[0] if m.why else ""} for m in list_matches(db)]
+    say(f"\n{len(found)} matches found:")
+    for m in found:
+        where = m["repo_id"] if m["repo_type"] in ("model", "folder") else f"{m['repo_type']}s/{m['repo_id']}"
+        say(f"  #{m['id']} {m['entry']} <- {m['hub']} {where} {m['path']} ({m['tier_name']}, {m['state']}): "
+            f"{m['why']}")
     result = DemoResult(folder=folder, db_url=db.url, hub_url=running.url, entries=summary.added,
-                        sweep=sweep.to_dict(), recheck=rc.to_dict(), timings=timings)
+                        sweep=sweep.to_dict(), recheck=rc.to_dict(), timings=timings, civitai_sweep=cv.to_dict(),
+                        civitai_url=civitai.url, matches=found, stop=stop)
     return db, running, result
 
 
@@ -192,7 +275,7 @@ def _civitai_version(i: int, data: bytes) -> dict[str, Any]:
         "model": {"name": f"{DEMO_PEOPLE[i]} - LoRA", "type": "LORA", "poi": True},
         "trainedWords": [DEMO_PEOPLE[i].split()[0].lower()],
         "files": [{"name": f"{DEMO_PEOPLE[i].split()[0].lower()}.safetensors", "type": "Model", "primary": True,
-                   "hashes": civitai_hashes(h.values)}],
+                   "sizeKB": round(len(data) / 1024, 2), "hashes": civitai_hashes(h.values)}],
     }
 
 

@@ -64,12 +64,17 @@ def test_a_huge_model_info_skips_that_repo_only(db, testhub):  # noqa: F811
     assert out.counts["fetched"] == 1
 
 
-def test_a_repo_with_too_many_files_is_a_listing_problem(db, testhub, monkeypatch):  # noqa: F811
+def test_a_repo_with_too_many_files_for_one_answer_is_paged_through_its_tree(db, testhub, monkeypatch):  # noqa: F811
+    """(Before repo types such a repo was recorded as a listing problem and never hashed; a file list
+    that long may be cut short, so the repo's tree is paged instead: issue 10.)"""
+    from mirrorwatch.hubs.huggingface import hub as hf_hub
     from mirrorwatch.hubs.huggingface import listing
 
     monkeypatch.setattr(listing, "MAX_SIBLINGS", 50)
+    monkeypatch.setattr(hf_hub, "TREE_FROM", 50)
     files = [RepoFile(f"m{i}.safetensors", size=2_000_000) for i in range(60)]
-    running = testhub(Hub([Repo("someone/many", files=files)]))
+    running = testhub(Hub([Repo("someone/many", files=files)]), tree_page_size=25)
     out, _, reasons = _sweep(db, running)
-    assert out.status == "finished"
-    assert any("60 files (more than 50)" in r for r in reasons), reasons
+    assert out.status == "finished" and not reasons, reasons
+    assert out.counts["hashes"] == 60
+    assert running.stats.by_endpoint["tree"] == 3 and running.stats.by_endpoint["model_info"] == 0

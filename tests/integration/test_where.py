@@ -94,10 +94,14 @@ def test_migration_backfills_file_signals_of_files_swept_before(db, db_path, tmp
     assert where(db, hashes[0].crc32).files == []
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0004_websec")
-        command.upgrade(cfg, "head")
+    with db.engine.connect() as conn:
+        # (foreign keys off, as Database.migrate runs migrations: 0008 rebuilds hub_repo on SQLite)
+        conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+        with conn.begin():
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0004_websec")
+            command.upgrade(cfg, "head")
+        conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=ON")
     for h in hashes:
         assert [f.path for f in where(db, h.crc32, form="crc32").files] == [Path(h.path).name]
         assert len(where(db, h.blake3).files) == 1

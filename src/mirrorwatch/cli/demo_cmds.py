@@ -29,8 +29,9 @@ def demo(
         result.login = (user, "(printed on the terminal)")
         if as_json:
             print_json({"folder": str(result.folder), "db": result.db_url, "hub": result.hub_url,
-                        "entries": result.entries, "sweep": result.sweep, "recheck": result.recheck,
-                        "timings": result.timings})
+                        "civitai": result.civitai_url, "entries": result.entries, "sweep": result.sweep,
+                        "civitai_sweep": result.civitai_sweep, "recheck": result.recheck,
+                        "matches": result.matches, "timings": result.timings})
         else:
             console.print(f"\n[bold]try the CLI:[/] ./dev mw --db {folder}/mirrorwatch.db matches   "
                           f"(or `mirrorwatch --db ... lookup NAME|HASH|URL` where it is installed)", highlight=False)
@@ -38,12 +39,15 @@ def demo(
             return
         import uvicorn
 
+        from mirrorwatch.hubs.civitai.links import ENV_WEB_URL as CIVITAI_WEB_URL
         from mirrorwatch.hubs.huggingface.links import ENV_WEB_URL
         from mirrorwatch.web.app import create_app
 
         os.environ[ENV_WEB_URL] = running.url
+        os.environ[CIVITAI_WEB_URL] = result.civitai_url  # (invented model ids: never link to the real site)
         console.print(f"\n[bold green]mirrorwatch is serving on http://{host}:{port}/[/]  sign in as "
                       f"[bold]{user}[/] with password [bold]{password}[/]  (Ctrl-C to stop)", highlight=False)
         uvicorn.run(create_app(db), host=host, port=port, log_level="warning", access_log=False)
     finally:
-        running.stop()
+        for stop in result.stop or [running.stop]:
+            stop()

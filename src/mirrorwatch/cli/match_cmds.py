@@ -23,6 +23,7 @@ def matches_cmd(
     bank: str | None = typer.Option(None, "--bank"),
     state: str | None = typer.Option(None, "--state", help=", ".join(STATES)),
     repo: str | None = typer.Option(None, "--repo"),
+    repo_type: str | None = typer.Option(None, "--repo-type", help="Only repos of this type (model, dataset, space)."),
     author: str | None = typer.Option(None, "--author", help="Uploader (hub account)."),
     tier: int | None = typer.Option(None, "--tier", min=1, max=3),
     limit: int = typer.Option(1000, "--limit", min=1),
@@ -32,7 +33,8 @@ def matches_cmd(
     """List matches (filters by bank, state, repo, uploader), grouped by uploader."""
     if state and state not in STATES:
         raise InvalidInput(f"--state must be one of {', '.join(STATES)}")
-    rows = list_matches(database(), bank=bank, state=state, repo=repo, author=author, tier=tier, limit=limit)
+    rows = list_matches(database(), bank=bank, state=state, repo=repo, author=author, tier=tier, limit=limit,
+                        repo_type=repo_type)
     groups = group_by_uploader(rows)
     if as_json:
         counts = {u: len(rs) for u, rs in groups}
@@ -40,8 +42,9 @@ def matches_cmd(
         return
     if as_csv:
         w = csv.writer(sys.stdout)
-        cols = ["id", "entry_id", "entry_name", "bank", "hub", "repo_id", "path", "uploader", "size", "sha256", "tier",
-                "score", "state", "repo_status", "file_status", "first_seen", "last_seen", "url", "member", "archive"]
+        cols = ["id", "entry_id", "entry_name", "bank", "hub", "repo_type", "repo_id", "path", "uploader", "size",
+                "sha256", "tier", "score", "state", "repo_status", "file_status", "first_seen", "last_seen", "url",
+                "member", "archive"]
         w.writerow(cols)
         for r in rows:
             d = _json(r)
@@ -51,14 +54,19 @@ def matches_cmd(
         console.print("no matches")
         return
     for uploader, rs in groups:
-        repos = {r.repo_id for r in rs}
+        repos = {(r.repo_type, r.repo_id) for r in rs}
         flag = "  [bold red]batch re-uploader?[/]" if len(rs) >= 3 else ""
         console.print(f"[bold]{term(uploader)}[/]: {len(rs)} matches in {len(repos)} repos{flag}", highlight=False)
         t = Table("id", "state", "entry", "repo", "file", "tier", "score", "status", "first seen", box=None, padding=(0, 1))
         for r in rs:
-            t.add_row(str(r.id), term(r.state), short(r.entry_name, 30), term(r.repo_id), short(where_found(r), 36), str(r.tier),
+            t.add_row(str(r.id), term(r.state), short(r.entry_name, 30), term(_repo(r)), short(where_found(r), 36), str(r.tier),
                       f"{r.score:.2f}", term(f"{r.repo_status}/{r.file_status}"), r.first_seen.strftime("%Y-%m-%d"))
         console.print(t)
+
+
+def _repo(r: MatchView) -> str:
+    """A repo as its hub's URL names it: `datasets/ns/name`, `spaces/ns/name`, a model as its id."""
+    return r.repo_id if r.repo_type in ("model", "folder") else f"{r.repo_type}s/{r.repo_id}"
 
 
 def _json(r: MatchView) -> dict:

@@ -24,6 +24,7 @@ from mirrorwatch.services.scans import scan_errors, scan_runs
 from mirrorwatch.services.sweeps import (
     RemoteSweepPlan,
     parse_exts,
+    parse_repo_types,
     parse_since,
     parse_size,
     plan_folder_sweep,
@@ -102,7 +103,11 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
         author: str | None = typer.Option(None, "--author", help="Only repos of this user or organisation."),
         search: str | None = typer.Option(None, "--search", help="Only repos whose id contains this text."),
         tag: list[str] = typer.Option([], "--filter", help="Only repos with this tag (repeatable, all must hold)."),
-        repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
+        repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable; a dataset or Space as "
+                                       "datasets/NS/NAME, spaces/NS/NAME, or with --repo-type)."),
+        repo_type: str | None = typer.Option(None, "--repo-type",
+                                             help=f"Which repo types to sweep, comma-separated ({', '.join(spec.repo_types)}"
+                                             "; default: all of them, or only the first for --repo)."),
         since: str | None = typer.Option(None, "--since", help="Only repos created/changed since DATE (or 7d, 12h)."),
         sort: str = typer.Option("auto", "--sort", help="createdAt, lastModified, or auto."),
         full: bool = typer.Option(False, "--full", help="List the whole hub even after an earlier full sweep."),
@@ -126,7 +131,8 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
             endpoint=endpoint, author=author, search=search, filter=list(tag), repos=list(repo),
             since=parse_since(since), sort=sort, full=full, extensions=parse_exts(ext),
             min_size=parse_size(min_size), max_size=parse_size(max_size), concurrency=concurrency,
-            resume=not no_resume, headers=headers, deep=deep, archives=archives))
+            resume=not no_resume, headers=headers, deep=deep, archives=archives,
+            repo_types=parse_repo_types(repo_type, spec)))
         with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
             summary = Sweep(db, hub, options, progress=view).run()
         _print_summary(summary, as_json)
@@ -201,7 +207,8 @@ def recheck_cmd(
     hub_name: str = typer.Option(default_hub().name, "--hub", help=f"Which hub ({', '.join(HUBS)})."),
     endpoint: str | None = typer.Option(None, "--endpoint", help="Hub URL (default: the hub's own)."),
     all_repos: bool = typer.Option(False, "--all", help="Every stored repo, not only those with matches."),
-    repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable)."),
+    repo: list[str] = typer.Option([], "--repo", help="Only this repo (repeatable; datasets/NS/NAME or "
+                                   "spaces/NS/NAME for one type; a bare id names it whatever its type)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Re-visit known mirrors and record their status (live, removed, gated, disabled, file gone/changed)."""
@@ -217,5 +224,6 @@ def recheck_cmd(
     console.print(f"rechecked {summary.repos} repos: {summary.changed} changes, {summary.errors} errors; "
                   + ", ".join(f"{k} {v}" for k, v in sorted(summary.statuses.items())), highlight=False)
     for e in summary.events:
-        console.print("  " + term(f"{e['repo_id']} {e.get('path', '')}: {e.get('was', '?')} -> {e['status']}"),
+        rid = e["repo_id"] if e.get("repo_type") in (None, spec.repo_types[0]) else f"{e['repo_type']}s/{e['repo_id']}"
+        console.print("  " + term(f"{rid} {e.get('path', '')}: {e.get('was', '?')} -> {e['status']}"),
                       highlight=False)

@@ -37,11 +37,30 @@ class Scope(TypedDict, total=False):
     repos: list[str]
     since: datetime | None
     root: str
+    # Which of the hub's repo types a sweep covers (default: all of `HubSpec.repo_types`); the sweep
+    # lists them one after the other and passes the one being listed as `repo_type`.
+    repo_types: list[str]
+    repo_type: str
+    # Where an incremental sweep starts, per repo type (the sweep puts the type's date in `since`).
+    since_by_type: dict[str, datetime | None]
+
+
+DEFAULT_REPO_TYPE = "model"
+
+
+def split_typed_id(text: str, types: tuple[str, ...]) -> tuple[str | None, str]:
+    """`datasets/ns/name` -> ("dataset", "ns/name") when "dataset" is one of `types` (the hub's URL
+    prefix form, as in `https://huggingface.co/datasets/ns/name`); any other text -> (None, text)."""
+    head, sep, rest = text.partition("/")
+    if sep and rest and head.endswith("s") and head[:-1] in types and head[:-1] != DEFAULT_REPO_TYPE:
+        return head[:-1], rest
+    return None, text
 
 
 @dataclass
 class RepoListing:
-    """A repo as a listing shows it (no file hashes)."""
+    """A repo as a listing shows it (no file hashes). `repo_type` is one of the hub's
+    `HubSpec.repo_types` (a hub may hold a model and a dataset under the same id)."""
 
     repo_id: str
     author: str | None = None
@@ -53,6 +72,10 @@ class RepoListing:
     private: bool = False
     tags: list[str] = field(default_factory=list)
     paths: list[str] | None = None  # file paths when the listing carries them
+    repo_type: str = DEFAULT_REPO_TYPE
+    # How many files the listing says the repo has (None: not said). A hub reads a repo with many
+    # files by paging (a long file list in one answer may be cut short) and may leave `paths` None.
+    files_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,10 +141,10 @@ class HubLinks:
     Pure functions of the ids (and the environment): no network, usable without a hub instance.
     Every id is percent-encoded into the URL."""
 
-    def repo_url(self, repo_id: str) -> str | None:
+    def repo_url(self, repo_id: str, repo_type: str | None = None) -> str | None:
         return None
 
-    def file_url(self, repo_id: str, path: str) -> str | None:
+    def file_url(self, repo_id: str, path: str, repo_type: str | None = None) -> str | None:
         return None
 
     def uploader_url(self, author: str) -> str | None:
@@ -141,7 +164,9 @@ class Hub(ABC):
       `fetch_to` refuses (MalformedFile) past `max_bytes`, whatever the server announces or sends;
     - retry transient failures itself (timeouts, 408/429/5xx) with backoff, pace itself below the
       hub's announced quotas, and bound each request with a deadline;
-    - report its quota pools through `quota()` (empty when it has none).
+    - report its quota pools through `quota()` (empty when it has none);
+    - address every repo by (repo type, repo id): `list_pages` lists `scope["repo_type"]`, and
+      `RepoListing.repo_type` / the `repo_type` arguments say which kind of repo an id names.
 
     An implementation MUST NOT:
     - store or serve model bytes: the content a `fetch_to` writes is transient (the caller deletes
@@ -159,6 +184,8 @@ class Hub(ABC):
     # False for a hub that gives hashes only (its listing carries every form) and never reads file
     # bytes: the sweep then skips the header and content tiers for it instead of asking.
     reads_bytes: ClassVar[bool] = True
+    # The hub's repo types (as its HubSpec.repo_types): the sweep lists them one after the other.
+    repo_types: ClassVar[tuple[str, ...]] = (DEFAULT_REPO_TYPE,)
 
     # -- listing ---------------------------------------------------------------------------------
     @abstractmethod
@@ -166,8 +193,9 @@ class Hub(ABC):
         """Pages of parsed listings for a scope (the sweep stops early when it has what it needs)."""
 
     @abstractmethod
-    def repo_listing(self, repo_id: str) -> RepoListing:
-        """One repo as a listing would show it (for `--repo`). Raises on a missing repo."""
+    def repo_listing(self, repo_id: str, repo_type: str | None = None) -> RepoListing:
+        """One repo (of `repo_type`, default the hub's first type) as a listing would show it (for
+        `--repo`). Raises on a missing repo."""
 
     # -- hashes ----------------------------------------------------------------------------------
     @abstractmethod
@@ -177,20 +205,22 @@ class Hub(ABC):
     # -- bounded reads ---------------------------------------------------------------------------
     @abstractmethod
     def read_header(self, repo_id: str, path: str, revision: str | None,
-                    size: int | None) -> tuple[SafetensorsHeader, int]:
+                    size: int | None, *, repo_type: str | None = None) -> tuple[SafetensorsHeader, int]:
         """The safetensors header of a file and the bytes read for it (bounded: at most a small
         first read plus the declared header). Raises SafetensorsError/MirrorwatchError or SkipRepo."""
 
     @abstractmethod
-    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int,
+                 repo_type: str | None = None) -> Path:
         """A local path holding the file's bytes for the content tier: `dest` after streaming at most
         `max_bytes` into it (the caller deletes it), or the file itself when the hub is local (never
         copied). Raises MalformedFile past `max_bytes`."""
 
     # -- status ----------------------------------------------------------------------------------
     @abstractmethod
-    def repo_status(self, repo_id: str) -> RepoStatus:
-        """Whether a repo is live, gated, disabled or removed, with its files when readable."""
+    def repo_status(self, repo_id: str, *, repo_type: str | None = None) -> RepoStatus:
+        """Whether a repo (of `repo_type`, default the hub's first type) is live, gated, disabled or
+        removed, with its files when readable."""
 
     # -- quota -----------------------------------------------------------------------------------
     def quota(self) -> dict[str, dict[str, Any]]:
@@ -231,3 +261,6 @@ class HubSpec:
     # Whether the hub reads its files by range for archives' members (`Hub.archive_reader`): its
     # remote sweep then includes .zip/.tar files (`--archives`, on by default).
     archives: bool = False
+    # The kinds of repo this hub holds (stored in HubRepo.repo_type); the first is the default. A
+    # hub with several (Hugging Face: model, dataset, space) may hold two repos under one id.
+    repo_types: tuple[str, ...] = (DEFAULT_REPO_TYPE,)

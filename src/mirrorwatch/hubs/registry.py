@@ -31,12 +31,32 @@ def hub_label(name: str) -> str:
     return spec.label if spec is not None else name
 
 
-def web_url(hub: str, repo_id: str, path: str | None = None) -> str | None:
-    """Where a person opens a repo (or a file in it) on its hub; None when the hub has no pages."""
+def web_url(hub: str, repo_id: str, path: str | None = None, repo_type: str | None = None) -> str | None:
+    """Where a person opens a repo (or a file in it) of a repo type on its hub; None when the hub has
+    no pages."""
     spec = HUBS.get(hub)
     if spec is None:
         return None
-    return spec.links.file_url(repo_id, path) if path else spec.links.repo_url(repo_id)
+    return spec.links.file_url(repo_id, path, repo_type) if path else spec.links.repo_url(repo_id, repo_type)
+
+
+# How people read a repo type ("Space" as Hugging Face writes it).
+REPO_TYPE_LABELS = {"model": "model", "dataset": "dataset", "space": "Space", "folder": "folder"}
+
+
+def repo_type_label(hub: str, repo_type: str | None, *, default_too: bool = True) -> str:
+    """A repo type for people: "" for a hub with one type (or, without `default_too`, for the hub's
+    default type, so model repos read as before); the label otherwise ("dataset", "Space")."""
+    types = repo_types(hub)
+    if not repo_type or len(types) < 2 or (not default_too and repo_type == types[0]):
+        return ""
+    return REPO_TYPE_LABELS.get(repo_type, repo_type)
+
+
+def repo_types(hub: str) -> tuple[str, ...]:
+    """The repo types of a hub (its first is its default); ("model",) for an unknown hub."""
+    spec = HUBS.get(hub)
+    return spec.repo_types if spec is not None else ("model",)
 
 
 def uploader_url(hub: str, author: str) -> str | None:

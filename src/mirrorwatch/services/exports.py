@@ -35,9 +35,9 @@ def bank_columns() -> tuple[str, ...]:
             "imported_from", "row")
 
 
-MATCH_COLUMNS = ("id", "state", "tier", "score", "entry_id", "entry_name", "bank", "hub", "repo_id", "path", "url",
-                 "uploader", "sha256", "repo_status", "file_status", "first_seen", "last_seen", "found_at", "evidence",
-                 "member", "archive")  # an archive member's path inside its archive, and the archive's path
+MATCH_COLUMNS = ("id", "state", "tier", "score", "entry_id", "entry_name", "bank", "hub", "repo_type", "repo_id", "path",
+                 "url", "uploader", "sha256", "repo_status", "file_status", "first_seen", "last_seen", "found_at",
+                 "evidence", "member", "archive")  # an archive member's path inside its archive, and the archive's path
 
 
 def check_format(fmt: str) -> str:
@@ -147,7 +147,8 @@ def export_matches(db: Database, flt: QueueFilter, fmt: str, *, user: str | None
                 break
             yield w.rows([{
                 "id": v.id, "state": v.state, "tier": v.tier, "score": v.score, "entry_id": v.entry_id,
-                "entry_name": v.entry_name, "bank": v.bank, "hub": v.hub, "repo_id": v.repo_id, "path": v.path,
+                "entry_name": v.entry_name, "bank": v.bank, "hub": v.hub, "repo_type": v.repo_type, "repo_id": v.repo_id,
+                "path": v.path,
                 "url": v.url, "uploader": v.author, "sha256": v.sha256, "repo_status": v.repo_status,
                 "file_status": v.file_status, "first_seen": v.first_seen.isoformat() + "Z",
                 "last_seen": v.last_seen.isoformat() + "Z", "found_at": v.created_at.isoformat() + "Z",

@@ -35,6 +35,7 @@ class Mirror:
     """A known mirror of an entry: the matched hub file, its repo and the match's state."""
     match_id: int
     hub: str
+    repo_type: str
     repo_id: str
     path: str
     url: str | None
@@ -170,8 +171,8 @@ _ENTRY_SQL = (
 )
 _SIGNAL_SQL = "SELECT entry_id, form, value FROM entry_signal WHERE entry_id IN ({ids}) ORDER BY id"
 _MIRROR_SQL = (
-    "SELECT m.id, m.entry_id, r.hub, r.repo_id, f.path, r.author, r.status, f.status, m.tier, m.score, m.state, "
-    "f.first_seen, f.last_seen, f.member FROM match m JOIN hub_file f ON f.id = m.hub_file_id "
+    "SELECT m.id, m.entry_id, r.hub, r.repo_type, r.repo_id, f.path, r.author, r.status, f.status, m.tier, m.score, "
+    "m.state, f.first_seen, f.last_seen, f.member FROM match m JOIN hub_file f ON f.id = m.hub_file_id "
     "JOIN hub_repo r ON r.id = f.repo_pk WHERE m.entry_id IN ({ids}) ORDER BY m.tier, m.id"
 )
 
@@ -199,11 +200,11 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
         if rows:
             for eid, form, value in conn.execute(text(_SIGNAL_SQL.format(ids=marks)), params):
                 sigs[eid][form].append(value)
-            for (mid, eid, hub, repo_id, path, author, rstatus, fstatus, tier, score, state, first, last,
-                 member) in conn.execute(text(_MIRROR_SQL.format(ids=marks)), params):
+            for (mid, eid, hub, rtype, repo_id, path, author, rstatus, fstatus, tier, score, state, first,
+                 last, member) in conn.execute(text(_MIRROR_SQL.format(ids=marks)), params):
                 mirrors[eid].append(Mirror(
-                    match_id=mid, hub=hub, repo_id=repo_id, path=path,
-                    url=hub_file_url(hub, repo_id, archive_of(path, member) or path),
+                    match_id=mid, hub=hub, repo_type=rtype, repo_id=repo_id, path=path,
+                    url=hub_file_url(hub, repo_id, archive_of(path, member) or path, rtype),
                     author=author, repo_status=rstatus, file_status=fstatus, tier=tier, score=score, state=state,
                     first_seen=_dt(first), last_seen=_dt(last),
                 ))
@@ -232,5 +233,5 @@ def archive_of(path: str, member: str | None) -> str | None:
     return path[: len(path) - len(member) - 1]
 
 
-def hub_file_url(hub: str, repo_id: str, path: str) -> str | None:
-    return hub_web_url(hub, repo_id, path)
+def hub_file_url(hub: str, repo_id: str, path: str, repo_type: str | None = None) -> str | None:
+    return hub_web_url(hub, repo_id, path, repo_type)

@@ -41,6 +41,7 @@ class MatchView:
     bank_id: int
     bank: str
     hub: str
+    repo_type: str
     repo_pk: int
     repo_id: str
     author: str | None
@@ -80,9 +81,9 @@ def match_views(session: Session, query: Select) -> list[MatchView]:
                 id=m.id, state=m.state, tier=m.tier, tier_name=tier_name(m.tier),
                 score=float(m.score), created_at=m.created_at, updated_at=m.updated_at,
                 entry_id=m.entry_id, entry_name=ename or "", entry_url=eurl, bank_id=bank_id, bank=bank,
-                hub=r.hub, repo_pk=r.id, repo_id=r.repo_id, author=r.author, repo_status=r.status,
+                hub=r.hub, repo_type=r.repo_type, repo_pk=r.id, repo_id=r.repo_id, author=r.author, repo_status=r.status,
                 file_id=f.id, path=f.path, file_status=f.status, size=f.size, sha256=f.sha256,
-                url=hub_file_url(r.hub, r.repo_id, archive_of(f.path, f.member) or f.path), first_seen=f.first_seen,
+                url=hub_file_url(r.hub, r.repo_id, archive_of(f.path, f.member) or f.path, r.repo_type), first_seen=f.first_seen,
                 last_seen=f.last_seen, evidence=list(m.evidence or []), why=describe_evidence(m.evidence, m.tier),
                 member=f.member, archive=archive_of(f.path, f.member),
             )
@@ -159,8 +160,9 @@ def describe_evidence(evidence: Any, tier: int | None = None) -> list[str]:
 
 def list_matches(db: Database, *, bank: str | None = None, state: str | None = None, repo: str | None = None,
                  author: str | None = None, tier: int | None = None, limit: int = 1000,
-                 offset: int = 0) -> list[MatchView]:
-    """Matches filtered by bank name, state, repo, uploader and tier, in uploader / repo / path order."""
+                 offset: int = 0, repo_type: str | None = None) -> list[MatchView]:
+    """Matches filtered by bank name, state, repo, repo type, uploader and tier, in uploader / repo /
+    path order."""
     q = match_select()
     if bank:
         q = q.where(Bank.name == bank)
@@ -168,6 +170,8 @@ def list_matches(db: Database, *, bank: str | None = None, state: str | None = N
         q = q.where(Match.state == state)
     if repo:
         q = q.where(HubRepo.repo_id == repo)
+    if repo_type:
+        q = q.where(HubRepo.repo_type == repo_type)
     if author:
         q = q.where(HubRepo.author == author)
     if tier:

@@ -14,7 +14,8 @@ control or bidi character reaches the rendered report. Markdown templates escape
 `md` filter and links with `mdurl`.
 
 Variables: `report` (id, hub, hub_name, title, state, created_by, created_day, sent_day, note,
-n_files, n_repos, outcome), `items` (n, url, repo_id, author, path, size, sha256, first_seen,
+n_files, n_repos, outcome), `items` (n, url, repo_id, repo_type, repo_kind ("dataset", "Space"; ""
+for a model repo), author, path, size, sha256, first_seen,
 last_seen, entry_name, entry_url, bank, tier, tier_name, score, why, last_status, match_id),
 `policy` and `route` (the hub's policy clause and reporting route from the hub registry, or None),
 `internal` (true for a local folder: no outside hub, the report is for internal review)."""
@@ -32,7 +33,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mirrorwatch.display import safe_text
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.hubs.registry import HUBS, report_policy, report_route
+from mirrorwatch.hubs.registry import HUBS, repo_type_label, report_policy, report_route
 from mirrorwatch.services.matches import where_found
 
 # `rep` below is a services.reports.ReportView; not imported, since reports imports this module.
@@ -92,6 +93,7 @@ def context(rep: ReportView) -> dict[str, Any]:
         m = it.match
         items.append({
             "n": n, "match_id": m.id, "url": _s(m.url), "repo_id": safe_text(m.repo_id), "author": _s(m.author),
+            "repo_type": m.repo_type, "repo_kind": repo_type_label(m.hub, m.repo_type, default_too=False),
             # an archive member reads "member M of archive A" wherever a template shows the file
             "path": safe_text(where_found(m)), "member": _s(m.member), "archive": _s(m.archive), "size": m.size,
             "sha256": _s(m.sha256), "first_seen": _day(m.first_seen),
@@ -103,7 +105,7 @@ def context(rep: ReportView) -> dict[str, Any]:
         "id": rep.id, "hub": safe_text(rep.hub), "hub_name": safe_text(rep.hub_name), "title": safe_text(rep.title),
         "state": rep.state, "created_by": safe_text(rep.created_by), "created_day": _day(rep.created_at),
         "sent_day": _day(rep.sent_at) if rep.sent_at else None, "note": _s(rep.note),
-        "n_files": len(rep.items), "n_repos": len({it.match.repo_id for it in rep.items}),
+        "n_files": len(rep.items), "n_repos": len({(it.match.repo_type, it.match.repo_id) for it in rep.items}),
         "outcome": dict(rep.outcome),
     }
     return {"report": report, "items": items, "policy": report_policy(rep.hub), "route": report_route(rep.hub),

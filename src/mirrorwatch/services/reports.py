@@ -54,7 +54,7 @@ FORMATS = {"text": ("text/plain; charset=utf-8", "txt"), "markdown": ("text/mark
            "csv": ("text/csv; charset=utf-8", "csv"), "json": ("application/json", "json")}
 MAX_TITLE = 300
 MAX_ITEMS = 500
-CSV_COLUMNS = ("report_id", "hub", "repo_id", "path", "url", "uploader", "sha256", "size", "first_seen",
+CSV_COLUMNS = ("report_id", "hub", "repo_type", "repo_id", "path", "url", "uploader", "sha256", "size", "first_seen",
                "last_seen", "repo_status", "file_status", "match_id", "match_state", "tier", "score",
                "evidence", "entry_id", "entry_name", "entry_url", "bank", "member", "archive")
 
@@ -296,7 +296,7 @@ def render_markdown(rep: ReportView) -> str:
 def _row(rep: ReportView, it: ReportItemView) -> dict[str, Any]:
     m = it.match
     return {
-        "report_id": rep.id, "hub": m.hub, "repo_id": m.repo_id, "path": m.path, "url": m.url or "",
+        "report_id": rep.id, "hub": m.hub, "repo_type": m.repo_type, "repo_id": m.repo_id, "path": m.path, "url": m.url or "",
         "uploader": m.author or "", "sha256": m.sha256 or "", "size": m.size if m.size is not None else "",
         "first_seen": m.first_seen.isoformat() + "Z", "last_seen": m.last_seen.isoformat() + "Z",
         "repo_status": m.repo_status, "file_status": m.file_status, "match_id": m.id, "match_state": m.state,

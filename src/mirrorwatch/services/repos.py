@@ -20,6 +20,7 @@ MAX_MATCHES_SHOWN = 500
 class RepoView:
     id: int
     hub: str
+    repo_type: str
     repo_id: str
     author: str | None
     status: str
@@ -65,13 +66,14 @@ class RepoDetail:
     events: list[StatusEventView]
 
 
-def repo_url(hub: str, repo_id: str) -> str | None:
-    return hub_web_url(hub, repo_id)
+def repo_url(hub: str, repo_id: str, repo_type: str | None = None) -> str | None:
+    return hub_web_url(hub, repo_id, None, repo_type)
 
 
 def repo_view(r: HubRepo, matches: int = 0) -> RepoView:
-    return RepoView(r.id, r.hub, r.repo_id, r.author, r.status, r.gated, r.disabled, r.sha, r.created_at,
-                    r.last_modified, r.first_seen, r.last_seen, r.error, repo_url(r.hub, r.repo_id), matches)
+    return RepoView(r.id, r.hub, r.repo_type, r.repo_id, r.author, r.status, r.gated, r.disabled, r.sha,
+                    r.created_at, r.last_modified, r.first_seen, r.last_seen, r.error,
+                    repo_url(r.hub, r.repo_id, r.repo_type), matches)
 
 
 def get_repo(db: Database, repo_pk: int) -> RepoDetail:

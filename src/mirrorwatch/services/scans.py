@@ -124,20 +124,28 @@ def scan_errors(db: Database, run_id: int) -> list[ScanErrorView]:
         return _error_views(s, run_id, newest_first=False)
 
 
-def incremental_since(db: Database, hub: str, *, margin: timedelta = timedelta(days=1)) -> datetime | None:
-    """Where a whole-hub sweep can start after a finished one: that sweep's start minus a margin.
-    None when there was no finished whole-hub sweep (one limited to repos, an author or a search
-    does not count)."""
+def incremental_since(db: Database, hub: str, repo_type: str | None = None, *,
+                      margin: timedelta = timedelta(days=1)) -> datetime | None:
+    """Where a whole-hub sweep of one repo type can start: the start (minus a margin) of the last
+    sweep whose listing of that type ran to its end (its checkpoint's `types`; a finished sweep from
+    before repo types counts for the hub's first type). None when there was none (a sweep limited
+    to repos, an author or a search does not count)."""
+    from mirrorwatch.hubs.registry import repo_types
+
+    default = repo_types(hub)[0]
+    repo_type = repo_type or default
     with db.session() as s:
-        last = s.scalar(
-            select(ScanRun).where(ScanRun.source == hub, ScanRun.status == "finished").order_by(ScanRun.id.desc())
-        )
-        if last is None or (last.params or {}).get("scope", {}).get("repos"):
-            return None
-        scope = (last.params or {}).get("scope", {})
-        if scope.get("author") or scope.get("search"):
-            return None
-        return last.started_at - margin
+        for run in s.scalars(select(ScanRun).where(ScanRun.source == hub).order_by(ScanRun.id.desc()).limit(500)):
+            scope = (run.params or {}).get("scope", {})
+            if scope.get("repos") or scope.get("author") or scope.get("search"):
+                continue
+            types = (run.checkpoint or {}).get("types") if isinstance(run.checkpoint, dict) else None
+            if isinstance(types, dict):
+                if types.get(repo_type) == "listed":
+                    return run.started_at - margin
+            elif run.status == "finished" and repo_type == default:
+                return run.started_at - margin
+        return None
 
 
 def known_hashes(db: Database, hub: str, repo_id: str) -> dict[str, dict]:

@@ -49,6 +49,19 @@ def parse_since(text: str | None) -> datetime | None:
     return d.replace(tzinfo=None) if d.tzinfo is None else d.astimezone().replace(tzinfo=None)
 
 
+def parse_repo_types(text: str | None, spec: HubSpec) -> list[str] | None:
+    """`--repo-type model,dataset` -> ["model", "dataset"] (None when not given); InvalidInput
+    naming the hub's types for anything else."""
+    if text is None:
+        return None
+    wanted = [t.strip().lower() for t in text.split(",") if t.strip()]
+    bad = [t for t in wanted if t not in spec.repo_types]
+    if bad or not wanted:
+        raise InvalidInput(f"--repo-type {text!r}: {spec.label} repo types are {', '.join(spec.repo_types)} "
+                           f"(comma-separated)")
+    return [t for t in spec.repo_types if t in wanted]
+
+
 def parse_exts(text: str | None) -> tuple[str, ...]:
     if not text:
         return WEIGHT_EXTENSIONS
@@ -79,25 +92,28 @@ class RemoteSweepPlan:
     headers: bool = True
     deep: bool = False
     archives: bool = True
-    # One repo type of a hub that has several (Hugging Face: model, dataset, space), when the sweep
-    # supports them (`Scope` has a `repo_type`); None: the hub's default.
+    # Which repo types of a hub that has several (Hugging Face: model, dataset, space); None: all of
+    # them (`repo_type`: one type, as a watch config's per-type sweep job gives it).
+    repo_types: list[str] | None = None
     repo_type: str | None = None
 
 
 def plan_remote_sweep(db: Database, spec: HubSpec, plan: RemoteSweepPlan) -> tuple[Hub, SweepOptions]:
-    """The hub to sweep and the sweep's options; incremental after a finished whole-hub sweep."""
+    """The hub to sweep and the sweep's options; incremental after a finished whole-hub sweep, per
+    repo type: each type starts where the last sweep that finished listing it started."""
+    types = [plan.repo_type] if plan.repo_type else plan.repo_types
     since = plan.since
+    since_by_type: dict[str, datetime | None] = {}
     if since is None and not (plan.full or plan.author or plan.search or plan.filter or plan.repos):
-        since = incremental_since(db, spec.name) or plan.first_since
+        since_by_type = {t: incremental_since(db, spec.name, t) or plan.first_since for t in types or spec.repo_types}
     sort = plan.sort
     if sort == "auto":
-        sort = "lastModified" if since is not None else "createdAt"
+        sort = "lastModified" if since is not None or any(since_by_type.values()) else "createdAt"
     if sort not in ("createdAt", "lastModified"):
         raise InvalidInput("--sort must be createdAt or lastModified")
     scope = Scope(author=plan.author, search=plan.search, filter=list(plan.filter), repos=list(plan.repos),
-                  sort=sort, since=since)
-    if plan.repo_type:
-        scope["repo_type"] = plan.repo_type  # type: ignore[typeddict-unknown-key]
+                  sort=sort, since=since, repo_types=list(types or []),
+                  since_by_type={t: d for t, d in since_by_type.items() if d})
     exts = plan.extensions + (ARCHIVE_EXTENSIONS if plan.archives and spec.archives else ())
     hub = spec.open(plan.endpoint, extensions=exts)
     options = SweepOptions(scope=scope, extensions=exts, min_size=plan.min_size, max_size=plan.max_size,

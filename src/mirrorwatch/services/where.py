@@ -24,8 +24,6 @@ from mirrorwatch.store.db import Database
 
 #: Files listed at most per look-up (a hash carried by more files than this is reported as truncated).
 MAX_FILES = 500
-#: Repo type of a repo whose hub does not record one (only Hugging Face model repos are swept so far).
-DEFAULT_REPO_TYPE = "model"
 
 
 @read_model
@@ -132,7 +130,8 @@ def where(db: Database, value: str, *, form: str | None = None, limit: int = MAX
 
 
 _FILE_SQL = (
-    "SELECT f.id, r.hub, r.repo_id, r.id, f.path, f.size, f.status, r.status, f.first_seen, f.last_seen, f.member "
+    "SELECT f.id, r.hub, r.repo_type, r.repo_id, r.id, f.path, f.size, f.status, r.status, f.first_seen, "
+    "f.last_seen, f.member "
     "FROM hub_file f JOIN hub_repo r ON r.id = f.repo_pk WHERE f.id IN ({ids})"
 )
 _MATCH_SQL = (
@@ -153,14 +152,14 @@ def _file_hits(conn: Any, found: dict[int, list[str]]) -> list[FileHit]:
         matches[fid].append(FileMatchRef(match_id=mid, entry_id=eid, entry_name=ename, bank=bank, tier=tier,
                                          state=state))
     out = []
-    for fid, hub, repo_id, repo_pk, path, size, status, rstatus, first, last, member in conn.execute(
+    for fid, hub, rtype, repo_id, repo_pk, path, size, status, rstatus, first, last, member in conn.execute(
         text(_FILE_SQL.format(ids=marks)), params
     ):
         path = archive_of(path, member) or path  # an archive member: its archive's path, and the member
         out.append(FileHit(
-            hub_file_id=fid, hub=hub, repo_type=DEFAULT_REPO_TYPE, repo_id=repo_id, repo_pk=repo_pk, path=path,
+            hub_file_id=fid, hub=hub, repo_type=rtype, repo_id=repo_id, repo_pk=repo_pk, path=path,
             member=member, size=size, status=status, repo_status=rstatus, first_seen=_dt(first), last_seen=_dt(last),
-            url=hub_web_url(hub, repo_id, path), forms=found[fid], matches=matches.get(fid, []),
+            url=hub_web_url(hub, repo_id, path, rtype), forms=found[fid], matches=matches.get(fid, []),
         ))
     return out
 

@@ -91,10 +91,24 @@ class Database:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
+        sqlite = self.engine.dialect.name == "sqlite"
         try:
-            with self.engine.begin() as conn:
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+            with self.engine.connect() as conn:
+                # SQLite: a migration that rebuilds a parent table (batch mode) would take its rows'
+                # children with it through ON DELETE CASCADE: foreign keys are off while migrating
+                # (Alembic's advice), checked before the commit, and on again after.
+                raw = conn.connection.dbapi_connection if sqlite else None
+                if raw is not None:
+                    raw.execute("PRAGMA foreign_keys=OFF")
+                try:
+                    with conn.begin():
+                        cfg.attributes["connection"] = conn
+                        command.upgrade(cfg, "head")
+                        if raw is not None and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                            raise MirrorwatchError(f"migrating {self.url} broke a foreign key: not committed")
+                finally:
+                    if raw is not None:
+                        raw.execute("PRAGMA foreign_keys=ON")
         except OperationalError as exc:
             raise MirrorwatchError(f"cannot open database {self.url}: {exc.orig}") from None
 

@@ -125,6 +125,9 @@ class HubRepo(Base):
     __tablename__ = "hub_repo"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     hub: Mapped[str] = mapped_column(String(40))
+    # one of the hub's repo types (HubSpec.repo_types: "model", "dataset", "space", "folder"); a hub
+    # may hold repos of different types under one id
+    repo_type: Mapped[str] = mapped_column(String(20), default="model", server_default="model")
     repo_id: Mapped[str] = mapped_column(String(400))
     author: Mapped[str | None] = mapped_column(String(200), index=True)
     created_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -138,7 +141,7 @@ class HubRepo(Base):
     first_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     files: Mapped[list[HubFile]] = relationship(back_populates="repo", cascade="all, delete-orphan")
-    __table_args__ = (UniqueConstraint("hub", "repo_id", name="uq_hub_repo"),)
+    __table_args__ = (UniqueConstraint("hub", "repo_type", "repo_id", name="uq_hub_repo"),)
 
 
 class HubFile(Base):

@@ -39,14 +39,15 @@ class EnrichOptions:
     deep_max_file: int = 2 * 1024**3
 
 
-def stored_reads(session: Session, hub: str, repo_ids: list[str]) -> dict[str, StoredReads]:
-    """What earlier sweeps read of these repos' files (main thread, batched)."""
+def stored_reads(session: Session, hub: str, repo_ids: list[str],
+                 repo_type: str = "model") -> dict[str, StoredReads]:
+    """What earlier sweeps read of these repos' files (of one repo type; main thread, batched)."""
     out: dict[str, StoredReads] = {}
     for i in range(0, len(repo_ids), 500):
         rows = session.execute(
             select(HubFile.id, HubRepo.repo_id, HubFile.path, HubFile.sha256, HubFile.header_signals)
             .join(HubRepo, HubRepo.id == HubFile.repo_pk)
-            .where(HubRepo.hub == hub, HubRepo.repo_id.in_(repo_ids[i : i + 500]))
+            .where(HubRepo.hub == hub, HubRepo.repo_type == repo_type, HubRepo.repo_id.in_(repo_ids[i : i + 500]))
         ).all()
         ids = [r[0] for r in rows]
         fp: set[int] = set()
@@ -60,11 +61,14 @@ def stored_reads(session: Session, hub: str, repo_ids: list[str]) -> dict[str, S
 class HubFileSource:
     """A hub file as a byte source: the header by range reads, the content by a capped transient download."""
 
-    def __init__(self, hub: Hub, repo_id: str, f: RemoteFile, revision: str | None, *, max_bytes: int) -> None:
+    def __init__(self, hub: Hub, repo_id: str, f: RemoteFile, revision: str | None, *, max_bytes: int,
+                 repo_type: str | None = None) -> None:
         self.hub, self.repo_id, self.file, self.revision, self.max_bytes = hub, repo_id, f, revision, max_bytes
+        self.repo_type = repo_type
 
     def header(self) -> tuple[SafetensorsHeader, int]:
-        return self.hub.read_header(self.repo_id, self.file.path, self.revision, self.file.size)
+        return self.hub.read_header(self.repo_id, self.file.path, self.revision, self.file.size,
+                                    repo_type=self.repo_type)
 
     @contextmanager
     def local_copy(self) -> Iterator[Path]:
@@ -72,7 +76,7 @@ class HubFileSource:
         try:
             os.chmod(folder, 0o700)
             yield self.hub.fetch_to(self.repo_id, self.file.path, self.revision, folder / "file",
-                                    max_bytes=self.max_bytes)
+                                    max_bytes=self.max_bytes, repo_type=self.repo_type)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -90,6 +94,7 @@ def enrich(hub: Hub, result: RepoFiles, opts: EnrichOptions, done: StoredReads) 
         header = opts.headers and not (same and had_header) and (f.size is None or f.size <= opts.header_max_file)
         content = opts.deep and not (same and had_fp) and (f.size is None or f.size <= opts.deep_max_file)
         if header or content:
-            source = HubFileSource(hub, result.repo.repo_id, f, f.revision or result.repo.sha, max_bytes=opts.deep_max_file)
+            source = HubFileSource(hub, result.repo.repo_id, f, f.revision or result.repo.sha, max_bytes=opts.deep_max_file,
+                                   repo_type=result.repo.repo_type)
             out[f.path] = build_evidence(source, header=header, content=content, expected_sha256=f.sha256)
     return out

@@ -49,12 +49,14 @@ def upsert_repo(session: Session, hub: str, listing: RepoListing, *, status: str
                 error: str | None = None, now: datetime | None = None) -> HubRepo:
     now = now or utcnow()
     rid = repo_key(listing.repo_id)
-    where = (HubRepo.hub == hub, HubRepo.repo_id == rid)
+    rtype = listing.repo_type
+    where = (HubRepo.hub == hub, HubRepo.repo_type == rtype, HubRepo.repo_id == rid)
     repo = session.scalar(select(HubRepo).where(*where))
     if repo is None:
         # another sweep may be adding the same repo right now: insert unless it is there, then read it
-        created = insert_missing(session, HubRepo, [{"hub": hub, "repo_id": rid, "first_seen": now, "status": status,
-                                                     "last_seen": now}], ("hub", "repo_id"))
+        created = insert_missing(session, HubRepo, [{"hub": hub, "repo_type": rtype, "repo_id": rid, "first_seen": now,
+                                                     "status": status, "last_seen": now}],
+                                 ("hub", "repo_type", "repo_id"))
         repo = session.scalar(select(HubRepo).where(*where).execution_options(populate_existing=True))
         if not created and repo.status != status:
             _event(session, repo_pk=repo.id, at=now, status=status, detail=error or f"was {repo.status}")
@@ -93,18 +95,26 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
     now = now or utcnow()
     files = [_fitted(rf) for rf in files]
     # (archive members are rows of the repo too, but no hub lists them: they follow their archive)
-    existing = {f.path: f for f in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id,
-                                                                         HubFile.archive_file_id.is_(None)))}
+    if complete:
+        existing = {f.path: f for f in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id,
+                                                                             HubFile.archive_file_id.is_(None)))}
+    else:  # one part of a big repo: only its own rows are read (mark_gone does the rest)
+        paths = list(dict.fromkeys(rf.path for rf in files))
+        existing = {f.path: f for i in range(0, len(paths), 500) for f in session.scalars(
+            select(HubFile).where(HubFile.repo_pk == repo.id, HubFile.archive_file_id.is_(None),
+                                  HubFile.path.in_(paths[i : i + 500])))}
     missing = [rf.path for rf in files if rf.path not in existing]
     if missing:
         # conflict-tolerant: a concurrent sweep of the same repo may add the same files
         insert_missing(session, HubFile, [{"repo_pk": repo.id, "path": p, "first_seen": now, "last_seen": now,
                                            "hashes": {}, "status": FILE_PRESENT} for p in dict.fromkeys(missing)],
                        ("repo_pk", "path"))
-        for row in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id, HubFile.path.in_(missing),
-                                                         HubFile.archive_file_id.is_(None))
-                                   .execution_options(populate_existing=True)):
-            existing[row.path] = row
+        for i in range(0, len(missing), 500):
+            for row in session.scalars(select(HubFile).where(HubFile.repo_pk == repo.id,
+                                                             HubFile.path.in_(missing[i : i + 500]),
+                                                             HubFile.archive_file_id.is_(None))
+                                       .execution_options(populate_existing=True)):
+                existing[row.path] = row
     stored = []
     for rf in files:
         row = existing.pop(rf.path, None)
@@ -143,6 +153,27 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
     return stored
 
 
+def mark_gone(session: Session, repo: HubRepo, listed: set[str], *, now: datetime | None = None) -> int:
+    """Files of a repo written in parts that its listing no longer has: marked gone (their matches
+    too), reading only (id, path) pairs of the rest. Returns how many went."""
+    now = now or utcnow()
+    gone_ids = [fid for fid, path in session.execute(
+        select(HubFile.id, HubFile.path).where(HubFile.repo_pk == repo.id, HubFile.status != FILE_GONE,
+                                               HubFile.archive_file_id.is_(None)))  # (members follow their archive)
+        if path not in listed]
+    for i in range(0, len(gone_ids), 500):
+        for row in session.scalars(select(HubFile).where(HubFile.id.in_(gone_ids[i : i + 500]))):
+            row.status = FILE_GONE
+            _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
+                   detail="file no longer in the repo")
+            _set_matches_state(session, repo.id, row.id, f"file {FILE_GONE}")
+            if row.archive_info is not None:  # an archive: its members go with it (read again if it comes back)
+                follow_archive(session, row, FILE_GONE, "archive no longer in the repo", now)
+                row.archive_info = {**row.archive_info, "key": None}
+    session.flush()
+    return len(gone_ids)
+
+
 def _fitted(rf: RemoteFile) -> RemoteFile:
     """A file of a hub answer with its text fitted to the hub_file columns."""
     values = fit_row(HubFile, {"path": rf.path, "revision": rf.revision, "sha256": rf.sha256})
@@ -157,12 +188,13 @@ CONTENT_FORMS = ("autov3_full", "autov3")
 
 
 def record_repo(session: Session, hub: str, listing: RepoListing, files: list[RemoteFile], *,
-                evidence: dict[str, FileEvidence] | None = None,
-                status: str = LIVE) -> tuple[HubRepo, list[HubFile], dict[int, FileEvidence]]:
+                evidence: dict[str, FileEvidence] | None = None, status: str = LIVE,
+                complete: bool = True) -> tuple[HubRepo, list[HubFile], dict[int, FileEvidence]]:
     """Persist one fully processed repo, its files and what was read of them (header records,
-    content hash forms); returns (repo, stored files, evidence by stored file id)."""
+    content hash forms); returns (repo, stored files, evidence by stored file id). With
+    complete=False `files` is one part of the repo (files not in it are left as they are)."""
     repo = upsert_repo(session, hub, listing, status=status, sha=listing.sha)
-    stored = store_files(session, repo, files)
+    stored = store_files(session, repo, files, complete=complete)
     by_id: dict[int, FileEvidence] = {}
     for row in stored:
         ev = (evidence or {}).get(row.path)

@@ -11,10 +11,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from mirrorwatch.hubs.base import DISABLED, FILE_CHANGED, FILE_GONE, FILE_PRESENT, REMOVED, Hub
+from mirrorwatch.hubs.base import (
+    DISABLED,
+    FILE_CHANGED,
+    FILE_GONE,
+    FILE_PRESENT,
+    REMOVED,
+    Hub,
+    split_typed_id,
+)
 from mirrorwatch.match.states import MIRROR_BACK, MIRROR_REMOVED, SYSTEM_TRANSITIONS
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row
@@ -46,28 +54,33 @@ def _reopen_or_close(s: Session, file_ids: list[int], gone: bool, detail: str | 
 def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[str] | None = None,
             progress: Callable[[RecheckSummary], None] | None = None,
             stop: Callable[[], bool] | None = None) -> RecheckSummary:
-    """Visit repos that hold matches (or every stored repo of this hub with all_repos). `stop` is
-    asked before each repo (each repo is its own transaction): once True, the recheck ends there."""
+    """Visit repos that hold matches (or every stored repo of this hub with all_repos), each asked
+    for by its own repo type. `repo_ids` may name a type the hub's URL way (`datasets/ns/name`); a
+    bare id names the repo of that id whatever its type. `stop` is asked before each repo (each repo
+    is its own transaction): once True, the recheck ends there."""
     summary = RecheckSummary()
     with db.session() as s:
-        q = select(HubRepo.id, HubRepo.repo_id).where(HubRepo.hub == hub.name)
+        q = select(HubRepo.id, HubRepo.repo_id, HubRepo.repo_type).where(HubRepo.hub == hub.name)
         if repo_ids:
-            q = q.where(HubRepo.repo_id.in_(repo_ids))
+            wanted = [split_typed_id(r, tuple(hub.repo_types)) for r in repo_ids]
+            q = q.where(or_(*[and_(HubRepo.repo_id == rid, HubRepo.repo_type == t) if t else HubRepo.repo_id == rid
+                              for t, rid in wanted]))
         elif not all_repos:
             q = q.where(HubRepo.id.in_(
                 select(HubFile.repo_pk).join(Match, Match.hub_file_id == HubFile.id).where(Match.state != "dismissed")
             ))
         targets = list(s.execute(q.order_by(HubRepo.id)))
-    for repo_pk, repo_id in targets:
+    for repo_pk, repo_id, repo_type in targets:
         if stop is not None and stop():
             summary.stopped = True
             break
         summary.repos += 1
         try:
-            st = hub.repo_status(repo_id)
+            st = hub.repo_status(repo_id, repo_type=repo_type)
         except Exception as exc:  # network trouble: status unknown this time, try next time
             summary.errors += 1
-            summary.events.append({"repo_id": repo_id, "status": "error", "detail": f"{type(exc).__name__}: {exc}"[:300]})
+            summary.events.append({"repo_id": repo_id, "repo_type": repo_type, "status": "error",
+                                   "detail": f"{type(exc).__name__}: {exc}"[:300]})
             continue
         now = utcnow()
         with db.session() as s:
@@ -78,7 +91,8 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
                 s.add(StatusEvent(**fit_row(StatusEvent, {"repo_pk": repo_pk, "at": now, "status": st.status,
                                                           "detail": st.detail or f"was {repo.status}"})))
                 summary.changed += 1
-                summary.events.append({"repo_id": repo_id, "status": st.status, "was": repo.status})
+                summary.events.append({"repo_id": repo_id, "repo_type": repo_type, "status": st.status,
+                                       "was": repo.status})
                 repo.status = st.status
             repo.last_seen = now
             if st.status in (REMOVED, DISABLED):
@@ -103,7 +117,8 @@ def recheck(db: Database, hub: Hub, *, all_repos: bool = False, repo_ids: list[s
                 if new_status != f.status:
                     s.add(StatusEvent(repo_pk=repo_pk, hub_file_id=f.id, at=now, status=new_status, detail=detail))
                     summary.changed += 1
-                    summary.events.append({"repo_id": repo_id, "path": f.path, "status": new_status, "was": f.status})
+                    summary.events.append({"repo_id": repo_id, "repo_type": repo_type, "path": f.path,
+                                           "status": new_status, "was": f.status})
                     f.status = new_status
                 if new_status == FILE_PRESENT:
                     back_ids.append(f.id)

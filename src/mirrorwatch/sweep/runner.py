@@ -30,6 +30,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from mirrorwatch.hubs.base import (
+    DEFAULT_REPO_TYPE,
     DISABLED,
     GATED,
     LIVE,
@@ -42,9 +43,10 @@ from mirrorwatch.hubs.base import (
     Scope,
     SkipRepo,
     is_weight_file,
+    split_typed_id,
 )
 from mirrorwatch.match.evidence import FileEvidence
-from mirrorwatch.match.repo import match_repo
+from mirrorwatch.match.repo import RepoMatches, match_repo
 from mirrorwatch.match.robust import indexes_for
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row, fit_text
@@ -52,7 +54,7 @@ from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
 from mirrorwatch.store.outbox import SWEEP_FAILED, emit
 from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
-from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
+from mirrorwatch.sweep.persist import mark_gone, record_error, record_repo, repo_key, upsert_repo
 
 # Asked to stop, a sweep keeps writing what it has already fetched for at most this long (a batch at a
 # time), so a stop (SIGTERM to `mirrorwatch watch`) ends within seconds.
@@ -60,6 +62,7 @@ STOP_GRACE_S = 3.0
 # At most this many repos per write transaction (workers may run far ahead of the writer).
 WRITE_BATCH = 64
 
+PERSIST_PART = 2_000  # files of one repo written and matched at a time (a big repo in several parts)
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
               "headers_read", "header_bytes", "header_matches", "fingerprinted", "fingerprint_matches",
@@ -79,9 +82,12 @@ class SweepOptions:
     deep: bool = False  # content tier: transient download, full AutoV3 and weight fingerprint
 
     def params(self) -> dict[str, Any]:
-        scope = {k: _clean(v) for k, v in self.scope.items() if v not in (None, [], "")}
+        scope = {k: _clean(v) for k, v in self.scope.items() if v not in (None, [], "", {})}
         if isinstance(scope.get("since"), datetime):
             scope["since"] = scope["since"].isoformat()
+        if isinstance(scope.get("since_by_type"), dict):
+            scope["since_by_type"] = {t: d.isoformat() if isinstance(d, datetime) else d
+                                      for t, d in scope["since_by_type"].items()}
         return {"scope": scope, "extensions": list(self.extensions), "min_size": self.min_size,
                 "max_size": self.max_size, "headers": self.headers, "deep": self.deep}
 
@@ -93,6 +99,20 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list):
         return [_clean(v) for v in value]
     return value
+
+
+def typed_id(repo_type: str, repo_id: str) -> str:
+    """A repo id as people read it in scan errors: `datasets/ns/name` for a non-model repo (the
+    hub's URL form), the id itself for a model (or a hub's only type)."""
+    return repo_id if repo_type in (DEFAULT_REPO_TYPE, "folder") else f"{repo_type}s/{repo_id}"
+
+
+@dataclass(frozen=True)
+class TypeEnd:
+    """The listing of one repo type is over (`failed`: why it stopped early)."""
+
+    repo_type: str
+    failed: str | None = None
 
 
 def scope_key(source: str, params: dict[str, Any]) -> str:
@@ -143,7 +163,8 @@ class Sweep:
         self.run_id: int | None = None
         self.resumed = False
         self._last_checkpoint = 0.0
-        self._seen: set[str] = set()
+        self._seen: set[tuple[str, str]] = set()
+        self._types_listed: set[str] = set()  # repo types whose listing a resumed run already finished
 
     # -- scan run bookkeeping --------------------------------------------------------------------
     def _open_run(self) -> None:
@@ -167,6 +188,9 @@ class Sweep:
                 s.flush()
             else:
                 self.resumed = True
+                types = (run.checkpoint or {}).get("types")
+                if isinstance(types, dict):
+                    self._types_listed = {t for t, v in types.items() if v == "listed"}
                 self.counts.update({k: int(v) for k, v in (run.counts or {}).items() if k in self.counts})
                 run.status = "running"
                 run.checkpoint = {**(run.checkpoint or {}), "resumes": int((run.checkpoint or {}).get("resumes", 0)) + 1,
@@ -191,7 +215,10 @@ class Sweep:
     def _quota(self) -> dict[str, Any]:
         return self.hub.quota()
 
-    def _record_scan_error(self, s: Session, repo_id: str | None, reason: str, path: str | None = None) -> None:
+    def _record_scan_error(self, s: Session, repo_id: str | None, reason: str, path: str | None = None,
+                           repo_type: str | None = None) -> None:
+        if repo_id is not None and repo_type is not None:
+            repo_id = typed_id(repo_type, repo_id)
         s.add(ScanError(**fit_row(ScanError, {"scan_run_id": self.run_id, "repo_id": repo_id, "path": path,
                                               "reason": reason[:2000]})))
         self.counts["errors"] += 1
@@ -201,34 +228,73 @@ class Sweep:
             self.progress(self.counts, self._quota())
 
     # -- listing -----------------------------------------------------------------------------
-    def _listings(self) -> Iterator[ListingPage]:
-        """Pages of listings (and listing problems), deduplicated, stopped at `since`."""
+    def repo_types(self) -> list[str]:
+        """The repo types this sweep lists, in order: the scope's, else every type of the hub."""
+        hub_types = tuple(self.hub.repo_types)
+        wanted = self.options.scope.get("repo_types") or list(hub_types)
+        return [t for t in hub_types if t in wanted]
+
+    def _listings(self) -> Iterator[ListingPage | TypeEnd]:
+        """Pages of listings (and listing problems), deduplicated, stopped at `since`, one repo type
+        after the other; a `TypeEnd` after each type (the sweep checkpoints it: a resumed run does
+        not list a type again once its listing finished)."""
         scope = self.options.scope
+        hub_types = tuple(self.hub.repo_types)
         if scope.get("repos"):
             page: ListingPage = []
-            for rid in scope["repos"]:
-                try:
-                    page.append(self.hub.repo_listing(rid))
-                except Exception as exc:  # missing, private or failing repo: record and go on
-                    page.append(ListingProblem(rid, f"cannot read repo: {type(exc).__name__}: {str(exc)[:200]}"))
+            default_types = [t for t in hub_types if t in (scope.get("repo_types") or hub_types[:1])]
+            for text in scope["repos"]:
+                rtype, rid = split_typed_id(text, hub_types)
+                for t in [rtype] if rtype else default_types:
+                    try:
+                        page.append(self.hub.repo_listing(rid, t))
+                    except Exception as exc:  # missing, private or failing repo: record and go on
+                        page.append(ListingProblem(typed_id(t, rid),
+                                                   f"cannot read repo: {type(exc).__name__}: {str(exc)[:200]}"))
             yield page
             return
-        since = scope.get("since")
         date_attr = "last_modified" if scope.get("sort") == "lastModified" else "created_at"
+        for rtype in self.repo_types():
+            if rtype in self._types_listed:
+                continue
+            since = scope.get("since") or (scope.get("since_by_type") or {}).get(rtype)
+            if isinstance(since, str):
+                since = datetime.fromisoformat(since)
+            failed = yield from self._type_pages(Scope(**{**scope, "repo_type": rtype, "since": since}), rtype,
+                                                 since, date_attr)
+            yield TypeEnd(rtype, failed)
+
+    def _type_pages(self, scope: Scope, rtype: str, since: datetime | None,
+                    date_attr: str) -> Iterator[ListingPage]:
+        """One repo type's pages; returns why its listing stopped early (None: it ran to its end)."""
         repeats = 0
-        for hub_page in self.hub.list_pages(scope):
+        pages = iter(self.hub.list_pages(scope))
+        while True:
+            try:
+                hub_page = next(pages)
+            except StopIteration:
+                return None
+            except (DBAPIError, KeyboardInterrupt):
+                raise
+            except SkipRepo as exc:
+                return str(exc)
+            except Exception as exc:  # listing failed after the client's retries
+                return f"listing stopped: {type(exc).__name__}: {str(exc)[:300]}"
             self.counts["pages"] += 1
             out: ListingPage = []
             fresh = 0
             stop = False
             for listing in hub_page:
                 if isinstance(listing, ListingProblem):
-                    out.append(listing)
+                    out.append(ListingProblem(typed_id(rtype, listing.repo_id), listing.reason)
+                               if listing.repo_id is not None else listing)
                     continue
-                if listing.repo_id in self._seen:
+                listing.repo_type = rtype  # (the type being listed, whatever a hub forgot to set)
+                key = (listing.repo_type, listing.repo_id)
+                if key in self._seen:
                     continue
                 fresh += 1
-                self._seen.add(listing.repo_id)
+                self._seen.add(key)
                 when = getattr(listing, date_attr)
                 if since is not None and when is not None and when < since:
                     stop = True
@@ -236,10 +302,10 @@ class Sweep:
                 out.append(listing)
             yield out
             if stop:
-                return
-            repeats = repeats + 1 if fresh == 0 and hub_page else 0
+                return None
+            repeats = repeats + 1 if fresh == 0 else 0  # (empty pages that link on count too)
             if repeats >= 2:
-                raise SkipRepo("the hub's pagination repeats pages (a Link loop): listing stopped")
+                return "the hub's pagination repeats pages (a Link loop): listing stopped"
 
     # -- the loop ----------------------------------------------------------------------------
     def _is_candidate(self, listing: RepoListing) -> bool:
@@ -271,29 +337,28 @@ class Sweep:
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sweep")
         inflight: dict[Future[Fetched], RepoListing] = {}
         try:
+            # (the hub's listing failures are caught per repo type in _listings; our own are crashes)
+            several = len(self.repo_types()) > 1
             pages = self._listings()
             listed_all = False
             while not self._stopping():
-                try:  # only the hub's listing is caught here; our own failures are crashes (below)
+                try:
                     page = next(pages)
                 except StopIteration:
                     listed_all = True
                     break
-                except SkipRepo as exc:
+                if isinstance(page, TypeEnd):
+                    self._drain(inflight, 0)  # the type's repos are all written before it counts as listed
                     with self.db.session() as s:
-                        self._record_scan_error(s, None, str(exc))
-                        self._save_counts(s)
-                    status, failure = "failed", str(exc)
-                    break
-                except (DBAPIError, KeyboardInterrupt):
-                    raise
-                except Exception as exc:  # listing failed after the client's retries
-                    failure = f"listing stopped: {type(exc).__name__}: {str(exc)[:300]}"
-                    with self.db.session() as s:
-                        self._record_scan_error(s, None, failure)
-                        self._save_counts(s)
-                    status = "failed"
-                    break
+                        if page.failed is not None:
+                            prefix = f"{page.repo_type}s: " if several else ""
+                            failure = prefix + page.failed
+                            self._record_scan_error(s, None, failure)
+                            status = "failed"
+                        else:
+                            self._types_listed.add(page.repo_type)
+                        self._save_counts(s, checkpoint={"types": {t: "listed" for t in sorted(self._types_listed)}})
+                    continue
                 self._handle_page(page, pool, inflight)
             self._drain(inflight, 0)
             if inflight or (status == "finished" and not listed_all):  # asked to stop
@@ -337,18 +402,20 @@ class Sweep:
     def _handle_page(self, page: ListingPage, pool: ThreadPoolExecutor,
                      inflight: dict[Future[Fetched], RepoListing]) -> None:
         listings = [x for x in page if isinstance(x, RepoListing)]
-        known: dict[str, tuple[str | None, str]] = {}
+        known: dict[tuple[str, str], tuple[str | None, str]] = {}
         if listings:
             with self.db.session() as s:
-                keys = {repo_key(x.repo_id): x.repo_id for x in listings}
-                ids = list(keys)
-                for i in range(0, len(ids), 500):
-                    for rid, sha, st in s.execute(
-                        select(HubRepo.repo_id, HubRepo.sha, HubRepo.status).where(
-                            HubRepo.hub == self.hub.name, HubRepo.repo_id.in_(ids[i : i + 500])
-                        )
-                    ):
-                        known[keys.get(rid, rid)] = (sha, st)
+                for rtype in sorted({x.repo_type for x in listings}):
+                    keys = {repo_key(x.repo_id): x.repo_id for x in listings if x.repo_type == rtype}
+                    ids = list(keys)
+                    for i in range(0, len(ids), 500):
+                        for rid, sha, st in s.execute(
+                            select(HubRepo.repo_id, HubRepo.sha, HubRepo.status).where(
+                                HubRepo.hub == self.hub.name, HubRepo.repo_type == rtype,
+                                HubRepo.repo_id.in_(ids[i : i + 500])
+                            )
+                        ):
+                            known[(rtype, keys.get(rid, rid))] = (sha, st)
         to_fetch: list[tuple[RepoListing, bool]] = []
         with self.db.write_session() as s:
             for x in page:
@@ -359,7 +426,7 @@ class Sweep:
             for listing in listings:
                 if listing.private:
                     continue
-                prev = known.get(listing.repo_id)
+                prev = known.get((listing.repo_type, listing.repo_id))
                 if listing.disabled:
                     self.counts["disabled"] += 1
                     if prev is None or prev[1] != DISABLED:
@@ -373,12 +440,15 @@ class Sweep:
                     self.counts["unchanged"] += 1
                     continue
                 to_fetch.append((listing, prev is not None))
-            reads: dict[str, StoredReads] = {}
+            reads: dict[tuple[str, str], StoredReads] = {}
             if self.options.headers or self.options.deep:
-                reads = stored_reads(s, self.hub.name, [repo_key(x.repo_id) for x, known_before in to_fetch
-                                                        if known_before])
+                for rtype in sorted({x.repo_type for x, known_before in to_fetch if known_before}):
+                    got = stored_reads(s, self.hub.name, [repo_key(x.repo_id) for x, known_before in to_fetch
+                                                          if known_before and x.repo_type == rtype], rtype)
+                    reads.update({(rtype, rid): r for rid, r in got.items()})
             for listing, _ in to_fetch:
-                inflight[pool.submit(self._fetch, listing, reads.get(repo_key(listing.repo_id), {}))] = listing
+                inflight[pool.submit(self._fetch, listing,
+                                     reads.get((listing.repo_type, repo_key(listing.repo_id)), {}))] = listing
             self._save_counts(s)
         self._drain(inflight, self.options.concurrency * 2)
 
@@ -410,7 +480,7 @@ class Sweep:
                 finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
                 done = set(list(finished)[:WRITE_BATCH])  # (the rest: the next transaction)
             # (in repo order: two sweeps writing the same repos take their locks in the same order)
-            batch = sorted(((inflight.pop(fut), fut) for fut in done), key=lambda b: b[0].repo_id)
+            batch = sorted(((inflight.pop(fut), fut) for fut in done), key=lambda b: (b[0].repo_type, b[0].repo_id))
             with self.db.write_session() as s:
                 for listing, fut in batch:
                     self._guarded(s, listing, lambda listing=listing, fut=fut: self._persist(s, listing, fut))
@@ -442,7 +512,7 @@ class Sweep:
                 record_error(s, self.hub.name, listing, reason)
         except DBAPIError:
             pass
-        self._record_scan_error(s, listing.repo_id, reason)
+        self._record_scan_error(s, listing.repo_id, reason, repo_type=listing.repo_type)
         self.counts["skipped"] += 1
 
     def _persist(self, s: Session, listing: RepoListing, fut: Future[Fetched]) -> None:
@@ -452,7 +522,7 @@ class Sweep:
             reason = str(exc) if isinstance(exc, SkipRepo) else f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
             with s.begin_nested():
                 record_error(s, self.hub.name, listing, reason)
-            self._record_scan_error(s, listing.repo_id, reason)
+            self._record_scan_error(s, listing.repo_id, reason, repo_type=listing.repo_type)
             self.counts["skipped"] += 1
             return
         result = fetched.files
@@ -464,13 +534,28 @@ class Sweep:
         unhashed = [f for f in files if f.sha256 is None]
         if any(f.lfs or f.size is None or f.size > 10_000_000 for f in unhashed):
             result.repo.sha = None
-        repo, stored, evidence = record_repo(s, self.hub.name, result.repo, files, evidence=fetched.evidence,
-                                             status=status)
         robust = self.options.headers or self.options.deep
+        found = RepoMatches()
+        # A big repo (a dataset of tens of thousands of LoRAs) is written and matched in parts, in the
+        # same transaction, so only one part's rows are held at a time; files no longer listed are
+        # marked gone once every part is written.
+        for i in range(0, max(len(files), 1), PERSIST_PART):
+            part = files[i : i + PERSIST_PART]
+            whole = len(files) <= PERSIST_PART
+            part_evidence = fetched.evidence if whole else {f.path: fetched.evidence[f.path] for f in part
+                                                            if f.path in fetched.evidence}
+            repo, stored, evidence = record_repo(s, self.hub.name, result.repo, part, evidence=part_evidence,
+                                                 status=status, complete=whole)
+            got = match_repo(self.db, s, stored, evidence, scan_run_id=self.run_id, robust=robust,
+                             name_search=self._name_search, archive_opener=getattr(self.hub, "archive_reader", None))
+            for k in ("exact", "header", "fingerprint", "learned", "learned_matches"):
+                setattr(found, k, getattr(found, k) + getattr(got, k))
+            del stored, evidence
+            s.flush()
+        if len(files) > PERSIST_PART:
+            mark_gone(s, repo, {f.path for f in files})
         if robust:
-            self._count_reads(s, repo.repo_id, fetched.evidence)
-        found = match_repo(self.db, s, stored, evidence, scan_run_id=self.run_id, robust=robust,
-                           name_search=self._name_search, archive_opener=getattr(self.hub, "archive_reader", None))
+            self._count_reads(s, typed_id(repo.repo_type, repo.repo_id), fetched.evidence)
         self.counts["fetched"] += 1
         self.counts["files"] += len(files)
         self.counts["hashes"] += sum(1 for f in files if f.sha256)
@@ -484,9 +569,10 @@ class Sweep:
             self.counts["api_requests"] += result.requests
         self.counts["unhashed"] += len(unhashed)
         for f in unhashed:
-            self._record_scan_error(s, result.repo.repo_id, unhashed_reason(f), path=f.path)
+            self._record_scan_error(s, result.repo.repo_id, unhashed_reason(f), path=f.path,
+                                    repo_type=result.repo.repo_type)
         for path, reason in result.problems:
-            self._record_scan_error(s, result.repo.repo_id, reason, path=path)
+            self._record_scan_error(s, result.repo.repo_id, reason, path=path, repo_type=result.repo.repo_type)
 
     def _count_reads(self, s: Session, repo_id: str, evidence: dict[str, FileEvidence]) -> None:
         """Counts and scan errors for what the robust tiers read of a repo's files."""

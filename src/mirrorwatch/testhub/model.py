@@ -29,6 +29,15 @@ DEFAULT_CREATED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 
 Gated = Literal[False, "auto", "manual"]
 
+REPO_TYPES = ("model", "dataset", "space")
+"""The Hub's repo types (a dataset or Space may share its id with a model)."""
+
+
+def repo_key(repo_type: str, repo_id: str) -> str:
+    """How the test hub (and its URLs) name a repo: `ns/name` for a model, `datasets/ns/name`,
+    `spaces/ns/name` for the others (the Hub's web and resolver path)."""
+    return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
+
 _REPO_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9._-]{1,96}$")
 _HEX40_RE = re.compile(r"^[0-9a-f]{40}$")
 _HEX_DIGITS = "0123456789abcdef"
@@ -204,7 +213,8 @@ def _commit_id(*parts: object) -> str:
 
 @dataclass(eq=False)
 class Repo:
-    """A model repository. `sha` is the head commit (generated when absent); `history` holds every
+    """A repository: a model, or with `repo_type` a dataset or a Space (held under its `key`,
+    `datasets/ns/name` / `spaces/ns/name`, so a model and a dataset may share an id). `sha` is the head commit (generated when absent); `history` holds every
     commit oldest first and is built from `created_at`/`last_modified` when not given: an "initial
     commit" at `created_at` and, if `last_modified` is later, the upload of the files at that time.
     The server reads files from the commits, so change a served repo's files with
@@ -228,10 +238,13 @@ class Repo:
     # Further fields real model_info bodies carry (`config`, `cardData`, `transformersInfo`,
     # `safetensors`, `mask_token`, `widgetData`, `inference`, ...): served as given, after the known ones.
     extra: dict[str, object] = field(default_factory=dict)
+    repo_type: str = "model"
 
     def __post_init__(self) -> None:
         if not _REPO_ID_RE.match(self.repo_id) or ".." in self.repo_id:
             raise ValueError(f"invalid repo id {self.repo_id!r}: expected 'namespace/name'")
+        if self.repo_type not in REPO_TYPES:
+            raise ValueError(f"{self.repo_id}: repo_type must be one of {REPO_TYPES}")
         if self.gated not in (False, "auto", "manual"):
             raise ValueError(f"{self.repo_id}: gated must be False, 'auto' or 'manual'")
         self.files = list(self.files)
@@ -270,6 +283,11 @@ class Repo:
     @property
     def author(self) -> str:
         return self.repo_id.split("/", 1)[0]
+
+    @property
+    def key(self) -> str:
+        """The repo's name on this hub: its id for a model, `datasets/...`/`spaces/...` otherwise."""
+        return repo_key(self.repo_type, self.repo_id)
 
     @property
     def name(self) -> str:
@@ -321,7 +339,7 @@ class HubStats:
     """What the server has been asked, for tests and benchmarks to assert on.
 
     by_kind: requests per quota kind ("api", "resolvers", "cdn", "other");
-    by_endpoint: "list_models", "model_info", "tree", "paths_info", "commits", "resolve_head",
+    by_endpoint: "list_models" (and "list_datasets", "list_spaces"), "model_info", "tree", "paths_info", "commits", "resolve_head",
     "resolve_get", "cdn_head", "cdn_get", "unknown"; by_status: responses per HTTP status;
     by_repo: requests naming a repo (API, resolve and CDN); rate_limited: 429s sent;
     range_bytes: body bytes sent in 206 answers; file_bytes: file body bytes sent (200 and 206);
@@ -423,7 +441,8 @@ class Hub:
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, repo_id: str) -> Repo:
-        """The repo (private, gated and disabled ones included); KeyError if there is none."""
+        """The repo (private, gated and disabled ones included); KeyError if there is none. Every
+        method here takes a repo's key: its id for a model, `datasets/ns/name` / `spaces/ns/name`."""
         with self._lock:
             return self._repos[repo_id]
 
@@ -467,12 +486,12 @@ class Hub:
     def add(self, repo: Repo, *, replace: bool = False) -> Repo:
         """Add a repo; ValueError if its id exists (unless `replace`, which keeps its listing position)."""
         with self._lock:
-            if repo.repo_id in self._repos and not replace:
-                raise ValueError(f"repo {repo.repo_id} already exists")
-            if repo.repo_id not in self._seq:
-                self._seq[repo.repo_id] = self._next_seq
+            if repo.key in self._repos and not replace:
+                raise ValueError(f"repo {repo.key} already exists")
+            if repo.key not in self._seq:
+                self._seq[repo.key] = self._next_seq
                 self._next_seq += 1
-            self._repos[repo.repo_id] = repo
+            self._repos[repo.key] = repo
             self.version += 1
             return repo
 
@@ -531,6 +550,7 @@ class Hub:
             seq = self._seq.pop(repo_id)
             moved = replace(repo, repo_id=new_id)
             moved.history = repo.history
+            new_id = moved.key
             self._repos[new_id] = moved
             self._seq[new_id] = seq
             self._aliases = {k: (new_id if v == repo_id else v) for k, v in self._aliases.items()}

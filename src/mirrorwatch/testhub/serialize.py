@@ -26,6 +26,31 @@ EXPANDABLE = frozenset({
 })
 
 
+# Datasets and Spaces (huggingface_hub's DatasetInfo/SpaceInfo and their Expand*Property_T): no
+# `library_name`/`pipeline_tag`; a Space has an `sdk`, a `subdomain`, a `runtime`, no `downloads`.
+DATASET_LIST_FIELDS = ("author", "disabled", "gated", "lastModified", "likes", "trendingScore", "private", "sha",
+                       "downloads", "tags", "createdAt")
+SPACE_LIST_FIELDS = ("author", "likes", "trendingScore", "private", "sdk", "tags", "createdAt")
+DATASET_INFO_FIELDS = ("author", "sha", "lastModified", "private", "disabled", "gated", "downloads", "likes",
+                       "tags", "createdAt", "trendingScore", "usedStorage", "siblings")
+SPACE_INFO_FIELDS = ("author", "sha", "lastModified", "private", "disabled", "gated", "likes", "tags", "createdAt",
+                     "trendingScore", "usedStorage", "sdk", "subdomain", "runtime", "models", "datasets", "siblings")
+EXPANDABLE_BY_TYPE = {
+    "dataset": frozenset({"author", "cardData", "citation", "createdAt", "description", "disabled", "downloads",
+                          "downloadsAllTime", "gated", "lastModified", "likes", "mainSize", "paperswithcode_id",
+                          "private", "resourceGroup", "sha", "siblings", "tags", "trendingScore", "usedStorage"}),
+    "space": frozenset({"author", "cardData", "createdAt", "datasets", "disabled", "lastModified", "likes",
+                        "models", "private", "region", "resourceGroup", "runtime", "sdk", "sha", "siblings",
+                        "subdomain", "tags", "trendingScore", "usedStorage"}),
+}
+LIST_FIELDS_BY_TYPE = {"dataset": DATASET_LIST_FIELDS, "space": SPACE_LIST_FIELDS}
+INFO_FIELDS_BY_TYPE = {"dataset": DATASET_INFO_FIELDS, "space": SPACE_INFO_FIELDS}
+
+
+def expandable(repo_type: str) -> frozenset[str]:
+    return EXPANDABLE_BY_TYPE.get(repo_type, EXPANDABLE)
+
+
 def object_id(seq: int) -> str:
     """A Mongo-style 24-hex `_id`, stable per insertion number."""
     return f"{0x65a00000 + seq:08x}" + hashlib.md5(str(seq).encode()).hexdigest()[:16]
@@ -49,8 +74,27 @@ _REPO_ATTRS = {
 }
 
 
+_MODEL_ONLY = frozenset({"downloads", "pipeline_tag", "library_name", "spaces"})
+
+
 def repo_field(repo: Repo, name: str, commit: Commit, *, blobs: bool) -> tuple[bool, object]:
-    """(known, value) of one model field at `commit`."""
+    """(known, value) of one field of a repo (model, dataset or Space) at `commit`."""
+    if repo.repo_type != "model" and name in repo.extra:
+        return True, repo.extra[name]
+    if repo.repo_type == "space" and name in _MODEL_ONLY:
+        return False, None
+    if repo.repo_type == "dataset" and name in _MODEL_ONLY - {"downloads"}:
+        return False, None
+    if repo.repo_type == "space":
+        match name:
+            case "sdk":
+                return True, "gradio"
+            case "subdomain":
+                return True, f"{repo.author}-{repo.name}".lower().replace(".", "-").replace("_", "-")
+            case "runtime":
+                return True, {"stage": "RUNNING", "hardware": {"current": "cpu-basic", "requested": "cpu-basic"}}
+            case "models" | "datasets":
+                return True, []
     if name in _REPO_ATTRS:
         return True, getattr(repo, _REPO_ATTRS[name])
     match name:
@@ -81,6 +125,7 @@ def model_dict(repo: Repo, seq: int, fields: Iterable[str], *, commit: Commit | 
     `modelId` out when `expand` chooses the fields)."""
     c = commit or repo.head
     out: dict = {"_id": object_id(seq), "id": repo.repo_id}
+    model_id = model_id and repo.repo_type == "model"  # (datasets and Spaces have no `modelId`)
     for name in fields:
         known, value = repo_field(repo, name, c, blobs=blobs)
         if known:

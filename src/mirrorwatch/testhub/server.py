@@ -50,7 +50,7 @@ from .faults import (
     huge_array,
     truncate_json,
 )
-from .model import Commit, Hub, HubStats, Repo, RepoFile
+from .model import Commit, Hub, HubStats, Repo, RepoFile, repo_key
 from .ratelimit import Quotas, RateLimiter
 
 if TYPE_CHECKING:
@@ -260,12 +260,17 @@ def _seq(ctx: _Ctx, repo_id: str) -> int:
         raise ApiError(404, "RepoNotFound", "Repository not found") from None
 
 
+def _route_type(ctx: _Ctx) -> str:
+    return ctx.route.args.get("type") or "model"
+
+
 def _expand_values(ctx: _Ctx) -> list[str]:
     values = [*ctx.query.get("expand", []), *ctx.query.get("expand[]", [])]
     out: list[str] = []
+    rtype = _route_type(ctx)
     for v in values:
-        if v not in S.EXPANDABLE:
-            raise ApiError(400, "BadRequest", f'"expand" must be one of the model properties, got {v!r}')
+        if v not in S.expandable(rtype):
+            raise ApiError(400, "BadRequest", f'"expand" must be one of the {rtype} properties, got {v!r}')
         if v not in out:
             out.append(v)
     return out
@@ -308,8 +313,10 @@ def handle_list_models(ctx: _Ctx) -> Response:
     gated_q = ctx.q("gated")
     gated_want = None if gated_q is None else gated_q.lower() in ("true", "1")
 
+    rtype = _route_type(ctx)
+
     def matches(repo: Repo) -> bool:
-        if repo.private:
+        if repo.private or repo.repo_type != rtype:
             return False
         if search and search not in repo.repo_id.lower():
             return False
@@ -341,6 +348,8 @@ def handle_list_models(ctx: _Ctx) -> Response:
 
     if expand:
         fields: tuple[str, ...] = tuple(expand)
+    elif rtype != "model":
+        fields = S.LIST_FIELDS_BY_TYPE[rtype] + (("siblings",) if full else ())
     elif full:
         fields = S.FULL_LIST_FIELDS
     else:
@@ -357,6 +366,7 @@ def handle_list_models(ctx: _Ctx) -> Response:
             more = True
             break
         d = S.model_dict(repo, seq, fields, blobs=False, model_id=not expand)
+        _cap_siblings(running, d)
         if faults is not None and faults.faults_in_listing:
             kind = faults.wrong_type_kind(repo.repo_id)
             missing = faults.is_missing_fields(repo.repo_id)
@@ -387,14 +397,23 @@ def handle_list_models(ctx: _Ctx) -> Response:
     return json_response(page, headers=headers)
 
 
+def _cap_siblings(running: RunningHub, d: dict) -> None:
+    """The Hub cuts a long `siblings` list short (at 100,000 files, or much earlier when its cache
+    misbehaves: huggingface_hub issue #3059, PR #3565); `siblings_cap` emulates it. The tree is whole."""
+    cap = running.siblings_cap
+    if cap is not None and isinstance(d.get("siblings"), list) and len(d["siblings"]) > cap:
+        d["siblings"] = d["siblings"][:cap]
+
+
 def handle_model_info(ctx: _Ctx) -> Response:
     repo_id = ctx.route.repo_id or ""
     repo = _repo_or_error(ctx, repo_id, files=False)
     commit = _commit_or_error(repo, ctx.route.args.get("revision", "main"))
     expand = _expand_values(ctx)
-    fields = tuple(expand) if expand else S.MODEL_INFO_FIELDS
+    fields = tuple(expand) if expand else S.INFO_FIELDS_BY_TYPE.get(repo.repo_type, S.MODEL_INFO_FIELDS)
     data = S.model_dict(repo, _seq(ctx, repo_id), fields, commit=commit, blobs=ctx.qbool("blobs"),
                         model_id=not expand, extra=not expand)
+    _cap_siblings(ctx.running, data)
     faults = ctx.running.faults
     if faults is not None:
         kind, missing = faults.wrong_type_kind(repo_id), faults.is_missing_fields(repo_id)
@@ -564,7 +583,7 @@ def _resolve_answer(ctx: _Ctx, repo_id: str, commit: Commit, f: RepoFile, header
         location = f"{ctx.running.cdn_url}{prefix}{repo_id}/{commit.id}/{quote(f.path)}"
         headers += [("X-Linked-Etag", f'"{f.sha256}"'), ("X-Linked-Size", str(f.size))]
         if f.xet:  # what makes huggingface_hub's downloads switch to the Xet protocol (hf_xet)
-            token_url = f"{ctx.running.url}/api/models/{repo_id}/xet-read-token/{commit.id}"
+            token_url = f"{ctx.running.url}{api_path(repo_id)}/xet-read-token/{commit.id}"
             headers += [("X-Xet-Hash", f.xet_hash or ""), ("Link", f'<{token_url}>; rel="xet-auth"')]
         headers += [("Location", location), ("Content-Type", "text/plain; charset=utf-8")]
         return Response(302, corrupt_resolve_headers(headers, kind, missing))
@@ -617,6 +636,14 @@ def handle_unknown(ctx: _Ctx) -> Response:
 # ---------------------------------------------------------------------------------------------
 # Routing
 
+def api_path(key: str) -> str:
+    """The API path of a repo key: `/api/models/ns/name`, `/api/datasets/ns/name`, `/api/spaces/ns/name`."""
+    head, _, rest = key.partition("/")
+    if head in ("datasets", "spaces") and rest.count("/") == 1:
+        return f"/api/{head}/{rest}"
+    return f"/api/models/{key}"
+
+
 def _alias_route(running: RunningHub, segs: list[str], dec: list[str]) -> _Route | None:
     """A 307 route when the path names an old id (legacy or renamed) of a repo, else None."""
     hub = running.hub
@@ -647,10 +674,13 @@ def route_request(running: RunningHub, host: str, raw_path: str) -> _Route:
     on_cdn = host == running.cdn_host and cdn_is_separate
     for prefix in (CDN_PREFIX, XET_PREFIX):
         if raw_path.startswith(prefix) and (on_cdn or not cdn_is_separate):
-            # /cdn-lfs/{ns}/{name}/{commit}/{path...} (or /xet-bridge/... for a Xet-backed file)
-            if len(dec) >= 5:
-                return _Route("cdn", "cdn", f"{dec[1]}/{dec[2]}", handle_cdn,
-                              {"commit": dec[3], "path": "/".join(dec[4:]), "xet": "1" if prefix == XET_PREFIX else ""})
+            # /cdn-lfs/[datasets/|spaces/]{ns}/{name}/{commit}/{path...} (or /xet-bridge/... for a Xet file)
+            typed = 1 if len(dec) >= 6 and dec[1] in ("datasets", "spaces") else 0
+            if len(dec) >= 5 + typed:
+                key = "/".join(dec[1:3 + typed])
+                return _Route("cdn", "cdn", key, handle_cdn,
+                              {"commit": dec[3 + typed], "path": "/".join(dec[4 + typed:]),
+                               "xet": "1" if prefix == XET_PREFIX else ""})
             return _Route("cdn", "unknown", None, handle_unknown)
     if on_cdn:
         return _Route("cdn", "unknown", None, handle_unknown)
@@ -662,29 +692,35 @@ def route_request(running: RunningHub, host: str, raw_path: str) -> _Route:
     if raw_path in ("", "/"):
         return _Route("other", "root", None, handle_root)
     if dec[0] == "api":
-        if len(dec) >= 2 and dec[1] == "models":
+        if len(dec) >= 2 and dec[1] in ("models", "datasets", "spaces"):
+            rtype = dec[1][:-1]
+            t = {"type": rtype}
             if len(dec) == 2 or (len(dec) == 3 and dec[2] == ""):
-                return _Route("api", "list_models", None, handle_list_models)
+                return _Route("api", f"list_{dec[1]}", None, handle_list_models, t)
             if len(dec) == 3:  # no namespace: no such repo here
-                return _Route("api", "model_info", dec[2], handle_model_info)
-            repo_id = f"{dec[2]}/{dec[3]}"
+                return _Route("api", "model_info", repo_key(rtype, dec[2]), handle_model_info, t)
+            repo_id = repo_key(rtype, f"{dec[2]}/{dec[3]}")
             if len(dec) == 4:
-                return _Route("api", "model_info", repo_id, handle_model_info)
+                return _Route("api", "model_info", repo_id, handle_model_info, t)
             sub = dec[4]
             rest = dec[5:]
             if sub == "revision" and rest:
-                return _Route("api", "model_info", repo_id, handle_model_info, {"revision": "/".join(rest)})
+                return _Route("api", "model_info", repo_id, handle_model_info, {**t, "revision": "/".join(rest)})
             if sub == "tree" and rest:
                 return _Route("api", "tree", repo_id, handle_tree,
-                              {"revision": rest[0], "path": "/".join(rest[1:])})
+                              {**t, "revision": rest[0], "path": "/".join(rest[1:])})
             if sub == "paths-info" and rest:
-                return _Route("api", "paths_info", repo_id, handle_paths_info, {"revision": "/".join(rest)},
+                return _Route("api", "paths_info", repo_id, handle_paths_info, {**t, "revision": "/".join(rest)},
                               methods=("POST",))
             if sub == "commits" and rest:
-                return _Route("api", "commits", repo_id, handle_commits, {"revision": "/".join(rest)})
+                return _Route("api", "commits", repo_id, handle_commits, {**t, "revision": "/".join(rest)})
             if sub == "xet-read-token" and rest:
-                return _Route("api", "xet_token", repo_id, handle_xet_token)
+                return _Route("api", "xet_token", repo_id, handle_xet_token, t)
         return _Route("api", "unknown", None, handle_unknown)
+    if len(dec) >= 6 and dec[0] in ("datasets", "spaces") and dec[3] == "resolve":
+        repo_id = f"{dec[0]}/{dec[1]}/{dec[2]}"
+        return _Route("resolvers", "resolve", repo_id, handle_resolve,
+                      {"type": dec[0][:-1], "revision": dec[4], "path": "/".join(dec[5:])})
     if len(dec) >= 5 and dec[2] == "resolve":
         repo_id = f"{dec[0]}/{dec[1]}"
         return _Route("resolvers", "resolve", repo_id, handle_resolve,
@@ -930,7 +966,8 @@ class RunningHub:
 
     def __init__(self, hub: Hub, *, host: str, port: int, cdn_host: str, faults: Faults | None,
                  quotas: Quotas | None, page_size: int, tree_page_size: int, tree_expand_page_size: int,
-                 commits_page_size: int, disabled_anonymous_as_missing: bool = False) -> None:
+                 commits_page_size: int, disabled_anonymous_as_missing: bool = False,
+                 siblings_cap: int | None = None) -> None:
         if min(page_size, tree_page_size, tree_expand_page_size, commits_page_size) < 1:
             raise ValueError("page sizes must be >= 1")
         self.hub = hub
@@ -941,6 +978,7 @@ class RunningHub:
         self.tree_expand_page_size = tree_expand_page_size
         self.commits_page_size = commits_page_size
         self.disabled_anonymous_as_missing = disabled_anonymous_as_missing
+        self.siblings_cap = siblings_cap  # long `siblings` lists cut to this many (listings and *_info)
         self.errors: list[str] = []
         # Recorded answers served verbatim, by raw request path: (status, headers, body).
         self.replays: dict[str, tuple[int, list[tuple[str, str]], bytes]] = {}
@@ -974,9 +1012,9 @@ class RunningHub:
         """Start a fresh window with the same quotas."""
         self.limiter.reset()
 
-    def resolve_url(self, repo_id: str, path: str, revision: str = "main") -> str:
+    def resolve_url(self, repo_id: str, path: str, revision: str = "main", repo_type: str = "model") -> str:
         """The resolve URL of a file, encoded the way huggingface_hub.hf_hub_url encodes it."""
-        return f"{self.url}/{repo_id}/resolve/{quote(revision, safe='')}/{quote(path)}"
+        return f"{self.url}/{repo_key(repo_type, repo_id)}/resolve/{quote(revision, safe='')}/{quote(path)}"
 
     def hf_api(self, token: str | bool | None = False) -> HfApi:
         """An HfApi bound to this hub; anonymous unless a token is given."""
@@ -996,7 +1034,7 @@ class RunningHub:
                 keyed = sorted((((seq,), seq, repo) for seq, repo in items), key=lambda t: t[0])
             else:
                 value = SORTS[sort]
-                keyed = sorted((((-value(repo), repo.repo_id), seq, repo) for seq, repo in items),
+                keyed = sorted((((-value(repo), repo.key), seq, repo) for seq, repo in items),
                                key=lambda t: t[0])
             keys = [k for k, _, _ in keyed]
             entries = [(seq, repo) for _, seq, repo in keyed]
@@ -1037,6 +1075,7 @@ def serve(
     tree_expand_page_size: int = 50,
     commits_page_size: int = 50,
     disabled_anonymous_as_missing: bool = False,
+    siblings_cap: int | None = None,
 ) -> RunningHub:
     """Start a test hub in a background thread (port 0 = any free port).
 
@@ -1054,4 +1093,4 @@ def serve(
     return RunningHub(hub, host=host, port=port, cdn_host=cdn_host, faults=faults, quotas=quotas,
                       page_size=page_size, tree_page_size=tree_page_size,
                       tree_expand_page_size=tree_expand_page_size, commits_page_size=commits_page_size,
-                      disabled_anonymous_as_missing=disabled_anonymous_as_missing)
+                      disabled_anonymous_as_missing=disabled_anonymous_as_missing, siblings_cap=siblings_cap)

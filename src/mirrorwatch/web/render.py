@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from mirrorwatch.display import safe_text
 from mirrorwatch.hashing.forms import describe_lengths, hash_labels
+from mirrorwatch.hubs.registry import repo_type_label
 from mirrorwatch.match.states import TIER_NAMES, reviewer_may
 from mirrorwatch.web.auth import CSRF_FIELD, get_auth
 
@@ -106,7 +107,7 @@ def make_env() -> Environment:
         finalize=_finalize,
     )
     env.filters.update(dt=_dt, day=_day, size=_size, short=_short, num=_num, hub_href=hub_href, ext_href=ext_href)
-    env.globals.update(uploader_url=uploader_url, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD,
+    env.globals.update(uploader_url=uploader_url, repo_type_label=repo_type_label, qs=_qs, TIER_NAMES=TIER_NAMES, CSRF_FIELD=CSRF_FIELD,
                        hash_lengths=describe_lengths, hash_labels=hash_labels,
                        reviewer_may=reviewer_may)
     return env

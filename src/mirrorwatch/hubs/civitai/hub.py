@@ -127,7 +127,7 @@ class CivitaiHub(Hub):
             raise ValueError("a model answer that is not an object")
         return data
 
-    def repo_listing(self, repo_id: str) -> RepoListing:
+    def repo_listing(self, repo_id: str, repo_type: str | None = None) -> RepoListing:
         """One model as the listing would show it (for `--repo`). Raises on a missing model."""
         listing, problems = parse_model(self._model(repo_id))
         if listing is None:
@@ -160,14 +160,15 @@ class CivitaiHub(Hub):
 
     # -- bounded reads: none -----------------------------------------------------------------------
     def read_header(self, repo_id: str, path: str, revision: str | None,
-                    size: int | None) -> tuple[SafetensorsHeader, int]:
+                    size: int | None, *, repo_type: str | None = None) -> tuple[SafetensorsHeader, int]:
         raise SkipRepo(NO_BYTES)
 
-    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int,
+                 repo_type: str | None = None) -> Path:
         raise MalformedFile(NO_BYTES)
 
     # -- status ----------------------------------------------------------------------------------
-    def repo_status(self, repo_id: str) -> RepoStatus:
+    def repo_status(self, repo_id: str, *, repo_type: str | None = None) -> RepoStatus:
         try:
             data = self._model(repo_id)
         except CivitaiHTTPError as exc:

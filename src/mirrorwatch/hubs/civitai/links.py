@@ -28,11 +28,11 @@ def version_of(path: str) -> str | None:
 
 
 class CivitaiLinks(HubLinks):
-    def repo_url(self, repo_id: str) -> str | None:
+    def repo_url(self, repo_id: str, repo_type: str | None = None) -> str | None:
         model = _digits(repo_id)
         return f"{web_base()}/models/{model}" if model else None
 
-    def file_url(self, repo_id: str, path: str) -> str | None:
+    def file_url(self, repo_id: str, path: str, repo_type: str | None = None) -> str | None:
         model, version = _digits(repo_id), version_of(path)
         if model is None:
             return None

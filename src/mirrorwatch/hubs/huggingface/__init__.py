@@ -14,6 +14,8 @@ from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, Hub, HubSpec
 from mirrorwatch.hubs.huggingface.links import HfLinks
 
 NAME = "hf"
+# Hugging Face's repo types (huggingface_hub's REPO_TYPES, without "kernel"); the first is the default
+REPO_TYPES = ("model", "dataset", "space")
 
 
 def open_hub(location: str | None = None, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
@@ -33,7 +35,8 @@ def open_hub(location: str | None = None, *, extensions: tuple[str, ...] = WEIGH
 #   description; the report opens a public discussion on the repository. No abuse mailbox for content
 #   reports could be confirmed, so none is named here.
 SPEC = HubSpec(name=NAME, label="Hugging Face", kind="remote", links=HfLinks(), open=open_hub,
-               help="Sweep Hugging Face model repos (HF_ENDPOINT, HF_TOKEN from the environment).", archives=True,
+               help="Sweep Hugging Face model, dataset and Space repos (HF_ENDPOINT, HF_TOKEN from the environment).",
+               archives=True, repo_types=REPO_TYPES,
                report_policy="the Hugging Face Content Policy (https://huggingface.co/content-guidelines): "
                              "Restricted Content, and its rule that people's images and media are not "
                              "shared without their explicit consent",

@@ -7,6 +7,12 @@ sha256s) or from a resolver HEAD per weight file (`X-Linked-Etag`, the larger re
 chosen per repo by what it needs and which quota has more room. Gated repos always use the API
 (their resolvers refuse).
 
+Repo types: model, dataset and Space repos are listed (`/api/models`, `/api/datasets`,
+`/api/spaces`), described (`repo_info(repo_type=...)`), paged (`/api/{type}s/{id}/tree/...`) and
+read (resolvers under `/datasets/...`, `/spaces/...`) the same way, each call naming its type. A
+repo with many files (dataset archives of tens of thousands) is never taken from one `siblings`
+answer, which may be cut short: its tree is paged (1,000 entries a page), keeping only weight files.
+
 Legacy ids without a namespace (`gpt2`) and renamed repos answer 307 to their current id: the
 client follows it, and the id the API answers with is recorded. Xet-backed files (most new uploads)
 still carry their SHA256 (the API's `lfs.sha256`, the resolver's `X-Linked-Etag`) beside an
@@ -21,7 +27,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from huggingface_hub import HfApi, get_session, hf_hub_url
 from huggingface_hub.errors import DisabledRepoError, GatedRepoError, RepositoryNotFoundError
@@ -46,13 +52,15 @@ from mirrorwatch.hubs.base import (
     SkipRepo,
     is_weight_file,
 )
-from mirrorwatch.hubs.huggingface import NAME
+from mirrorwatch.hubs.huggingface import NAME, REPO_TYPES
 from mirrorwatch.hubs.huggingface.links import HfLinks
 from mirrorwatch.hubs.huggingface.listing import (
+    LARGE_REPO_THRESHOLD,
     MalformedListing,
     clean_sha256,
     clean_size,
     files_from_siblings,
+    files_from_tree,
     is_legacy_id,
     is_repo_id,
     namespace,
@@ -72,6 +80,16 @@ if TYPE_CHECKING:
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 EXPAND = ["siblings", "sha", "createdAt", "lastModified", "author", "tags", "gated", "disabled", "private"]
+# What each repo type's listing is asked to expand (huggingface_hub's ExpandModelProperty_T,
+# ExpandDatasetProperty_T, ExpandSpaceProperty_T: Spaces have no "gated").
+EXPAND_BY_TYPE = {"model": EXPAND, "dataset": EXPAND, "space": [e for e in EXPAND if e != "gated"]}
+# A repo whose listing or info names this many files or more is read by paging its tree (a
+# `siblings` answer that long may be cut short: listing.LARGE_REPO_THRESHOLD); smaller ones by one
+# info call or resolver HEADs.
+TREE_FROM = LARGE_REPO_THRESHOLD
+MAX_TREE_ENTRIES = 2_000_000  # entries of one repo's tree read before the repo is refused
+MAX_TREE_WEIGHTS = 200_000  # weight files kept of one repo
+MAX_TREE_PAGES = 5_000  # pages of one repo's tree (a pager that never ends is refused)
 PAGE_SIZE = 1000
 MAX_PAGE_ITEMS = 10 * PAGE_SIZE  # items of one listing page (more: the listing stops, recorded)
 MAX_PAGE_OBJECTS = 1_000_000  # JSON objects and arrays in one listing page, counted before parsing
@@ -83,6 +101,7 @@ class HuggingFaceHub(Hub):
     name: ClassVar[str] = NAME
     label: ClassVar[str] = "Hugging Face"
     links: ClassVar[HubLinks] = HfLinks()
+    repo_types: ClassVar[tuple[str, ...]] = REPO_TYPES
 
     def __init__(self, endpoint: str | None = None, *, token: str | None = None, tracker: QuotaTracker | None = None,
                  retry: RetryPolicy | None = None, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
@@ -101,8 +120,16 @@ class HuggingFaceHub(Hub):
     def _headers(self) -> dict[str, str]:
         return build_hf_headers(token=self.token or False)
 
+    def _type(self, repo_type: str | None) -> str:
+        t = repo_type or REPO_TYPES[0]
+        if t not in REPO_TYPES:
+            raise ValueError(f"unknown Hugging Face repo type {t!r} (known: {', '.join(REPO_TYPES)})")
+        return t
+
     def raw_pages(self, scope: Scope) -> Iterator[list[Any]]:
-        """Raw listing pages (JSON arrays), following `Link: rel=next` on this hub's origin only."""
+        """Raw listing pages (JSON arrays) of `scope["repo_type"]` (default model), following
+        `Link: rel=next` on this hub's origin only."""
+        rtype = self._type(scope.get("repo_type"))
         params: list[tuple[str, Any]] = [("limit", PAGE_SIZE), ("sort", scope.get("sort", "createdAt"))]
         for key in ("author", "search"):
             value = scope.get(key)
@@ -110,10 +137,10 @@ class HuggingFaceHub(Hub):
                 params.append((key, value))
         for f in scope.get("filter") or []:
             params.append(("filter", f))
-        params += [("expand", e) for e in EXPAND]
+        params += [("expand", e) for e in EXPAND_BY_TYPE[rtype]]
         headers = self._headers()
         origin = urlsplit(self.endpoint)[:2]
-        url: str | None = f"{self.endpoint}/api/models"
+        url: str | None = f"{self.endpoint}/api/{rtype}s"
         first = True
         while url is not None:
             try:
@@ -146,16 +173,22 @@ class HuggingFaceHub(Hub):
 
     def list_pages(self, scope: Scope) -> Iterator[ListingPage]:
         """Listing pages, each item parsed (or a ListingProblem), newest first by `scope['sort']`."""
+        rtype = self._type(scope.get("repo_type"))
         for page in self.raw_pages(scope):
-            yield parse_page(page)
+            yield parse_page(page, rtype)
 
-    def repo_listing(self, repo_id: str) -> RepoListing:
-        """One repo as a listing would show it (for `--repo`)."""
+    def _info(self, repo_id: str, repo_type: str, **kw: Any) -> Any:
+        """`model_info`/`dataset_info`/`space_info` by type (huggingface_hub's `repo_info`), retried."""
+        return hf_retries(lambda: self.api.repo_info(repo_id, repo_type=repo_type, timeout=self.timeout_s, **kw),
+                          f"{repo_type}_info {repo_id}", self.retry)
+
+    def repo_listing(self, repo_id: str, repo_type: str | None = None) -> RepoListing:
+        """One repo (of `repo_type`, default model) as a listing would show it (for `--repo`)."""
+        rtype = self._type(repo_type)
         problem = repo_id_problem(repo_id)
         if problem:
             raise MalformedListing(problem)
-        info = hf_retries(lambda: self.api.model_info(repo_id, expand=EXPAND, timeout=self.timeout_s),
-                          f"model_info {repo_id}", self.retry)
+        info = self._info(repo_id, rtype, expand=EXPAND_BY_TYPE[rtype])
         if repo_id_problem(info.id):
             raise MalformedListing(f"the hub answered with an {repo_id_problem(info.id)}")
         final_id = info.id  # a legacy or renamed id: the hub's answer names the final one
@@ -163,17 +196,18 @@ class HuggingFaceHub(Hub):
             repo_id=final_id, author=info.author if isinstance(info.author, str) else namespace(final_id),
             sha=info.sha if isinstance(info.sha, str) else None,
             created_at=parse_date(info.created_at), last_modified=parse_date(info.last_modified),
-            gated=bool(info.gated), disabled=bool(info.disabled), private=bool(info.private),
-            tags=[t for t in info.tags or [] if isinstance(t, str)],
-            paths=[f.path for f in files_from_siblings(info.siblings or [], None)[0]],
+            gated=bool(getattr(info, "gated", None)), disabled=bool(info.disabled), private=bool(info.private),
+            tags=[t for t in info.tags or [] if isinstance(t, str)], repo_type=rtype, **_paths_of(info.siblings),
         )
 
-    def _file_url(self, repo_id: str, path: str, revision: str | None) -> str:
-        """The resolver URL of a file, built only from a safe repo id and file name (never a '..')."""
+    def _file_url(self, repo_id: str, path: str, revision: str | None, repo_type: str | None = None) -> str:
+        """The resolver URL of a file (`/datasets/...`, `/spaces/...` by type), built only from a safe
+        repo id and file name (never a '..')."""
         problem = repo_id_problem(repo_id) or path_problem(path)
         if problem:
             raise SkipRepo(problem)
-        return hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint)
+        return hf_hub_url(repo_id, path, revision=revision or "main", endpoint=self.endpoint,
+                          repo_type=self._type(repo_type))
 
     # -- hashes ----------------------------------------------------------------------------------
     def choose_method(self, repo: RepoListing, n_files: int) -> str:
@@ -189,14 +223,19 @@ class HuggingFaceHub(Hub):
 
     def fetch_files(self, repo: RepoListing, paths: list[str] | None) -> RepoFiles:
         weights = [p for p in (paths if paths is not None else repo.paths or []) if is_weight_file(p, self.extensions)]
-        method = self.choose_method(repo, len(weights)) if repo.paths is not None else "api"
+        big = repo.files_count is not None and repo.files_count >= TREE_FROM
+        method = "tree" if big else self.choose_method(repo, len(weights)) if repo.paths is not None else "api"
         try:
+            if method == "tree":
+                return self._by_tree(repo)
             if method == "resolver":
                 try:
                     return self._by_heads(repo, weights)
                 except GatedRepoError:  # gated since it was listed: the API still answers
                     pass
             return self._by_model_info(repo)
+        except SkipRepo:
+            raise
         except RetriesExhausted as exc:
             raise SkipRepo(str(exc)) from None
         except (RepositoryNotFoundError, DisabledRepoError) as exc:
@@ -207,10 +246,15 @@ class HuggingFaceHub(Hub):
             raise SkipRepo(describe(exc)) from None
 
     def _by_model_info(self, repo: RepoListing) -> RepoFiles:
-        info = hf_retries(
-            lambda: self.api.model_info(repo.repo_id, files_metadata=True, timeout=self.timeout_s),
-            f"model_info {repo.repo_id}", self.retry,
-        )
+        """One `*_info(files_metadata=True)` call; a long file list (possibly cut short) is replaced
+        by the repo's tree, paged."""
+        info = self._info(repo.repo_id, self._type(repo.repo_type), files_metadata=True)
+        if isinstance(info.siblings, list) and len(info.siblings) >= TREE_FROM:
+            if info.sha and isinstance(info.sha, str):
+                repo.sha = info.sha
+            paged = self._by_tree(repo)
+            paged.requests += 1
+            return paged
         try:
             files, problems = files_from_siblings(info.siblings, info.sha)
         except MalformedListing as exc:
@@ -223,12 +267,61 @@ class HuggingFaceHub(Hub):
             repo.sha = info.sha
         return RepoFiles(repo=repo, files=files, method="api", requests=1, problems=problems)
 
+    def tree_pages(self, repo_id: str, repo_type: str, revision: str | None) -> Iterator[list[Any]]:
+        """The raw pages of a repo's whole tree (`GET /api/{type}s/{id}/tree/{rev}?recursive=true`,
+        the route of huggingface_hub's `list_repo_tree`), through the client's `http_backoff`, following
+        `Link: rel=next` on this hub's origin only (the client's own pager follows any origin)."""
+        problem = repo_id_problem(repo_id)
+        if problem:
+            raise SkipRepo(problem)
+        rev = quote(revision or "main", safe="")
+        url: str | None = f"{self.endpoint}/api/{self._type(repo_type)}s/{repo_id}/tree/{rev}"
+        params: list[tuple[str, Any]] | None = [("recursive", "true"), ("expand", "false")]
+        headers = self._headers()
+        origin = urlsplit(self.endpoint)[:2]
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen or len(seen) >= MAX_TREE_PAGES:
+                raise SkipRepo("the tree's pagination repeats a page or never ends: repo skipped")
+            seen.add(url)
+            r = http_backoff("GET", url, params=params, headers=headers, timeout=self.timeout_s)
+            hf_raise_for_status(r)
+            try:
+                page = r.json()
+            except (ValueError, RecursionError):
+                raise SkipRepo("a tree page is not valid JSON") from None
+            if not isinstance(page, list):
+                raise SkipRepo("a tree page is not a JSON array")
+            yield page
+            params = None
+            nxt = r.links.get("next", {}).get("url")
+            url = urljoin(url, nxt) if nxt else None
+            if url is not None and urlsplit(url)[:2] != origin:
+                raise SkipRepo(f"the tree's next-page link leaves {self.endpoint}: repo skipped")
+
+    def _by_tree(self, repo: RepoListing) -> RepoFiles:
+        """A repo's weight files from its tree, page by page (memory holds the weight files only)."""
+        files: list[RemoteFile] = []
+        problems: list[tuple[str, str]] = []
+        requests = entries = 0
+        for page in self.tree_pages(repo.repo_id, repo.repo_type, repo.sha):
+            requests += 1
+            entries += len(page)
+            if entries > MAX_TREE_ENTRIES:
+                raise SkipRepo(f"a tree of more than {MAX_TREE_ENTRIES:,} entries: repo skipped")
+            got, bad = files_from_tree(page, repo.sha, self.extensions)
+            files += got
+            problems += bad
+            if len(files) > MAX_TREE_WEIGHTS:
+                raise SkipRepo(f"more than {MAX_TREE_WEIGHTS:,} weight files: repo skipped")
+        return RepoFiles(repo=repo, files=files, method="api", requests=requests, problems=problems)
+
     def _by_heads(self, repo: RepoListing, weights: list[str]) -> RepoFiles:
         files = []
         requests = 0
         renamed = False
         for path in weights:
-            url = self._file_url(repo.repo_id, path, repo.sha)
+            url = self._file_url(repo.repo_id, path, repo.sha, repo.repo_type)
             sha, size, commit, sent = hf_retries(lambda url=url: self._head(url), f"HEAD {repo.repo_id}/{path}",
                                                  self.retry)
             requests += sent
@@ -271,9 +364,10 @@ class HuggingFaceHub(Hub):
         raise SkipRepo(f"too many redirects resolving {url}")
 
     # -- header tier: bounded range reads ---------------------------------------------------------
-    def read_range(self, repo_id: str, path: str, revision: str | None, start: int, end: int) -> bytes:
+    def read_range(self, repo_id: str, path: str, revision: str | None, start: int, end: int,
+                   repo_type: str | None = None) -> bytes:
         """Bytes start..end (inclusive) of a file, through the resolver (and its CDN redirect)."""
-        url = self._file_url(repo_id, path, revision)
+        url = self._file_url(repo_id, path, revision, repo_type)
         headers = {**self._headers(), "Range": f"bytes={start}-{end}"}
         limit = end - start + 1
 
@@ -292,26 +386,28 @@ class HuggingFaceHub(Hub):
         return hf_retries(get, f"range {repo_id}/{path}", self.retry)
 
     def read_header(self, repo_id: str, path: str, revision: str | None, size: int | None,
-                    *, first_read: int = 4096, max_header_bytes: int = 8_000_000) -> tuple[SafetensorsHeader, int]:
+                    *, first_read: int = 4096, max_header_bytes: int = 8_000_000,
+                    repo_type: str | None = None) -> tuple[SafetensorsHeader, int]:
         """The safetensors header of a hub file with at most two range reads: a small first read
         (the length, and the whole header when it is short), then the rest of the header.
         Returns (SafetensorsHeader, bytes fetched). Raises SafetensorsError or SkipRepo."""
         from mirrorwatch.formats.safetensors import header_length, parse_header
 
-        head = self.read_range(repo_id, path, revision, 0, first_read - 1)
+        head = self.read_range(repo_id, path, revision, 0, first_read - 1, repo_type)
         n = header_length(head[:8], max_header_bytes=max_header_bytes, file_size=size)
         fetched = len(head)
         raw = head[8 : 8 + n]
         if len(raw) < n:
-            rest = self.read_range(repo_id, path, revision, 8 + len(raw), 8 + n - 1)
+            rest = self.read_range(repo_id, path, revision, 8 + len(raw), 8 + n - 1, repo_type)
             fetched += len(rest)
             raw += rest
         data_size = size - 8 - n if size is not None else None
         return parse_header(raw, header_len=n, file_size=size if data_size is not None else None), fetched
 
-    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int,
+                 repo_type: str | None = None) -> Path:
         """Stream a file to `dest` for the content tier (the caller deletes it); refuse past max_bytes."""
-        url = self._file_url(repo_id, path, revision)
+        url = self._file_url(repo_id, path, revision, repo_type)
         headers = self._headers()
 
         def get() -> Path:
@@ -342,10 +438,11 @@ class HuggingFaceHub(Hub):
         if f.size is None:
             raise ArchiveError("the hub did not say the archive's size")
         repo_id, path, revision, size = f.repo.repo_id, f.path, f.revision, f.size
+        repo_type = getattr(f.repo, "repo_type", None)
 
         def read(offset: int, length: int) -> bytes:
             try:
-                return self.read_range(repo_id, path, revision, offset, offset + length - 1)
+                return self.read_range(repo_id, path, revision, offset, offset + length - 1, repo_type)
             except ArchiveError:
                 raise
             except Exception as exc:  # SkipRepo, RetriesExhausted, HTTP errors
@@ -353,7 +450,7 @@ class HuggingFaceHub(Hub):
 
         def stream(offset: int, length: int) -> Iterator[bytes]:
             try:
-                yield from self._stream_range(repo_id, path, revision, offset, length)
+                yield from self._stream_range(repo_id, path, revision, offset, length, repo_type)
             except ArchiveError:
                 raise
             except Exception as exc:
@@ -362,11 +459,11 @@ class HuggingFaceHub(Hub):
         return read, size, stream
 
     def _stream_range(self, repo_id: str, path: str, revision: str | None, offset: int,
-                      length: int) -> Iterator[bytes]:
+                      length: int, repo_type: str | None = None) -> Iterator[bytes]:
         """``length`` bytes from ``offset`` as one streamed Range GET (never more, whatever is sent)."""
         if length <= 0:
             return
-        url = self._file_url(repo_id, path, revision)
+        url = self._file_url(repo_id, path, revision, repo_type)
         headers = {**self._headers(), "Range": f"bytes={offset}-{offset + length - 1}"}
 
         def start() -> tuple[Any, Any]:
@@ -396,23 +493,42 @@ class HuggingFaceHub(Hub):
             cm.__exit__(None, None, None)
 
     # -- status ----------------------------------------------------------------------------------
-    def repo_status(self, repo_id: str) -> RepoStatus:
+    def repo_status(self, repo_id: str, *, repo_type: str | None = None) -> RepoStatus:
+        rtype = self._type(repo_type)
         try:
-            info = hf_retries(
-                lambda: self.api.model_info(repo_id, files_metadata=True, timeout=self.timeout_s),
-                f"model_info {repo_id}", self.retry,
-            )
+            info = self._info(repo_id, rtype, files_metadata=True)
         except RepositoryNotFoundError:
             return RepoStatus(REMOVED, "repository not found (deleted or made private)")
         except DisabledRepoError:
             return RepoStatus(DISABLED, "access to this repository is disabled")
+        status = GATED if getattr(info, "gated", None) else (DISABLED if info.disabled else LIVE)
+        sha = info.sha if isinstance(info.sha, str) else None
+        if isinstance(info.siblings, list) and len(info.siblings) >= TREE_FROM:
+            # (a long file list may be cut short: a file missing from it is not gone) the tree, paged
+            try:
+                files = [f for page in self.tree_pages(repo_id, rtype, sha)
+                         for f in files_from_tree(page, sha, None)[0]]
+            except SkipRepo as exc:
+                return RepoStatus("error", str(exc))
+            return RepoStatus(status, "", sha=sha, files=files)
         try:
             files, _ = files_from_siblings(info.siblings or [], info.sha)
         except MalformedListing as exc:
             return RepoStatus("error", str(exc))
-        status = GATED if info.gated else (DISABLED if info.disabled else LIVE)
         return RepoStatus(status, "", sha=info.sha, files=files)
 
     # -- quota ---------------------------------------------------------------------------------
     def quota(self) -> dict[str, dict[str, Any]]:
         return self.tracker.snapshot()
+
+
+def _paths_of(siblings: Any) -> dict[str, Any]:
+    """`paths` (and `files_count`) of a RepoListing from an info answer's siblings: a list too long
+    to trust leaves `paths` unknown (the tree is paged instead)."""
+    if isinstance(siblings, list) and len(siblings) >= TREE_FROM:
+        return {"paths": None, "files_count": len(siblings)}
+    try:
+        paths = [f.path for f in files_from_siblings(siblings or [], None)[0]]
+    except MalformedListing:
+        return {"paths": None, "files_count": None}
+    return {"paths": paths, "files_count": len(paths)}

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
-from mirrorwatch.hubs.base import ListingProblem, RemoteFile, RepoListing
+from mirrorwatch.hubs.base import DEFAULT_REPO_TYPE, ListingProblem, RemoteFile, RepoListing, is_weight_file
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
@@ -15,6 +15,12 @@ _REPO_ID = re.compile(r"^[\w.-]{1,96}/[\w.-]{1,96}$")
 _LEGACY_ID = re.compile(r"^[\w][\w.-]{0,95}$")
 MAX_FILE_SIZE = 1 << 44  # 16 TiB: anything larger is a lie
 MAX_SIBLINGS = 10_000  # files of one repo taken from one answer (more: the repo is recorded as a problem)
+# A file list this long (or longer) in one answer is not trusted: the Hub may cut `siblings` short
+# (at 100,000 files, and "well before 50k files when server-side caching issues happen":
+# huggingface_hub PR #3565, which set its own LARGE_REPO_THRESHOLD to 1,000 for `snapshot_download`
+# to fall back to `list_repo_tree`; issue #3059: a 270k-file dataset's siblings missed files). Such
+# a repo's files are paged from its tree.
+LARGE_REPO_THRESHOLD = 1000
 
 
 def parse_date(value: Any) -> datetime | None:
@@ -94,8 +100,10 @@ def path_problem(path: Any) -> str | None:
     return None
 
 
-def listing_from_item(item: Any) -> RepoListing:
-    """A listing item parsed defensively: raise MalformedListing when it cannot be used."""
+def listing_from_item(item: Any, repo_type: str = DEFAULT_REPO_TYPE) -> RepoListing:
+    """A listing item (of a `/api/{repo_type}s` listing) parsed defensively: raise MalformedListing
+    when it cannot be used. A file list of LARGE_REPO_THRESHOLD files or more is not taken (it may be
+    cut short): the repo's `paths` stay unknown and its files are paged from its tree."""
     if not isinstance(item, dict):
         raise MalformedListing("listing item is not an object")
     rid = item.get("id") or item.get("modelId")
@@ -104,8 +112,9 @@ def listing_from_item(item: Any) -> RepoListing:
         raise MalformedListing(f"listing item with an {problem}")
     siblings = item.get("siblings")
     paths: list[str] | None = None
-    if isinstance(siblings, list) and len(siblings) > MAX_SIBLINGS:
-        raise MalformedListing(f"listing item with {len(siblings):,} files (more than {MAX_SIBLINGS:,}): skipped")
+    count = len(siblings) if isinstance(siblings, list) else None
+    if isinstance(siblings, list) and len(siblings) >= LARGE_REPO_THRESHOLD:
+        siblings = None  # (possibly cut short: unknown contents, a candidate whose tree is paged)
     if isinstance(siblings, list):
         paths = [s["rfilename"] for s in siblings if isinstance(s, dict) and isinstance(s.get("rfilename"), str)
                  and path_problem(s["rfilename"]) is None]
@@ -123,22 +132,24 @@ def listing_from_item(item: Any) -> RepoListing:
         private=item.get("private") is True,
         tags=[t for t in tags if isinstance(t, str)],
         paths=paths,
+        repo_type=repo_type,
+        files_count=count,
     )
 
 
-def parse_page(page: list[Any]) -> list[RepoListing | ListingProblem]:
+def parse_page(page: list[Any], repo_type: str = DEFAULT_REPO_TYPE) -> list[RepoListing | ListingProblem]:
     """A raw listing page: each item a RepoListing, or a ListingProblem saying why it is unusable."""
     out: list[RepoListing | ListingProblem] = []
     for item in page:
         try:
-            listing = listing_from_item(item)
+            listing = listing_from_item(item, repo_type)
             out.append(listing)
         except MalformedListing as exc:
             rid = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else None
             out.append(ListingProblem(rid, str(exc)))
             continue
         siblings = item.get("siblings")
-        if isinstance(siblings, list):  # unsafe file names were left out of the listing: say so
+        if isinstance(siblings, list) and listing.paths is not None:  # unsafe names were left out: say so
             for sib in siblings[:MAX_SIBLINGS]:
                 name = sib.get("rfilename") if isinstance(sib, dict) else sib
                 problem = path_problem(name) if isinstance(name, str) else None
@@ -173,5 +184,34 @@ def files_from_siblings(siblings: Any, revision: Any) -> tuple[list[RemoteFile],
         lfs = get(sib, "lfs")
         sha = clean_sha256(get(lfs, "sha256")) if lfs is not None else None
         files.append(RemoteFile(path=path, size=clean_size(get(sib, "size")), sha256=sha, lfs=lfs is not None,
+                                revision=rev))
+    return files, problems
+
+
+def files_from_tree(entries: Any, revision: Any,
+                    extensions: tuple[str, ...] | None) -> tuple[list[RemoteFile], list[tuple[str, str]]]:
+    """The files of one page of a repo's tree (`{type: "file", path, size, oid, lfs?: {oid, size}}`;
+    folders skipped), each checked; only weight files when `extensions` is given. The sha256 of an
+    LFS file is its `lfs.oid` (the tree's own `oid` is the git blob id, never a sha256)."""
+    if not isinstance(entries, list):
+        raise MalformedListing("a tree page is not a list")
+    rev = revision if isinstance(revision, str) and len(revision) <= 64 else None
+    files: list[RemoteFile] = []
+    problems: list[tuple[str, str]] = []
+    for e in entries:
+        if not isinstance(e, dict) or e.get("type") != "file":
+            continue
+        path = e.get("path")
+        if not isinstance(path, str):
+            continue
+        if extensions is not None and not is_weight_file(path, extensions):
+            continue
+        problem = path_problem(path)
+        if problem:
+            problems.append((path[:MAX_PATH_CHARS].replace("\x00", ""), f"{problem}: left out"))
+            continue
+        lfs = e.get("lfs")
+        sha = clean_sha256(lfs.get("oid") or lfs.get("sha256")) if isinstance(lfs, dict) else None
+        files.append(RemoteFile(path=path, size=clean_size(e.get("size")), sha256=sha, lfs=isinstance(lfs, dict),
                                 revision=rev))
     return files, problems

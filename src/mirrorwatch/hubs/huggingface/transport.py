@@ -35,7 +35,7 @@ class AnswerTooLarge(Exception):
 
 def answer_cap(path: str) -> int | None:
     """The byte cap of an answer of the hub's own origin at this path (None: not capped here)."""
-    if path.rstrip("/") == "/api/models":
+    if path.rstrip("/") in ("/api/models", "/api/datasets", "/api/spaces"):
         return MAX_LISTING_BYTES
     if path.startswith("/api/"):
         return MAX_API_BYTES

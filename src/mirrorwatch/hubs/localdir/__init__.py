@@ -9,6 +9,7 @@ from pathlib import Path
 from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, Hub, HubLinks, HubSpec
 
 NAME = "dir"
+REPO_TYPE = "folder"  # the one kind of repo of this hub: a folder root
 
 
 def open_hub(location: str | None = None, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
@@ -22,6 +23,7 @@ def open_hub(location: str | None = None, *, extensions: tuple[str, ...] = WEIGH
 
 
 SPEC = HubSpec(name=NAME, label="local folder", kind="folder", links=HubLinks(), open=open_hub,
+               repo_types=(REPO_TYPE,),
                help="Sweep a local folder: hash every model file (all forms), read headers, fingerprint "
                     "LoRAs, and match against the banks.")
 # No report_route/report_policy: files in a local folder are the platform's own storage, so a report on

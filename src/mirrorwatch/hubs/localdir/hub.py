@@ -30,7 +30,7 @@ from mirrorwatch.hubs.base import (
     SkipRepo,
     is_weight_file,
 )
-from mirrorwatch.hubs.localdir import NAME
+from mirrorwatch.hubs.localdir import NAME, REPO_TYPE
 from mirrorwatch.hubs.localdir.walk import Skipped, walk_files
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class LocalDirHub(Hub):
 
     name: ClassVar[str] = NAME
     label: ClassVar[str] = "local folder"
+    repo_types: ClassVar[tuple[str, ...]] = (REPO_TYPE,)
 
     def __init__(self, root: Path, *, extensions: tuple[str, ...] = WEIGHT_EXTENSIONS,
                  known: dict[str, dict] | None = None, archives: bool = True) -> None:
@@ -73,14 +74,14 @@ class LocalDirHub(Hub):
         paths = [str(p.relative_to(self.root)) for p in self._walk(notes)]
         stamp = datetime.fromtimestamp(self.root.stat().st_mtime, UTC).replace(tzinfo=None)
         page: ListingPage = [RepoListing(repo_id=str(self.root), author=None, sha=None, last_modified=stamp,
-                                         paths=paths)]
+                                         paths=paths, repo_type=REPO_TYPE)]
         for skip in notes:
             what = {"not_regular": "not a regular file (fifo, socket or device)", "broken_link": "broken link",
                     "outside_link": "link to outside the folder", "unreadable": "unreadable"}[skip.kind]
             page.append(ListingProblem(str(self.root), f"{skip.path}: skipped, {what} {skip.detail}".strip()))
         yield page
 
-    def repo_listing(self, repo_id: str) -> RepoListing:
+    def repo_listing(self, repo_id: str, repo_type: str | None = None) -> RepoListing:
         return next(iter(self.list_pages({})))[0]
 
     def fetch_files(self, repo: RepoListing, paths: list[str] | None) -> RepoFiles:
@@ -110,14 +111,15 @@ class LocalDirHub(Hub):
         return RepoFiles(repo=repo, files=files, method="local", requests=0, problems=problems)
 
     def read_header(self, repo_id: str, path: str, revision: str | None,
-                    size: int | None) -> tuple[SafetensorsHeader, int]:
+                    size: int | None, *, repo_type: str | None = None) -> tuple[SafetensorsHeader, int]:
         from mirrorwatch.formats.safetensors import read_header
 
         with open_regular(self.root / path) as f:
             header = read_header(f)
         return header, 8 + header.header_len
 
-    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int) -> Path:
+    def fetch_to(self, repo_id: str, path: str, revision: str | None, dest: Path, *, max_bytes: int,
+                 repo_type: str | None = None) -> Path:
         """Local files are read where they are: nothing is copied."""
         p = self.root / path
         with open_regular(p) as f:  # (a fifo or device is refused here, never opened blocking)
@@ -134,7 +136,7 @@ class LocalDirHub(Hub):
         read, size = local_reader(p)
         return read, size, local_stream(p)
 
-    def repo_status(self, repo_id: str) -> RepoStatus:
+    def repo_status(self, repo_id: str, *, repo_type: str | None = None) -> RepoStatus:
         root = Path(repo_id)
         if not root.is_dir():
             return RepoStatus(REMOVED, "folder no longer exists")
