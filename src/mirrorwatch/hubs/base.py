@@ -159,6 +159,10 @@ class Hub(ABC):
     # False for a hub that gives hashes only (its listing carries every form) and never reads file
     # bytes: the sweep then skips the header and content tiers for it instead of asking.
     reads_bytes: ClassVar[bool] = True
+    # True for a hub whose `fetch_files` leaves files it would have to read to hash unhashed
+    # (sha256 None, with what identifies the version in `hashes`): the sweep's content stage then
+    # reads each once for every hash form, its header and fingerprint (in process, or as Ray tasks).
+    hashes_by_reading: bool = False
 
     # -- listing ---------------------------------------------------------------------------------
     @abstractmethod
@@ -231,3 +235,6 @@ class HubSpec:
     # Whether the hub reads its files by range for archives' members (`Hub.archive_reader`): its
     # remote sweep then includes .zip/.tar files (`--archives`, on by default).
     archives: bool = False
+    # The URL scheme of the hub's locations ("s3"): `mirrorwatch scan s3://bucket/prefix` opens it;
+    # "" for a hub located by a path or an endpoint.
+    scheme: str = ""

@@ -47,13 +47,13 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row, fit_text
 from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
-from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
+from mirrorwatch.sweep.enrich import ContentRunner, EnrichOptions, StoredReads, enrich, stored_reads
 from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
 
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
               "headers_read", "header_bytes", "header_matches", "fingerprinted", "fingerprint_matches",
-              "learned", "unhashed")
+              "learned", "unhashed", "content_reads")
 
 
 @dataclass
@@ -120,10 +120,12 @@ class Sweep:
     """One sweep of one hub, through the hub port (`hubs.base.Hub`)."""
 
     def __init__(self, db: Database, hub: Hub, options: SweepOptions,
-                 progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None) -> None:
+                 progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None,
+                 content: ContentRunner | None = None) -> None:
         self.db = db
         self.hub = hub
         self.options = options
+        self.content = content  # where files' content work runs (None: in the sweep's threads)
         self.progress = progress
         self.counts: dict[str, int] = dict.fromkeys(COUNT_KEYS, 0)
         self.run_id: int | None = None
@@ -361,7 +363,7 @@ class Sweep:
         result = self.hub.fetch_files(listing, None)
         result.files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
         opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep)
-        return Fetched(result, enrich(self.hub, result, opts, done))
+        return Fetched(result, enrich(self.hub, result, opts, done, self.content))
 
     def _drain(self, inflight: dict[Future[Fetched], RepoListing], keep: int) -> None:
         """Persist finished fetches until at most `keep` are in flight (one transaction per batch
@@ -462,6 +464,8 @@ class Sweep:
                                         path=path)
             if ev.fingerprint is not None:
                 self.counts["fingerprinted"] += 1
+            if ev.hashes:
+                self.counts["content_reads"] += 1
 
     def _name_search(self, name: str) -> list[tuple[int, float]]:
         """Bank entries whose names are close to a name found in a header (weak evidence)."""
