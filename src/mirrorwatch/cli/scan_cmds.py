@@ -169,7 +169,9 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
         options = SweepOptions(scope=scope, extensions=exts, min_size=parse_size(min_size),
                                max_size=parse_size(max_size), concurrency=concurrency, resume=not no_resume,
                                headers=headers or deep, deep=deep)
-        content = _content_runner(ray, db, spec.name, endpoint, {"extensions": exts}) if ray and deep else None
+        if ray and not deep:
+            raise InvalidInput("--ray runs the content tier: use it with --deep")
+        content = _content_runner(ray, db, spec.name, endpoint, {"extensions": exts}) if ray else None
         with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
             summary = Sweep(db, hub, options, progress=view, content=content).run()
         _print_summary(summary, as_json)
@@ -227,8 +229,8 @@ def _store_options(spec: HubSpec) -> Callable[..., None]:
         hub = spec.open(location, extensions=exts, endpoint=endpoint)  # (checks the location)
         hub.check()  # the bucket is there and readable: a clear message before any run is recorded
         hub.known = known_hashes(db, spec.name, hub.location)
-        content = _content_runner(ray, db, spec.name, location, {"extensions": exts, "endpoint": endpoint}) \
-            if ray else None
+        content = _content_runner(ray, db, spec.name, location, {"extensions": exts, "endpoint": hub.endpoint}) \
+            if ray else None  # (workers read the store's credentials from their own environment)
         options = SweepOptions(scope=Scope(root=hub.location), extensions=exts, concurrency=1, resume=False, deep=deep)
         with ProgressView(sys.stderr.isatty() and not as_json) as view:
             summary = Sweep(db, hub, options, progress=view, content=content).run()

@@ -376,6 +376,9 @@ class Sweep:
                 for listing, fut in batch:
                     self._guarded(s, listing, lambda listing=listing, fut=fut: self._persist(s, listing, fut))
                 self._save_counts(s)
+            settle = getattr(self.content, "settle", None)  # (recorded content work now persisted)
+            if settle is not None:
+                settle([listing.repo_id for listing, _ in batch])
             self._tick()
 
     def _guarded(self, s: Session, listing: RepoListing, write: Callable[[], None]) -> None:
