@@ -25,6 +25,7 @@ from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, HubSpec, Scope
 from mirrorwatch.hubs.registry import HUBS, default_hub, hub_spec
 from mirrorwatch.services.paging import MAX_LIMIT
 from mirrorwatch.services.scans import incremental_since, known_hashes, scan_errors, scan_runs
+from mirrorwatch.sweep.enrich import InProcess
 from mirrorwatch.sweep.runner import Sweep, SweepOptions, SweepSummary
 
 from .app import app, console, database, err_console, scan_app
@@ -221,6 +222,7 @@ def _store_options(spec: HubSpec) -> Callable[..., None]:
                                             "other than AWS (default: AWS_ENDPOINT_URL, else AWS)."),
         ext: str | None = typer.Option(None, "--ext", help="Weight file extensions."),
         deep: bool = typer.Option(True, "--deep/--no-deep", help="Fingerprint LoRA files too (same single read)."),
+        concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Objects read at once (without --ray)."),
         as_json: bool = typer.Option(False, "--json"),
         ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
     ) -> None:
@@ -230,7 +232,7 @@ def _store_options(spec: HubSpec) -> Callable[..., None]:
         hub.check()  # the bucket is there and readable: a clear message before any run is recorded
         hub.known = known_hashes(db, spec.name, hub.location)
         content = _content_runner(ray, db, spec.name, location, {"extensions": exts, "endpoint": hub.endpoint}) \
-            if ray else None  # (workers read the store's credentials from their own environment)
+            if ray else InProcess(concurrency)  # (Ray workers read the store's credentials from their environment)
         options = SweepOptions(scope=Scope(root=hub.location), extensions=exts, concurrency=1, resume=False, deep=deep)
         with ProgressView(sys.stderr.isatty() and not as_json) as view:
             summary = Sweep(db, hub, options, progress=view, content=content).run()

@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from mirrorwatch.errors import MirrorwatchError
 from mirrorwatch.formats.safetensors import SafetensorsHeader
 from mirrorwatch.hashing.engine import hash_stream
 from mirrorwatch.hubs.base import Hub, RemoteFile, RepoFiles
-from mirrorwatch.match.evidence import FileEvidence, build_evidence
+from mirrorwatch.match.evidence import FileEvidence, LocalFile, build_evidence
 from mirrorwatch.store.models import Fingerprint, HubFile, HubRepo
 
 # path -> (sha256, header read, fingerprinted) for the files of one repo stored by earlier sweeps
@@ -94,6 +95,7 @@ class ContentJob:
     expected_sha256: str | None
     max_bytes: int
     stream_hash: bool = False  # larger than the cap: every hash form by streaming, no fingerprint
+    one_read: bool = False  # header from the same private copy as the content (one read of the bytes)
 
     @property
     def path(self) -> str:
@@ -112,6 +114,13 @@ def run_job(hub: Hub, job: ContentJob) -> FileEvidence:
     temporary copy deleted at once, or the file itself when local) for every hash form and its
     fingerprint; or, past the cap, every hash form from a stream. Only the evidence is returned."""
     source = HubFileSource(hub, job.repo_id, job.file, job.revision, max_bytes=job.max_bytes)
+    if job.one_read and job.content and not job.stream_hash:
+        try:
+            with source.local_copy() as path:
+                return build_evidence(LocalFile(path), header=job.header, content=True, fingerprint=job.fingerprint,
+                                      expected_sha256=job.expected_sha256)
+        except Exception as exc:  # vanished, changed, past the cap, unreadable: nothing was read
+            return FileEvidence(errors={"content": _reason(exc)})
     if not job.stream_hash:
         return build_evidence(source, header=job.header, content=job.content, fingerprint=job.fingerprint,
                               expected_sha256=job.expected_sha256)
@@ -124,16 +133,26 @@ def run_job(hub: Hub, job: ContentJob) -> FileEvidence:
         with opener(job.repo_id, job.path, job.revision) as stream:
             ev.hashes = hash_stream(stream, size_hint=job.file.size or 0, path=job.path).forms()
     except Exception as exc:
-        ev.errors["content"] = str(exc)[:300] if isinstance(exc, MirrorwatchError) else \
-            f"{type(exc).__name__}: {str(exc)[:200]}"
+        ev.errors["content"] = _reason(exc)
     return ev
 
 
+def _reason(exc: Exception) -> str:
+    return str(exc)[:300] if isinstance(exc, MirrorwatchError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
 class InProcess:
-    """Today's path: each job in the calling (sweep worker) thread, one after the other."""
+    """In this process: each job in the calling (sweep worker) thread, one after the other (today's
+    path), or `workers` at once in threads (for a store read over the network, e.g. S3)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = max(1, workers)
 
     def run(self, hub: Hub, jobs: list[ContentJob]) -> dict[str, FileEvidence]:
-        return {job.path: run_job(hub, job) for job in jobs}
+        if self.workers == 1 or len(jobs) < 2:
+            return {job.path: run_job(hub, job) for job in jobs}
+        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="content") as pool:
+            return dict(zip([j.path for j in jobs], pool.map(lambda j: run_job(hub, j), jobs), strict=True))
 
 
 def plan(hub: Hub, result: RepoFiles, opts: EnrichOptions, done: StoredReads) -> list[ContentJob]:
@@ -152,7 +171,7 @@ def plan(hub: Hub, result: RepoFiles, opts: EnrichOptions, done: StoredReads) ->
             jobs.append(ContentJob(result.repo.repo_id, f, revision,
                                    header=opts.headers and st and (f.size is None or f.size <= opts.header_max_file),
                                    content=small, fingerprint=opts.deep and st, expected_sha256=None,
-                                   max_bytes=opts.deep_max_file, stream_hash=not small))
+                                   max_bytes=opts.deep_max_file, stream_hash=not small, one_read=True))
             continue
         if by_reading:  # unchanged since a sweep read it: read again only for a fingerprint never taken
             if opts.deep and st and f.hashes.get(READ_KEY) not in (None, "deep") \
