@@ -26,7 +26,7 @@ from mirrorwatch.sweep.rayrun import HubOpener, connect
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 from rayfixtures import bank_of_originals, kill_busy_worker, lora_folder, match_set
 
-pytest_plugins = ("rayfixtures", "s3server")
+pytest_plugins = ("rayfixtures", "s3server", "pytest_testhub")
 pytestmark = pytest.mark.slow
 
 
@@ -132,3 +132,26 @@ def test_driver_sigkilled_and_restarted_resumes_pending_work(db, db_path, cli, c
     assert match_set(db) == expected
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(ContentTask)) == 0
+
+
+def test_scan_hf_deep_with_ray_matches_the_in_process_path(db, db_path, tmp_path, cli, corpus, ray_address,
+                                                           testhub):
+    from mirrorwatch.testhub import Hub, Repo, RepoFile
+
+    folder, originals, expected = corpus
+    files = sorted(folder.rglob("*.safetensors"))[:6]
+    running = testhub(Hub([Repo(f"uploader-{i % 2}/model-{i}", files=[RepoFile(p.name, content=p.read_bytes())])
+                           for i, p in enumerate(files)]))
+    want = {m for m in expected if m[1] in {p.name for p in files}}
+    assert want
+    results = {}
+    for label, extra in (("in process", []), ("ray", ["--ray", ray_address])):
+        path = tmp_path / f"{label}.db"
+        bank_of_originals(Database.open(str(path)), originals)
+        out = cli("scan", "hf", "--endpoint", running.url, "--deep", "--json", *extra, db=path)
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["counts"]["fingerprinted"] == 6
+        results[label] = match_set(Database.open(str(path)))
+    assert results["ray"] == results["in process"] == want
+    no_deep = cli("scan", "hf", "--endpoint", running.url, "--ray", ray_address)
+    assert no_deep.returncode != 0 and "--deep" in no_deep.stderr
