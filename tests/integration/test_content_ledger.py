@@ -57,3 +57,29 @@ def test_results_are_written_once_and_reused_after_a_restart(any_db, tmp_path):
     with any_db.session() as s:
         assert s.scalar(select(func.count()).select_from(ContentTask).where(ContentTask.status == "done")) == 0
         assert s.scalar(select(func.count()).select_from(ContentTask)) == 2
+
+
+def test_a_lost_engine_stops_the_sweep_failed_and_resumable(db, tmp_path):
+    """A cluster that loses every worker: the run is recorded failed with the reason (not finished
+    with every repo skipped), and a later sweep does the work."""
+    from mirrorwatch.sweep.enrich import EngineLost
+    from mirrorwatch.sweep.runner import Sweep, SweepOptions
+
+    generate_lora("sd15", seed=1, rank=4, blocks=0.2).write(tmp_path / "l.safetensors")
+
+    class Lost:
+        def run(self, hub, jobs):
+            raise EngineLost("no content task finished for 600 s (the cluster has lost its workers?)")
+
+    def sweep(content):
+        hub = hub_spec("dir").open(str(tmp_path))
+        hub.hashes_by_reading = True
+        return Sweep(db, hub, SweepOptions(scope={"root": str(tmp_path)}, concurrency=1, resume=False, deep=True),
+                     content=content).run()
+
+    failed = sweep(Lost())
+    assert failed.status == "failed" and "lost its workers" in failed.reason and failed.counts["files"] == 0
+    from mirrorwatch.sweep.enrich import InProcess
+
+    again = sweep(InProcess())
+    assert again.status == "finished" and again.counts["content_reads"] == 1 and again.counts["files"] == 1

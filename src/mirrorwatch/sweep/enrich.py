@@ -102,6 +102,13 @@ class ContentJob:
         return self.file.path
 
 
+class EngineLost(MirrorwatchError):
+    """The engine running content work can no longer run any (a cluster unreachable, or without
+    workers): the sweep stops, recorded failed and resumable, instead of skipping repo after repo."""
+
+    exit_code = 7
+
+
 class ContentRunner(Protocol):
     """Runs a repo's content jobs and returns each file's evidence by path (in this process, or as
     Ray tasks: `sweep.rayrun`)."""

@@ -24,18 +24,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from mirrorwatch.errors import InvalidInput, MirrorwatchError
+from mirrorwatch.errors import InvalidInput
 from mirrorwatch.hubs.base import Hub
 from mirrorwatch.match.evidence import FileEvidence
 from mirrorwatch.store.db import Database
-from mirrorwatch.sweep.enrich import ContentJob, run_job
+from mirrorwatch.sweep.enrich import ContentJob, EngineLost, run_job
 from mirrorwatch.sweep.ledger import Ledger
 
 
-class RayUnavailable(MirrorwatchError):
+class RayUnavailable(EngineLost):
     """The Ray cluster cannot be reached, or lost every worker."""
-
-    exit_code = 7
 
 
 @dataclass(frozen=True)

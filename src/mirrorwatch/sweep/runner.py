@@ -47,7 +47,14 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row, fit_text
 from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
-from mirrorwatch.sweep.enrich import ContentRunner, EnrichOptions, StoredReads, enrich, stored_reads
+from mirrorwatch.sweep.enrich import (
+    ContentRunner,
+    EngineLost,
+    EnrichOptions,
+    StoredReads,
+    enrich,
+    stored_reads,
+)
 from mirrorwatch.sweep.persist import record_error, record_repo, repo_key, upsert_repo
 
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
@@ -412,6 +419,8 @@ class Sweep:
     def _persist(self, s: Session, listing: RepoListing, fut: Future[Fetched]) -> None:
         try:
             fetched = fut.result()
+        except EngineLost:  # the content engine is gone: stop (failed, resumable), do not skip every repo
+            raise
         except Exception as exc:  # SkipRepo, or a bug/unexpected answer: one repo must not stop the sweep
             reason = str(exc) if isinstance(exc, SkipRepo) else f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
             with s.begin_nested():
