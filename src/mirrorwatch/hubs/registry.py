@@ -10,8 +10,7 @@ from mirrorwatch.hubs import civitai, huggingface, localdir, s3
 from mirrorwatch.hubs.base import HubSpec
 
 # The first hub is the default one (recheck's default, the dashboard's unlabelled uploaders).
-HUBS: dict[str, HubSpec] = {spec.name: spec for spec in (huggingface.SPEC, localdir.SPEC, civitai.SPEC,
-                                                                    s3.SPEC)}
+HUBS: dict[str, HubSpec] = {spec.name: spec for spec in (huggingface.SPEC, localdir.SPEC, civitai.SPEC, s3.SPEC)}
 
 
 def default_hub() -> HubSpec:

@@ -188,7 +188,7 @@ class S3Hub(Hub):
     def _get(self, path: str, etag: str | None, byte_range: str | None = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(path)}
         if etag:
-            kwargs["IfMatch"] = etag
+            kwargs["IfMatch"] = f'"{etag.strip(chr(34))}"'  # (an entity tag is quoted, RFC 9110)
         if byte_range:
             kwargs["Range"] = byte_range
         try:
