@@ -184,7 +184,8 @@ def main() -> None:
             db3 = new_db(root / "ray-kills.db", originals)
             runner = connect(None, db3, HubOpener("dir", str(folder)))
             stop = threading.Event()
-            gap = max(0.2, el_ray / (args.kills + 2))
+            # (the content stage is the first part of the sweep; matching and writing follow)
+            gap = max(0.5, min(3.0, 0.4 * el_ray / (args.kills + 1)))
 
             def killer() -> None:
                 time.sleep(gap / 2)
