@@ -14,7 +14,6 @@ import argparse
 import multiprocessing as mp
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -24,22 +23,16 @@ from pathlib import Path
 ENV = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def _serve(port: int) -> None:
+def _serve(ports) -> None:
     import logging
 
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)  # (a free port)
     server.start()
+    ports.put(server.get_host_and_port()[1])
     signal.sigwait({signal.SIGTERM})
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def small_safetensors(i: int) -> bytes:
@@ -56,9 +49,11 @@ def main() -> None:
     ap.add_argument("--ray", action="store_true", help="Run the content work as Ray tasks (a local Ray instance).")
     args = ap.parse_args()
     os.environ.update(ENV)
-    port = _free_port()
-    proc = mp.get_context("spawn").Process(target=_serve, args=(port,), daemon=True)
+    ctx = mp.get_context("spawn")
+    ports = ctx.Queue()
+    proc = ctx.Process(target=_serve, args=(ports,), daemon=True)
     proc.start()
+    port = ports.get(timeout=60)
     endpoint = f"http://127.0.0.1:{port}"
     os.environ["AWS_ENDPOINT_URL"] = endpoint
     try:
