@@ -90,7 +90,12 @@ def test_s3_sweep_hashes_every_form_matches_and_skips_unchanged(db, tmp_path, s3
     assert third.counts["content_reads"] == 2 and third.counts["errors"] == 0
 
 
-def test_objects_vanishing_or_changing_after_the_listing_are_recorded(db, tmp_path, s3_bucket):
+def test_objects_vanishing_or_changing_after_the_listing_are_recorded(db, tmp_path, s3_bucket, monkeypatch):
+    import tempfile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the private copies are made
     blobs = [_safetensors(tmp_path, i) for i in range(3)]
     bank_with_signals(db, {"Invented Person E": {"sha256": hash_bytes(blobs[2]).sha256}})
     for i, b in enumerate(blobs):
@@ -112,6 +117,7 @@ def test_objects_vanishing_or_changing_after_the_listing_are_recorded(db, tmp_pa
         reasons = {e.path: e.reason for e in s.scalars(select(ScanError))}
     assert "vanished" in reasons["0.safetensors"]
     assert "changed since it was listed" in reasons["1.safetensors"]
+    assert list(scratch.iterdir()) == []  # every private copy deleted after use, failed reads included
     # the next sweep reads the replaced object (the vanished one stays gone)
     again = _sweep(db, s3_bucket, "m")
     assert again.counts["content_reads"] == 1 and again.counts["files"] == 2
