@@ -5,6 +5,7 @@ folder hubs a path."""
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -15,12 +16,13 @@ import typer
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperGroup
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.hubs.base import HubSpec
+from mirrorwatch.hubs.base import HubSpec, Scope
 from mirrorwatch.hubs.registry import HUBS, default_hub, hub_spec
 from mirrorwatch.services.paging import MAX_LIMIT
-from mirrorwatch.services.scans import scan_errors, scan_runs
+from mirrorwatch.services.scans import known_hashes, scan_errors, scan_runs
 from mirrorwatch.services.sweeps import (
     RemoteSweepPlan,
     parse_exts,
@@ -30,7 +32,8 @@ from mirrorwatch.services.sweeps import (
     plan_folder_sweep,
     plan_remote_sweep,
 )
-from mirrorwatch.sweep.runner import Sweep, SweepSummary
+from mirrorwatch.sweep.enrich import InProcess
+from mirrorwatch.sweep.runner import Sweep, SweepOptions, SweepSummary
 
 from .app import app, console, database, err_console, scan_app
 from .output import print_json, term
@@ -125,6 +128,7 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
                                       help="Match the members of .zip/.tar archives too (CRC-32 leads from the "
                                       "central directory by range reads, each lead confirmed by reading it alone)."),
         as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+        ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
     ) -> None:
         db = database()
         hub, options = plan_remote_sweep(db, spec, RemoteSweepPlan(
@@ -133,8 +137,11 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
             min_size=parse_size(min_size), max_size=parse_size(max_size), concurrency=concurrency,
             resume=not no_resume, headers=headers, deep=deep, archives=archives,
             repo_types=parse_repo_types(repo_type, spec)))
+        if ray and not deep:
+            raise InvalidInput("--ray runs the content tier: use it with --deep")
+        content = _content_runner(ray, db, spec.name, endpoint, {"extensions": options.extensions}) if ray else None
         with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
-            summary = Sweep(db, hub, options, progress=view).run()
+            summary = Sweep(db, hub, options, progress=view, content=content).run()
         _print_summary(summary, as_json)
         if summary.status == "failed":
             raise typer.Exit(6)
@@ -152,11 +159,16 @@ def _folder_options(spec: HubSpec) -> Callable[..., None]:
         archives: bool = typer.Option(True, "--archives/--no-archives",
                                       help="Match the members of .zip/.tar archives too (CRC-32 leads, confirmed)."),
         as_json: bool = typer.Option(False, "--json"),
+        ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
     ) -> None:
         db = database()
         hub, options = plan_folder_sweep(db, spec, path, extensions=parse_exts(ext), deep=deep, archives=archives)
+        content = None
+        if ray:  # the folder's files are hashed by the content stage (Ray tasks), not while listing
+            hub.hashes_by_reading = True
+            content = _content_runner(ray, db, spec.name, options.scope["root"], {"extensions": options.extensions})
         with ProgressView(sys.stderr.isatty() and not as_json) as view:
-            summary = Sweep(db, hub, options, progress=view).run()
+            summary = Sweep(db, hub, options, progress=view, content=content).run()
         _print_summary(summary, as_json)
         if summary.status == "failed":
             raise typer.Exit(6)
@@ -164,8 +176,75 @@ def _folder_options(spec: HubSpec) -> Callable[..., None]:
     return scan_folder
 
 
+def _store_options(spec: HubSpec) -> Callable[..., None]:
+    """`scan NAME URL` (or `scan URL`) for a hub located by a URL of its scheme (s3://bucket/prefix):
+    hash every object, read headers, fingerprint, match; unchanged objects are not read again."""
+
+    def scan_store(
+        location: str = typer.Argument(..., metavar="URL", help=f"Where to sweep: {spec.scheme}://bucket/prefix."),
+        endpoint: str | None = typer.Option(None, "--endpoint", help="The store's URL for an S3-compatible store "
+                                            "other than AWS (default: AWS_ENDPOINT_URL, else AWS)."),
+        ext: str | None = typer.Option(None, "--ext", help="Weight file extensions."),
+        deep: bool = typer.Option(True, "--deep/--no-deep", help="Fingerprint LoRA files too (same single read)."),
+        concurrency: int = typer.Option(8, "--concurrency", min=1, max=64, help="Objects read at once (without --ray)."),
+        as_json: bool = typer.Option(False, "--json"),
+        ray: str | None = typer.Option(None, "--ray", metavar="[ADDRESS]", help=RAY_HELP),
+    ) -> None:
+        db = database()
+        exts = parse_exts(ext)
+        hub = spec.open(location, extensions=exts, endpoint=endpoint)  # (checks the location)
+        hub.check()  # the bucket is there and readable: a clear message before any run is recorded
+        hub.known = known_hashes(db, spec.name, hub.location)
+        content = _content_runner(ray, db, spec.name, location, {"extensions": exts, "endpoint": hub.endpoint}) \
+            if ray else InProcess(concurrency)  # (Ray workers read the store's credentials from their environment)
+        options = SweepOptions(scope=Scope(root=hub.location), extensions=exts, concurrency=1, resume=False, deep=deep)
+        with ProgressView(sys.stderr.isatty() and not as_json) as view:
+            summary = Sweep(db, hub, options, progress=view, content=content).run()
+        _print_summary(summary, as_json)
+        if summary.status == "failed":
+            raise typer.Exit(6)
+
+    return scan_store
+
+
+RAY_HELP = ("Run each file's content work (hashes, header, fingerprint) as a Ray task: on the cluster at ADDRESS "
+            "(ray://host:10001, host:6379 or auto), or on a local Ray instance when no address is given.")
+
+
+def _content_runner(address: str, db: Any, hub: str, location: str | None, options: dict[str, Any]) -> Any:
+    """The Ray content runner (`sweep.rayrun`), connected; a clear message when Ray is missing or the
+    address cannot be reached."""
+    from mirrorwatch.sweep.rayrun import HubOpener, connect
+
+    return connect(None if address == "local" else address, db, HubOpener(hub, location, options))
+
+
+_ADDRESS = re.compile(r"^(auto|local|ray://\S+|[\w.\-]+:\d+|\[[0-9a-fA-F:]+\]:\d+)$")
+
+
+class _ScanGroup(TyperGroup):
+    """`scan s3://bucket/prefix` is `scan s3 s3://bucket/prefix` (a hub located by URLs of its scheme),
+    and `--ray` may come without an address (a local Ray instance)."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        args = list(args)
+        if args and "://" in args[0]:
+            scheme = args[0].split("://", 1)[0]
+            name = next((h.name for h in HUBS.values() if h.scheme and h.scheme == scheme), None)
+            if name is not None:
+                args.insert(0, name)
+        for i, arg in enumerate(args):
+            if arg == "--ray" and not (i + 1 < len(args) and _ADDRESS.match(args[i + 1])):
+                args[i] = "--ray=local"
+        return super().parse_args(ctx, args)
+
+
+scan_app.info.cls = _ScanGroup
+
+
 for _spec in HUBS.values():
-    _command = _scope_options(_spec) if _spec.kind == "remote" else _folder_options(_spec)
+    _command = (_scope_options(_spec) if _spec.kind == "remote" else _store_options(_spec) if _spec.scheme
+                else _folder_options(_spec))
     scan_app.command(_spec.name, help=_spec.help)(_command)
 
 

@@ -186,6 +186,10 @@ class Hub(ABC):
     reads_bytes: ClassVar[bool] = True
     # The hub's repo types (as its HubSpec.repo_types): the sweep lists them one after the other.
     repo_types: ClassVar[tuple[str, ...]] = (DEFAULT_REPO_TYPE,)
+    # True for a hub whose `fetch_files` leaves files it would have to read to hash unhashed
+    # (sha256 None, with what identifies the version in `hashes`): the sweep's content stage then
+    # reads each once for every hash form, its header and fingerprint (in process, or as Ray tasks).
+    hashes_by_reading: bool = False
 
     # -- listing ---------------------------------------------------------------------------------
     @abstractmethod
@@ -264,3 +268,6 @@ class HubSpec:
     # The kinds of repo this hub holds (stored in HubRepo.repo_type); the first is the default. A
     # hub with several (Hugging Face: model, dataset, space) may hold two repos under one id.
     repo_types: tuple[str, ...] = (DEFAULT_REPO_TYPE,)
+    # The URL scheme of the hub's locations ("s3"): `mirrorwatch scan s3://bucket/prefix` opens it;
+    # "" for a hub located by a path or an endpoint.
+    scheme: str = ""

@@ -6,11 +6,11 @@ dashboard all read hubs from here; nothing else names a hub."""
 from __future__ import annotations
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.hubs import civitai, huggingface, localdir
+from mirrorwatch.hubs import civitai, huggingface, localdir, s3
 from mirrorwatch.hubs.base import HubSpec
 
 # The first hub is the default one (recheck's default, the dashboard's unlabelled uploaders).
-HUBS: dict[str, HubSpec] = {spec.name: spec for spec in (huggingface.SPEC, localdir.SPEC, civitai.SPEC)}
+HUBS: dict[str, HubSpec] = {spec.name: spec for spec in (huggingface.SPEC, localdir.SPEC, civitai.SPEC, s3.SPEC)}
 
 
 def default_hub() -> HubSpec:

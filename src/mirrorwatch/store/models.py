@@ -267,6 +267,26 @@ class Watcher(Base):
     stop_reason: Mapped[str | None] = mapped_column(String(300))
 
 
+class ContentTask(Base):
+    """Content work handed to a distributed engine (Ray) and not yet persisted by its sweep: recorded
+    `pending` before it is submitted (a driver that dies leaves it to be re-submitted by the next
+    sweep), and `done` with its evidence (hashes, header signals, fingerprint; never bytes) the first
+    time a result comes back — written once, keyed by file and content. Deleted once the sweep has
+    persisted the file."""
+
+    __tablename__ = "content_task"
+    content_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hub: Mapped[str] = mapped_column(String(40))
+    repo_id: Mapped[str] = mapped_column(String(400))
+    path: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(12), default="pending")  # pending / done
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    evidence: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    __table_args__ = (Index("ix_content_task_repo", "hub", "repo_id"),)
+
+
 class ScanError(Base):
     """What a sweep skipped and why (a repo that kept failing, a malformed answer)."""
 

@@ -53,7 +53,14 @@ from mirrorwatch.store.fit import fit_row, fit_text
 from mirrorwatch.store.locks import SweepLockHandle, acquire_sweep_lock
 from mirrorwatch.store.models import HubRepo, ScanError, ScanRun, utcnow
 from mirrorwatch.store.outbox import SWEEP_FAILED, emit
-from mirrorwatch.sweep.enrich import EnrichOptions, StoredReads, enrich, stored_reads
+from mirrorwatch.sweep.enrich import (
+    ContentRunner,
+    EngineLost,
+    EnrichOptions,
+    StoredReads,
+    enrich,
+    stored_reads,
+)
 from mirrorwatch.sweep.persist import mark_gone, record_error, record_repo, repo_key, upsert_repo
 
 # Asked to stop, a sweep keeps writing what it has already fetched for at most this long (a batch at a
@@ -66,7 +73,7 @@ PERSIST_PART = 2_000  # files of one repo written and matched at a time (a big r
 COUNT_KEYS = ("pages", "listed", "candidates", "unchanged", "fetched", "files", "hashes", "matches",
               "skipped", "errors", "disabled", "api_requests", "resolver_requests", "throttled",
               "headers_read", "header_bytes", "header_matches", "fingerprinted", "fingerprint_matches",
-              "learned", "unhashed")
+              "learned", "unhashed", "content_reads")
 
 
 @dataclass
@@ -151,10 +158,11 @@ class Sweep:
 
     def __init__(self, db: Database, hub: Hub, options: SweepOptions,
                  progress: Callable[[dict[str, int], dict[str, Any]], None] | None = None,
-                 stop: Callable[[], bool] | None = None) -> None:
+                 stop: Callable[[], bool] | None = None, content: ContentRunner | None = None) -> None:
         self.db = db
         self.hub = hub
         self.options = options
+        self.content = content  # where files' content work runs (None: in the sweep's threads)
         self.progress = progress
         # Asked between pages and between batches: once it says True, the sweep finishes the batch it
         # is writing, keeps what was already fetched, and ends "interrupted" (resumed next time).
@@ -458,7 +466,7 @@ class Sweep:
         result = self.hub.fetch_files(listing, None)
         result.files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
         opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep)
-        return Fetched(result, enrich(self.hub, result, opts, done))
+        return Fetched(result, enrich(self.hub, result, opts, done, self.content))
 
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop()
@@ -485,6 +493,9 @@ class Sweep:
                 for listing, fut in batch:
                     self._guarded(s, listing, lambda listing=listing, fut=fut: self._persist(s, listing, fut))
                 self._save_counts(s)
+            settle = getattr(self.content, "settle", None)  # (recorded content work now persisted)
+            if settle is not None:
+                settle([listing.repo_id for listing, _ in batch])
             self._tick()
 
     def _guarded(self, s: Session, listing: RepoListing, write: Callable[[], None]) -> None:
@@ -518,6 +529,8 @@ class Sweep:
     def _persist(self, s: Session, listing: RepoListing, fut: Future[Fetched]) -> None:
         try:
             fetched = fut.result()
+        except EngineLost:  # the content engine is gone: stop (failed, resumable), do not skip every repo
+            raise
         except Exception as exc:  # SkipRepo, or a bug/unexpected answer: one repo must not stop the sweep
             reason = str(exc) if isinstance(exc, SkipRepo) else f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
             with s.begin_nested():
@@ -589,6 +602,8 @@ class Sweep:
                                         path=path)
             if ev.fingerprint is not None:
                 self.counts["fingerprinted"] += 1
+            if ev.hashes:
+                self.counts["content_reads"] += 1
 
     def _name_search(self, name: str) -> list[tuple[int, float]]:
         """Bank entries whose names are close to a name found in a header (weak evidence)."""

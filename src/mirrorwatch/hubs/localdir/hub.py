@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
 from mirrorwatch.errors import InvalidInput, MalformedFile
 from mirrorwatch.formats.archives import ReadRange, StreamRange, archive_kind, local_reader, local_stream
@@ -95,6 +96,8 @@ class LocalDirHub(Hub):
                 prev = self.known.get(rel) or {}
                 if prev.get("size") == st.st_size and prev.get("mtime") == int(st.st_mtime_ns) and prev.get("sha256"):
                     hashes = dict(prev)
+                elif self.hashes_by_reading:  # hashed by the sweep's content stage (e.g. Ray tasks)
+                    hashes = {"size": st.st_size, "mtime": int(st.st_mtime_ns)}
                 else:
                     h = hash_file(p)
                     hashes = {k: v for k, v in h.to_dict().items() if k not in ("path", "size") and v}
@@ -127,6 +130,12 @@ class LocalDirHub(Hub):
         if size > max_bytes:
             raise MalformedFile(f"{path} is larger than the {max_bytes:,}-byte content-tier cap")
         return p
+
+    @contextmanager
+    def open_stream(self, repo_id: str, path: str, revision: str | None) -> Iterator[BinaryIO]:
+        """A file's bytes as a stream, for hashing a file larger than the content-tier cap."""
+        with open_regular(self.root / path) as f:
+            yield f
 
     def archive_reader(self, f: HubFile) -> tuple[ReadRange, int, StreamRange | None] | None:
         """Range reads of one swept file of this folder (for archives' members; match/archives.py)."""

@@ -1,0 +1,161 @@
+"""Content work on a Ray cluster: the driver lists, decides and persists; each file's content work
+(`enrich.run_job`: hash forms, header signals, fingerprint) is a Ray task that returns only the
+evidence, never the bytes.
+
+- A task re-opens the hub in its worker (`HubOpener`: the hub's registered name, location and
+  options, no secrets — a worker reads credentials from its own environment or AWS configuration)
+  and reads the file through the same bounded byte source as the in-process path: a size-capped
+  copy in a private temporary folder deleted at once (or the file itself when it is local to the
+  worker, e.g. on a shared filesystem), or a stream past the cap.
+- Bounds: at most `max_in_flight` tasks submitted at once (default twice the cluster's CPUs); each
+  task asks for one CPU and `task_memory` bytes of Ray's memory resource, so a node runs no more
+  tasks than its CPUs and memory allow; a task's read is capped at the sweep's content-tier cap.
+- Fault tolerance: every job is recorded pending in the database (`ledger.Ledger`) before it is
+  submitted and its first result written once; a task whose worker or node dies is retried by Ray
+  (`max_retries`) and then re-submitted by the driver (`resubmits`); a driver killed and started
+  again re-submits only what is still pending.
+
+Ray is an optional extra (`pip install 'mirrorwatch[ray]'`), imported only here."""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mirrorwatch.errors import InvalidInput
+from mirrorwatch.hubs.base import Hub
+from mirrorwatch.match.evidence import FileEvidence
+from mirrorwatch.store.db import Database
+from mirrorwatch.sweep.enrich import ContentJob, EngineLost, run_job
+from mirrorwatch.sweep.ledger import Ledger
+
+
+class RayUnavailable(EngineLost):
+    """The Ray cluster cannot be reached, or lost every worker."""
+
+
+@dataclass(frozen=True)
+class HubOpener:
+    """How a worker opens the driver's hub: its registered name, location and (plain) options."""
+
+    hub: str
+    location: str | None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def key(self) -> tuple:
+        return (self.hub, self.location, tuple(sorted((k, repr(v)) for k, v in self.options.items())))
+
+    def open(self) -> Hub:
+        from mirrorwatch.hubs.registry import hub_spec
+
+        return hub_spec(self.hub).open(self.location, **self.options)
+
+
+_WORKER_HUBS: dict[tuple, Hub] = {}  # per worker process: hubs opened by earlier tasks
+
+
+def content_task(opener: HubOpener, job: ContentJob) -> FileEvidence:
+    """The Ray task: one file's content work in a worker; only the evidence comes back."""
+    hub = _WORKER_HUBS.get(opener.key())
+    if hub is None:
+        hub = _WORKER_HUBS[opener.key()] = opener.open()
+    return run_job(hub, job)
+
+
+def _reachable(address: str) -> None:
+    """A quick TCP check of host:port addresses, so an unreachable cluster fails at once."""
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=5).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def connect(address: str | None, db: Database, opener: HubOpener, **kwargs: Any) -> RayRunner:
+    """Join the Ray cluster at `address` (None: a local Ray instance, or RAY_ADDRESS) and return a runner."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidInput("--ray needs Ray: pip install 'mirrorwatch[ray]'") from None
+    if not ray.is_initialized():
+        if address not in (None, "auto"):
+            _reachable(address)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                     configure_logging=False)
+        except Exception as exc:  # ConnectionError, RuntimeError, TimeoutError...
+            where = f"at {address}" if address else "(local)"
+            raise RayUnavailable(f"cannot start or reach the Ray cluster {where}: {str(exc)[:300]}") from None
+    return RayRunner(opener, ledger=Ledger(db, opener.hub), **kwargs)
+
+
+class RayRunner:
+    """Runs a repo's content jobs as Ray tasks (bounded), recording them in the ledger."""
+
+    def __init__(self, opener: HubOpener, *, ledger: Ledger | None = None, max_in_flight: int | None = None,
+                 task_memory: int = 512 * 1024**2, max_retries: int = 3, resubmits: int = 3,
+                 stall_timeout_s: float = 600.0) -> None:
+        import ray
+
+        self.ray = ray
+        self.opener = opener
+        self.ledger = ledger
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.max_in_flight = max_in_flight or max(2, 2 * cpus)
+        self.task_memory = task_memory
+        self.max_retries = max_retries
+        self.resubmits = resubmits
+        self.stall_timeout_s = stall_timeout_s
+        self.retried = 0  # submissions the driver made again after a task failed
+        self._remote = ray.remote(content_task).options(num_cpus=1, memory=task_memory, max_retries=max_retries,
+                                                        retry_exceptions=False)
+
+    def run(self, hub: Hub, jobs: list[ContentJob]) -> dict[str, FileEvidence]:
+        out: dict[str, FileEvidence] = {}
+        keys: dict[str, str] = {}
+        if self.ledger is not None:
+            out, keys = self.ledger.begin(jobs)
+        todo = [j for j in jobs if j.path not in out]
+        inflight: dict[Any, tuple[ContentJob, int]] = {}
+        last_progress = time.monotonic()
+        while todo or inflight:
+            while todo and len(inflight) < self.max_in_flight:
+                job = todo.pop(0)
+                inflight[self._remote.remote(self.opener, job)] = (job, 0)
+            ready, _ = self.ray.wait(list(inflight), num_returns=1, timeout=5.0)
+            if not ready:
+                if time.monotonic() - last_progress > self.stall_timeout_s:
+                    for ref in inflight:
+                        self.ray.cancel(ref, force=True)
+                    raise RayUnavailable(f"no content task finished for {self.stall_timeout_s:.0f} s "
+                                         "(the cluster has lost its workers?); the pending work is recorded "
+                                         "and re-submitted by the next sweep")
+                continue
+            last_progress = time.monotonic()
+            for ref in ready:
+                job, tries = inflight.pop(ref)
+                try:
+                    ev = self.ray.get(ref)
+                except Exception as exc:  # worker or node died past Ray's retries, or the task raised
+                    if tries < self.resubmits:
+                        self.retried += 1
+                        inflight[self._remote.remote(self.opener, job)] = (job, tries + 1)
+                        continue
+                    ev = FileEvidence(errors={"content": f"content task failed: {type(exc).__name__}: "
+                                                         f"{str(exc)[:200]}"})
+                    out[job.path] = ev  # (left pending in the ledger: the next sweep submits it again)
+                    continue
+                if self.ledger is not None:
+                    self.ledger.finish(keys[job.path], ev)
+                out[job.path] = ev
+        return out
+
+    def settle(self, repo_ids: list[str]) -> None:
+        """The sweep persisted these repos: their recorded work is no longer needed."""
+        if self.ledger is not None:
+            self.ledger.settle(repo_ids)
