@@ -22,7 +22,8 @@ def test_demo_flow(cli, tmp_path):
     assert sum(1 for r in rows if r["uploader"] == "lora-archive-bot") == 5
     by_type = {(r["hub"], r["repo_type"]): r for r in rows}
     assert set(by_type) == {("hf", "model"), ("hf", "dataset"), ("hf", "space"), ("civitai", "model")}
-    assert by_type[("hf", "dataset")]["path"] == "archives/removed-loras.zip"
+    member_row = by_type[("hf", "dataset")]  # an archive member is a row of its own
+    assert (member_row["archive"], member_row["member"]) == ("archives/removed-loras.zip", "loras/pema_v1.safetensors")
     assert "member loras/pema_v1.safetensors" in " ".join(by_type[("hf", "dataset")]["why"])
     assert "/datasets/lora-vault/removed-loras-2024/blob/main/" in by_type[("hf", "dataset")]["url"]
     assert "/spaces/pixel-playground/style-tryout/blob/main/" in by_type[("hf", "space")]["url"]
