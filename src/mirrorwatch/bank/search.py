@@ -1,6 +1,8 @@
 """Name search over a bank: case-, accent- and punctuation-insensitive, typo-tolerant, ranked.
 
-On SQLite the FTS5 index over normalised names gives candidates: each query word stands for itself
+On PostgreSQL with pg_trgm (migration 0008) a trigram GIN index gives them instead (word similarity:
+typos, partial names; _trgm_candidates), without it substring scans. On SQLite the FTS5 index over
+normalised names gives candidates: each query word stands for itself
 or, when the index does not hold it, its nearest indexed words (rapidfuzz over the index
 vocabulary); words found in many names are left out of the candidate query when rarer words are
 there. Candidates are ranked by how well each name covers the query (`name_score`).
@@ -93,7 +95,9 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
     if db.has_fts():
         with db.engine.connect() as conn:
             candidates = _fts_candidates(db, conn, tokens)
-    else:  # other databases: substring candidates per token
+    elif db.has_trgm():
+        candidates = _trgm_candidates(db, qn)
+    else:  # other databases (PostgreSQL without pg_trgm): substring candidates per token
         with db.session() as s:
             conds = [Entry.name_norm.like(f"%{tok}%") for tok in tokens if len(tok) >= 2]
             if conds:
@@ -168,6 +172,28 @@ def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
         {"m": match},
     )
     return {eid: norm for eid, norm in rows}
+
+
+# The trigram candidate query (PostgreSQL, the GIN index of migration 0008). `q <% name_norm` holds when
+# some part of the name shares at least the threshold's share of the query's trigrams (word_similarity):
+# a partial name, a typo or two, words in another order. The inner LIMIT bounds what a query of common
+# words costs (every name holding "lora"): its first TRGM_SCAN hits, like the FTS path's newest names.
+TRGM_THRESHOLD = 0.5
+TRGM_SCAN = 5000
+_TRGM_SQL = text(
+    "SELECT id, name_norm FROM (SELECT id, name_norm FROM entry WHERE :q <% name_norm LIMIT :scan) AS hits "
+    "ORDER BY :q <<-> name_norm, id LIMIT :n"
+)
+
+
+def _trgm_candidates(db: Database, qn: str) -> dict[int, str]:
+    """Candidate entries from the pg_trgm index (see _TRGM_SQL). The threshold is set for this
+    transaction only (SET LOCAL), so the pool's connections keep the server's default."""
+    with db.engine.begin() as conn:
+        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
+                     {"t": str(TRGM_THRESHOLD)})
+        rows = conn.execute(_TRGM_SQL, {"q": qn, "scan": TRGM_SCAN, "n": CANDIDATES})
+        return {eid: norm for eid, norm in rows}
 
 
 def name_score(q_tokens: list[str], qn: str, norm: str) -> float:

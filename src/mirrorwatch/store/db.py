@@ -42,6 +42,7 @@ class Database:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self._fts: bool | None = None
+        self._trgm: bool | None = None
         self._owned: dict[str, Any] = {}
         self._owned_lock = threading.Lock()
 
@@ -125,3 +126,15 @@ class Database:
                     row = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='entry_fts'")).first()
                     self._fts = row is not None
         return self._fts
+
+    def has_trgm(self) -> bool:
+        """Whether the PostgreSQL pg_trgm name index exists (migration 0008; checked once per Database)."""
+        if self._trgm is None:
+            if self.engine.dialect.name != "postgresql":
+                self._trgm = False
+            else:
+                with self.engine.connect() as conn:
+                    row = conn.execute(text("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_entry_name_trgm' "
+                                            "AND tablename = 'entry' AND schemaname = current_schema()")).first()
+                    self._trgm = row is not None
+        return self._trgm

@@ -72,7 +72,13 @@ class Entry(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     bank: Mapped[Bank] = relationship(back_populates="entries")
     signals: Mapped[list[EntrySignal]] = relationship(back_populates="entry", cascade="all, delete-orphan")
-    __table_args__ = (UniqueConstraint("bank_id", "key", name="uq_entry_bank_key"),)
+    __table_args__ = (
+        UniqueConstraint("bank_id", "key", name="uq_entry_bank_key"),
+        # PostgreSQL only (migration 0008, when pg_trgm can be created): trigram name search. SQLite
+        # has its FTS5 index instead (store/fts.py).
+        Index("ix_entry_name_trgm", "name_norm", postgresql_using="gin",
+              postgresql_ops={"name_norm": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+    )
 
 
 class EntrySignal(Base):
