@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -104,6 +104,16 @@ class Database:
         """A session in one transaction: committed on success, rolled back on any error."""
         with self.sessions() as s, s.begin():
             yield s
+
+    @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for a few read-only statements (the lookup read path). On PostgreSQL it runs
+        in autocommit: no BEGIN and no ROLLBACK round trips around the reads (each statement sees its
+        own snapshot); on SQLite a plain connection."""
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
 
     @contextmanager
     def write_session(self) -> Iterator[Session]:
