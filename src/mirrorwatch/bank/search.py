@@ -179,7 +179,7 @@ def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
 # a partial name, a typo or two, words in another order. The inner LIMIT bounds what a query of common
 # words costs (every name holding "lora"): its first TRGM_SCAN hits, like the FTS path's newest names.
 TRGM_THRESHOLD = 0.5
-TRGM_SCAN = 5000
+TRGM_SCAN = 2000
 _TRGM_SQL = text(
     "SELECT id, name_norm FROM (SELECT id, name_norm FROM entry WHERE :q <% name_norm LIMIT :scan) AS hits "
     "ORDER BY :q <<-> name_norm, id LIMIT :n"
