@@ -43,10 +43,14 @@ def test_hot_statements_are_prepared(pg):
     for i in range(12):
         assert lookup(pg, _sha(i)).results[0].name == f"Invented Person{i} LoRA"
         assert lookup(pg, _sha(i)[:10]).results
+        assert lookup(pg, f"invented person{i} lora").results  # name results: entry_views
     with pg.engine.connect() as conn:
         prepared = [s for (s,) in conn.execute(text("SELECT statement FROM pg_prepared_statements"))]
-    assert any("FROM entry_signal WHERE value = $1" in s for s in prepared), prepared
-    for sql in lookup_mod._PG_READS:  # the three entry reads, one text each
+    # a hash lookup: its hits and the three reads of their entries, one text per hash length (64, 10 hex)
+    hits = [s for s in prepared if s.startswith("SELECT entry_id, form FROM (SELECT entry_id, form FROM entry_signal")]
+    assert len(hits) == 2, prepared
+    assert sum("SELECT DISTINCT entry_id FROM (SELECT entry_id, form" in s for s in prepared) == 6, prepared
+    for sql in lookup_mod._PG_READS:  # the three entry reads of name results, one text each
         assert sum(s == sql.replace("%(ids)s", "$1") for s in prepared) == 1, (sql, prepared)
 
 

@@ -7,6 +7,7 @@ entry; candidates are re-ranked by rapidfuzz similarity of the whole name."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import field
@@ -114,14 +115,23 @@ def lookup(db: Database, query: str, *, limit: int = 20, bank: str | None = None
     elif kind == "hash":
         value = normalise_hash(query)
         forms = candidate_forms(value)
-        ids, why = _by_hash(db, value, forms)
         detail = f"{len(value)} hex: " + " or ".join(forms)
+        if not db.is_sqlite:  # the hits and their entries' reads in one pipelined round trip
+            ids, why, reads = _hash_pipelined(db, value, forms, limit * 3)
+            views = _assemble(ids[: limit * 3], *reads, bank=bank)
+            return _finish(query, kind, detail, views, why, {i: 100.0 for i in ids}, limit)
+        ids, why = _by_hash(db, value, forms)
         scores = {i: 100.0 for i in ids}
     else:
         ids, scores = (name_search or _search_names)(db, query, limit * 3)
         why = {i: f"name ({scores[i]:.0f})" for i in ids}
         detail = f"name search for {normalise_name(query)!r}"
     views = entry_views(db, ids[: limit * 3], bank=bank)
+    return _finish(query, kind, detail, views, why, scores, limit)
+
+
+def _finish(query: str, kind: str, detail: str, views: list[EntryView], why: dict[int, str],
+            scores: dict[int, float], limit: int) -> LookupResult:
     for v in views:
         v.why = why.get(v.id, "")
         v.score = scores.get(v.id, 0.0)
@@ -133,7 +143,9 @@ def _search_names(db: Database, query: str, limit: int) -> tuple[list[int], dict
     return search_names(db, query, limit=limit)
 
 
-def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int], dict[int, str]]:
+def _hash_hits_sql(value: str, forms: tuple[str, ...]) -> tuple[str, dict[str, object], dict[str, str]]:
+    """The statement finding a hash value's entries (its text depends only on the forms), its
+    parameters, and the unstored forms answered by a prefix of their source form."""
     marks = ", ".join(f":f{i}" for i in range(len(forms)))
     params: dict[str, object] = {"v": value, **{f"f{i}": f for i, f in enumerate(forms)}}
     sql = f"SELECT entry_id, form FROM entry_signal WHERE value = :v AND form IN ({marks})"
@@ -143,8 +155,17 @@ def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int
         sql += f" UNION ALL SELECT entry_id, form FROM entry_signal WHERE value >= :v AND value < :hi AND form = :s{i}"
         params[f"s{i}"] = source
         params["hi"] = value + "g"
+    return f"SELECT entry_id, form FROM ({sql}) AS hits ORDER BY entry_id LIMIT 1000", params, prefix_of
+
+
+def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int], dict[int, str]]:
+    sql, params, prefix_of = _hash_hits_sql(value, forms)
     with db.reader() as conn:
-        rows = conn.execute(text(f"SELECT entry_id, form FROM ({sql}) AS hits ORDER BY entry_id LIMIT 1000"), params).all()
+        rows = conn.execute(text(sql), params).all()
+    return _hash_why(rows, prefix_of)
+
+
+def _hash_why(rows, prefix_of: dict[str, str]) -> tuple[list[int], dict[int, str]]:
     why: dict[int, str] = {}
     for eid, form in rows:
         form = prefix_of.get(form, form)
@@ -190,9 +211,14 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
     if not ids:
         return []
     if db.is_sqlite:
-        entry_rows, sig_rows, mirror_rows = _read_sqlite(db, ids, bank)
+        reads = _read_sqlite(db, ids, bank)
     else:
-        entry_rows, sig_rows, mirror_rows = _read_pipelined(db, ids)
+        reads = _read_pipelined(db, _PG_READS, {"ids": ids})
+    return _assemble(ids, *reads, bank=bank)
+
+
+def _assemble(ids: list[int], entry_rows, sig_rows, mirror_rows, *, bank: str | None) -> list[EntryView]:
+    """EntryViews, in the order of ids, from the rows of the three entry reads."""
     rows = {r[0]: r for r in entry_rows}
     if bank:
         rows = {k: r for k, r in rows.items() if r[1] == bank}
@@ -242,18 +268,31 @@ _PG_IDS = "SELECT unnest(CAST(%(ids)s AS integer[]))"
 _PG_READS = tuple(sql.format(ids=_PG_IDS) for sql in (_ENTRY_SQL, _SIGNAL_SQL, _MIRROR_SQL))
 
 
-def _read_pipelined(db: Database, ids: list[int]) -> tuple[list, list, list]:
+def _read_pipelined(db: Database, statements: tuple[str, ...], params: dict[str, object]) -> tuple[list, ...]:
+    """Run the statements (psycopg's %(name)s parameters) in one pipeline: one round trip."""
     with db.reader() as conn:
         raw = conn.connection.driver_connection
-        params = {"ids": ids}
         with raw.pipeline():
-            cursors = [raw.cursor() for _ in _PG_READS]
-            for cur, sql in zip(cursors, _PG_READS, strict=True):
+            cursors = [raw.cursor() for _ in statements]
+            for cur, sql in zip(cursors, statements, strict=True):
                 cur.execute(sql, params)
         out = tuple(cur.fetchall() for cur in cursors)
         for cur in cursors:
             cur.close()
     return out
+
+
+def _hash_pipelined(db: Database, value: str, forms: tuple[str, ...],
+                    n: int) -> tuple[list[int], dict[int, str], tuple[list, list, list]]:
+    """PostgreSQL: a hash's hits and the three reads of its first n entries in one round trip (the
+    entry reads take their ids from the hits statement itself)."""
+    sql, params, prefix_of = _hash_hits_sql(value, forms)
+    sql = re.sub(r":(\w+)", r"%(\1)s", sql)
+    ids_sql = f"SELECT DISTINCT entry_id FROM ({sql}) AS h ORDER BY entry_id LIMIT %(n)s"
+    hits, *reads = _read_pipelined(db, (sql, *(t.format(ids=ids_sql) for t in (_ENTRY_SQL, _SIGNAL_SQL, _MIRROR_SQL))),
+                                   {**params, "n": n})
+    ids, why = _hash_why(hits, prefix_of)
+    return ids, why, tuple(reads)
 
 
 def hub_file_url(hub: str, repo_id: str, path: str) -> str | None:
