@@ -298,9 +298,11 @@ def load_postgres(sqlite_file: Path, url: str) -> None:
     pg_tables = sa.inspect(db.engine).get_table_names()
     with db.engine.begin() as conn:
         raw = conn.connection.driver_connection
-        for (table,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
-                                    "'entry_fts%' AND name NOT LIKE 'sqlite_%' AND name != 'alembic_version'"):
-            if table not in pg_tables:
+        from mirrorwatch.store.models import Base
+
+        in_sqlite = {name for (name,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in (t.name for t in Base.metadata.sorted_tables):  # parents before children
+            if table not in pg_tables or table not in in_sqlite:
                 continue
             pg_cols = {c["name"] for c in sa.inspect(conn).get_columns(table)}
             cols = [r[1] for r in src.execute(f'PRAGMA table_info("{table}")') if r[1] in pg_cols]
