@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import or_, select, text
@@ -94,10 +95,11 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
     tokens = list(dict.fromkeys(qn.split()))[:MAX_TOKENS]
     candidates: dict[int, str] = {}
     if db.has_trgm():  # PostgreSQL: the cheapest tier whose candidates rank at all (_trgm_tiers)
-        for tier in _trgm_tiers(db, qn, tokens):
-            top = _ranked(tier, tokens, qn, limit)
-            if top:
-                break
+        with closing(_trgm_tiers(db, qn, tokens)) as tiers:  # closed: its connection goes back at once
+            for tier in tiers:
+                top = _ranked(tier, tokens, qn, limit)
+                if top:
+                    break
         return [eid for _, eid in top], {eid: float(score) for score, eid in top}
     if db.has_fts():
         with db.engine.connect() as conn:
@@ -211,10 +213,10 @@ def _like_word(word: str) -> str:
 
 def _trgm_tiers(db: Database, qn: str, tokens: list[str]) -> Iterator[dict[int, str]]:
     """Candidate sets from the pg_trgm index, cheapest first (see above); the caller stops at the first
-    that ranks. The similarity threshold is set for this transaction only (SET LOCAL), so the pool's
-    connections keep the server's default."""
+    that ranks. The reads run in autocommit (Database.reader): no ROLLBACK when the caller stops early,
+    which would also drop the connection's prepared statements (psycopg clears them on a rollback)."""
     words = [t for t in tokens if len(t) >= 3]
-    with db.engine.begin() as conn:
+    with db.reader() as conn:
         if words:
             conds = " AND ".join(f"name_norm LIKE :w{i}" for i in range(len(words)))
             yield dict(conn.execute(
@@ -228,8 +230,8 @@ def _trgm_tiers(db: Database, qn: str, tokens: list[str]) -> Iterator[dict[int, 
                 parts.append(f"(SELECT id, name_norm FROM entry WHERE {conds} LIMIT :scan)")
             params = {"scan": TRGM_SUBSET_SCAN, **{f"w{i}": _like_word(w) for i, w in enumerate(words)}}
             yield dict(conn.execute(text(" UNION ALL ".join(parts)), params).all())
-        conn.execute(text("SELECT set_config('pg_trgm.word_similarity_threshold', :t, true)"),
-                     {"t": str(TRGM_THRESHOLD)})
+        # the threshold of `<%` is a setting: for this pooled connection (only this query uses it)
+        conn.exec_driver_sql(f"SET pg_trgm.word_similarity_threshold = {TRGM_THRESHOLD:.2f}")
         yield dict(conn.execute(_TRGM_FUZZY_SQL, {"q": qn, "scan": TRGM_SCAN, "n": CANDIDATES}).all())
 
 
