@@ -3,6 +3,7 @@ loaded from a second process with 32 concurrent keep-alive connections.
 
     ./dev bench web                      # generate (cached under ./bench-data/), serve, load, report
     ./dev bench web --seconds 20 --workers 2
+    ./dev bench web --postgres postgresql+psycopg://user:pw@127.0.0.1:5432/mw_bench   # and the same on PostgreSQL
 
 Measured for each of the lookup API (by SHA256), the search page (a name) and the model page:
   * closed loop: 32 connections sending back to back — the most requests per second the server does;
@@ -276,6 +277,81 @@ def run_load(mode, port, headers, paths, conns, seconds, rate=0.0, server_pid=No
             "server_cpu_ms": server_cpu * 1000 / n, "client_cpu_ms": client_cpu * 1000 / n}
 
 
+# --- PostgreSQL --------------------------------------------------------------------------------------
+
+def load_postgres(sqlite_file: Path, url: str) -> None:
+    """The generated SQLite database copied into PostgreSQL (an emptied public schema, migrated by the
+    real code, then every table by COPY and its id sequence moved past the copied ids), so both
+    backends serve the same rows."""
+    import sqlalchemy as sa
+
+    from mirrorwatch.store.db import Database
+
+    t0 = time.perf_counter()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    db = Database.open(url)
+    src = sqlite3.connect(sqlite_file)
+    pg_tables = sa.inspect(db.engine).get_table_names()
+    with db.engine.begin() as conn:
+        raw = conn.connection.driver_connection
+        from mirrorwatch.store.models import Base
+
+        in_sqlite = {name for (name,) in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        for table in (t.name for t in Base.metadata.sorted_tables):  # parents before children
+            if table not in pg_tables or table not in in_sqlite:
+                continue
+            pg_cols = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+            cols = [r[1] for r in src.execute(f'PRAGMA table_info("{table}")') if r[1] in pg_cols]
+            names = ", ".join(f'"{c}"' for c in cols)
+            with raw.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                for row in src.execute(f'SELECT {names} FROM "{table}"'):
+                    copy.write_row(row)
+            if "id" in cols:
+                conn.execute(sa.text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT coalesce(max(id), 0) + 1 FROM \"{table}\"), false)"))
+    src.close()
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(sa.text("VACUUM ANALYZE"))
+    db.engine.dispose()
+    print(f"copied {sqlite_file.name} into PostgreSQL in {time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def _tree_rss_mb(root: int) -> float:
+    """Resident memory of a process and its children (uvicorn's workers, name-search helpers), MB."""
+    pids = {root}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if parent == root:
+                pids.add(int(entry))
+    for pid in list(pids):  # and their children (helpers of workers)
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) not in pids:
+                try:
+                    with open(f"/proc/{entry}/stat") as f:
+                        if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                            pids.add(int(entry))
+                except OSError:
+                    continue
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
 # --- server ----------------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -284,7 +360,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(db_path: Path, port: int, workers: int) -> subprocess.Popen:
+def serve(db_path: Path | str, port: int, workers: int) -> subprocess.Popen:
     env = {**os.environ, "MIRRORWATCH_DB": str(db_path), "MIRRORWATCH_SECRET_KEY": secrets.token_urlsafe(32)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "mirrorwatch.web.asgi:app", "--host", "127.0.0.1", "--port",
@@ -320,32 +396,10 @@ def _row(label: str, mode: str, r: dict) -> None:
           f"{r['server_cpu_ms']:9.2f} {r['client_cpu_ms']:9.2f}", flush=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=10.0, help="duration of each load run")
-    ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--rate", type=float, default=500.0, help="open-loop request rate (the target)")
-    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
-    ap.add_argument("--only", choices=("lookup", "search", "model"), action="append",
-                    help="measure only these endpoints (repeatable)")
-    ap.add_argument("--regenerate", action="store_true")
-    ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
-    args = ap.parse_args()
-
-    DATA.mkdir(exist_ok=True)
-    db_path = DATA / "web-1m.db"
-    meta_path = db_path.with_suffix(".json")
-    fresh = db_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("version") == GEN_VERSION
-    if args.regenerate or not fresh:
-        generate(db_path)
-    meta = json.loads(meta_path.read_text())
-    run_copy = DATA / "web-1m.run.db"  # serve a copy: logins write audit rows
-    shutil.copyfile(db_path, run_copy)
-    for suffix in ("-wal", "-shm"):
-        Path(str(run_copy) + suffix).unlink(missing_ok=True)
-
+def measure(db_ref: Path | str, backend: str, meta: dict, args) -> dict:
+    """Serve db_ref with uvicorn, run the load against each endpoint, print and return the figures."""
     port = _free_port()
-    proc = serve(run_copy, port, args.workers)
+    proc = serve(db_ref, port, args.workers)
     try:
         token_h = f"Authorization: Bearer {meta['token']}\r\n"
         cookie_h = f"Cookie: {session_cookie(port)}\r\n"
@@ -359,10 +413,10 @@ def main() -> None:
         targets = [("lookup API (GET /api/lookup?q=<sha256>)", token_h, lookup_paths),
                    ("search page (GET /search?q=<name>)", cookie_h, search_paths),
                    ("model page (GET /entries/<id>)", cookie_h, model_paths)]
-        for _, h, paths in targets:  # warm caches (vocabulary, SQLite pages)
+        for _, h, paths in targets:  # warm caches (vocabulary, database pages, prepared statements)
             run_load("closed", port, h, paths, 4, 1.5)
         results = {}
-        print(f"\nmirrorwatch web benchmark: {N_ENTRIES:,} entries, {N_MATCHES:,} matches, SQLite, uvicorn "
+        print(f"\nmirrorwatch web benchmark: {N_ENTRIES:,} entries, {N_MATCHES:,} matches, {backend}, uvicorn "
               f"workers={args.workers}, {args.connections} connections, {os.cpu_count()} CPUs\n")
         print(f"{'endpoint':44} {'mode':14} {'req/s':>7} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6} "
               f"{'server':>9} {'client':>9}")
@@ -380,26 +434,75 @@ def main() -> None:
                 r = run_load("open", port, h, paths, args.connections, args.seconds, rate, server_pid=proc.pid)
                 results[f"{label} [open {rate:.0f}/s]"] = r
                 _row(label, f"open {rate:.0f}/s", r)
+        results["server RSS MB"] = {"value": _tree_rss_mb(proc.pid)}
+        print(f"\nserver RSS (uvicorn, its workers and their name-search helpers): "
+              f"{results['server RSS MB']['value']:.0f} MB")
         if not any(k.startswith("lookup") for k in results):
-            return
+            return results
         lk_closed = results[f"{targets[0][0]} [closed]"]
         lk_open = results[f"{targets[0][0]} [open {args.rate:.0f}/s]"]
         ok = lk_closed["rps"] >= 500 and lk_open["p99"] < 20 and lk_closed["errors"] == lk_open["errors"] == 0
         load = os.getloadavg()
-        print(f"\nload average during the run (all processes on the machine): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+        print(f"load average during the run (all processes on the machine): {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
         cpu_req = lk_closed["server_cpu_ms"] + lk_closed["client_cpu_ms"]
         print(f"lookup API: {lk_closed['server_cpu_ms']:.2f} ms server CPU per request -> at most "
-              f"{1000 * (os.cpu_count() or 1) / cpu_req:.0f} req/s on {os.cpu_count()} idle CPUs with this load generator")
+              f"{1000 * (os.cpu_count() or 1) / cpu_req:.0f} req/s on {os.cpu_count()} idle CPUs with this load generator"
+              + (" (PostgreSQL's own CPU not counted)" if backend != "SQLite" else ""))
         print(f"targets: lookup API >= 500 req/s ({lk_closed['rps']:.0f}), p99 < 20 ms at {args.rate:.0f}/s "
               f"({lk_open['p99']:.1f} ms), no errors -> {'met' if ok else 'NOT met'}")
-        if args.json:
-            print(json.dumps(results, indent=2))
+        return results
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="duration of each load run")
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--rate", type=float, default=500.0, help="open-loop request rate (the target)")
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--only", choices=("lookup", "search", "model"), action="append",
+                    help="measure only these endpoints (repeatable)")
+    ap.add_argument("--regenerate", action="store_true")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON too")
+    ap.add_argument("--postgres", nargs="?", const=os.environ.get("MIRRORWATCH_BENCH_PG", ""), default=None,
+                    metavar="URL", help="also serve the same rows from PostgreSQL (URL, else $MIRRORWATCH_BENCH_PG; "
+                                        "its public schema is emptied first) and compare")
+    ap.add_argument("--only-postgres", action="store_true", help="with --postgres: skip the SQLite run")
+    args = ap.parse_args()
+    if args.postgres == "":
+        raise SystemExit("--postgres needs a URL (or MIRRORWATCH_BENCH_PG)")
+
+    DATA.mkdir(exist_ok=True)
+    db_path = DATA / "web-1m.db"
+    meta_path = db_path.with_suffix(".json")
+    fresh = db_path.exists() and meta_path.exists() and json.loads(meta_path.read_text()).get("version") == GEN_VERSION
+    if args.regenerate or not fresh:
+        generate(db_path)
+    meta = json.loads(meta_path.read_text())
+    every: dict[str, dict] = {}
+    if not (args.postgres and args.only_postgres):
+        run_copy = DATA / "web-1m.run.db"  # serve a copy: logins write audit rows
+        shutil.copyfile(db_path, run_copy)
+        for suffix in ("-wal", "-shm"):
+            Path(str(run_copy) + suffix).unlink(missing_ok=True)
+        every["SQLite"] = measure(run_copy, "SQLite", meta, args)
+    if args.postgres:
+        load_postgres(db_path, args.postgres)
+        every["PostgreSQL"] = measure(args.postgres, "PostgreSQL", meta, args)
+    if len(every) > 1:
+        print("\nside by side (req/s | p99 ms):")
+        print(f"{'':60}" + "".join(f"{b:>22}" for b in every))
+        for key in every["SQLite"]:
+            if key in every["PostgreSQL"] and "rps" in every["SQLite"][key]:
+                print(f"{key:60}" + "".join(f"{r[key]['rps']:>10.0f} | {r[key]['p99']:>7.1f} ms" for r in every.values()))
+        print(f"{'server RSS MB':60}" + "".join(f"{r['server RSS MB']['value']:>22.0f}" for r in every.values()))
+    if args.json:
+        print(json.dumps(every, indent=2))
 
 
 if __name__ == "__main__":

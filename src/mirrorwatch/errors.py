@@ -52,3 +52,11 @@ class PermissionDenied(MirrorwatchError):
 
     exit_code = 5
     http_status = 403
+
+
+class DatabaseUnavailable(MirrorwatchError):
+    """The database went away during an operation (a server restart, a lost connection): the
+    operation's transaction was rolled back, and it can be run again."""
+
+    exit_code = 6
+    http_status = 503

@@ -17,14 +17,15 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.civitai import civitai_records
 from mirrorwatch.bank.lists import LIST_FORMATS, list_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
-from mirrorwatch.errors import NotFound, SheetError
+from mirrorwatch.errors import DatabaseUnavailable, NotFound, SheetError
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import fit_row
 from mirrorwatch.store.fts import BULK_THRESHOLD, bulk_index_begin, bulk_index_end
@@ -155,6 +156,31 @@ def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, s
     summary = ImportSummary(bank=bank_name, filename=filename, fmt=sheet.fmt, columns=dict(sheet.mapping))
     records, problems, summary.rows = records_from_sheet(sheet, f"import:{filename}")
     summary.rejected = problems
+    try:
+        return _import_records(db, bank_name, records, problems, summary, sheet, filename, skip_bad=skip_bad,
+                               user=user, dry_run=dry_run, on_new_values=on_new_values)
+    except Exception as exc:
+        if _database_lost(db, exc):
+            orig = getattr(exc, "orig", None) or exc
+            reason = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+            raise DatabaseUnavailable(
+                f"the import of {filename} stopped: the database failed ({reason}); its transaction was "
+                "rolled back and nothing was imported. Run it again once the database is back."
+            ) from None
+        raise
+
+
+def _database_lost(db: Database, exc: BaseException) -> bool:
+    """Whether an exception means the database connection failed (server restart, network), not the data."""
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    dbapi = db.engine.dialect.dbapi
+    return dbapi is not None and isinstance(exc, dbapi.OperationalError | dbapi.InterfaceError)
+
+
+def _import_records(db: Database, bank_name: str, records: list[Record], problems: list[tuple[int, str]],
+                    summary: ImportSummary, sheet: Sheet, filename: str, *, skip_bad: bool, user: str,
+                    dry_run: bool, on_new_values: NewValuesHook | None) -> ImportSummary:
     with db.session() as session:
         bank = get_bank(session, bank_name)
         if problems and not skip_bad:
@@ -243,7 +269,10 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
         cursor.close()
         _bulk_insert_sqlite(session, EntrySignal.__table__, new_signals)
         return new_values
-    # databases with sequences: let them assign ids, then map the temporary ones
+    if db.engine.dialect.name == "postgresql":
+        _copy_postgres(session, new_entries, new_signals)
+        return new_values
+    # other databases with sequences: let them assign ids, then map the temporary ones
     ids = {}
     for chunk in _chunks(new_entries, 5000):
         temp = [r.pop("id") for r in chunk]
@@ -255,6 +284,64 @@ def _write_records(db: Database, session: Session, bank_id: int, records: list[R
     for chunk in _chunks(new_signals, 50000):
         session.execute(insert(EntrySignal), chunk)
     return new_values
+
+
+def _copy_postgres(session: Session, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]]) -> None:
+    """PostgreSQL: reserve the new entries' ids from their sequence in one statement, then COPY the
+    entries and their signals (psycopg's copy protocol) inside the import's transaction. A failure
+    anywhere (a bad value, a lost connection) rolls the whole import back: nothing half-written."""
+    if new_entries:
+        ids = _reserve_ids(session, Entry.__table__, len(new_entries))
+        temp_to_id = {}
+        for row, new_id in zip(new_entries, ids, strict=True):
+            temp_to_id[row["id"]] = new_id
+            row["id"] = new_id
+        for sig in new_signals:
+            if sig["entry_id"] < 0:
+                sig["entry_id"] = temp_to_id[sig["entry_id"]]
+    copy_rows(session, Entry.__table__, new_entries)
+    copy_rows(session, EntrySignal.__table__, new_signals)
+
+
+def _reserve_ids(session: Session, table, n: int) -> list[int] | range:
+    """n new ids from the table's id sequence. Without concurrent writers they are one block, and only
+    its ends cross the wire; otherwise the n values themselves."""
+    seq = session.execute(text("SELECT pg_get_serial_sequence(:t, 'id')"), {"t": table.name}).scalar_one()
+    lo, hi, count = session.execute(
+        text("SELECT min(v), max(v), count(*) FROM (SELECT nextval(CAST(:s AS regclass)) AS v "
+             "FROM generate_series(1, :n)) AS block"), {"s": seq, "n": n}).one()
+    if hi - lo + 1 == count == n:
+        return range(lo, hi + 1)
+    # another writer took ids in between: those values are spent (a gap), take n one by one
+    return list(session.execute(text("SELECT nextval(CAST(:s AS regclass)) FROM generate_series(1, :n)"),
+                                {"s": seq, "n": n}).scalars())
+
+
+def copy_rows(session: Session, table, rows: list[dict[str, Any]]) -> None:
+    """COPY rows (dicts with the same keys) into a table on the session's PostgreSQL connection, in
+    its transaction. Columns the rows leave out get their model's default (a scalar or a callable
+    without arguments) when it has one, else the server's."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    fill: dict[str, Any] = {}
+    for c in table.columns:
+        if c.name not in rows[0] and c.default is not None and not c.primary_key:
+            arg = c.default.arg
+            if c.default.is_scalar:
+                fill[c.name] = arg
+            elif c.default.is_callable:
+                try:
+                    fill[c.name] = arg(None)  # SQLAlchemy wraps defaults to take a context
+                except TypeError:
+                    continue
+    getter = itemgetter(*cols) if len(cols) > 1 else (lambda r: (r[cols[0]],))
+    extra = tuple(fill.values())
+    names = ", ".join(f'"{c}"' for c in cols + list(fill))
+    raw = session.connection().connection.driver_connection
+    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+        for r in rows:
+            copy.write_row(getter(r) + extra)
 
 
 def _bulk_insert_sqlite(session: Session, table, rows: list[dict[str, Any]]) -> None:

@@ -1,6 +1,8 @@
 """Name search over a bank: case-, accent- and punctuation-insensitive, typo-tolerant, ranked.
 
-On SQLite the FTS5 index over normalised names gives candidates: each query word stands for itself
+On PostgreSQL with pg_trgm (migration 0008) a trigram GIN index gives them instead (word similarity:
+typos, partial names; _trgm_candidates), without it substring scans. On SQLite the FTS5 index over
+normalised names gives candidates: each query word stands for itself
 or, when the index does not hold it, its nearest indexed words (rapidfuzz over the index
 vocabulary); words found in many names are left out of the candidate query when rarer words are
 there. Candidates are ranked by how well each name covers the query (`name_score`).
@@ -18,6 +20,8 @@ Every query has a bounded cost, whatever its words (issue 13: "lora" alone took 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import closing
 
 from rapidfuzz import fuzz, process
 from sqlalchemy import or_, select, text
@@ -90,15 +94,28 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
         raise InvalidInput("the query has no letters or digits to search for")
     tokens = list(dict.fromkeys(qn.split()))[:MAX_TOKENS]
     candidates: dict[int, str] = {}
+    if db.has_trgm():  # PostgreSQL: the cheapest tier whose candidates rank at all (_trgm_tiers)
+        with closing(_trgm_tiers(db, qn, tokens)) as tiers:  # closed: its connection goes back at once
+            for tier in tiers:
+                top = _ranked(tier, tokens, qn, limit)
+                if top:
+                    break
+        return [eid for _, eid in top], {eid: float(score) for score, eid in top}
     if db.has_fts():
         with db.engine.connect() as conn:
             candidates = _fts_candidates(db, conn, tokens)
-    else:  # other databases: substring candidates per token
+    else:  # other databases (PostgreSQL without pg_trgm): substring candidates per token
         with db.session() as s:
             conds = [Entry.name_norm.like(f"%{tok}%") for tok in tokens if len(tok) >= 2]
             if conds:
                 rows = s.execute(select(Entry.id, Entry.name_norm).where(or_(*conds)).limit(CANDIDATES))
                 candidates = {eid: norm for eid, norm in rows}
+    top = _ranked(candidates, tokens, qn, limit)
+    return [eid for _, eid in top], {eid: float(score) for score, eid in top}
+
+
+def _ranked(candidates: dict[int, str], tokens: list[str], qn: str, limit: int) -> list[tuple[float, int]]:
+    """(score, id) of the candidates that cover the query well enough, best first."""
     if len(candidates) > 60:  # a fast first cut in C, then the finer coverage score
         ids = list(candidates)
         best = process.extract(qn, [candidates[i] for i in ids], scorer=fuzz.token_set_ratio, limit=60)
@@ -109,8 +126,7 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
         if score >= NAME_MIN_SCORE:
             scored.append((score, eid))
     scored.sort(key=lambda t: (-t[0], t[1]))
-    top = scored[:limit]
-    return [eid for _, eid in top], {eid: float(score) for score, eid in top}
+    return scored[:limit]
 
 
 def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
@@ -168,6 +184,55 @@ def _fts_candidates(db: Database, conn, tokens: list[str]) -> dict[int, str]:
         {"m": match},
     )
     return {eid: norm for eid, norm in rows}
+
+
+# The trigram candidate queries (PostgreSQL, the GIN index of migration 0008), cheapest first:
+#  1. every query word of 3+ characters as a substring of the name (`LIKE '%word%'` AND ...): the
+#     index answers an AND of trigrams from its rarest posting lists, in milliseconds on any bank size.
+#     Exact names, partial names, words in another order: the FTS path's exact-word candidates.
+#  2. when no candidate of tier 1 ranks (NAME_MIN_SCORE), a typo in one word: the names holding all
+#     the other words (one bounded AND per word left out), ranked in Python like every candidate set;
+#  3. when none of those ranks either (a typo in a one-word query, typos in several words):
+#     `q <% name_norm`, some part of the name sharing at least TRGM_THRESHOLD of the query's trigrams
+#     (word_similarity). It reads the posting lists of all the query's trigrams, so it costs more on
+#     large banks; only the queries the cheaper tiers cannot answer pay it.
+# The inner LIMIT bounds what a query of common words costs (every name holding "lora"): its first
+# TRGM_SCAN hits, as the FTS path takes the newest names. Word similarity costs about 10 us a row.
+TRGM_THRESHOLD = 0.5
+TRGM_SCAN = 2000
+TRGM_SUBSET_SCAN = 500
+_TRGM_FUZZY_SQL = text(
+    "SELECT id, name_norm FROM (SELECT id, name_norm FROM entry WHERE :q <% name_norm LIMIT :scan) AS hits "
+    "ORDER BY :q <<-> name_norm, id LIMIT :n"
+)
+
+
+def _like_word(word: str) -> str:
+    return "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _trgm_tiers(db: Database, qn: str, tokens: list[str]) -> Iterator[dict[int, str]]:
+    """Candidate sets from the pg_trgm index, cheapest first (see above); the caller stops at the first
+    that ranks. The reads run in autocommit (Database.reader): no ROLLBACK when the caller stops early,
+    which would also drop the connection's prepared statements (psycopg clears them on a rollback)."""
+    words = [t for t in tokens if len(t) >= 3]
+    with db.reader() as conn:
+        if words:
+            conds = " AND ".join(f"name_norm LIKE :w{i}" for i in range(len(words)))
+            yield dict(conn.execute(
+                text(f"SELECT id, name_norm FROM (SELECT id, name_norm FROM entry WHERE {conds} LIMIT :scan) "
+                     "AS hits ORDER BY length(name_norm), id LIMIT :n"),
+                {**{f"w{i}": _like_word(w) for i, w in enumerate(words)}, "scan": TRGM_SCAN, "n": CANDIDATES}).all())
+        if len(words) >= 2:  # one word with a typo: the names holding all the others (each set bounded)
+            parts = []
+            for skip in range(len(words)):
+                conds = " AND ".join(f"name_norm LIKE :w{i}" for i in range(len(words)) if i != skip)
+                parts.append(f"(SELECT id, name_norm FROM entry WHERE {conds} LIMIT :scan)")
+            params = {"scan": TRGM_SUBSET_SCAN, **{f"w{i}": _like_word(w) for i, w in enumerate(words)}}
+            yield dict(conn.execute(text(" UNION ALL ".join(parts)), params).all())
+        # the threshold of `<%` is a setting: for this pooled connection (only this query uses it)
+        conn.exec_driver_sql(f"SET pg_trgm.word_similarity_threshold = {TRGM_THRESHOLD:.2f}")
+        yield dict(conn.execute(_TRGM_FUZZY_SQL, {"q": qn, "scan": TRGM_SCAN, "n": CANDIDATES}).all())
 
 
 def name_score(q_tokens: list[str], qn: str, norm: str) -> float:

@@ -7,6 +7,7 @@ entry; candidates are re-ranked by rapidfuzz similarity of the whole name."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import field
@@ -115,14 +116,23 @@ def lookup(db: Database, query: str, *, limit: int = 20, bank: str | None = None
     elif kind == "hash":
         value = normalise_hash(query)
         forms = candidate_forms(value)
-        ids, why = _by_hash(db, value, forms)
         detail = f"{len(value)} hex: " + " or ".join(forms)
+        if not db.is_sqlite:  # the hits and their entries' reads in one pipelined round trip
+            ids, why, reads = _hash_pipelined(db, value, forms, limit * 3)
+            views = _assemble(ids[: limit * 3], *reads, bank=bank)
+            return _finish(query, kind, detail, views, why, {i: 100.0 for i in ids}, limit)
+        ids, why = _by_hash(db, value, forms)
         scores = {i: 100.0 for i in ids}
     else:
         ids, scores = (name_search or _search_names)(db, query, limit * 3)
         why = {i: f"name ({scores[i]:.0f})" for i in ids}
         detail = f"name search for {normalise_name(query)!r}"
     views = entry_views(db, ids[: limit * 3], bank=bank)
+    return _finish(query, kind, detail, views, why, scores, limit)
+
+
+def _finish(query: str, kind: str, detail: str, views: list[EntryView], why: dict[int, str],
+            scores: dict[int, float], limit: int) -> LookupResult:
     for v in views:
         v.why = why.get(v.id, "")
         v.score = scores.get(v.id, 0.0)
@@ -134,7 +144,9 @@ def _search_names(db: Database, query: str, limit: int) -> tuple[list[int], dict
     return search_names(db, query, limit=limit)
 
 
-def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int], dict[int, str]]:
+def _hash_hits_sql(value: str, forms: tuple[str, ...]) -> tuple[str, dict[str, object], dict[str, str]]:
+    """The statement finding a hash value's entries (its text depends only on the forms), its
+    parameters, and the unstored forms answered by a prefix of their source form."""
     marks = ", ".join(f":f{i}" for i in range(len(forms)))
     params: dict[str, object] = {"v": value, **{f"f{i}": f for i, f in enumerate(forms)}}
     sql = f"SELECT entry_id, form FROM entry_signal WHERE value = :v AND form IN ({marks})"
@@ -144,8 +156,17 @@ def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int
         sql += f" UNION ALL SELECT entry_id, form FROM entry_signal WHERE value >= :v AND value < :hi AND form = :s{i}"
         params[f"s{i}"] = source
         params["hi"] = value + "g"
-    with db.engine.connect() as conn:
-        rows = conn.execute(text(f"SELECT entry_id, form FROM ({sql}) AS hits ORDER BY entry_id LIMIT 1000"), params).all()
+    return f"SELECT entry_id, form FROM ({sql}) AS hits ORDER BY entry_id LIMIT 1000", params, prefix_of
+
+
+def _by_hash(db: Database, value: str, forms: tuple[str, ...]) -> tuple[list[int], dict[int, str]]:
+    sql, params, prefix_of = _hash_hits_sql(value, forms)
+    with db.reader() as conn:
+        rows = conn.execute(text(sql), params).all()
+    return _hash_why(rows, prefix_of)
+
+
+def _hash_why(rows, prefix_of: dict[str, str]) -> tuple[list[int], dict[int, str]]:
     why: dict[int, str] = {}
     for eid, form in rows:
         form = prefix_of.get(form, form)
@@ -185,29 +206,35 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
     """Full views (hash forms, signals, mirrors) of the given entries, in the given order.
 
     The read path of every lookup: three plain SQL statements on one connection (the ORM's
-    per-row overhead was most of a lookup's cost)."""
+    per-row overhead was most of a lookup's cost); on PostgreSQL prepared and pipelined
+    (_read_pipelined)."""
     ids = [int(i) for i in ids]
     if not ids:
         return []
-    marks = ", ".join(f":i{n}" for n in range(len(ids)))
-    params = {f"i{n}": v for n, v in enumerate(ids)}
-    with db.engine.connect() as conn:
-        rows = {r[0]: r for r in conn.execute(text(_ENTRY_SQL.format(ids=marks)), params)}
-        if bank:
-            rows = {k: r for k, r in rows.items() if r[1] == bank}
-        sigs: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        mirrors: dict[int, list[Mirror]] = defaultdict(list)
-        if rows:
-            for eid, form, value in conn.execute(text(_SIGNAL_SQL.format(ids=marks)), params):
-                sigs[eid][form].append(value)
-            for (mid, eid, hub, rtype, repo_id, path, author, rstatus, fstatus, tier, score, state, first,
-                 last, member) in conn.execute(text(_MIRROR_SQL.format(ids=marks)), params):
-                mirrors[eid].append(Mirror(
-                    match_id=mid, hub=hub, repo_type=rtype, repo_id=repo_id, path=path,
-                    url=hub_file_url(hub, repo_id, archive_of(path, member) or path, rtype),
-                    author=author, repo_status=rstatus, file_status=fstatus, tier=tier, score=score, state=state,
-                    first_seen=_dt(first), last_seen=_dt(last),
-                ))
+    if db.is_sqlite:
+        reads = _read_sqlite(db, ids, bank)
+    else:
+        reads = _read_pipelined(db, _PG_READS, {"ids": ids})
+    return _assemble(ids, *reads, bank=bank)
+
+
+def _assemble(ids: list[int], entry_rows, sig_rows, mirror_rows, *, bank: str | None) -> list[EntryView]:
+    """EntryViews, in the order of ids, from the rows of the three entry reads."""
+    rows = {r[0]: r for r in entry_rows}
+    if bank:
+        rows = {k: r for k, r in rows.items() if r[1] == bank}
+    sigs: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    mirrors: dict[int, list[Mirror]] = defaultdict(list)
+    for eid, form, value in sig_rows:
+        sigs[eid][form].append(value)
+    for (mid, eid, hub, rtype, repo_id, path, author, rstatus, fstatus, tier, score, state, first, last,
+         member) in mirror_rows:
+        mirrors[eid].append(Mirror(
+            match_id=mid, hub=hub, repo_type=rtype, repo_id=repo_id, path=path,
+            url=hub_file_url(hub, repo_id, archive_of(path, member) or path, rtype),
+            author=author, repo_status=rstatus, file_status=fstatus, tier=tier, score=score, state=state,
+            first_seen=_dt(first), last_seen=_dt(last),
+        ))
     views = []
     for eid in ids:
         if eid not in rows:
@@ -224,6 +251,51 @@ def entry_views(db: Database, ids: list[int], *, bank: str | None = None) -> lis
             )
         )
     return views
+
+
+def _read_sqlite(db: Database, ids: list[int], bank: str | None) -> tuple[list, list, list]:
+    marks = ", ".join(f":i{n}" for n in range(len(ids)))
+    params = {f"i{n}": v for n, v in enumerate(ids)}
+    with db.reader() as conn:
+        rows = conn.execute(text(_ENTRY_SQL.format(ids=marks)), params).all()
+        if not any(bank is None or r[1] == bank for r in rows):
+            return rows, [], []
+        return (rows, conn.execute(text(_SIGNAL_SQL.format(ids=marks)), params).all(),
+                conn.execute(text(_MIRROR_SQL.format(ids=marks)), params).all())
+
+
+# PostgreSQL: the same three statements with one array parameter, so their text never changes (psycopg
+# prepares a statement it has run prepare_threshold (5) times on a connection: later runs skip parsing and
+# planning), sent in one pipeline (one round trip to the server for all three).
+_PG_IDS = "SELECT unnest(CAST(%(ids)s AS integer[]))"
+_PG_READS = tuple(sql.format(ids=_PG_IDS) for sql in (_ENTRY_SQL, _SIGNAL_SQL, _MIRROR_SQL))
+
+
+def _read_pipelined(db: Database, statements: tuple[str, ...], params: dict[str, object]) -> tuple[list, ...]:
+    """Run the statements (psycopg's %(name)s parameters) in one pipeline: one round trip."""
+    with db.reader() as conn:
+        raw = conn.connection.driver_connection
+        with raw.pipeline():
+            cursors = [raw.cursor() for _ in statements]
+            for cur, sql in zip(cursors, statements, strict=True):
+                cur.execute(sql, params)
+        out = tuple(cur.fetchall() for cur in cursors)
+        for cur in cursors:
+            cur.close()
+    return out
+
+
+def _hash_pipelined(db: Database, value: str, forms: tuple[str, ...],
+                    n: int) -> tuple[list[int], dict[int, str], tuple[list, list, list]]:
+    """PostgreSQL: a hash's hits and the three reads of its first n entries in one round trip (the
+    entry reads take their ids from the hits statement itself)."""
+    sql, params, prefix_of = _hash_hits_sql(value, forms)
+    sql = re.sub(r":(\w+)", r"%(\1)s", sql)
+    ids_sql = f"SELECT DISTINCT entry_id FROM ({sql}) AS h ORDER BY entry_id LIMIT %(n)s"
+    hits, *reads = _read_pipelined(db, (sql, *(t.format(ids=ids_sql) for t in (_ENTRY_SQL, _SIGNAL_SQL, _MIRROR_SQL))),
+                                   {**params, "n": n})
+    ids, why = _hash_why(hits, prefix_of)
+    return ids, why, tuple(reads)
 
 
 def archive_of(path: str, member: str | None) -> str | None:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +42,7 @@ class Database:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self._fts: bool | None = None
+        self._trgm: bool | None = None
         self._owned: dict[str, Any] = {}
         self._owned_lock = threading.Lock()
 
@@ -119,6 +120,16 @@ class Database:
             yield s
 
     @contextmanager
+    def reader(self) -> Iterator[Connection]:
+        """A connection for a few read-only statements (the lookup read path). On PostgreSQL it runs
+        in autocommit: no BEGIN and no ROLLBACK round trips around the reads (each statement sees its
+        own snapshot); on SQLite a plain connection."""
+        with self.engine.connect() as conn:
+            if not self.is_sqlite:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
+    @contextmanager
     def write_session(self) -> Iterator[Session]:
         """A session for a writer that reads, then writes, beside other writers (a sweep's batch): on
         SQLite its transaction takes the write lock at once (BEGIN IMMEDIATE, waiting up to the busy
@@ -139,3 +150,15 @@ class Database:
                     row = conn.execute(text("SELECT 1 FROM sqlite_master WHERE name='entry_fts'")).first()
                     self._fts = row is not None
         return self._fts
+
+    def has_trgm(self) -> bool:
+        """Whether the PostgreSQL pg_trgm name index exists (migration 0008; checked once per Database)."""
+        if self._trgm is None:
+            if self.engine.dialect.name != "postgresql":
+                self._trgm = False
+            else:
+                with self.engine.connect() as conn:
+                    row = conn.execute(text("SELECT 1 FROM pg_indexes WHERE indexname = 'ix_entry_name_trgm' "
+                                            "AND tablename = 'entry' AND schemaname = current_schema()")).first()
+                    self._trgm = row is not None
+        return self._trgm

@@ -84,8 +84,14 @@ class Entry(Base):
     origin_id: Mapped[str | None] = mapped_column(String(200))
     bank: Mapped[Bank] = relationship(back_populates="entries")
     signals: Mapped[list[EntrySignal]] = relationship(back_populates="entry", cascade="all, delete-orphan")
-    __table_args__ = (UniqueConstraint("bank_id", "key", name="uq_entry_bank_key"),
-                      Index("ix_entry_bank_seq", "bank_id", "seq"))
+    __table_args__ = (
+        UniqueConstraint("bank_id", "key", name="uq_entry_bank_key"),
+        Index("ix_entry_bank_seq", "bank_id", "seq"),
+        # PostgreSQL only (migration 0008, when pg_trgm can be created): trigram name search. SQLite
+        # has its FTS5 index instead (store/fts.py).
+        Index("ix_entry_name_trgm", "name_norm", postgresql_using="gin",
+              postgresql_ops={"name_norm": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+    )
 
 
 class EntrySignal(Base):
