@@ -142,15 +142,20 @@ def store_files(session: Session, repo: HubRepo, files: list[RemoteFile], *, com
         for row in existing.values():
             if row.status != FILE_GONE:
                 session.flush()
-                row.status = FILE_GONE
-                _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
-                       detail="file no longer in the repo")
-                _set_matches_state(session, repo.id, row.id, f"file {FILE_GONE}")
-                if row.archive_info is not None:  # an archive: its members go with it (read again if it comes back)
-                    follow_archive(session, row, FILE_GONE, "archive no longer in the repo", now)
-                    row.archive_info = {**row.archive_info, "key": None}
+                _file_gone(session, repo, row, now)
     session.flush()
     return stored
+
+
+def _file_gone(session: Session, repo: HubRepo, row: HubFile, now: datetime) -> None:
+    """A file its repo no longer lists: gone, with its event; its matches move to `gone`; an
+    archive's members go with it (and it is read again if it comes back)."""
+    row.status = FILE_GONE
+    _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE, detail="file no longer in the repo")
+    _set_matches_state(session, repo.id, row.id, f"file {FILE_GONE}")
+    if row.archive_info is not None:
+        follow_archive(session, row, FILE_GONE, "archive no longer in the repo", now)
+        row.archive_info = {**row.archive_info, "key": None}
 
 
 def mark_gone(session: Session, repo: HubRepo, listed: set[str], *, now: datetime | None = None) -> int:
@@ -163,13 +168,7 @@ def mark_gone(session: Session, repo: HubRepo, listed: set[str], *, now: datetim
         if path not in listed]
     for i in range(0, len(gone_ids), 500):
         for row in session.scalars(select(HubFile).where(HubFile.id.in_(gone_ids[i : i + 500]))):
-            row.status = FILE_GONE
-            _event(session, repo_pk=repo.id, hub_file_id=row.id, at=now, status=FILE_GONE,
-                   detail="file no longer in the repo")
-            _set_matches_state(session, repo.id, row.id, f"file {FILE_GONE}")
-            if row.archive_info is not None:  # an archive: its members go with it (read again if it comes back)
-                follow_archive(session, row, FILE_GONE, "archive no longer in the repo", now)
-                row.archive_info = {**row.archive_info, "key": None}
+            _file_gone(session, repo, row, now)
     session.flush()
     return len(gone_ids)
 
