@@ -61,7 +61,7 @@ from mirrorwatch.formats.archives import (
 from mirrorwatch.hashing.engine import FileHashes
 from mirrorwatch.hashing.forms import FORMS
 from mirrorwatch.hubs.base import FILE_CHANGED, FILE_GONE, FILE_PRESENT
-from mirrorwatch.match.evidence import FileEvidence, HeaderEvidence
+from mirrorwatch.match.evidence import FileEvidence, HeaderEvidence, add_fingerprint
 from mirrorwatch.match.exact import file_forms, score_agreement
 from mirrorwatch.match.header import store_file_signals
 from mirrorwatch.match.hits import Hit, record_hits
@@ -339,7 +339,6 @@ def _member_evidence(path: Path, hashes: FileHashes) -> FileEvidence:
     """The header evidence and fingerprint of a member's bytes (as `build_evidence` reads a file)."""
     from mirrorwatch.formats.kinds import guess_kind
     from mirrorwatch.formats.safetensors import read_header
-    from mirrorwatch.match.fingerprint import NothingToFingerprint, fingerprint_file
     from mirrorwatch.match.header import header_signals
 
     ev = FileEvidence(hashes=hashes.forms())
@@ -350,12 +349,7 @@ def _member_evidence(path: Path, hashes: FileHashes) -> FileEvidence:
     except Exception as exc:  # a member named .safetensors that is not one
         ev.errors["header"] = str(exc)[:300]
         return ev
-    try:
-        ev.fingerprint = fingerprint_file(path)
-    except NothingToFingerprint as exc:
-        ev.no_fingerprint = str(exc)[:300]
-    except MirrorwatchError as exc:
-        ev.errors["fingerprint"] = str(exc)[:300]
+    add_fingerprint(ev, path)
     return ev
 
 

@@ -101,6 +101,18 @@ def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+def add_fingerprint(ev: FileEvidence, path: Path) -> None:
+    """The weight fingerprint of the file at `path` into `ev` (or why there is none)."""
+    from mirrorwatch.match.fingerprint import NothingToFingerprint, fingerprint_file
+
+    try:
+        ev.fingerprint = fingerprint_file(path)
+    except NothingToFingerprint as exc:
+        ev.no_fingerprint = str(exc)[:300]
+    except MirrorwatchError as exc:
+        ev.errors["fingerprint"] = str(exc)[:300]
+
+
 def build_evidence(source: ByteSource, *, header: bool = True, content: bool = False, fingerprint: bool = True,
                    expected_sha256: str | None = None) -> FileEvidence:
     """Read `source` once per stage asked for: the header (bounded), then with `content` its bytes
@@ -108,7 +120,6 @@ def build_evidence(source: ByteSource, *, header: bool = True, content: bool = F
     `errors` and the others go on; bytes that do not hash to `expected_sha256` give no evidence."""
     from mirrorwatch.formats.kinds import guess_kind
     from mirrorwatch.hashing.engine import hash_file
-    from mirrorwatch.match.fingerprint import NothingToFingerprint, fingerprint_file
     from mirrorwatch.match.header import header_signals
 
     ev = FileEvidence()
@@ -128,12 +139,7 @@ def build_evidence(source: ByteSource, *, header: bool = True, content: bool = F
                     return ev
                 ev.hashes = hashes.forms()
                 if fingerprint:
-                    try:
-                        ev.fingerprint = fingerprint_file(path)
-                    except NothingToFingerprint as exc:
-                        ev.no_fingerprint = str(exc)[:300]
-                    except MirrorwatchError as exc:
-                        ev.errors["fingerprint"] = str(exc)[:300]
+                    add_fingerprint(ev, path)
         except Exception as exc:
             ev.errors["content"] = _reason(exc)
     return ev
