@@ -191,7 +191,7 @@ BAD_CONFIGS = [
     ("", "nothing to watch: add a [hubs.NAME] section"),
     ('[hubs.hf]\nsweep_evry = "15m"\n', "[hubs.hf]: unknown key 'sweep_evry'"),
     ('[hubs.hf]\nsweep_every = "15m"\n[extra]\nx = 1\n', "top level: unknown key 'extra'"),
-    ('[hubs.hugface]\nsweep_every = "15m"\n', "[hubs.hugface]: unknown hub 'hugface' (known: hf, dir, civitai)"),
+    ('[hubs.hugface]\nsweep_every = "15m"\n', "[hubs.hugface]: unknown hub 'hugface' (known: hf, dir, civitai, s3)"),
     ('[hubs.hf]\nsweep_every = "0m"\n', "sweep_every: '0m' is too short"),
     ('[hubs.hf]\nsweep_every = "-5m"\n', "sweep_every: not a duration: '-5m'"),
     ('[hubs.hf]\nrecheck_every = "soon"\n', "recheck_every: not a duration: 'soon'"),

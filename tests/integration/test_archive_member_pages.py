@@ -70,13 +70,14 @@ def test_pages_and_report_name_the_member(world, client_as, api):
 
 class _Hub:
     name = "hf"
+    repo_types = ("model", "dataset", "space")
 
     def __init__(self, paths: list[str]) -> None:
         from mirrorwatch.hubs.base import RemoteFile
 
         self.files = [RemoteFile(path=p, size=1) for p in paths]
 
-    def repo_status(self, repo_id: str) -> RepoStatus:
+    def repo_status(self, repo_id: str, *, repo_type: str | None = None) -> RepoStatus:
         return RepoStatus(LIVE, "", files=self.files)
 
 

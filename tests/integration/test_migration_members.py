@@ -21,11 +21,24 @@ NOW = datetime(2026, 11, 1, 12, 0, 0)
 
 
 def _alembic(db: Database, target: str, *, down: bool) -> None:
+    """An Alembic step in one transaction, foreign keys off on SQLite (as Database.migrate runs them:
+    0008_repotypes rebuilds hub_repo)."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, target)
+    sqlite = db.engine.dialect.name == "sqlite"
+    with db.engine.connect() as conn:
+        raw = conn.connection.dbapi_connection if sqlite else None
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=OFF")
+        try:
+            with conn.begin():
+                if raw is not None:
+                    conn.exec_driver_sql("BEGIN")
+                cfg.attributes["connection"] = conn
+                (command.downgrade if down else command.upgrade)(cfg, target)
+        finally:
+            if raw is not None:
+                raw.execute("PRAGMA foreign_keys=ON")
 
 
 def _old_layout_rows(db: Database) -> None:

@@ -187,8 +187,8 @@ def test_migration_0008_up_and_down(backend, tmp_path):
     if backend == "postgres":
         with db.engine.connect() as conn:
             assert conn.execute(text(index)).scalar() == 1
-    _alembic(db, "downgrade", "0007_sweepsec")
-    assert _revision(db.url) == "0007_sweepsec"
+    _alembic(db, "downgrade", "0008_rays3")  # the revision before 0008_pgscale
+    assert _revision(db.url) == "0008_rays3"
     if backend == "postgres":
         with db.engine.connect() as conn:
             assert conn.execute(text(index)).scalar() == 0

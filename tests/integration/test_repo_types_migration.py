@@ -84,6 +84,8 @@ def _alembic(db: Database, step, target: str) -> None:
             raw.execute("PRAGMA foreign_keys=OFF")
         try:
             with conn.begin():
+                if raw is not None:
+                    conn.exec_driver_sql("BEGIN")  # (pysqlite: else each DDL statement commits on its own)
                 cfg.attributes["connection"] = conn
                 step(cfg, target)
         finally:
@@ -98,6 +100,7 @@ def test_sqlite_refuses_the_rebuild_with_foreign_keys_on(tmp_path):
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with pytest.raises(RuntimeError, match="foreign_keys=OFF"), db.engine.begin() as conn:
+        conn.exec_driver_sql("BEGIN")  # (pysqlite: else the migrations before it would commit on their own)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
     with db.engine.connect() as conn:

@@ -6,6 +6,8 @@ or change between the listing and the read are recorded with a reason and the sw
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from sqlalchemy import select
 
@@ -83,7 +85,9 @@ def test_s3_sweep_hashes_every_form_matches_and_skips_unchanged(db, tmp_path, s3
     assert second.counts["content_reads"] == 0 and second.counts["headers_read"] == 0
     assert second.counts["files"] == 4 and second.counts["matches"] == 0 and len(list_matches(db)) == 4
 
-    # an object replaced in place is read again (and only it)
+    # an object replaced in place is read again (and only it); S3's LastModified has whole seconds, so
+    # the replacement must land in a later second than the first upload for its mtime to differ
+    time.sleep(1.1)
     s3_bucket.put("models/team 1/upload_1.safetensors", blobs[1] + b"")  # same bytes, new mtime
     s3_bucket.put("models/team 2/upload_2.safetensors", _safetensors(tmp_path, 7))
     third = _sweep(db, s3_bucket)

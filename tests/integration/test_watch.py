@@ -78,8 +78,9 @@ def test_fake_clock_several_cycles_against_the_test_hub(db, testhub):  # noqa: F
     with db.session() as s:
         scan_runs = list(s.scalars(select(ScanRun).order_by(ScanRun.id)))
     assert [r.status for r in scan_runs] == ["finished"] * 9
-    assert "since" not in scan_runs[0].params["scope"]
-    assert all("since" in r.params["scope"] for r in scan_runs[1:])
+    assert "since" not in scan_runs[0].params["scope"] and "since_by_type" not in scan_runs[0].params["scope"]
+    # (each repo type starts where the last sweep that finished listing it started)
+    assert all(set(r.params["scope"]["since_by_type"]) == {"model", "dataset", "space"} for r in scan_runs[1:])
     assert scan_runs[0].counts["listed"] == 3
     assert scan_runs[1].counts["listed"] == 1 and scan_runs[1].counts["matches"] == 1
     assert all(r.counts["matches"] == 0 for r in scan_runs[2:])

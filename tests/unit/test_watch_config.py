@@ -8,8 +8,6 @@ from pathlib import Path
 import pytest
 
 from mirrorwatch.errors import InvalidInput
-from mirrorwatch.hubs import registry
-from mirrorwatch.hubs.base import Scope
 from mirrorwatch.watch import jobs as watch_jobs
 from mirrorwatch.watch.config import format_duration, parse_config, parse_duration
 from mirrorwatch.watch.jobs import JobKind
@@ -61,29 +59,16 @@ def test_a_config_makes_one_job_per_schedule(tmp_path):
     assert cfg.notes == []
 
 
-def test_repo_types_ignored_with_a_note_while_the_sweep_takes_none():
-    cfg = parse_config('[hubs.hf]\nsweep_every = "1h"\nrepo_types = ["model", "dataset", "space"]\n', CFG)
-    assert [j.name for j in cfg.jobs] == ["sweep hf"] and "repo_type" not in cfg.jobs[0].settings
-    assert cfg.notes == ["[hubs.hf] repo_types: this version of mirrorwatch sweeps Hugging Face model repos only; "
-                         "dataset, space ignored"]
-
-
-def test_repo_types_passed_through_once_the_sweep_takes_them(monkeypatch):
-    """With a hub that lists repo types and a Scope with `repo_type` (issue 10), one sweep job per type."""
-    class WithRepoTypes:  # the registered spec, plus the attribute issue 10 gives it
-        repo_types = ("model", "dataset", "space")
-
-        def __getattr__(self, name):
-            return getattr(spec, name)
-
-    spec = registry.HUBS["hf"]
-    monkeypatch.setitem(registry.HUBS, "hf", WithRepoTypes())
-    monkeypatch.setitem(Scope.__annotations__, "repo_type", "str")
+def test_repo_types_make_one_sweep_job_per_type():
+    """Hugging Face lists model, dataset and Space repos (issue 10): `repo_types` gives one sweep job per
+    type, each incremental on its own; without it one job sweeps every type."""
     cfg = parse_config('[hubs.hf]\nsweep_every = "1h"\nrecheck_every = "1d"\nrepo_types = ["model", "dataset"]\n',
                        CFG)
     assert [(j.name, j.settings.get("repo_type")) for j in cfg.jobs] == [
         ("sweep hf model", "model"), ("sweep hf dataset", "dataset"), ("recheck hf", None)]
     assert cfg.notes == []
+    cfg = parse_config('[hubs.hf]\nsweep_every = "1h"\n', CFG)
+    assert [j.name for j in cfg.jobs] == ["sweep hf"] and "repo_type" not in cfg.jobs[0].settings
 
 
 def test_other_job_kinds_come_from_the_registry(monkeypatch):

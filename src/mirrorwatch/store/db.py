@@ -103,6 +103,8 @@ class Database:
                     raw.execute("PRAGMA foreign_keys=OFF")
                 try:
                     with conn.begin():
+                        if raw is not None:  # pysqlite begins no transaction before DDL: without this
+                            conn.exec_driver_sql("BEGIN")  # each schema change would commit on its own
                         cfg.attributes["connection"] = conn
                         command.upgrade(cfg, "head")
                         if raw is not None and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
