@@ -378,3 +378,24 @@ def test_re_enabling_an_account_does_not_revive_its_old_sessions(world, client_a
     users.set_disabled(world.db, "vic", False, actor="ada")
     assert c.get("/", follow_redirects=False).status_code == 303
     assert users.get_user(world.db, " vic ").name == "vic"  # one normalisation for look-ups too
+
+
+def test_an_exchange_token_opens_nothing_but_its_feed(app, anon, world):
+    """A partner's token scoped to one bank's exchange feed, even one an admin made for themself: every
+    other route of the app refuses it (403), whatever the method; its own feed answers."""
+    token = users.create_token(world.db, "ada", "partner", scope={"exchange_read": [1]})[1]
+    auth = {"Authorization": f"Bearer {token}"}
+    feed = "/api/exchange/banks/{bank_id}/signals"
+    seen = 0
+    for method, path in _routes(app):
+        if path in OPEN or path == feed:
+            continue
+        r = anon.request(method, _concrete(path), headers=auth, follow_redirects=False)
+        seen += 1
+        if path == "/logout":  # signing out ends web sessions only; a token changes nothing there
+            assert r.status_code == 303
+            continue
+        assert r.status_code == 403, (method, path, r.status_code)
+    assert seen > 50
+    assert anon.get(feed.format(bank_id=1), headers=auth).status_code == 200
+    assert anon.get(feed.format(bank_id=2), headers=auth).status_code == 403
