@@ -24,33 +24,17 @@ import threading
 import time
 from pathlib import Path
 
-
-def _children(pid: int) -> set[int]:
-    out = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.add(int(entry.name))
-            except OSError:
-                pass
-    return out
-
-
-def _cmd(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
+from procs import children, cmdline
 
 
 def kill_busy_worker() -> int | None:
     """SIGKILL one of this process's Ray workers while it runs a content task (found by its title)."""
-    for daemon in _children(os.getpid()):
-        if "raylet" not in _cmd(daemon):
+    for daemon in children(os.getpid()):
+        if "raylet" not in cmdline(daemon):
             continue
-        for pid in _children(daemon):
-            if _cmd(pid).startswith("ray::content_task"):
+        for pid in children(daemon):
+            if cmdline(pid).startswith("ray::content_task"):
                 try:
                     os.kill(pid, signal.SIGKILL)
                     return pid

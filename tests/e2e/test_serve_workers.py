@@ -8,11 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -22,27 +18,10 @@ from mirrorwatch.services import users
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.imports import import_file
 from pgdb import PG, fresh_pg
+from procs import children, cmdline, start_serve
 
 SHA_JANE = "0899cd856fba9b131050135138cd87c5e5222f0a0657b94730901988d5cabdbb"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 @pytest.mark.slow
@@ -53,25 +32,11 @@ def test_serve_workers_on_postgres():
     users.add_user(db, "ada", "admin", "ada-password-1", actor="test")
     _, token = users.create_token(db, "ada", "t", actor="test")
     db.engine.dispose()
-    port = _free_port()
     env = {**os.environ, "MIRRORWATCH_DB": PG}
     env.pop("MIRRORWATCH_SECRET_KEY", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mirrorwatch.cli.main", "serve", "--port", str(port),
-                             "--workers", "2"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_serve(["--workers", "2"], env, timeout=90)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.3)
-        workers = [p for p in _children(proc.pid) if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text()]
+        workers = [p for p in children(proc.pid) if "spawn_main" in cmdline(p)]
         assert len(workers) == 2, workers
         auth = {"Authorization": f"Bearer {token}"}
         # new connections, so the kernel spreads them over both workers; every answer the same

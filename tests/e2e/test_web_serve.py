@@ -6,43 +6,22 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from procs import start_serve
 
 
 @pytest.mark.slow
 def test_serve_with_cli_made_accounts(cli, db_path):
     assert cli("user", "add", "admin1", "--role", "admin", "--password-stdin", input="admin1-password\n").returncode == 0
     token = cli("user", "token", "create", "admin1", "--name", "script").stdout.strip()
-    port = _free_port()
     env = {**os.environ, "MIRRORWATCH_DB": str(db_path)}
     env.pop("MIRRORWATCH_SECRET_KEY", None)
-    proc = subprocess.Popen([sys.executable, "-m", "mirrorwatch.cli.main", "serve", "--port", str(port)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
+    proc, base = start_serve([], env, timeout=60)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, proc.stdout.read()
-            try:
-                if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.2)
         with httpx.Client(base_url=base) as c:
             assert c.get("/").status_code == 303
             csrf = re.search(r'name="csrf_token" value="([^"]+)"', c.get("/login").text).group(1)
@@ -59,5 +38,5 @@ def test_serve_with_cli_made_accounts(cli, db_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             out = proc.communicate()[0]
-    assert f"mirrorwatch on http://127.0.0.1:{port}/" in out
+    assert f"mirrorwatch on {base}/" in out
     assert "Traceback" not in out

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from procs import children, cmdline
+
 
 @pytest.fixture(scope="session")
 def ray_address(tmp_path_factory) -> Iterator[str]:
@@ -39,39 +41,17 @@ def ray_address(tmp_path_factory) -> Iterator[str]:
                 os.environ[k] = v
 
 
-def _children(pid: int) -> set[int]:
-    out: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            out.add(int(entry.name))
-    return out
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def busy_workers(task: str = "content_task") -> list[int]:
     """Pids of this session's Ray workers running `task` now (children of our raylets)."""
     import ray
 
     raylets = [n["NodeManagerAddress"] for n in ray.nodes() if n.get("Alive")]
     assert raylets, "no live Ray node"
-    mine = {pid for pid in _children(os.getpid()) if "raylet" in _cmdline(pid) or "gcs_server" in _cmdline(pid)}
+    mine = {pid for pid in children(os.getpid()) if "raylet" in cmdline(pid) or "gcs_server" in cmdline(pid)}
     workers: set[int] = set()
     for pid in mine:
-        workers |= _children(pid)
-    return sorted(pid for pid in workers if _cmdline(pid).startswith(f"ray::{task}"))
+        workers |= children(pid)
+    return sorted(pid for pid in workers if cmdline(pid).startswith(f"ray::{task}"))
 
 
 def kill_busy_worker(task: str = "content_task") -> int | None:
