@@ -139,10 +139,12 @@ def move_matches(session: Session, file_ids: list[int], sources: Iterable[str], 
         return []
     now = utcnow()
     moved: dict[int, str] = {}
-    for state in sources:
-        if state == target:
-            continue
-        for i in range(0, len(file_ids), 500):
+    wanted = [st for st in dict.fromkeys(sources) if st != target]
+    for i in range(0, len(file_ids), 500):
+        # (one cheap read first: most files a sweep finds gone hold no match, and then no UPDATE runs)
+        present = set(session.scalars(select(Match.state).where(
+            Match.hub_file_id.in_(file_ids[i : i + 500]), Match.state.in_(wanted)).distinct()))
+        for state in (st for st in wanted if st in present):
             res = session.execute(
                 update(Match).where(Match.hub_file_id.in_(file_ids[i : i + 500]), Match.state == state)
                 .values(state=target, updated_at=now).returning(Match.id)
