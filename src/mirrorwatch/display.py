@@ -41,3 +41,11 @@ def safe_text(text: str | None, *, keep_newlines: bool = False) -> str:
         return text
     keep = "\n\t" if keep_newlines else ""
     return "".join(_escape(ch) if needs_escaping(ch, keep) else ch for ch in text)
+
+
+def csv_safe(value: object) -> object:
+    """A CSV cell that a spreadsheet will not run as a formula: text starting with ``= + - @``, a tab
+    or a carriage return gets a leading apostrophe (OWASP's CSV injection advice)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -136,6 +136,68 @@ def test_missing_and_bad_paths_continue_then_fail(tree: Path):
     assert {Path(r["path"]).name for r in json.loads(result.stdout)} >= {"hello.txt", "big.bin"}
 
 
+# Modules the `hash --json|--csv` fast path must not load: each costs start-up that a storage scan,
+# running `mirrorwatch hash` once per object, pays millions of times (cli/hash_core.py).
+HEAVY = ("typer", "click", "rich", "pydantic", "sqlalchemy", "numpy", "safetensors", "httpx", "huggingface_hub")
+LOADED = """
+import sys
+from mirrorwatch.cli.main import main
+sys.argv = ["mirrorwatch", *sys.argv[1:]]
+try:
+    main()
+finally:
+    sys.stderr.write("LOADED " + " ".join(sorted({m.split(".")[0] for m in sys.modules})) + "\\n")
+"""
+
+
+def loaded_modules(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    result = subprocess.run([sys.executable, "-c", LOADED, *args], cwd=cwd, capture_output=True, text=True,
+                            timeout=120, check=False)
+    line = [x for x in result.stderr.splitlines() if x.startswith("LOADED ")][-1]
+    return result, set(line.split()[1:])
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--csv"])
+def test_machine_output_to_a_pipe_starts_without_typer_and_says_the_same(tree: Path, fmt: str):
+    """`hash --json|--csv` to a pipe runs without Typer and Rich, and gives exactly what the Typer
+    command gives: the same rows, messages and exit status (here 1: a missing path and a walk with a
+    symlink to outside)."""
+    from typer.testing import CliRunner
+
+    import mirrorwatch.cli.hash_cmds  # noqa: F401  (registers the command)
+    from mirrorwatch.cli.app import app
+
+    args = ("hash", fmt, "no-such-file", "hello.txt", ".")
+    fast, modules = loaded_modules(*args, cwd=tree)
+    assert not modules & set(HEAVY), sorted(modules & set(HEAVY))
+    assert "mirrorwatch" in modules and fast.returncode == 1
+    cwd = os.getcwd()
+    os.chdir(tree)
+    try:
+        typer_run = CliRunner().invoke(app, list(args), terminal_width=200)
+    finally:
+        os.chdir(cwd)
+    assert typer_run.exit_code == fast.returncode
+    typer_out = typer_run.stdout
+    if fmt == "--json":
+        assert json.loads(fast.stdout) == json.loads(typer_out)
+    else:
+        assert fast.stdout == typer_out
+    assert "no-such-file: no such file or folder" in fast.stderr
+    assert "link_out.txt: skipped, a symlink to outside" in fast.stderr
+
+
+def test_other_forms_of_hash_go_through_typer(tree: Path):
+    """Help, a usage error and the table still come from the Typer command."""
+    for args in (("hash", "--help"), ("hash", "--json", "--csv", "hello.txt"), ("hash", "hello.txt"),
+                 ("hash", "--json"), ("hash", "--json", "--nope", "hello.txt")):
+        result, modules = loaded_modules(*args, cwd=tree)
+        assert "typer" in modules, args
+        assert "Traceback" not in result.stderr
+    result = run("hash", "--help", cwd=tree)
+    assert result.returncode == 0 and "--json" in result.stdout
+
+
 def test_json_and_csv_together_is_one_line_error(tree: Path):
     result = run("hash", "--json", "--csv", "hello.txt", cwd=tree)
     assert result.returncode != 0

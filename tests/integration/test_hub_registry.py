@@ -18,7 +18,7 @@ from webdata import add_mirror
 
 def test_every_registered_hub_has_a_scan_command():
     import mirrorwatch.cli.scan_cmds  # noqa: F401  (registers the scan commands)
-    from mirrorwatch.cli.main import app
+    from mirrorwatch.cli.app import app
 
     out = CliRunner().invoke(app, ["scan", "--help"], terminal_width=200)
     assert out.exit_code == 0

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 import mirrorwatch.cli.scan_cmds  # noqa: F401  (registers the scan commands)
-from mirrorwatch.cli.main import app
+from mirrorwatch.cli.app import app
 from mirrorwatch.cli.scan_cmds import _ADDRESS, _ScanGroup
 
 

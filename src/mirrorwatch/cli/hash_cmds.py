@@ -8,13 +8,10 @@ as bytes and never opened, a malformed safetensors header gets the reader's one-
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import stat
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +28,10 @@ from mirrorwatch.formats.kinds import guess_kind
 from mirrorwatch.formats.safetensors import SafetensorsError, SafetensorsHeader, read_header
 from mirrorwatch.hashing.engine import FileHashes, hash_file
 from mirrorwatch.hashing.forms import FORMS, derive, display_order
-from mirrorwatch.hubs.localdir.walk import Skipped, walk_files
 
+from . import hash_core
 from .app import app, console, err_console
+from .hash_core import Collected, display
 
 #: Files at least this large get a progress bar (when stdout is a terminal).
 PROGRESS_MIN_BYTES = 100 * 1000 * 1000
@@ -42,17 +40,6 @@ PICKLE_SUFFIXES = frozenset({".ckpt", ".pt", ".pth", ".bin", ".pkl", ".pickle"})
 #: How many tensors `inspect` lists without --json, and how long a metadata value may be on screen.
 SHOWN_TENSORS = 12
 SHOWN_VALUE_CHARS = 300
-
-
-def display(text: str, limit: int | None = None, *, keep_newlines: bool = False) -> str:
-    """Untrusted text made safe to print: undecodable bytes, control and bidi characters (terminal
-    escape sequences, and newlines unless ``keep_newlines``) escaped (mirrorwatch.display), optionally cut to ``limit``
-    characters with a note of the full length."""
-    text = safe_text(text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"),
-                     keep_newlines=keep_newlines)
-    if limit is not None and len(text) > limit:
-        text = f"{text[:limit]}\u2026 ({len(text):,} characters; --json shows all)"
-    return text
 
 
 def _say_error(message: str) -> None:
@@ -66,63 +53,9 @@ def _say_note(message: str) -> None:
 # --------------------------------------------------------------------------- hash
 
 
-@dataclass
-class _Collected:
-    files: list[str] = field(default_factory=list)
-    problems: int = 0
-
-
-def _walk(root: str, found: _Collected) -> Iterator[str]:
-    """Regular files under ``root``, by the one walker's rules (``hubs/localdir/walk.py``), with each
-    skipped entry said."""
-
-    def said(skip: Skipped) -> None:
-        if skip.kind == "unreadable":
-            _say_error(f"{display(skip.path)}: {skip.detail}")
-        elif skip.kind == "broken_link":
-            _say_error(f"{display(skip.path)}: broken symlink")
-        elif skip.kind == "outside_link":
-            _say_note(f"{display(skip.path)}: skipped, a symlink to outside {display(root)}")
-        else:
-            _say_note(f"{display(skip.path)}: skipped, not a regular file")
-        if skip.is_error:
-            found.problems += 1
-
-    yield from walk_files(root, said)
-
-
-def collect_files(paths: list[str]) -> _Collected:
+def collect_files(paths: list[str]) -> Collected:
     """Files named on the command line plus regular files under named folders, deduplicated."""
-    found = _Collected()
-    seen: set[str] = set()
-
-    def add(path: str) -> None:
-        key = os.path.abspath(path)
-        if key not in seen:
-            seen.add(key)
-            found.files.append(path)
-
-    for path in paths:
-        try:
-            mode = os.stat(path).st_mode
-        except FileNotFoundError:
-            _say_error(f"{display(path)}: no such file or folder")
-            found.problems += 1
-            continue
-        except OSError as exc:
-            _say_error(f"{display(path)}: {exc.strerror or exc}")
-            found.problems += 1
-            continue
-        if stat.S_ISDIR(mode):
-            for file in _walk(path, found):
-                add(file)
-        elif stat.S_ISREG(mode):
-            add(path)
-        else:
-            _say_error(f"{display(path)}: not a regular file")
-            found.problems += 1
-    found.files.sort()
-    return found
+    return hash_core.collect_files(paths, _say_error, _say_note)
 
 
 def _hash_one(path: str, show_progress: bool) -> FileHashes:
@@ -172,18 +105,6 @@ def _hash_table(results: list[FileHashes]) -> Table:
     return table
 
 
-def _write_csv(results: list[FileHashes]) -> None:
-    from mirrorwatch.services.exports import csv_safe  # file names can come from a hub: no formulas
-
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    fields = ("path", "size", *FORMS)
-    writer.writerow(fields)
-    for result in results:
-        row = result.to_dict()
-        row["path"] = display(row["path"] or "")
-        writer.writerow([csv_safe("" if row.get(k) is None else row[k]) for k in fields])
-
-
 @app.command("hash")
 def hash_command(
     paths: list[str] = typer.Argument(..., help="Files or folders (folders are searched recursively)."),
@@ -198,19 +119,12 @@ def hash_command(
     if as_json and as_csv:
         raise InvalidInput("choose one of --json and --csv")
     found = collect_files(paths)
-    problems = found.problems
     show_progress = console.is_terminal and err_console.is_terminal
-    results: list[FileHashes] = []
-    for path in found.files:
-        try:
-            results.append(_hash_one(path, show_progress))
-        except OSError as exc:
-            _say_error(f"{display(path)}: cannot read: {exc.strerror or exc}")
-            problems += 1
+    results = hash_core.hash_all(found, lambda path: _hash_one(path, show_progress), _say_error)
     if as_json:
-        sys.stdout.write(json.dumps([r.to_dict() for r in results], indent=2) + "\n")
+        hash_core.write_json(results)
     elif as_csv:
-        _write_csv(results)
+        hash_core.write_csv(results)
     elif results:
         table = _hash_table(results)
         out = console
@@ -218,9 +132,9 @@ def hash_command(
             longest = max(len(display(r.path or "")) for r in results)
             out = Console(file=console.file, width=max(console.width, longest + 100), highlight=False)
         out.print(table)
-    elif not problems:
+    elif not found.problems:
         err_console.print("no files found")
-    if problems:
+    if found.problems:
         raise typer.Exit(1)
 
 

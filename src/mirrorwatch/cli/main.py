@@ -11,10 +11,6 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from mirrorwatch.errors import MirrorwatchError
-
-from .app import app, err_console
-from .output import term
 
 # Each module registers its commands on the app when imported.
 COMMAND_MODULES = [
@@ -47,6 +43,33 @@ def _command_word(argv: list[str]) -> str | None:
     return None
 
 
+def _fast_path(argv: list[str]) -> None:
+    """`hash --json|--csv PATH...` to a pipe or file runs without Typer and Rich (cli/hash_core.py):
+    storage scans call it once per object, and Typer's start-up would be a quarter of a 1 GiB file's
+    hashing time. Anything else (help, usage errors, the table) goes the ordinary way."""
+    from .hash_core import fast_hash, fast_hash_args
+
+    args = fast_hash_args(argv)
+    if args is None:
+        return
+    try:
+        code = fast_hash(*args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    except Exception as exc:  # a bug: one line, as below, unless debugging
+        if os.environ.get("MIRRORWATCH_DEBUG"):
+            raise
+        from mirrorwatch.display import safe_text
+
+        print(f"internal error: {type(exc).__name__}: {safe_text(str(exc))} "
+              "(set MIRRORWATCH_DEBUG=1 for a traceback)", file=sys.stderr)
+        code = 70
+    sys.exit(code)
+
+
 def _load_commands(argv: list[str] | None = None) -> None:
     word = _command_word(argv if argv is not None else sys.argv[1:])
     modules = [LIGHT_COMMANDS[word]] if word in LIGHT_COMMANDS else COMMAND_MODULES
@@ -59,6 +82,12 @@ def _load_commands(argv: list[str] | None = None) -> None:
 
 
 def main() -> None:
+    _fast_path(sys.argv[1:])
+    from mirrorwatch.errors import MirrorwatchError
+
+    from .app import app, err_console
+    from .output import term
+
     _load_commands()
     try:
         app()

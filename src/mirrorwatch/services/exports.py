@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mirrorwatch.display import csv_safe
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.hashing.forms import FORMS
 from mirrorwatch.services.audit import record
@@ -44,12 +45,6 @@ def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}: use csv or json")
     return fmt
-
-
-def csv_safe(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 class _Writer:
