@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from mirrorwatch.corpus import generate_lora
 from mirrorwatch.hubs.base import RemoteFile
 from mirrorwatch.hubs.registry import hub_spec
-from mirrorwatch.store.models import ContentTask
+from mirrorwatch.store.models import ContentTask, ScanRun
 from mirrorwatch.sweep.enrich import ContentJob, run_job
 from mirrorwatch.sweep.ledger import Ledger, content_key
 from pgdb import fresh_pg
@@ -59,9 +59,10 @@ def test_results_are_written_once_and_reused_after_a_restart(any_db, tmp_path):
         assert s.scalar(select(func.count()).select_from(ContentTask)) == 2
 
 
-def test_a_lost_engine_stops_the_sweep_failed_and_resumable(db, tmp_path):
-    """A cluster that loses every worker: the run is recorded failed with the reason (not finished
-    with every repo skipped), and a later sweep does the work."""
+def test_a_lost_engine_stops_the_sweep_interrupted_and_resumable(db, tmp_path):
+    """A cluster that loses every worker: the run is recorded interrupted with the reason (not
+    finished with every repo skipped), the summary carries the engine's exit code, and a later sweep
+    does the work."""
     from mirrorwatch.sweep.enrich import EngineLost
     from mirrorwatch.sweep.runner import Sweep, SweepOptions
 
@@ -78,7 +79,11 @@ def test_a_lost_engine_stops_the_sweep_failed_and_resumable(db, tmp_path):
                      content=content).run()
 
     failed = sweep(Lost())
-    assert failed.status == "failed" and "lost its workers" in failed.reason and failed.counts["files"] == 0
+    assert failed.status == "interrupted" and "lost its workers" in failed.reason and failed.counts["files"] == 0
+    assert failed.exit_code == EngineLost.exit_code
+    with db.session() as s:
+        run = s.get(ScanRun, failed.run_id)
+        assert run.status == "interrupted" and "lost its workers" in run.checkpoint["reason"]
     from mirrorwatch.sweep.enrich import InProcess
 
     again = sweep(InProcess())
