@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,30 @@ def _reachable(address: str) -> None:
         raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
+def _cluster_messages_to_stderr() -> None:
+    """Ray's driver prints the cluster's error messages (a node's raylet ending, with twenty lines of
+    its log) on stdout, where `--json` output goes: print their first line on stderr instead."""
+    try:
+        from ray._private import worker
+    except ImportError:  # pragma: no cover - another Ray layout: leave it be
+        return
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "_mirrorwatch", False):
+        return
+
+    def to_stderr(data: dict[str, Any], ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet" or data.get("is_err"):
+            original(data, ignore_prefix)
+            return
+        for message in data.get("lines") or []:
+            first = str(message).strip().splitlines()
+            if first:
+                print(f"ray: {first[0][:300]}", file=sys.stderr, flush=True)
+
+    to_stderr._mirrorwatch = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = to_stderr
+
+
 def connect(address: str | None, db: Database, opener: HubOpener, **kwargs: Any) -> RayRunner:
     """Join the Ray cluster at `address` (None: a local Ray instance, or RAY_ADDRESS) and return a runner."""
     try:
@@ -89,6 +114,7 @@ def connect(address: str | None, db: Database, opener: HubOpener, **kwargs: Any)
     if not ray.is_initialized():
         if address not in (None, "auto"):
             _reachable(address)
+        _cluster_messages_to_stderr()
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                      configure_logging=False)
