@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from mirrorwatch.config import content_cap
 from mirrorwatch.errors import DatabaseUnavailable
 from mirrorwatch.hubs.base import (
     DEFAULT_REPO_TYPE,
@@ -88,6 +89,9 @@ class SweepOptions:
     checkpoint_every_s: float = 1.0
     headers: bool = True  # tier 2: bounded header reads of safetensors files
     deep: bool = False  # content tier: transient download, full AutoV3 and weight fingerprint
+    # the content tier's per-file read cap (MIRRORWATCH_CONTENT_CAP): larger files are hashed from a
+    # stream, never copied or fingerprinted (not a parameter of the run's scope)
+    content_cap: int = field(default_factory=content_cap)
 
     def params(self) -> dict[str, Any]:
         scope = {k: _clean(v) for k, v in self.scope.items() if v not in (None, [], "", {})}
@@ -531,7 +535,8 @@ class Sweep:
         Talks to the hub only, never to the database."""
         result = self.hub.fetch_files(listing, None)
         result.files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
-        opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep)
+        opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep,
+                             deep_max_file=self.options.content_cap)
         return Fetched(result, enrich(self.hub, result, opts, done, self.content))
 
     def _stopping(self) -> bool:
