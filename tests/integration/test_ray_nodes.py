@@ -12,7 +12,9 @@ their fingerprints, and unrelated files) is swept in process for the reference, 
 - every worker node removed mid-scan: a clear message, a non-zero exit, no traceback; the run
   recorded interrupted with nothing of the folder written (its results done so far kept in the
   ledger); the scan run again without Ray, or with Ray once a node is back, ends with the reference's
-  matches, the second re-using the results already done."""
+  matches, the second re-using the results already done;
+- files past the content tier's read cap, of a folder and of a bucket: every hash form from a stream
+  inside a Ray task."""
 
 from __future__ import annotations
 
@@ -27,15 +29,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from _hash_helpers import big_safetensors, hashlib_forms
+from mirrorwatch.corpus import generate_lora
 from mirrorwatch.hubs.registry import hub_spec
 from mirrorwatch.services.matches import list_matches
 from mirrorwatch.store.db import Database
-from mirrorwatch.store.models import ContentTask, Fingerprint, HubFile, ScanRun
+from mirrorwatch.store.models import ContentTask, Fingerprint, HubFile, HubRepo, ScanRun
 from mirrorwatch.sweep.enrich import EngineLost
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
 from raycluster import RayCluster
 from rayfixtures import bank_of_originals, lora_folder, match_set
 
+pytest_plugins = ("s3server",)
 pytestmark = pytest.mark.slow
 
 N = 16
@@ -170,3 +175,33 @@ def test_a_cluster_that_loses_every_worker_stops_interrupted_and_resumes(db, db_
     assert engine["reused"] == len(done) and engine["results_written"] == N - len(done)
     assert match_set(db) == expected
     assert _rows(db) == {"files": N, "fingerprints": N, "ledger": 0, "matches": len(expected)}
+
+
+def test_files_over_the_read_cap_are_hashed_from_a_stream_in_ray_tasks(db, tmp_path, cli, s3_bucket):
+    """With a 1 MiB cap (MIRRORWATCH_CONTENT_CAP, read by the driver: its tasks carry it), a 3 MiB
+    file of a folder and of a bucket is hashed in every form from a stream inside a Ray task (read in
+    place, resp. by ETag-pinned ranged reads), never copied nor fingerprinted; the forms equal
+    hashlib's over the same bytes; a small LoRA beside it is read and fingerprinted as usual."""
+    folder = tmp_path / "capped"
+    folder.mkdir()
+    big = big_safetensors(folder, 21)
+    generate_lora("sd15", seed=22, rank=4, blocks=0.2).write(folder / "small.safetensors")
+    for p in folder.iterdir():
+        s3_bucket.put(f"capped/{p.name}", p.read_bytes())
+    want = hashlib_forms(big)
+    cap = {"MIRRORWATCH_CONTENT_CAP": "1MiB"}
+    one = RayCluster(workers=1, env=s3_bucket.env)  # (its workers read the store's credentials from their env)
+    try:
+        for args, env in ((["dir", str(folder)], cap), ([s3_bucket.url("capped")], {**s3_bucket.env, **cap})):
+            out = cli("scan", *args, "--ray", one.address, "--json", env=env, timeout=300)
+            assert out.returncode == 0, out.stderr
+            summary = json.loads(out.stdout)
+            assert summary["counts"]["content_reads"] == 2 and summary["counts"]["fingerprinted"] == 1
+            assert summary["counts"]["errors"] == 0 and summary["engine"]["results_written"] == 2
+    finally:
+        one.close()
+    with db.session() as s:
+        stored = {(r.hub, f.path): f for f, r in s.execute(select(HubFile, HubRepo).join(HubRepo))}
+    for hub in ("dir", "s3"):
+        f = stored[(hub, "big21.safetensors")]
+        assert {"sha256": f.sha256, **{k: f.hashes.get(k) for k in want if k != "sha256"}} == want, hub

@@ -11,6 +11,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from _hash_helpers import big_safetensors, hashlib_forms
 from bankfixtures import bank_with_signals
 from mirrorwatch.corpus import convert_dtype, generate_lora
 from mirrorwatch.errors import InvalidInput
@@ -136,33 +137,6 @@ def test_bad_locations_and_buckets_are_clear(db, s3_bucket):
         assert any("no such bucket" in e.reason for e in s.scalars(select(ScanError)))
 
 
-def _big_safetensors(tmp_path, seed: int, mib: int = 3) -> bytes:
-    """A safetensors file of about `mib` MiB (one float32 tensor), larger than a 1 MiB cap."""
-    import numpy as np
-    from safetensors.numpy import save_file
-
-    p = tmp_path / f"big{seed}.safetensors"
-    save_file({"w": np.random.default_rng(seed).standard_normal((mib * 256, 1024), dtype=np.float32)}, str(p),
-              metadata={"ss_output_name": f"invented_big_{seed}"})
-    return p.read_bytes()
-
-
-def _hashlib_forms(data: bytes) -> dict[str, str]:
-    """Every hash form of `data` computed with hashlib, zlib and blake3 alone (not the engine)."""
-    import hashlib
-    import struct
-    import zlib
-
-    import blake3
-
-    n = struct.unpack("<Q", data[:8])[0]
-    sha = hashlib.sha256(data).hexdigest()
-    tensor = hashlib.sha256(data[8 + n:]).hexdigest()
-    return {"sha256": sha, "autov2": sha[:10], "autov3_full": tensor, "autov3": tensor[:12],
-            "autov1": hashlib.sha256(data[0x100000:0x110000]).hexdigest()[:8],
-            "blake3": blake3.blake3(data).hexdigest(), "crc32": zlib.crc32(data).to_bytes(4, "little").hex()}
-
-
 def _stored(db, path: str):
     with db.session() as s:
         return s.scalar(select(HubFile).where(HubFile.path == path))
@@ -178,10 +152,10 @@ def test_objects_over_the_read_cap_are_hashed_in_every_form_from_a_stream(db, tm
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    big = _big_safetensors(tmp_path, 1)
+    big = big_safetensors(tmp_path, 1)
     small = generate_lora("sd15", seed=12, rank=4, blocks=0.2).write(tmp_path / "small.safetensors").read_bytes()
     assert len(big) > 3 * 1024**2
-    want = _hashlib_forms(big)
+    want = hashlib_forms(big)
     bank_with_signals(db, {"Invented Person F": {"blake3": want["blake3"]}})
     s3_bucket.put("big/large.safetensors", big)
     s3_bucket.put("big/small.safetensors", small)
@@ -217,7 +191,7 @@ def test_objects_over_the_read_cap_are_hashed_in_every_form_from_a_stream(db, tm
 
 def test_an_object_replaced_mid_stream_is_recorded_not_half_written(db, tmp_path, s3_bucket, monkeypatch):
     monkeypatch.setenv("MIRRORWATCH_CONTENT_CAP", "1MiB")
-    first, second = _big_safetensors(tmp_path, 3), _big_safetensors(tmp_path, 4)
+    first, second = big_safetensors(tmp_path, 3), big_safetensors(tmp_path, 4)
     s3_bucket.put("mid/large.safetensors", first)
     hub = hub_spec("s3").open(s3_bucket.url("mid"))
     hub.stream_part = 256 * 1024
@@ -239,7 +213,7 @@ def test_an_object_replaced_mid_stream_is_recorded_not_half_written(db, tmp_path
 
     again = _sweep(db, s3_bucket, "mid")  # the next scan reads the new version, whole and alone
     assert again.counts["content_reads"] == 1
-    assert _stored(db, "large.safetensors").sha256 == _hashlib_forms(second)["sha256"]
+    assert _stored(db, "large.safetensors").sha256 == hashlib_forms(second)["sha256"]
 
 
 def test_a_stream_cut_off_mid_part_is_read_on_from_where_it_stopped(db, tmp_path, s3_bucket, monkeypatch):
@@ -248,7 +222,7 @@ def test_a_stream_cut_off_mid_part_is_read_on_from_where_it_stopped(db, tmp_path
     from botocore.exceptions import ReadTimeoutError
 
     monkeypatch.setenv("MIRRORWATCH_CONTENT_CAP", "1MiB")
-    big = _big_safetensors(tmp_path, 5)
+    big = big_safetensors(tmp_path, 5)
     s3_bucket.put("cut/large.safetensors", big)
     hub = hub_spec("s3").open(s3_bucket.url("cut"))
     hub.stream_part = 512 * 1024
@@ -281,5 +255,5 @@ def test_a_stream_cut_off_mid_part_is_read_on_from_where_it_stopped(db, tmp_path
     assert summary.status == "finished" and summary.counts["errors"] == 0
     assert f"bytes={hub.stream_part + 1000}-{2 * hub.stream_part - 1}" in asked  # read on from byte 1000 of it
     f = _stored(db, "large.safetensors")
-    want = _hashlib_forms(big)
+    want = hashlib_forms(big)
     assert f.sha256 == want["sha256"] and f.hashes["blake3"] == want["blake3"] and f.hashes["crc32"] == want["crc32"]
