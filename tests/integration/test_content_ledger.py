@@ -88,3 +88,32 @@ def test_a_lost_engine_stops_the_sweep_interrupted_and_resumable(db, tmp_path):
 
     again = sweep(InProcess())
     assert again.status == "finished" and again.counts["content_reads"] == 1 and again.counts["files"] == 1
+
+
+def test_a_ledger_that_loses_its_database_stops_the_sweep_interrupted(db, tmp_path):
+    """The content engine's record (the ledger, written from the sweep's worker threads) losing its
+    database connection stops the sweep interrupted with the database's exit code; the repo is not
+    recorded as skipped (it is swept again by the next run)."""
+    from sqlalchemy.exc import OperationalError
+
+    from mirrorwatch.errors import DatabaseUnavailable
+    from mirrorwatch.store.models import HubRepo
+    from mirrorwatch.sweep.runner import Sweep, SweepOptions
+
+    generate_lora("sd15", seed=2, rank=4, blocks=0.2).write(tmp_path / "l.safetensors")
+
+    class LedgerLost:
+        def run(self, hub, jobs):
+            raise OperationalError("UPDATE content_task ...", {}, Exception("server closed the connection unexpectedly"),
+                                   connection_invalidated=True)
+
+    hub = hub_spec("dir").open(str(tmp_path))
+    hub.hashes_by_reading = True
+    summary = Sweep(db, hub, SweepOptions(scope={"root": str(tmp_path)}, concurrency=1, resume=False, deep=True),
+                    content=LedgerLost()).run()
+    assert summary.status == "interrupted" and summary.exit_code == DatabaseUnavailable.exit_code
+    assert "database connection was lost (server closed the connection unexpectedly)" in summary.reason
+    assert summary.counts["skipped"] == 0
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(HubRepo)) == 0
+        assert s.get(ScanRun, summary.run_id).status == "interrupted"

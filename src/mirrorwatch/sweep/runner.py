@@ -580,7 +580,8 @@ class Sweep:
                     write()
                 return
             except DBAPIError as exc:
-                if exc.connection_invalidated:
+                if lost_reason(self.db, exc) is not None:  # the database went away, not this repo's rows
+                    self.counts = dict(counts)
                     raise
                 self.counts = dict(counts)
                 reason = f"database refused the repo: {type(exc.orig).__name__}: {str(exc.orig)[:300]}"
