@@ -166,6 +166,7 @@ def test_a_cluster_that_loses_every_worker_stops_interrupted_and_resumes(db, db_
     again = cli("scan", "dir", str(folder), "--json", db=copy)
     assert again.returncode == 0, again.stderr
     assert match_set(Database.open(str(copy))) == expected
+    assert _rows(Database.open(str(copy)))["ledger"] == 0  # the lost run's recorded work: done, forgotten
 
     # ... and with Ray once a worker node is back: the results done before are used, not redone
     cluster.ask("add")

@@ -63,6 +63,7 @@ from mirrorwatch.sweep.enrich import (
     enrich,
     stored_reads,
 )
+from mirrorwatch.sweep.ledger import Ledger
 from mirrorwatch.sweep.persist import mark_gone, record_error, record_repo, repo_key, upsert_repo
 
 # Asked to stop, a sweep keeps writing what it has already fetched for at most this long (a batch at a
@@ -209,6 +210,7 @@ class Sweep:
         self._last_checkpoint = 0.0
         self._seen: set[tuple[str, str]] = set()
         self._types_listed: set[str] = set()  # repo types whose listing a resumed run already finished
+        self._leftover: Ledger | None = None  # content work a lost engine left, when this sweep runs without one
 
     # -- scan run bookkeeping --------------------------------------------------------------------
     def _open_run(self) -> None:
@@ -385,6 +387,9 @@ class Sweep:
         started = time.monotonic()
         self._open_run()
         lock.beat(self.run_id)
+        if getattr(self.content, "settle", None) is None and self.hub.reads_bytes:
+            ledger = Ledger(self.db, self.hub.name)
+            self._leftover = ledger if ledger.any() else None
         status = "finished"
         crash: str | None = None
         failure: str | None = None
@@ -567,6 +572,8 @@ class Sweep:
             settle = getattr(self.content, "settle", None)  # (recorded content work now persisted)
             if settle is not None:
                 settle([listing.repo_id for listing, _ in batch])
+            elif self._leftover is not None:  # an engine's work left by an earlier, lost run: done here instead
+                self._leftover.settle([listing.repo_id for listing, _ in batch], pending=True)
             self._tick()
 
     def _guarded(self, s: Session, listing: RepoListing, write: Callable[[], None]) -> None:
