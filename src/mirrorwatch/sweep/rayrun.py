@@ -124,6 +124,16 @@ def connect(address: str | None, db: Database, opener: HubOpener, **kwargs: Any)
     return RayRunner(opener, ledger=Ledger(db, opener.hub), **kwargs)
 
 
+def _failure(exc: Exception) -> str:
+    """One line for a failed task: the exception the task raised (not Ray's traceback text), or
+    Ray's own failure (worker or node died, result lost)."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        exc = cause  # type: ignore[assignment]
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {text[:200]}"
+
+
 LOST_GRACE_ENV = "MIRRORWATCH_RAY_LOST_GRACE_S"
 DEFAULT_LOST_GRACE_S = 60.0
 
@@ -142,7 +152,8 @@ class RayRunner:
     A task whose worker process or node dies (WorkerCrashedError, NodeDiedError), or whose result is
     lost with its node (ObjectLostError), is retried by Ray itself (`max_retries`, lineage
     reconstruction for a lost result), then submitted again by the driver (`resubmits`); its result is
-    written to the ledger once, whichever attempt brings it. A cluster left without any live CPU (it
+    written to the ledger once, whichever attempt brings it. A task that raised (RayTaskError: the
+    same input raises again) is not submitted again: its file is recorded with the error. A cluster left without any live CPU (it
     lost every worker) for `lost_grace_s` (MIRRORWATCH_RAY_LOST_GRACE_S, default 60 s: time for a
     restarted or autoscaled node to join), or whose head cannot be asked any more, stops the sweep:
     `RayUnavailable`, the run recorded interrupted, its pending work recorded for the next sweep
@@ -251,16 +262,15 @@ class RayRunner:
                 try:
                     ev = self.ray.get(ref)
                 except Exception as exc:  # worker or node died past Ray's retries, result lost, or the task raised
-                    if tries < self.resubmits:
+                    raised = isinstance(exc, self.ray.exceptions.RayTaskError)  # (the same again: not retried)
+                    if tries < self.resubmits and not raised:
                         self.retried += 1
                         self._count("resubmitted")
                         inflight[self._submit(job)] = (job, tries + 1)
                         continue
                     self._count("failed")
-                    ev = FileEvidence(errors={"content": f"content task failed: {type(exc).__name__}: "
-                                                         f"{str(exc)[:200]}"})
-                    out[job.path] = ev  # (left pending in the ledger: the next sweep submits it again)
-                    continue
+                    out[job.path] = FileEvidence(errors={"content": f"content task failed: {_failure(exc)}"})
+                    continue  # (left pending in the ledger: the next sweep submits it again)
                 if self.ledger is not None:
                     self._count("results_written" if self.ledger.finish(keys[job.path], ev) else "duplicate_results")
                 out[job.path] = ev
