@@ -153,11 +153,12 @@ class RayRunner:
     lost with its node (ObjectLostError), is retried by Ray itself (`max_retries`, lineage
     reconstruction for a lost result), then submitted again by the driver (`resubmits`); its result is
     written to the ledger once, whichever attempt brings it. A task that raised (RayTaskError: the
-    same input raises again) is not submitted again: its file is recorded with the error. A cluster left without any live CPU (it
-    lost every worker) for `lost_grace_s` (MIRRORWATCH_RAY_LOST_GRACE_S, default 60 s: time for a
-    restarted or autoscaled node to join), or whose head cannot be asked any more, stops the sweep:
-    `RayUnavailable`, the run recorded interrupted, its pending work recorded for the next sweep
-    (with --ray or without it)."""
+    same input raises again) is not submitted again: its file is recorded with the error.
+
+    A cluster left without any live CPU (it lost every worker) for `lost_grace_s`
+    (MIRRORWATCH_RAY_LOST_GRACE_S, default 60 s: time for a restarted or autoscaled node to join), or
+    that the driver can no longer submit to or wait on, stops the sweep: `RayUnavailable`, the run
+    recorded interrupted, its pending work recorded for the next sweep (with --ray or without it)."""
 
     def __init__(self, opener: HubOpener, *, ledger: Ledger | None = None, max_in_flight: int | None = None,
                  task_memory: int = 512 * 1024**2, max_retries: int = 3, resubmits: int = 3,
