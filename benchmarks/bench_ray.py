@@ -9,6 +9,13 @@ re-save of a banked original, found only by its fingerprint) is swept with `scan
 three times on fresh copies of one bank: in process (today's path), as Ray tasks, and as Ray tasks
 while a Ray worker busy with a task is SIGKILLed --kills times. Printed side by side: files/s, the
 Ray/in-process throughput ratio, whether the matches are identical, and the projection.
+
+Then bulk hashing per core (issue 11: "the same per-core throughput inside Ray tasks"): `hash_file`
+of one --hash-mb file (in the page cache) in this process and inside a Ray task (one CPU asked, as a
+content task does), timed where it runs: MB/s, and MB per CPU-second (the engine's four hasher
+threads together, from getrusage), best of --hash-runs, side by side; and the task's round trip.
+
+    .venv/bin/python benchmarks/bench_ray.py --hash-only --hash-mb 512   # only the hashing figures
 """
 
 from __future__ import annotations
@@ -130,10 +137,21 @@ def main() -> None:
     ap.add_argument("--files", type=int, default=500)
     ap.add_argument("--kills", type=int, default=10)
     ap.add_argument("--every", type=int, default=10, help="Every Nth file is a re-save of a banked original.")
+    ap.add_argument("--hash-mb", type=int, default=1024, help="Size of the file hashed per core (MB).")
+    ap.add_argument("--hash-runs", type=int, default=3, help="Hashing runs per side (the best is kept).")
+    ap.add_argument("--hash-only", action="store_true", help="Only the hashing-per-core figures.")
     args = ap.parse_args()
     import ray
 
     from mirrorwatch.sweep.rayrun import HubOpener, connect
+
+    if args.hash_only:
+        ray.init(num_cpus=2, include_dashboard=False, object_store_memory=100 * 1024**2, log_to_driver=False,
+                 logging_level="ERROR", configure_logging=False)
+        with tempfile.TemporaryDirectory(prefix="mw-bench-ray-hash-") as tmp:
+            hash_per_core(Path(tmp), args.hash_mb, args.hash_runs)
+        ray.shutdown()
+        return
 
     with tempfile.TemporaryDirectory(prefix="mw-bench-ray-") as tmp:
         root = Path(tmp)
@@ -192,6 +210,7 @@ def main() -> None:
             print(f"Ray with {len(kills)} worker SIGKILLs: {el_k:.1f}s, {s_k.counts['content_reads']} files read, "
                   f"matches identical: {same_k} ({len(got)} vs {len(ref)}); driver re-submissions {runner.retried}",
                   flush=True)
+        hash_per_core(root, args.hash_mb, args.hash_runs)
         ray.shutdown()
 
         cost, cpu_cost, size = per_file_costs(folder, min(40, args.files))
@@ -208,6 +227,57 @@ def main() -> None:
         project(cpu_cost / size)
         if not same or (args.kills and not same_k):
             sys.exit(1)
+
+
+def _timed_hash(path: str) -> tuple[float, float, str]:
+    """hash_file of `path` here: (wall s, CPU s of this process, all threads, sha256)."""
+    from mirrorwatch.hashing.engine import hash_file
+
+    c0, t0 = cpu_s(), time.perf_counter()
+    h = hash_file(path)
+    return time.perf_counter() - t0, cpu_s() - c0, h.sha256
+
+
+def hash_per_core(root: Path, mb: int, runs: int) -> None:
+    """hash_file MB/s and MB per CPU-second in this process and inside a Ray task, side by side."""
+    import json
+    import struct
+
+    import ray
+
+    path = root / "hash-bench.safetensors"  # (a safetensors file: every form, AutoV3's second SHA-256 too)
+    block = os.urandom(1 << 20)
+    n = mb << 20
+    header = json.dumps({"w": {"dtype": "U8", "shape": [n], "data_offsets": [0, n]}}).encode()
+    with path.open("wb") as f:
+        f.write(struct.pack("<Q", len(header)) + header)
+        for _ in range(mb):
+            f.write(block)
+    size_mb = path.stat().st_size / 1e6
+    _timed_hash(str(path))  # (into the page cache; the engine's threads started once)
+    local = [_timed_hash(str(path)) for _ in range(runs)]
+    task = ray.remote(_timed_hash).options(num_cpus=1)
+    ray.get(task.remote(str(path)))  # (a worker started, the module imported, the page cache warm)
+    remote, trips = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        remote.append(ray.get(task.remote(str(path))))
+        trips.append(time.perf_counter() - t)
+    assert len({r[2] for r in local + remote}) == 1, "the task hashed other bytes"
+    from mirrorwatch.hashing.engine import hash_file
+
+    assert hash_file(path).autov3_full, "not hashed as a safetensors file"
+    print(f"\nhash_file of a {size_mb:.0f} MB file (page cache), best of {runs}, timed where it runs:")
+    print("| where | seconds | MB/s | CPU seconds | MB per CPU-second | cores busy |")
+    print("|---|---|---|---|---|---|")
+    rows = {}
+    for label, got in (("in process", local), ("inside a Ray task (num_cpus=1)", remote)):
+        wall, cpu, _ = min(got)
+        rows[label] = (size_mb / wall, size_mb / cpu)
+        print(f"| {label} | {wall:.2f} | {size_mb / wall:.0f} | {cpu:.2f} | {size_mb / cpu:.0f} | {cpu / wall:.2f} |")
+    (w_in, c_in), (w_ray, c_ray) = rows.values()
+    print(f"Ray task / in process: {w_ray / w_in:.2f}x MB/s, {c_ray / c_in:.2f}x MB per CPU-second; task round "
+          f"trip (submit to result) {min(trips):.2f} s for {min(r[0] for r in remote):.2f} s of hashing")
 
 
 def project(s_per_mb: float) -> None:

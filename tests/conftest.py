@@ -22,7 +22,7 @@ from mirrorwatch.store.db import Database
 
 # The helper modules in tests/support get pytest's assertion messages too (and no "already imported"
 # warning when a test module imports one before another lists it in `pytest_plugins`).
-pytest.register_assert_rewrite("_hash_helpers", "pytest_testhub", "sweepfixtures", "webdata", "webfixtures", "pgdb", "bankfixtures", "realwriters", "civitaifixtures", "sheet_bombs", "webhook_receiver", "notifyfixtures", "trained_data", "s3server", "rayfixtures", "procs")
+pytest.register_assert_rewrite("_hash_helpers", "pytest_testhub", "sweepfixtures", "webdata", "webfixtures", "pgdb", "bankfixtures", "realwriters", "civitaifixtures", "sheet_bombs", "webhook_receiver", "notifyfixtures", "trained_data", "s3server", "rayfixtures", "procs", "raycluster")
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = Path(__file__).resolve().parent / "unit"

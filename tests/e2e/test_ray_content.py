@@ -155,3 +155,24 @@ def test_scan_hf_deep_with_ray_matches_the_in_process_path(db, db_path, tmp_path
     assert results["ray"] == results["in process"] == want
     no_deep = cli("scan", "hf", "--endpoint", running.url, "--ray", ray_address)
     assert no_deep.returncode != 0 and "--deep" in no_deep.stderr
+
+
+def test_a_task_that_raises_is_recorded_once_not_submitted_again(db, tmp_path, ray_address):
+    """A task that raised (its worker cannot open the hub: the same would happen again) is not
+    re-submitted like a lost worker's: its file gets the task's own error in one line (no Ray
+    traceback text), and its work stays pending in the ledger for the next sweep."""
+    from mirrorwatch.hubs.base import RemoteFile
+    from mirrorwatch.sweep.enrich import ContentJob
+
+    gone = str(tmp_path / "gone")
+    runner = connect(ray_address, db, HubOpener("dir", gone))
+    job = ContentJob(gone, RemoteFile(path="x.safetensors", size=10, lfs=False), None, header=False, content=True,
+                     fingerprint=False, expected_sha256=None, max_bytes=1 << 20, one_read=True)
+    out = runner.run(None, [job])
+    reason = out["x.safetensors"].errors["content"]
+    assert reason.startswith("content task failed: InvalidInput: ") and "is not a folder" in reason
+    assert "\n" not in reason and "Traceback" not in reason
+    stats = runner.stats()
+    assert stats["tasks"] == 1 and stats["resubmitted"] == 0 and stats["failed"] == 1
+    with db.session() as s:
+        assert s.scalars(select(ContentTask.status)).all() == ["pending"]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from mirrorwatch.corpus import generate_lora
 from mirrorwatch.hubs.base import RemoteFile
 from mirrorwatch.hubs.registry import hub_spec
-from mirrorwatch.store.models import ContentTask
+from mirrorwatch.store.models import ContentTask, ScanRun
 from mirrorwatch.sweep.enrich import ContentJob, run_job
 from mirrorwatch.sweep.ledger import Ledger, content_key
 from pgdb import fresh_pg
@@ -59,9 +59,10 @@ def test_results_are_written_once_and_reused_after_a_restart(any_db, tmp_path):
         assert s.scalar(select(func.count()).select_from(ContentTask)) == 2
 
 
-def test_a_lost_engine_stops_the_sweep_failed_and_resumable(db, tmp_path):
-    """A cluster that loses every worker: the run is recorded failed with the reason (not finished
-    with every repo skipped), and a later sweep does the work."""
+def test_a_lost_engine_stops_the_sweep_interrupted_and_resumable(db, tmp_path):
+    """A cluster that loses every worker: the run is recorded interrupted with the reason (not
+    finished with every repo skipped), the summary carries the engine's exit code, and a later sweep
+    does the work."""
     from mirrorwatch.sweep.enrich import EngineLost
     from mirrorwatch.sweep.runner import Sweep, SweepOptions
 
@@ -78,8 +79,41 @@ def test_a_lost_engine_stops_the_sweep_failed_and_resumable(db, tmp_path):
                      content=content).run()
 
     failed = sweep(Lost())
-    assert failed.status == "failed" and "lost its workers" in failed.reason and failed.counts["files"] == 0
+    assert failed.status == "interrupted" and "lost its workers" in failed.reason and failed.counts["files"] == 0
+    assert failed.exit_code == EngineLost.exit_code
+    with db.session() as s:
+        run = s.get(ScanRun, failed.run_id)
+        assert run.status == "interrupted" and "lost its workers" in run.checkpoint["reason"]
     from mirrorwatch.sweep.enrich import InProcess
 
     again = sweep(InProcess())
     assert again.status == "finished" and again.counts["content_reads"] == 1 and again.counts["files"] == 1
+
+
+def test_a_ledger_that_loses_its_database_stops_the_sweep_interrupted(db, tmp_path):
+    """The content engine's record (the ledger, written from the sweep's worker threads) losing its
+    database connection stops the sweep interrupted with the database's exit code; the repo is not
+    recorded as skipped (it is swept again by the next run)."""
+    from sqlalchemy.exc import OperationalError
+
+    from mirrorwatch.errors import DatabaseUnavailable
+    from mirrorwatch.store.models import HubRepo
+    from mirrorwatch.sweep.runner import Sweep, SweepOptions
+
+    generate_lora("sd15", seed=2, rank=4, blocks=0.2).write(tmp_path / "l.safetensors")
+
+    class LedgerLost:
+        def run(self, hub, jobs):
+            raise OperationalError("UPDATE content_task ...", {}, Exception("server closed the connection unexpectedly"),
+                                   connection_invalidated=True)
+
+    hub = hub_spec("dir").open(str(tmp_path))
+    hub.hashes_by_reading = True
+    summary = Sweep(db, hub, SweepOptions(scope={"root": str(tmp_path)}, concurrency=1, resume=False, deep=True),
+                    content=LedgerLost()).run()
+    assert summary.status == "interrupted" and summary.exit_code == DatabaseUnavailable.exit_code
+    assert "database connection was lost (server closed the connection unexpectedly)" in summary.reason
+    assert summary.counts["skipped"] == 0
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(HubRepo)) == 0
+        assert s.get(ScanRun, summary.run_id).status == "interrupted"

@@ -11,6 +11,7 @@ import time
 import pytest
 from sqlalchemy import select
 
+from _hash_helpers import big_safetensors, hashlib_forms
 from bankfixtures import bank_with_signals
 from mirrorwatch.corpus import convert_dtype, generate_lora
 from mirrorwatch.errors import InvalidInput
@@ -134,3 +135,125 @@ def test_bad_locations_and_buckets_are_clear(db, s3_bucket):
     assert summary.status == "failed"
     with db.session() as s:
         assert any("no such bucket" in e.reason for e in s.scalars(select(ScanError)))
+
+
+def _stored(db, path: str):
+    with db.session() as s:
+        return s.scalar(select(HubFile).where(HubFile.path == path))
+
+
+def test_objects_over_the_read_cap_are_hashed_in_every_form_from_a_stream(db, tmp_path, s3_bucket, monkeypatch):
+    """The per-task read cap (MIRRORWATCH_CONTENT_CAP, 1 MiB here): an object larger than it is never
+    copied nor read whole; it is hashed in every form from ETag-pinned ranged reads (parts of 256 KiB
+    here), its header read by range; the forms equal hashlib's over the same bytes."""
+    import tempfile
+
+    monkeypatch.setenv("MIRRORWATCH_CONTENT_CAP", "1MiB")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    big = big_safetensors(tmp_path, 1)
+    small = generate_lora("sd15", seed=12, rank=4, blocks=0.2).write(tmp_path / "small.safetensors").read_bytes()
+    assert len(big) > 3 * 1024**2
+    want = hashlib_forms(big)
+    bank_with_signals(db, {"Invented Person F": {"blake3": want["blake3"]}})
+    s3_bucket.put("big/large.safetensors", big)
+    s3_bucket.put("big/small.safetensors", small)
+    hub = hub_spec("s3").open(s3_bucket.url("big"))
+    hub.stream_part = 256 * 1024
+    gets: list[dict] = []
+    real_get = hub.client.get_object
+
+    def get_object(**kw):
+        gets.append(kw)
+        return real_get(**kw)
+
+    hub.client.get_object = get_object
+    summary = _sweep(db, s3_bucket, "big", hub=hub)
+    assert summary.status == "finished" and summary.counts["errors"] == 0
+    f = _stored(db, "large.safetensors")
+    assert f.sha256 == want["sha256"]
+    assert {k: f.hashes.get(k) for k in want if k != "sha256"} == {k: v for k, v in want.items() if k != "sha256"}
+    assert f.header_signals and "error" not in f.header_signals  # (the header: range reads)
+    assert [m.entry_name for m in list_matches(db)] == ["Invented Person F"]
+    large = [g for g in gets if g["Key"].endswith("large.safetensors")]
+    assert large and all("Range" in g and g.get("IfMatch") for g in large)  # never read whole, always pinned
+    step = hub.stream_part
+    parts = [f"bytes={i}-{min(i + step, len(big)) - 1}" for i in range(0, len(big), step)]
+    assert sorted(g["Range"] for g in large if g["Range"] in parts) == sorted(parts)  # every part once
+    assert len(large) <= len(parts) + 2  # and the header's range reads
+    assert summary.counts["fingerprinted"] == 1  # the small LoRA only: the large file is past the cap
+    assert list(scratch.iterdir()) == []
+
+    again = _sweep(db, s3_bucket, "big")
+    assert again.counts["content_reads"] == 0  # unchanged: not read again
+
+
+def test_an_object_replaced_mid_stream_is_recorded_not_half_written(db, tmp_path, s3_bucket, monkeypatch):
+    monkeypatch.setenv("MIRRORWATCH_CONTENT_CAP", "1MiB")
+    first, second = big_safetensors(tmp_path, 3), big_safetensors(tmp_path, 4)
+    s3_bucket.put("mid/large.safetensors", first)
+    hub = hub_spec("s3").open(s3_bucket.url("mid"))
+    hub.stream_part = 256 * 1024
+    real_get = hub._get
+    replaced = []
+
+    def get(path, etag, byte_range=None):
+        if byte_range == f"bytes={hub.stream_part}-{2 * hub.stream_part - 1}" and not replaced:
+            replaced.append(s3_bucket.put("mid/large.safetensors", second))  # between the first and second part
+        return real_get(path, etag, byte_range)
+
+    hub._get = get
+    summary = _sweep(db, s3_bucket, "mid", hub=hub)
+    assert replaced and summary.status == "finished"
+    assert _stored(db, "large.safetensors") is None and summary.counts["files"] == 0  # nothing half-written
+    with db.session() as s:
+        reasons = [e.reason for e in s.scalars(select(ScanError).where(ScanError.path == "large.safetensors"))]
+    assert any("changed since it was listed" in r for r in reasons), reasons
+
+    again = _sweep(db, s3_bucket, "mid")  # the next scan reads the new version, whole and alone
+    assert again.counts["content_reads"] == 1
+    assert _stored(db, "large.safetensors").sha256 == hashlib_forms(second)["sha256"]
+
+
+def test_a_stream_cut_off_mid_part_is_read_on_from_where_it_stopped(db, tmp_path, s3_bucket, monkeypatch):
+    """A part whose connection breaks mid-body (botocore's ReadTimeoutError) is asked again from the
+    byte where it stopped (pinned to the same ETag): the hashes are still hashlib's."""
+    from botocore.exceptions import ReadTimeoutError
+
+    monkeypatch.setenv("MIRRORWATCH_CONTENT_CAP", "1MiB")
+    big = big_safetensors(tmp_path, 5)
+    s3_bucket.put("cut/large.safetensors", big)
+    hub = hub_spec("s3").open(s3_bucket.url("cut"))
+    hub.stream_part = 512 * 1024
+    real_get = hub._get
+    asked: list[str | None] = []
+
+    class Cut:
+        def __init__(self, body):
+            self.body, self.given = body, 0
+
+        def read(self, n):
+            if self.given >= 1000:
+                raise ReadTimeoutError(endpoint_url="http://127.0.0.1")
+            data = self.body.read(min(n, 1000 - self.given))
+            self.given += len(data)
+            return data
+
+        def close(self):
+            self.body.close()
+
+    def get(path, etag, byte_range=None):
+        asked.append(byte_range)
+        answer = real_get(path, etag, byte_range)
+        if byte_range == f"bytes={hub.stream_part}-{2 * hub.stream_part - 1}":  # the second part breaks
+            answer = {**answer, "Body": Cut(answer["Body"])}
+        return answer
+
+    hub._get = get
+    summary = _sweep(db, s3_bucket, "cut", hub=hub)
+    assert summary.status == "finished" and summary.counts["errors"] == 0
+    assert f"bytes={hub.stream_part + 1000}-{2 * hub.stream_part - 1}" in asked  # read on from byte 1000 of it
+    f = _stored(db, "large.safetensors")
+    want = hashlib_forms(big)
+    assert f.sha256 == want["sha256"] and f.hashes["blake3"] == want["blake3"] and f.hashes["crc32"] == want["crc32"]

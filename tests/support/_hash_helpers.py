@@ -70,3 +70,23 @@ def safetensors_bytes(
 def write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def hashlib_forms(data: bytes) -> dict[str, str]:
+    """`naive_hashes` of a file that has every form (a safetensors file of 2 MiB or more), without its size."""
+    forms = naive_hashes(data)
+    forms.pop("size")
+    assert all(forms.values()), forms
+    return forms
+
+
+def big_safetensors(folder: Path, seed: int, mib: int = 3) -> bytes:
+    """A safetensors file of about `mib` MiB (one float32 tensor, a little metadata), written to
+    `folder`; larger than a content-tier cap of 1 MiB. Its bytes."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    p = folder / f"big{seed}.safetensors"
+    save_file({"w": np.random.default_rng(seed).standard_normal((mib * 256, 1024), dtype=np.float32)}, str(p),
+              metadata={"ss_output_name": f"invented_big_{seed}"})
+    return p.read_bytes()

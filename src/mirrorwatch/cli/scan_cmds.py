@@ -78,6 +78,15 @@ class ProgressView:
 
 
 def _print_summary(summary: SweepSummary, as_json: bool) -> None:
+    _print_counts(summary, as_json)
+    if summary.exit_code is not None and summary.reason:  # its content engine or database went away
+        err_console.print(f"error: the sweep stopped: {summary.reason}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(summary.exit_code)
+    if summary.status == "failed":
+        raise typer.Exit(6)
+
+
+def _print_counts(summary: SweepSummary, as_json: bool) -> None:
     if as_json:
         print_json(summary.to_dict())
         return
@@ -90,7 +99,7 @@ def _print_summary(summary: SweepSummary, as_json: bool) -> None:
         f"{c['skipped']} skipped, {c['errors']} errors recorded, {c['throttled']} throttled (429)",
         highlight=False,
     )
-    if summary.reason:
+    if summary.reason and summary.exit_code is None:
         console.print(f"the sweep stopped: {summary.reason} (the next sweep of the same scope resumes it)",
                       highlight=False, markup=False)
     if c["errors"]:
@@ -143,8 +152,6 @@ def _scope_options(spec: HubSpec) -> Callable[..., None]:
         with ProgressView(sys.stderr.isatty() and not as_json, total=len(repo) or None) as view:
             summary = Sweep(db, hub, options, progress=view, content=content).run()
         _print_summary(summary, as_json)
-        if summary.status == "failed":
-            raise typer.Exit(6)
 
     return scan_remote
 
@@ -170,8 +177,6 @@ def _folder_options(spec: HubSpec) -> Callable[..., None]:
         with ProgressView(sys.stderr.isatty() and not as_json) as view:
             summary = Sweep(db, hub, options, progress=view, content=content).run()
         _print_summary(summary, as_json)
-        if summary.status == "failed":
-            raise typer.Exit(6)
 
     return scan_folder
 
@@ -201,8 +206,6 @@ def _store_options(spec: HubSpec) -> Callable[..., None]:
         with ProgressView(sys.stderr.isatty() and not as_json) as view:
             summary = Sweep(db, hub, options, progress=view, content=content).run()
         _print_summary(summary, as_json)
-        if summary.status == "failed":
-            raise typer.Exit(6)
 
     return scan_store
 

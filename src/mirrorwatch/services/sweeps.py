@@ -13,25 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from mirrorwatch.config import parse_size as parse_size  # (re-exported: the CLI and watch configs)
 from mirrorwatch.errors import InvalidInput
 from mirrorwatch.formats.archives import ARCHIVE_EXTENSIONS
 from mirrorwatch.hubs.base import WEIGHT_EXTENSIONS, Hub, HubSpec, Scope
 from mirrorwatch.services.scans import incremental_since, known_hashes
 from mirrorwatch.store.db import Database
 from mirrorwatch.sweep.runner import SweepOptions
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?i?b?)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 1024, "m": 1e6, "mb": 1e6, "mib": 1024**2,
-          "g": 1e9, "gb": 1e9, "gib": 1024**3, "t": 1e12, "tb": 1e12, "tib": 1024**4}
-
-
-def parse_size(text: str | None) -> int | None:
-    if not text:
-        return None
-    m = _SIZE.match(text)
-    if not m or (m.group(2) or "").lower() not in _UNITS:
-        raise InvalidInput(f"not a size: {text!r} (try 10MB, 1.5GiB)")
-    return int(float(m.group(1)) * _UNITS[(m.group(2) or "").lower()])
 
 
 def parse_since(text: str | None) -> datetime | None:

@@ -24,6 +24,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mirrorwatch.config import DEFAULT_CONTENT_CAP
 from mirrorwatch.errors import MirrorwatchError
 from mirrorwatch.formats.safetensors import SafetensorsHeader
 from mirrorwatch.hashing.engine import hash_stream
@@ -40,7 +41,7 @@ class EnrichOptions:
     headers: bool = True
     deep: bool = False
     header_max_file: int = 4 * 1024**3  # files larger than this are checkpoints, not LoRAs: skip headers
-    deep_max_file: int = 2 * 1024**3
+    deep_max_file: int = DEFAULT_CONTENT_CAP  # (the sweep passes MIRRORWATCH_CONTENT_CAP's value)
 
 
 def stored_reads(session: Session, hub: str, repo_ids: list[str],

@@ -104,11 +104,17 @@ class Ledger:
                             .values(status=DONE, evidence=evidence_to_json(ev), updated_at=utcnow()))
             return bool(res.rowcount)
 
-    def settle(self, repo_ids: list[str]) -> None:
-        """Forget the done work of repos the sweep has persisted."""
+    def settle(self, repo_ids: list[str], *, pending: bool = False) -> None:
+        """Forget the done work of repos the sweep has persisted (with `pending`, their pending work
+        too: a sweep that did their content work itself, without the engine, after a lost cluster)."""
         if not repo_ids:
             return
         with self.db.write_session() as s:
-            s.execute(delete(ContentTask).where(ContentTask.hub == self.hub,
-                                                ContentTask.repo_id.in_([repo_key(r) for r in repo_ids]),
-                                                ContentTask.status == DONE))
+            q = delete(ContentTask).where(ContentTask.hub == self.hub,
+                                          ContentTask.repo_id.in_([repo_key(r) for r in repo_ids]))
+            s.execute(q if pending else q.where(ContentTask.status == DONE))
+
+    def any(self) -> bool:
+        """Whether any content work of this hub is recorded."""
+        with self.db.session() as s:
+            return s.scalar(select(ContentTask.content_key).where(ContentTask.hub == self.hub).limit(1)) is not None

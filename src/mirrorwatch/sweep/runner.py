@@ -26,9 +26,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from mirrorwatch.config import content_cap
+from mirrorwatch.errors import DatabaseUnavailable
 from mirrorwatch.hubs.base import (
     DEFAULT_REPO_TYPE,
     DISABLED,
@@ -61,6 +63,7 @@ from mirrorwatch.sweep.enrich import (
     enrich,
     stored_reads,
 )
+from mirrorwatch.sweep.ledger import Ledger
 from mirrorwatch.sweep.persist import mark_gone, record_error, record_repo, repo_key, upsert_repo
 
 # Asked to stop, a sweep keeps writing what it has already fetched for at most this long (a batch at a
@@ -87,6 +90,9 @@ class SweepOptions:
     checkpoint_every_s: float = 1.0
     headers: bool = True  # tier 2: bounded header reads of safetensors files
     deep: bool = False  # content tier: transient download, full AutoV3 and weight fingerprint
+    # the content tier's per-file read cap (MIRRORWATCH_CONTENT_CAP): larger files are hashed from a
+    # stream, never copied or fingerprinted (not a parameter of the run's scope)
+    content_cap: int = field(default_factory=content_cap)
 
     def params(self) -> dict[str, Any]:
         scope = {k: _clean(v) for k, v in self.scope.items() if v not in (None, [], "", {})}
@@ -143,14 +149,45 @@ class SweepSummary:
     resumed: bool
     seconds: float
     quota: dict[str, Any]
-    reason: str | None = None  # why a failed sweep stopped
+    reason: str | None = None  # why a failed (or lost-engine/database, interrupted) sweep stopped
+    exit_code: int | None = None  # the error's exit code when its content engine or database went away
+    engine: dict[str, int] | None = None  # the content engine's own counts (Ray tasks, results written)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"run_id": self.run_id, "status": self.status, "resumed": self.resumed,
                "seconds": round(self.seconds, 2), "counts": self.counts, "quota": self.quota}
         if self.reason:
             out["reason"] = self.reason
+        if self.engine is not None:
+            out["engine"] = self.engine
         return out
+
+
+def lost_reason(db: Database, exc: BaseException) -> tuple[str, int] | None:
+    """(message, exit code) when `exc` means the sweep's content engine or its database went away
+    (a server restart, a lost connection), not a bug or bad data; None otherwise."""
+    if isinstance(exc, EngineLost):
+        return str(exc), exc.exit_code
+    if isinstance(exc, DatabaseUnavailable):
+        return str(exc), exc.exit_code
+    if isinstance(exc, DBAPIError):
+        lost = exc.connection_invalidated or (not db.is_sqlite and isinstance(exc, OperationalError | InterfaceError))
+        if lost:
+            return (f"the database connection was lost ({_first_line(exc.orig)}); what was written is kept, the "
+                    "run is recorded interrupted, and the same scan run again resumes it"), DatabaseUnavailable.exit_code
+    return None
+
+
+def _first_line(exc: BaseException | None) -> str:
+    text = str(exc or "").strip()
+    return (text.splitlines() or [type(exc).__name__])[0][:300]
+
+
+def _unavailable(db: Database, exc: DBAPIError) -> Exception:
+    """A lost database outside the run's own bookkeeping (taking the lock, opening or closing the
+    run): DatabaseUnavailable (else the error itself)."""
+    lost = lost_reason(db, exc)
+    return exc if lost is None else DatabaseUnavailable(lost[0])
 
 
 class Sweep:
@@ -173,6 +210,7 @@ class Sweep:
         self._last_checkpoint = 0.0
         self._seen: set[tuple[str, str]] = set()
         self._types_listed: set[str] = set()  # repo types whose listing a resumed run already finished
+        self._leftover: Ledger | None = None  # content work a lost engine left, when this sweep runs without one
 
     # -- scan run bookkeeping --------------------------------------------------------------------
     def _open_run(self) -> None:
@@ -328,20 +366,34 @@ class Sweep:
         return not ((o.min_size is not None and f.size < o.min_size) or (o.max_size is not None and f.size > o.max_size))
 
     def run(self) -> SweepSummary:
-        """Sweep the scope; raises SweepBusy when another sweep of the same scope is running."""
-        lock = acquire_sweep_lock(self.db, scope_key(self.hub.name, self.options.params()), self.hub.name)
+        """Sweep the scope; raises SweepBusy when another sweep of the same scope is running, and
+        DatabaseUnavailable when the database goes away before the run is recorded."""
+        try:
+            lock = acquire_sweep_lock(self.db, scope_key(self.hub.name, self.options.params()), self.hub.name)
+        except DBAPIError as exc:
+            raise _unavailable(self.db, exc) from None
         try:
             return self._run(lock)
+        except DBAPIError as exc:  # (opening the run: nothing was swept yet)
+            raise _unavailable(self.db, exc) from None
         finally:
-            lock.release()
+            try:
+                lock.release()
+            except DBAPIError as exc:  # the database is gone: the lock expires (its holder is dead or stale)
+                if lost_reason(self.db, exc) is None:
+                    raise
 
     def _run(self, lock: SweepLockHandle) -> SweepSummary:
         started = time.monotonic()
         self._open_run()
         lock.beat(self.run_id)
+        if getattr(self.content, "settle", None) is None and self.hub.reads_bytes:
+            ledger = Ledger(self.db, self.hub.name)
+            self._leftover = ledger if ledger.any() else None
         status = "finished"
         crash: str | None = None
         failure: str | None = None
+        exit_code: int | None = None  # of a run stopped because its engine or database went away
         pool = ThreadPoolExecutor(max_workers=max(1, self.options.concurrency), thread_name_prefix="sweep")
         inflight: dict[Future[Fetched], RepoListing] = {}
         try:
@@ -380,32 +432,55 @@ class Sweep:
                 fut.cancel()
             raise
         except Exception as exc:  # the database or a bug: the run is failed (resumable), never finished
-            status = "failed"
-            crash = f"sweep stopped by an error: {type(exc).__name__}: {str(exc)[:500]}"
             for fut in inflight:
                 fut.cancel()
+            lost = lost_reason(self.db, exc)
+            if lost is not None:  # the content engine or the database went away: stopped, not broken
+                status, crash, exit_code = "interrupted", lost[0], lost[1]
+            else:
+                status = "failed"
+                crash = f"sweep stopped by an error: {type(exc).__name__}: {str(exc)[:500]}"
         finally:
             pool.shutdown(wait=status != "interrupted", cancel_futures=True)
             checkpoint: dict[str, Any] = {"finished_listing": status == "finished"}
             if crash:
-                checkpoint.update(crashed=True, reason=crash)
+                checkpoint.update(crashed=status == "failed", reason=crash)
+            recorded = self._record_end(status, checkpoint, crash, failure, retry=exit_code is not None)
+            if not recorded and crash is not None and exit_code is not None:
+                crash += ("; the database could not be reached to record it either (the run shows as running "
+                          "until its heartbeat is stale, and is resumed then)")
+            if self.options.deep:
+                indexes_for(self.db).flush()
+            self._tick()
+        return SweepSummary(self.run_id, status, dict(self.counts), self.resumed, time.monotonic() - started,
+                            self._quota(), reason=crash, exit_code=exit_code, engine=self._engine_stats())
+
+    def _record_end(self, status: str, checkpoint: dict[str, Any], crash: str | None, failure: str | None, *,
+                    retry: bool) -> bool:
+        """Record how the run ended (with the outbox event of a failed or lost run, in the same
+        transaction); after a lost database, tried again a few times while the server comes back.
+        Whether it was recorded."""
+        for attempt in range(4 if retry else 1):
             try:
                 with self.db.session() as s:
                     if crash:
                         self._record_scan_error(s, None, crash)
                     self._save_counts(s, status=status, checkpoint=checkpoint)
-                    if status == "failed":  # the outbox, in the transaction that records the failure
+                    if status == "failed" or crash:  # the outbox, in the transaction that records the end
                         emit(s, SWEEP_FAILED, bank_id=None, payload={"scan_run": {
                             "id": self.run_id, "source": self.hub.name, "status": status,
                             "reason": (crash or failure or "")[:500], "counts": dict(self.counts)}})
+                return True
             except Exception:
                 if crash is None:
                     raise  # (a crash stays marked running, its heartbeat stops: shown stalled, resumed)
-            if self.options.deep:
-                indexes_for(self.db).flush()
-            self._tick()
-        return SweepSummary(self.run_id, status, dict(self.counts), self.resumed, time.monotonic() - started,
-                            self._quota(), reason=crash)
+                if attempt < (3 if retry else 0):
+                    time.sleep(1.0 + attempt)
+        return False
+
+    def _engine_stats(self) -> dict[str, int] | None:
+        stats = getattr(self.content, "stats", None)
+        return stats() if callable(stats) else None
 
     def _handle_page(self, page: ListingPage, pool: ThreadPoolExecutor,
                      inflight: dict[Future[Fetched], RepoListing]) -> None:
@@ -465,7 +540,8 @@ class Sweep:
         Talks to the hub only, never to the database."""
         result = self.hub.fetch_files(listing, None)
         result.files = [f for f in result.files if is_weight_file(f.path, self.options.extensions) and self._size_ok(f)]
-        opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep)
+        opts = EnrichOptions(headers=self.options.headers, deep=self.options.deep,
+                             deep_max_file=self.options.content_cap)
         return Fetched(result, enrich(self.hub, result, opts, done, self.content))
 
     def _stopping(self) -> bool:
@@ -496,6 +572,8 @@ class Sweep:
             settle = getattr(self.content, "settle", None)  # (recorded content work now persisted)
             if settle is not None:
                 settle([listing.repo_id for listing, _ in batch])
+            elif self._leftover is not None:  # an engine's work left by an earlier, lost run: done here instead
+                self._leftover.settle([listing.repo_id for listing, _ in batch], pending=True)
             self._tick()
 
     def _guarded(self, s: Session, listing: RepoListing, write: Callable[[], None]) -> None:
@@ -509,7 +587,8 @@ class Sweep:
                     write()
                 return
             except DBAPIError as exc:
-                if exc.connection_invalidated:
+                if lost_reason(self.db, exc) is not None:  # the database went away, not this repo's rows
+                    self.counts = dict(counts)
                     raise
                 self.counts = dict(counts)
                 reason = f"database refused the repo: {type(exc.orig).__name__}: {str(exc.orig)[:300]}"
@@ -529,8 +608,17 @@ class Sweep:
     def _persist(self, s: Session, listing: RepoListing, fut: Future[Fetched]) -> None:
         try:
             fetched = fut.result()
-        except EngineLost:  # the content engine is gone: stop (failed, resumable), do not skip every repo
+        except EngineLost:  # the content engine is gone: stop (interrupted, resumable), do not skip every repo
             raise
+        except DBAPIError as exc:  # the content engine's record (the ledger) lost its database: stop likewise
+            if lost_reason(self.db, exc) is not None:
+                raise
+            reason = f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
+            with s.begin_nested():
+                record_error(s, self.hub.name, listing, reason)
+            self._record_scan_error(s, listing.repo_id, reason, repo_type=listing.repo_type)
+            self.counts["skipped"] += 1
+            return
         except Exception as exc:  # SkipRepo, or a bug/unexpected answer: one repo must not stop the sweep
             reason = str(exc) if isinstance(exc, SkipRepo) else f"unexpected {type(exc).__name__}: {str(exc)[:300]}"
             with s.begin_nested():

@@ -6,8 +6,8 @@ its stored hashes and is not read again; any other object is handed to the sweep
 unhashed (`hashes_by_reading`), which reads it once — to private temporary storage, size-capped and
 deleted after use, or streamed when it is larger than the cap — for every hash form, its header and
 its fingerprint. Every read is pinned to the listed ETag (`If-Match`): an object replaced or deleted
-between the listing and the read fails that read with a short reason (recorded; the sweep goes on),
-never hashes a mix of two versions."""
+between the listing and the read (or between two parts of a streamed read) fails that read with a
+short reason (recorded; the sweep goes on), never hashes a mix of two versions."""
 
 from __future__ import annotations
 
@@ -71,15 +71,66 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-class _Reader:
-    """A botocore streaming body with `readinto` (what the hashing engine reads from)."""
+# An object streamed past the content-tier cap is read in parts of this size, each its own ranged GET
+# pinned to the listed ETag: a part cut off mid-read is asked again from where it stopped, and an
+# object replaced between two parts fails the read instead of hashing a mix of two versions.
+STREAM_PART = 64 * 1024**2
+PART_TRIES = 3
 
-    def __init__(self, body: Any) -> None:
-        self.body = body
+
+class _PartReader:
+    """An object's bytes (one version) as a stream with `readinto` (what the hashing engine reads
+    from): ranged GETs of `part` bytes, each with If-Match on the ETag; the size is the first
+    answer's Content-Range total, and the stream must end exactly there."""
+
+    def __init__(self, hub: S3Hub, path: str, etag: str | None, part: int) -> None:
+        self.hub, self.path, self.etag, self.part = hub, path, etag, max(1, part)
+        self.offset = 0
+        self.size: int | None = None
+        self.body: Any = None
+        self.part_end = -1  # last byte of the part being read
+
+    def _open(self) -> None:
+        if self.offset <= self.part_end:  # the rest of a part that was cut off
+            end = self.part_end
+        else:
+            end = self.offset + self.part - 1 if self.size is None else min(self.offset + self.part, self.size) - 1
+        answer = self.hub._get(self.path, self.etag, f"bytes={self.offset}-{end}")
+        total = str(answer.get("ContentRange") or "").rpartition("/")[2]
+        if self.size is None:
+            self.size = int(total) if total.isdigit() else int(answer.get("ContentLength") or 0)
+            self.etag = self.etag or str(answer.get("ETag") or "").strip('"') or None  # (the rest: this version)
+        elif total.isdigit() and int(total) != self.size:
+            raise ObjectChanged("object changed while it was read (its size differs): read again next scan")
+        self.body = answer["Body"]
+        self.part_end = min(end, self.size - 1)
+
+    def close(self) -> None:
+        if self.body is not None:
+            self.body.close()
+            self.body = None
 
     def readinto(self, view: memoryview) -> int:
-        data = self.body.read(len(view))
+        if self.size is not None and self.offset >= self.size:
+            return 0
+        for attempt in range(1, PART_TRIES + 1):
+            try:
+                if self.body is None:
+                    self._open()
+                    if self.offset >= (self.size or 0):
+                        return 0
+                data = self.body.read(min(len(view), self.part_end + 1 - self.offset))
+                if not data:
+                    raise ObjectChanged(f"object ended at byte {self.offset:,} of {self.size:,}: read again next scan")
+                break
+            except (BotoCoreError, OSError) as exc:  # cut off mid-part: ask again from where it stopped
+                self.close()
+                if attempt == PART_TRIES:
+                    raise self.hub._fail(exc, f"reading {self.path}") from None
         view[: len(data)] = data
+        self.offset += len(data)
+        if self.offset > self.part_end:
+            self.close()
         return len(data)
 
 
@@ -99,6 +150,7 @@ class S3Hub(Hub):
         self.known = known or {}  # path -> stored hashes (with etag, size, mtime) from earlier sweeps
         self.objects: dict[str, dict[str, Any]] = {}  # path -> stamp, from the listing
         self.hashes_by_reading = True
+        self.stream_part = STREAM_PART
         config = Config(retries={"max_attempts": 5, "mode": "standard"}, connect_timeout=10, read_timeout=60)
         try:
             self.client = boto3.session.Session().client("s3", endpoint_url=self.endpoint, config=config)
@@ -250,12 +302,13 @@ class S3Hub(Hub):
 
     @contextmanager
     def open_stream(self, repo_id: str, path: str, revision: str | None) -> Iterator[Any]:
-        """The object's bytes as a stream (for hashing objects larger than the content-tier cap)."""
-        body = self._get(path, revision)["Body"]
+        """The object's bytes (the listed version) as a stream, for hashing objects larger than the
+        content-tier cap in every form without a copy: ETag-pinned ranged GETs of `stream_part` bytes."""
+        reader = _PartReader(self, path, revision, self.stream_part)
         try:
-            yield _Reader(body)
+            yield reader
         finally:
-            body.close()
+            reader.close()
 
     # -- status ----------------------------------------------------------------------------------
     def repo_status(self, repo_id: str, *, repo_type: str | None = None) -> RepoStatus:
