@@ -183,8 +183,11 @@ def _size_mb(db: Database, work: Path) -> float:
         return conn.execute(text("SELECT pg_database_size(current_database())")).scalar() / 1e6
 
 
-def _pg_backends_hwm(pg_url: str, peak: dict[int, float], stop) -> None:
-    """Sample the peak RSS (VmHWM, MB) of this database's other server backends until stop is set."""
+def _pg_backends_hwm(pg_url: str, peak: dict[int, float], cpu: dict[int, float], stop) -> None:
+    """Sample the peak RSS (VmHWM, MB) and CPU seconds of this database's other server backends until
+    stop is set."""
+    import os
+
     from sqlalchemy import create_engine, text
 
     engine = create_engine(pg_url)
@@ -198,7 +201,9 @@ def _pg_backends_hwm(pg_url: str, peak: dict[int, float], stop) -> None:
                     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                         if line.startswith("VmHWM:"):
                             peak[pid] = max(peak.get(pid, 0.0), int(line.split()[1]) / 1024)
-                except OSError:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                except (OSError, IndexError, ValueError):
                     pass
             stop.wait(0.5)
     engine.dispose()
@@ -215,10 +220,11 @@ def cli_import(db: Database, sheet: Path, pg_url: str | None) -> dict[str, float
 
     db.engine.dispose()
     peak: dict[int, float] = {}
+    cpu: dict[int, float] = {}
     stop = threading.Event()
     watcher = None
     if pg_url:
-        watcher = threading.Thread(target=_pg_backends_hwm, args=(pg_url, peak, stop), daemon=True)
+        watcher = threading.Thread(target=_pg_backends_hwm, args=(pg_url, peak, cpu, stop), daemon=True)
         watcher.start()
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "mirrorwatch.cli.main", "--db", db.url, "bank", "import",
@@ -233,8 +239,10 @@ def cli_import(db: Database, sheet: Path, pg_url: str | None) -> dict[str, float
         raise SystemExit(f"the import failed (status {status})")
     summary = json.loads(out)
     got = {"import s": import_s, "import rows/s": summary["rows"] / import_s,
+           "import CPU s (the CLI process)": usage.ru_utime + usage.ru_stime,
            "importer peak RSS MB": usage.ru_maxrss / 1024, "added": summary["added"]}
     if peak:
+        got["import CPU s (PG backends, sampled)"] = sum(cpu.values())
         got["PG backend peak RSS MB (import)"] = max(peak.values())
     return got
 
@@ -283,12 +291,15 @@ def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]]
     lookup(db, samples[0][1])  # warm caches as a long-running server would be
     lookup(db, "warm up query")
     hash_lat, forms_lat, name_lat, typo_lat, json_hash, json_name = [], [], [], [], [], []
+    hash_cpu = []  # CPU time of this process per lookup: the lookup's own cost, without waiting for a CPU
     hits = 0
     for _ in range(queries):
         name, sha = rng.choice(samples)
         t = time.perf_counter()
+        c = time.thread_time()
         r = lookup(db, sha)
         hash_lat.append((time.perf_counter() - t) * 1000)
+        hash_cpu.append((time.thread_time() - c) * 1000)
         hits += bool(r.results)
         t = time.perf_counter()
         to_json_bytes(r)  # what GET /api/lookup writes
@@ -316,6 +327,7 @@ def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]]
         out[f"{label} p50 ms"] = pct(lat, 50)
         out[f"{label} p99 ms"] = pct(lat, 99)
         out[f"{label} mean ms"] = statistics.mean(lat)
+    out[f"hash (SHA256) p99 ms, CPU time{'' if db.is_sqlite else ' of the client'}"] = pct(hash_cpu, 99)
     out["hash hit rate"] = hits / len(hash_lat)
     out["exact-name top-20 hit rate"] = name_hits / len(name_lat)
     out["one-typo top-20 hit rate"] = typo_hits / len(typo_lat)

@@ -19,7 +19,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, insert, literal_column, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -136,7 +136,7 @@ class _KeyFilter:
         self.steps = np.arange(probes, dtype=np.uint64)
 
     def _positions(self, keys: list[str]) -> np.ndarray:
-        h = np.fromiter((hash(k) for k in keys), dtype=np.int64, count=len(keys)).view(np.uint64)
+        h = np.array(list(map(hash, keys)), dtype=np.int64).view(np.uint64)
         lo = h & np.uint64(0xFFFFFFFF)
         hi = (h >> np.uint64(32)) | np.uint64(1)
         return (lo[:, None] + self.steps[None, :] * hi[:, None]) & self.mask
@@ -204,7 +204,10 @@ class _BankIndex:
     def start_batch(self, records: list[Record]) -> None:
         """Load what the database knows of this batch's keys (and of the entries they name)."""
         self.by_key, self.fields, self.signals = {}, {}, set()
-        keys = list(dict.fromkeys(k for rec in records for k in rec.__dict__.get("_keys") or rec.identity_keys()))
+        every: list[str] = []
+        for rec in records:
+            every += rec.identity_keys()
+        keys = self.batch_keys = list(dict.fromkeys(every))
         if not self.lookup_all:
             maybe = self.filter.may_contain(keys)
             keys = [k for k, m in zip(keys, maybe.tolist(), strict=True) if m or k in self.aliases]
@@ -228,9 +231,11 @@ class _BankIndex:
             rows += self.session.execute(base.where(Entry.civitai_model_id.in_(part),
                                                     Entry.civitai_version_id.is_(None))).all()
         norms = [k[2:] for k in by_kind.get("n", ())]
-        for part in _chunks(norms, 500):
-            rows += self.session.execute(base.where(Entry.name_norm.in_(part), Entry.civitai_version_id.is_(None),
-                                                    Entry.civitai_model_id.is_(None))).all()
+        for part in _chunks(norms, 500):  # the partial index ix_entry_bank_name_unkeyed (migration 0015)
+            rows += self.session.execute(base.where(
+                func.substr(Entry.name_norm, literal_column("1"), literal_column("200")).in_(sorted({n[:200] for n in part})),
+                Entry.name_norm.in_(part), Entry.civitai_version_id.is_(None),
+                Entry.civitai_model_id.is_(None))).all()
         wanted = set(keys)
         by_key_column: dict[str, int] = {}
         for eid, key, vid, mid, norm, name, url in rows:
@@ -285,7 +290,7 @@ class _BankIndex:
     def end_batch(self, records: list[Record], created: dict[int, dict[str, Any]]) -> None:
         """After the batch is written: its keys go into the filter; keys that a merge tied to an entry
         whose row does not answer to them are kept as aliases."""
-        self.filter.add(list({k for rec in records for k in rec.__dict__["_keys"]}))
+        self.filter.add(self.batch_keys)
         for rec in records:
             if rec.model_id and not rec.version_id:
                 key = f"m:{rec.model_id}"
