@@ -533,7 +533,11 @@ class _Writer:
                 _copy_postgres(session, new_entries, new_signals)
                 ids = [r["id"] for r in new_entries]
                 if ids == list(range(ids[0], ids[-1] + 1)):
-                    self.made.append(range(ids[0], ids[-1] + 1))
+                    last = self.made[-1] if self.made else None
+                    if isinstance(last, range) and last.stop == ids[0]:  # the usual case: one growing block
+                        self.made[-1] = range(last.start, ids[-1] + 1)
+                    else:
+                        self.made.append(range(ids[0], ids[-1] + 1))
                 else:
                     self.made.append(set(ids))
             else:
