@@ -290,3 +290,21 @@ def test_a_json_document_named_jsonl_is_read_as_json(tmp_path, db):
     path.write_text('[\n  {"name": "Invented Pretty", "sha256": "' + _sha(1) + '"}\n]\n')
     s = import_file(db, "s", path)
     assert (s.fmt, s.added) == ("json", 1)
+
+
+def test_a_name_given_batches_later_reaches_the_name_index_once(tmp_path, db):
+    """Entries of an early batch (written with the name index's bulk path) that a later row names: the
+    index holds each entry once, with its name (FTS5's own integrity check against the entry table)."""
+    create_bank(db, "s")
+    lines = ["Model Name,Civitai URL,SHA256"]
+    lines += [f",https://civitai.com/models/{70000 + i}?modelVersionId={71000 + i},{_sha(i)}" for i in range(2200)]
+    lines += [f"Invented Late Name{i},https://civitai.com/models/{70000 + i}?modelVersionId={71000 + i},"
+              for i in range(0, 2200, 100)]
+    path = tmp_path / "names-later.csv"
+    path.write_text("\n".join(lines) + "\n")
+    s = import_file(db, "s", path, batch_rows=1000)
+    assert (s.added, s.duplicates, s.updated) == (2200, 22, 0)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO entry_fts(entry_fts, rank) VALUES ('integrity-check', 1)")
+        assert conn.exec_driver_sql("SELECT count(*) FROM entry_fts WHERE entry_fts MATCH 'name1500'").scalar() == 1
+    assert lookup(db, "invented late name1500").results[0].name == "Invented Late Name1500"

@@ -30,7 +30,7 @@ from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import DatabaseUnavailable, NotFound, SheetError
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import column_length, fit_row
-from mirrorwatch.store.fts import bulk_index_begin, bulk_index_end
+from mirrorwatch.store.fts import BULK_THRESHOLD, bulk_index_begin, bulk_index_end
 from mirrorwatch.store.models import Audit, Bank, Entry, EntrySignal, ImportRun, utcnow
 
 MAX_STORED_REJECTIONS = 1000
@@ -375,7 +375,6 @@ def _import_records(db: Database, bank_name: str, items: Iterable[Record | tuple
                 summary.added = summary.updated = summary.duplicates = summary.matches = 0
                 raise ImportRejected(summary)
             writer.write(batch)
-            writer.finish()
             run.counts = {k: v for k, v in summary.to_dict().items() if k in ("rows", "added", "updated", "duplicates", "rejected")}
             run.rejected = [{"row": r, "reason": why} for r, why in summary.rejected[:MAX_STORED_REJECTIONS]]
             session.add(Audit(user=user, action="bank.import", object_type="bank", object_id=str(bank.id),
@@ -439,7 +438,6 @@ class _Writer:
         self.next_id = self.first_id
         self.made: list[range | set[int]] = []
         self.fts = self.sqlite and db.has_fts()
-        self.fts_dropped = False
         self.entry_cols = {"key": column_length(Entry, "key") or 300, "kind": column_length(Entry, "kind") or 50}
         self.signal_long = min(column_length(EntrySignal, "value") or 200, column_length(EntrySignal, "origin") or 200)
 
@@ -521,11 +519,17 @@ class _Writer:
     def _insert(self, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]]) -> None:
         session = self.session
         if self.sqlite:
-            if self.fts and new_entries and not self.fts_dropped:
+            # The name index takes each batch's entries in one statement (its insert trigger is out while
+            # they go in): an entry of an earlier batch that a later row renames is in the index already,
+            # so the index's update trigger keeps it right.
+            bulk = self.fts and len(new_entries) >= BULK_THRESHOLD
+            if bulk:
                 with _raw_cursor(session) as cursor:
-                    bulk_index_begin(cursor)  # the name index is loaded once, in finish()
-                self.fts_dropped = True
+                    bulk_index_begin(cursor)
             _bulk_insert_sqlite(session, Entry.__table__, new_entries)
+            if bulk:
+                with _raw_cursor(session) as cursor:
+                    bulk_index_end(cursor, new_entries[0]["id"])
             _bulk_insert_sqlite(session, EntrySignal.__table__, new_signals)
             return
         if self.postgres:
@@ -556,11 +560,6 @@ class _Writer:
         for chunk in _chunks(new_signals, 50000):
             session.execute(insert(EntrySignal), chunk)
 
-    def finish(self) -> None:
-        """SQLite: the name index gets this import's entries in one statement, and its trigger back."""
-        if self.fts_dropped:
-            with _raw_cursor(self.session) as cursor:
-                bulk_index_end(cursor, self.first_id)
 
     def _merge_fields(self, eid: int, rec: Record, pending: dict[int, dict[str, Any]]) -> bool:
         """Fill fields the existing entry lacks; True if anything changed."""
