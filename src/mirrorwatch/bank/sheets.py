@@ -749,7 +749,7 @@ def _jsonl_objects(lines: Iterable[str], limits: SheetLimits) -> Iterator[tuple[
         if not line.strip():
             continue
         try:
-            obj = loads_bounded(line, max_depth=limits.max_json_depth)
+            obj = loads_bounded(line.rstrip("\r\n"), max_depth=limits.max_json_depth)
         except JsonRefused as exc:
             raise SheetError(f"line {number} of the JSONL sheet: {exc}") from None
         if not isinstance(obj, dict):
