@@ -308,3 +308,23 @@ def test_a_name_given_batches_later_reaches_the_name_index_once(tmp_path, db):
         conn.exec_driver_sql("INSERT INTO entry_fts(entry_fts, rank) VALUES ('integrity-check', 1)")
         assert conn.exec_driver_sql("SELECT count(*) FROM entry_fts WHERE entry_fts MATCH 'name1500'").scalar() == 1
     assert lookup(db, "invented late name1500").results[0].name == "Invented Late Name1500"
+
+
+def test_a_checksum_list_streams_like_it_reads_whole(tmp_path):
+    """SHA256SUMS (GNU and BSD lines, a line of another digest) read a line at a time with small batches:
+    the same report and rows as the list read whole."""
+    lines = [f"{_sha(i)}  models/invented-{i}.safetensors" if i % 3 else f"SHA256 (invented-{i}.ckpt) = {_sha(i)}"
+             for i in range(300)]
+    lines[150] = f"{_sha(150)[:32]}  invented-md5.safetensors"
+    data = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / "SHA256SUMS"
+    path.write_bytes(data)
+    whole = Database.open(str(tmp_path / "whole.db"))
+    streamed = Database.open(str(tmp_path / "streamed.db"))
+    for d in (whole, streamed):
+        create_bank(d, "s")
+    a = import_sheet(whole, "s", parse_sheet(data, name="SHA256SUMS"), "SHA256SUMS", skip_bad=True).to_dict()
+    b = import_file(streamed, "s", path, skip_bad=True, batch_rows=16).to_dict()
+    assert a.pop("import_id") and b.pop("import_id")
+    assert a == b and (a["format"], a["added"], a["rejected"]) == ("sha256sum", 299, 1)
+    assert _snapshot(whole) == _snapshot(streamed)

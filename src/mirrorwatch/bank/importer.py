@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.civitai import civitai_records
-from mirrorwatch.bank.lists import LIST_FORMATS, list_records
+from mirrorwatch.bank.lists import LIST_FORMATS, iter_list_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import DatabaseUnavailable, NotFound, SheetError
@@ -105,8 +105,9 @@ def iter_records(sheet: Sheet, origin: str) -> Iterator[Record | tuple[int, str]
     """The records of a sheet (Record) and its rows that cannot be used ((row, reason)), in the sheet's
     order, then the number of rows read (int). A streamed sheet is read as this is iterated."""
     if sheet.raw_json is not None:
-        if sheet.fmt in LIST_FORMATS:
-            recs, problems, rows = list_records(sheet.fmt, sheet.raw_json)
+        if sheet.fmt in LIST_FORMATS:  # a SHA256SUMS list of a streamed sheet: read as this goes
+            yield from iter_list_records(sheet.fmt, sheet.raw_json)
+            return
         else:
             recs, problems = civitai_records(sheet.raw_json)
             rows = len(sheet.raw_json)

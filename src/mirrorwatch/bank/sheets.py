@@ -307,9 +307,7 @@ def _parse(f: BinaryIO, size: int, *, name: str, mapping: dict[str, str] | None,
             sheet = _jsonl_sheet(f, head, encoding, mapping or {}, limits)
             return sheet if stream else _materialise(sheet, limits)
     if fmt == "sha256sum":
-        if stream:  # a list of (line, hex, name) tuples: held whole, as read_sheet does
-            limits = dataclasses.replace(limits, max_rows=min(limits.max_rows, DEFAULT_LIMITS.max_rows))
-        return _sha256sum_sheet(f, head, encoding, name, limits)
+        return _sha256sum_sheet(f, head, encoding, name, limits, stream)
     if fmt == "xlsx":
         table: Iterable[list[str]] = _xlsx_rows(f, limits)
     elif fmt == "json":
@@ -340,15 +338,20 @@ def _checksum_format(head: bytes, encoding: str | None, name: str) -> str | None
                      "(sha256sum, shasum -a 256, SHA256 (name) = HEX) can be imported")
 
 
-def _sha256sum_sheet(f: BinaryIO, head: bytes, encoding: str | None, name: str, limits: SheetLimits) -> Sheet:
-    from mirrorwatch.bank.lists import sha256sum_rows
+def _sha256sum_sheet(f: BinaryIO, head: bytes, encoding: str | None, name: str, limits: SheetLimits,
+                     stream: bool = False) -> Sheet:
+    """A checksum list: its lines in memory, or (stream) read as the importer goes (raw_json is then an
+    iterator of the same (line, hex, name) rows)."""
+    from mirrorwatch.bank.lists import iter_sha256sum_rows
 
     enc = _text_encoding(head, encoding)
     text = io.TextIOWrapper(f, encoding=enc, errors="strict", newline="")
-    rows = sha256sum_rows(_lines(text, enc, limits), name, limits.max_rows)
-    if not rows:
+    rows = iter_sha256sum_rows(_lines(text, enc, limits), name, limits.max_rows)
+    first = next(rows, None)
+    if first is None:
         raise SheetError(f"{name} holds no checksum lines")
-    return Sheet(fmt="sha256sum", columns=[], mapping={}, raw_json=rows)
+    lazy = chain([first], rows)
+    return Sheet(fmt="sha256sum", columns=[], mapping={}, raw_json=lazy if stream else list(lazy))
 
 
 _CHUNK_CHARS = 1 << 20
