@@ -4,6 +4,10 @@ database size and memory, on SQLite and (with --postgres) on PostgreSQL, side by
 Runs through the same code the CLI uses (`import_file`, `lookup`), each backend in its own process. Usage:
     ./dev bench lookup [--entries 1000000] [--queries 2000] [--keep DIR]
     ./dev bench lookup --postgres postgresql+psycopg://user:pw@127.0.0.1:5432/mw_bench
+    ./dev bench lookup --import-rows 10000000 --postgres URL   # the sheet imported by `mirrorwatch bank import`
+With --import-rows the sheet is imported by the CLI itself, in its own process (`mirrorwatch --db URL bank
+import SHEET`): its wall time and peak RSS, and on PostgreSQL the peak RSS of the server backend that
+took the COPY, are the import figures.
 Targets (issue 2): import < 60 s at 1M; (issue 11) at 10M: import < 10 min, hash lookup p99 < 5 ms,
 name search p99 < 50 ms.
 """
@@ -179,8 +183,72 @@ def _size_mb(db: Database, work: Path) -> float:
         return conn.execute(text("SELECT pg_database_size(current_database())")).scalar() / 1e6
 
 
+def _pg_backends_hwm(pg_url: str, peak: dict[int, float], cpu: dict[int, float], stop) -> None:
+    """Sample the peak RSS (VmHWM, MB) and CPU seconds of this database's other server backends until
+    stop is set."""
+    import os
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        while not stop.is_set():
+            pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND pid <> pg_backend_pid()")).scalars().all()
+            conn.rollback()
+            for pid in pids:
+                try:
+                    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            peak[pid] = max(peak.get(pid, 0.0), int(line.split()[1]) / 1024)
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    cpu[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                except (OSError, IndexError, ValueError):
+                    pass
+            stop.wait(0.5)
+    engine.dispose()
+
+
+def cli_import(db: Database, sheet: Path, pg_url: str | None) -> dict[str, float]:
+    """`mirrorwatch --db URL bank import SHEET --bank bench` as a process: wall time, its peak RSS, and
+    (PostgreSQL) the peak RSS of the server backends serving it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    db.engine.dispose()
+    peak: dict[int, float] = {}
+    cpu: dict[int, float] = {}
+    stop = threading.Event()
+    watcher = None
+    if pg_url:
+        watcher = threading.Thread(target=_pg_backends_hwm, args=(pg_url, peak, cpu, stop), daemon=True)
+        watcher.start()
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "mirrorwatch.cli.main", "--db", db.url, "bank", "import",
+                             str(sheet), "--bank", "bench", "--json"], stdout=subprocess.PIPE)
+    out = proc.stdout.read() if proc.stdout else b""
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    import_s = time.perf_counter() - t
+    stop.set()
+    if watcher is not None:
+        watcher.join()
+    if status != 0:
+        raise SystemExit(f"the import failed (status {status})")
+    summary = json.loads(out)
+    got = {"import s": import_s, "import rows/s": summary["rows"] / import_s,
+           "import CPU s (the CLI process)": usage.ru_utime + usage.ru_stime,
+           "importer peak RSS MB": usage.ru_maxrss / 1024, "added": summary["added"]}
+    if peak:
+        got["import CPU s (PG backends, sampled)"] = sum(cpu.values())
+        got["PG backend peak RSS MB (import)"] = max(peak.values())
+    return got
+
+
 def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]], entries: int, queries: int,
-                work: Path, pg_url: str | None) -> dict[str, float]:
+                work: Path, pg_url: str | None, via_cli: bool = False) -> dict[str, float]:
     """Import the sheet into a fresh database of this backend and time the lookups (in a child process,
     so that each backend's memory is its own)."""
     import resource
@@ -192,6 +260,14 @@ def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]]
         fill_s = time.perf_counter() - t
         db = Database.open(db.url)
         out: dict[str, float] = {"direct fill s (not the importer)": fill_s}
+    elif via_cli:
+        create_bank(db, "bench")
+        out = cli_import(db, sheet, pg_url)
+        assert out.pop("added") == entries, out
+        db = Database.open(db.url)
+        if not db.is_sqlite:
+            with db.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE entry, entry_signal")
     else:
         create_bank(db, "bench")
         summary = import_file(db, "bench", sheet)
@@ -204,15 +280,26 @@ def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]]
                "import peak RSS MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
     rng = random.Random(1)
+    # first queries after opening: the database's own page cache is empty (the OS cache holds what the
+    # import or fill just wrote): one pass of hash lookups measured on their own
+    cold = []
+    for _name, sha in rng.sample(samples, min(len(samples), max(200, queries // 4))):
+        t = time.perf_counter()
+        lookup(db, sha)
+        cold.append((time.perf_counter() - t) * 1000)
+    out["hash (64 hex SHA256), first queries p99 ms"] = pct(cold, 99)
     lookup(db, samples[0][1])  # warm caches as a long-running server would be
     lookup(db, "warm up query")
     hash_lat, forms_lat, name_lat, typo_lat, json_hash, json_name = [], [], [], [], [], []
+    hash_cpu = []  # CPU time of this process per lookup: the lookup's own cost, without waiting for a CPU
     hits = 0
     for _ in range(queries):
         name, sha = rng.choice(samples)
         t = time.perf_counter()
+        c = time.thread_time()
         r = lookup(db, sha)
         hash_lat.append((time.perf_counter() - t) * 1000)
+        hash_cpu.append((time.thread_time() - c) * 1000)
         hits += bool(r.results)
         t = time.perf_counter()
         to_json_bytes(r)  # what GET /api/lookup writes
@@ -240,6 +327,7 @@ def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]]
         out[f"{label} p50 ms"] = pct(lat, 50)
         out[f"{label} p99 ms"] = pct(lat, 99)
         out[f"{label} mean ms"] = statistics.mean(lat)
+    out[f"hash (SHA256) p99 ms, CPU time{'' if db.is_sqlite else ' of the client'}"] = pct(hash_cpu, 99)
     out["hash hit rate"] = hits / len(hash_lat)
     out["exact-name top-20 hit rate"] = name_hits / len(name_lat)
     out["one-typo top-20 hit rate"] = typo_hits / len(typo_lat)
@@ -273,9 +361,14 @@ def main() -> None:
                     metavar="URL", help="also run on PostgreSQL (URL, else $MIRRORWATCH_BENCH_PG); its public "
                                         "schema is emptied first, so give it a database of its own")
     ap.add_argument("--only-postgres", action="store_true", help="with --postgres: skip the SQLite run")
+    ap.add_argument("--import-rows", type=int, default=None, metavar="N",
+                    help="generate an N-row sheet and import it with `mirrorwatch bank import` in its own process "
+                         "(import time, importer and PostgreSQL backend peak RSS), then measure lookups")
     ap.add_argument("--direct", action="store_true",
                     help="fill the bank with bulk inserts instead of importing a sheet (lookup figures only)")
     args = ap.parse_args()
+    if args.import_rows:
+        args.entries = args.import_rows
     if args.postgres == "":
         raise SystemExit("--postgres needs a URL (or MIRRORWATCH_BENCH_PG), e.g. "
                          "postgresql+psycopg://user:pw@127.0.0.1:5432/mw_bench")
@@ -292,19 +385,22 @@ def main() -> None:
         q = ctx.Queue()
         p = ctx.Process(target=_child, args=(q, backend, None if args.direct else sheet, samples, args.entries,
                                              args.queries, work,
-                                             args.postgres))
+                                             args.postgres, bool(args.import_rows)))
         p.start()
         results[backend] = q.get()
         p.join()
 
     made = "filled directly" if args.direct else f"sheet generated in {gen_s:.1f} s, {sheet.stat().st_size / 1e6:.0f} MB"
+    if args.import_rows:
+        made += ", imported by `mirrorwatch bank import` (its own process)"
     print(f"entries: {args.entries:,}  ({made}); "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     print("targets (issue 11, 10M entries): import < 600 s; hash lookup p99 < 5 ms; name search p99 < 50 ms")
     print(f"{'':40}" + "".join(f"{b:>14}" for b in backends))
     keys = list(dict.fromkeys(k for r in results.values() for k in r))
     for k in keys:
-        cells = "".join(f"{results[b][k]:>14.{0 if 'rows/s' in k or 'MB' in k else 2}f}" if k in results[b]
+        cells = "".join(f"{results[b][k]:>14.{0 if 'rows/s' in k or 'MB' in k or k == 'import s' else 2}f}"
+                        if k in results[b]
                         else f"{'-':>14}" for b in backends)
         print(f"{k:40}{cells}")
     if args.keep is None:

@@ -183,7 +183,7 @@ def _alembic(db: Database, action: str, rev: str) -> None:
 def test_migration_0008_up_and_down(backend, tmp_path):
     db = Database.open(str(tmp_path / "m.db")) if backend == "sqlite" else fresh_pg()
     index = "SELECT count(*) FROM pg_indexes WHERE indexname = 'ix_entry_name_trgm'"
-    assert _revision(db.url) == "0008_pgscale"
+    assert _revision(db.url) == "0009_stream10m"  # the head: 0008_pgscale, then 0015_stream10m
     if backend == "postgres":
         with db.engine.connect() as conn:
             assert conn.execute(text(index)).scalar() == 1
@@ -195,7 +195,7 @@ def test_migration_0008_up_and_down(backend, tmp_path):
     else:
         assert Database.open(db.url, migrate=False).has_fts()  # FTS5 untouched on SQLite
     _alembic(db, "upgrade", "head")
-    assert _revision(db.url) == "0008_pgscale"
+    assert _revision(db.url) == "0009_stream10m"  # the head: 0008_pgscale, then 0015_stream10m
     again = Database.open(db.url, migrate=False)
     assert again.has_trgm() == (backend == "postgres")
     create_bank(again, "m")

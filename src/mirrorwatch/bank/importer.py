@@ -11,27 +11,31 @@ and its files are indexed for it, so an exact match names every version that lis
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+import numpy as np
+from sqlalchemy import func, insert, literal_column, select, text, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.civitai import civitai_records
-from mirrorwatch.bank.lists import LIST_FORMATS, list_records
+from mirrorwatch.bank.lists import LIST_FORMATS, iter_list_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import DatabaseUnavailable, NotFound, SheetError
 from mirrorwatch.store.db import Database
-from mirrorwatch.store.fit import fit_row
+from mirrorwatch.store.fit import column_length, fit_row
 from mirrorwatch.store.fts import BULK_THRESHOLD, bulk_index_begin, bulk_index_end
 from mirrorwatch.store.models import Audit, Bank, Entry, EntrySignal, ImportRun, utcnow
 
 MAX_STORED_REJECTIONS = 1000
+#: Rejected rows an import reports one by one (a summary keeps their count past this).
+MAX_REPORTED_REJECTIONS = 100_000
 
 
 @dataclass
@@ -43,7 +47,8 @@ class ImportSummary:
     added: int = 0
     updated: int = 0
     duplicates: int = 0
-    rejected: list[tuple[int, str]] = field(default_factory=list)
+    rejected: list[tuple[int, str]] = field(default_factory=list)  # the first MAX_REPORTED_REJECTIONS
+    rejected_total: int = 0
     committed: bool = False
     columns: dict[str, str] = field(default_factory=dict)
     import_id: int | None = None
@@ -53,10 +58,19 @@ class ImportSummary:
         return {
             "bank": self.bank, "file": self.filename, "format": self.fmt, "rows": self.rows,
             "added": self.added, "updated": self.updated, "duplicates": self.duplicates,
-            "rejected": len(self.rejected), "committed": self.committed, "columns": self.columns,
+            "rejected": self.rejected_count, "committed": self.committed, "columns": self.columns,
             "import_id": self.import_id, "matches": self.matches,
             "rejected_rows": [{"row": r, "reason": why} for r, why in self.rejected],
         }
+
+    @property
+    def rejected_count(self) -> int:
+        return max(self.rejected_total, len(self.rejected))
+
+    def reject(self, row: int, reason: str) -> None:
+        self.rejected_total = self.rejected_count + 1
+        if len(self.rejected) < MAX_REPORTED_REJECTIONS:
+            self.rejected.append((row, reason))
 
 
 class ImportRejected(SheetError):
@@ -64,7 +78,7 @@ class ImportRejected(SheetError):
 
     def __init__(self, summary: ImportSummary) -> None:
         self.summary = summary
-        n = len(summary.rejected)
+        n = summary.rejected_count
         first = summary.rejected[0]
         super().__init__(
             f"{n} row{'s' if n != 1 else ''} cannot be used (first: row {first[0]}: {first[1]}); "
@@ -73,55 +87,194 @@ class ImportRejected(SheetError):
 
 
 def records_from_sheet(sheet: Sheet, origin: str) -> tuple[list[Record], list[tuple[int, str]], int]:
-    if sheet.raw_json is not None and sheet.fmt in LIST_FORMATS:
-        return list_records(sheet.fmt, sheet.raw_json)
-    if sheet.raw_json is not None:
-        recs, problems = civitai_records(sheet.raw_json)
-        return recs, problems, len(sheet.raw_json)
+    """Every record and row problem of a sheet, in memory (see :func:`iter_records` for a stream)."""
     records: list[Record] = []
     problems: list[tuple[int, str]] = []
+    count = 0
+    for item in iter_records(sheet, origin):
+        if isinstance(item, Record):
+            records.append(item)
+        elif isinstance(item, int):
+            count = item
+        else:
+            problems.append(item)
+    return records, problems, count
+
+
+def iter_records(sheet: Sheet, origin: str) -> Iterator[Record | tuple[int, str] | int]:
+    """The records of a sheet (Record) and its rows that cannot be used ((row, reason)), in the sheet's
+    order, then the number of rows read (int). A streamed sheet is read as this is iterated."""
+    if sheet.raw_json is not None:
+        if sheet.fmt in LIST_FORMATS:  # a SHA256SUMS list of a streamed sheet: read as this goes
+            yield from iter_list_records(sheet.fmt, sheet.raw_json)
+            return
+        else:
+            recs, problems = civitai_records(sheet.raw_json)
+            rows = len(sheet.raw_json)
+        yield from problems
+        yield from recs
+        yield rows
+        return
     rows = 0
     for number, values in iter_nonblank(sheet):
         rows += 1
         try:
-            records.append(record_from_row(number, values, origin))
+            yield record_from_row(number, values, origin)
         except RowProblem as exc:
-            problems.append((number, str(exc)))
-    return records, problems, rows
+            yield number, str(exc)
+    yield rows
+
+
+class _KeyFilter:
+    """A Bloom filter of identity keys, of a fixed size (64 MiB): whether a key may be in the bank.
+    "No" is certain, so a row whose keys are all new costs no query; "maybe" (a key written before, or
+    one false positive in ~400 at 20M keys) is looked up in the database. Python's string hash (64
+    bits) gives the probe positions by double hashing."""
+
+    def __init__(self, bits: int = 1 << 29, probes: int = 7) -> None:
+        self.bits = np.zeros(bits // 8, dtype=np.uint8)
+        self.mask = np.uint64(bits - 1)
+        self.steps = np.arange(probes, dtype=np.uint64)
+
+    def _positions(self, keys: list[str]) -> np.ndarray:
+        h = np.array(list(map(hash, keys)), dtype=np.int64).view(np.uint64)
+        lo = h & np.uint64(0xFFFFFFFF)
+        hi = (h >> np.uint64(32)) | np.uint64(1)
+        return (lo[:, None] + self.steps[None, :] * hi[:, None]) & self.mask
+
+    def add(self, keys: list[str]) -> None:
+        if keys:
+            pos = self._positions(keys).ravel()
+            np.bitwise_or.at(self.bits, pos >> np.uint64(3), np.left_shift(1, pos & np.uint64(7)).astype(np.uint8))
+
+    def may_contain(self, keys: list[str]) -> np.ndarray:
+        if not keys:
+            return np.zeros(0, dtype=bool)
+        pos = self._positions(keys)
+        hit = (self.bits[pos >> np.uint64(3)] >> (pos & np.uint64(7)).astype(np.uint8)) & 1
+        return hit.all(axis=1)
+
+
+def _entry_keys(key: str, vid: int | None, mid: int | None, norm: str) -> list[str]:
+    """The identity keys an entry row answers to (the key column, then its ids or its name)."""
+    keys = [key]
+    if vid:
+        keys.append(f"v:{vid}")
+    elif mid:
+        keys.append(f"m:{mid}")
+    if not vid and not mid:
+        keys.append(f"n:{norm}")
+    return keys
 
 
 class _BankIndex:
-    """Existing entries of one bank by each identity key, for merging without per-row queries."""
+    """The bank's entries by each identity key, for merging rows into them, backed by the database and
+    bounded in memory: a batch's keys that the key filter says may be known (or every key, for a bank
+    too big to load into the filter) are looked up in the database, which holds the earlier batches
+    of this import too (the same transaction). What a batch learns is kept for that batch only."""
+
+    #: A bank with up to this many entries has its keys loaded into the filter when an import starts;
+    #: a bigger one has every key of every batch looked up instead.
+    PRELOAD_MAX = 2_000_000
 
     def __init__(self, session: Session, bank_id: int) -> None:
+        self.session = session
+        self.bank_id = bank_id
+        self.filter = _KeyFilter()
         self.by_key: dict[str, int] = {}
         self.fields: dict[int, dict[str, Any]] = {}
-        rows = session.execute(
-            select(Entry.id, Entry.key, Entry.civitai_version_id, Entry.civitai_model_id, Entry.name_norm,
-                   Entry.name, Entry.url).where(Entry.bank_id == bank_id)
-        )
-        for eid, key, vid, mid, norm, name, url in rows:
-            self.by_key.setdefault(key, eid)
-            if vid:
-                self.by_key.setdefault(f"v:{vid}", eid)
-            elif mid:
-                self.by_key.setdefault(f"m:{mid}", eid)
-            if not vid and not mid:
-                self.by_key.setdefault(f"n:{norm}", eid)
-            self.fields[eid] = {"name": name, "url": url, "civitai_version_id": vid, "civitai_model_id": mid}
         self.signals: set[tuple[int, str, str]] = set()
-        sig_rows = session.execute(
-            select(EntrySignal.entry_id, EntrySignal.form, EntrySignal.value)
-            .join(Entry, Entry.id == EntrySignal.entry_id)
-            .where(Entry.bank_id == bank_id)
-        )
-        for eid, form, value in sig_rows:
-            self.signals.add((eid, form, value))
-            if form == "sha256":
-                self.by_key.setdefault(f"sha256:{value}", eid)
+        # keys a merge gave an entry that its row does not answer to (a model id merged into an entry
+        # of a version): few, kept for the whole import
+        self.aliases: dict[str, int] = {}
+        existing = session.scalar(select(func.count()).select_from(Entry).where(Entry.bank_id == bank_id)) or 0
+        self.lookup_all = existing > self.PRELOAD_MAX
+        if existing and not self.lookup_all:
+            self._preload()
 
-    def find(self, rec: Record) -> int | None:
-        for key in rec.identity_keys():
+    def _preload(self) -> None:
+        rows = self.session.execute(select(Entry.key, Entry.civitai_version_id, Entry.civitai_model_id,
+                                           Entry.name_norm).where(Entry.bank_id == self.bank_id))
+        for chunk in iter(lambda: rows.fetchmany(50_000), []):
+            self.filter.add([k for key, vid, mid, norm in chunk for k in _entry_keys(key, vid, mid, norm)])
+        shas = self.session.execute(select(EntrySignal.value).join(Entry, Entry.id == EntrySignal.entry_id)
+                                    .where(Entry.bank_id == self.bank_id, EntrySignal.form == "sha256"))
+        for chunk in iter(lambda: shas.fetchmany(50_000), []):
+            self.filter.add([f"sha256:{v}" for (v,) in chunk])
+
+    def start_batch(self, records: list[Record]) -> None:
+        """Load what the database knows of this batch's keys (and of the entries they name)."""
+        self.by_key, self.fields, self.signals = {}, {}, set()
+        every: list[str] = []
+        for rec in records:
+            every += rec.identity_keys()
+        keys = self.batch_keys = list(dict.fromkeys(every))
+        if not self.lookup_all:
+            maybe = self.filter.may_contain(keys)
+            keys = [k for k, m in zip(keys, maybe.tolist(), strict=True) if m or k in self.aliases]
+        if not keys:
+            return
+        found: dict[str, list[int]] = {}  # key -> ids of the entries answering to it
+        cols = (Entry.id, Entry.key, Entry.civitai_version_id, Entry.civitai_model_id, Entry.name_norm,
+                Entry.name, Entry.url)
+        base = select(*cols).where(Entry.bank_id == self.bank_id)
+        by_kind: dict[str, list[str]] = {}
+        for k in keys:
+            by_kind.setdefault(k.split(":", 1)[0], []).append(k)
+        rows = []
+        for part in _chunks(keys, 500):
+            rows += self.session.execute(base.where(Entry.key.in_(part))).all()
+        vids = [int(k[2:]) for k in by_kind.get("v", ())]
+        for part in _chunks(vids, 500):
+            rows += self.session.execute(base.where(Entry.civitai_version_id.in_(part))).all()
+        mids = [int(k[2:]) for k in by_kind.get("m", ())]
+        for part in _chunks(mids, 500):
+            rows += self.session.execute(base.where(Entry.civitai_model_id.in_(part),
+                                                    Entry.civitai_version_id.is_(None))).all()
+        norms = [k[2:] for k in by_kind.get("n", ())]
+        for part in _chunks(norms, 500):  # the partial index ix_entry_bank_name_unkeyed (migration 0015)
+            rows += self.session.execute(base.where(
+                func.substr(Entry.name_norm, literal_column("1"), literal_column("200")).in_(sorted({n[:200] for n in part})),
+                Entry.name_norm.in_(part), Entry.civitai_version_id.is_(None),
+                Entry.civitai_model_id.is_(None))).all()
+        wanted = set(keys)
+        by_key_column: dict[str, int] = {}
+        for eid, key, vid, mid, norm, name, url in rows:
+            self.fields[eid] = {"name": name, "url": url, "civitai_version_id": vid, "civitai_model_id": mid}
+            by_key_column[key] = eid
+            for k in _entry_keys(key, vid, mid, norm):
+                if k in wanted:
+                    found.setdefault(k, []).append(eid)
+        shas = [k[7:] for k in by_kind.get("sha256", ())]
+        for part in _chunks(shas, 500):
+            for eid, value, vid, mid, name, url in self.session.execute(
+                    select(Entry.id, EntrySignal.value, Entry.civitai_version_id, Entry.civitai_model_id,
+                           Entry.name, Entry.url).join(Entry, Entry.id == EntrySignal.entry_id)
+                    .where(Entry.bank_id == self.bank_id, EntrySignal.form == "sha256", EntrySignal.value.in_(part))):
+                self.fields[eid] = {"name": name, "url": url, "civitai_version_id": vid, "civitai_model_id": mid}
+                found.setdefault(f"sha256:{value}", []).append(eid)
+        # as when the whole bank was read in id order: the first entry answering to a key is its entry,
+        # and an entry whose key column is a SHA256 key wins over one that only carries that hash
+        for k, ids in found.items():
+            self.by_key[k] = by_key_column[k] if k.startswith("sha256:") and k in by_key_column else min(ids)
+        for k in keys:
+            if k not in self.by_key and k in self.aliases:
+                self.by_key[k] = self.aliases[k]
+        missing = [eid for eid in {*self.by_key.values()} if eid not in self.fields]
+        for part in _chunks(missing, 500):
+            for eid, vid, mid, name, url in self.session.execute(
+                    select(Entry.id, Entry.civitai_version_id, Entry.civitai_model_id, Entry.name, Entry.url)
+                    .where(Entry.id.in_(part))):
+                self.fields[eid] = {"name": name, "url": url, "civitai_version_id": vid, "civitai_model_id": mid}
+        ids = sorted({*self.by_key.values()})
+        for part in _chunks(ids, 500):
+            for eid, form, value in self.session.execute(
+                    select(EntrySignal.entry_id, EntrySignal.form, EntrySignal.value)
+                    .where(EntrySignal.entry_id.in_(part))):
+                self.signals.add((eid, form, value))
+
+    def find(self, rec: Record, keys: list[str]) -> int | None:
+        for key in keys:
             eid = self.by_key.get(key)
             if eid is None:
                 continue
@@ -131,9 +284,22 @@ class _BankIndex:
             return eid
         return None
 
-    def remember(self, rec: Record, eid: int) -> None:
-        for key in rec.identity_keys():
+    def remember(self, keys: list[str], eid: int) -> None:
+        for key in keys:
             self.by_key.setdefault(key, eid)
+
+    def end_batch(self, records: list[Record], created: dict[int, dict[str, Any]]) -> None:
+        """After the batch is written: its keys go into the filter; keys that a merge tied to an entry
+        whose row does not answer to them are kept as aliases."""
+        self.filter.add(self.batch_keys)
+        for rec in records:
+            if rec.model_id and not rec.version_id:
+                key = f"m:{rec.model_id}"
+                eid = self.by_key.get(key)
+                f = self.fields.get(eid) if eid is not None else None
+                if f is not None and (f["civitai_version_id"] or f["civitai_model_id"] != rec.model_id) \
+                        and key not in self.aliases:
+                    self.aliases[key] = created[eid]["id"] if eid in created else eid  # temporary ids
 
 
 def get_bank(session: Session, name: str) -> Bank:
@@ -149,16 +315,19 @@ NewValuesHook = Callable[[Session, dict[str, set[str]]], int]
 
 
 def import_sheet(db: Database, bank_name: str, sheet: Sheet, filename: str, *, skip_bad: bool = False,
-                 user: str = "cli", dry_run: bool = False, on_new_values: NewValuesHook | None = None) -> ImportSummary:
+                 user: str = "cli", dry_run: bool = False, on_new_values: NewValuesHook | None = None,
+                 batch_rows: int | None = None) -> ImportSummary:
     """Import validated rows in one transaction. With rejected rows and no skip_bad, write nothing.
 
-    on_new_values runs in the same transaction after the rows are written (see NewValuesHook)."""
+    Rows are read (a streamed sheet: from its file), checked and written `batch_rows` at a time, so
+    memory does not grow with the sheet; the transaction spans every batch, and a bad row (without
+    skip_bad), a bad sheet further on or a lost database rolls all of them back.
+    on_new_values runs in the same transaction after each batch is written (see NewValuesHook)."""
     summary = ImportSummary(bank=bank_name, filename=filename, fmt=sheet.fmt, columns=dict(sheet.mapping))
-    records, problems, summary.rows = records_from_sheet(sheet, f"import:{filename}")
-    summary.rejected = problems
     try:
-        return _import_records(db, bank_name, records, problems, summary, sheet, filename, skip_bad=skip_bad,
-                               user=user, dry_run=dry_run, on_new_values=on_new_values)
+        return _import_records(db, bank_name, iter_records(sheet, f"import:{filename}"), summary, sheet, filename,
+                               skip_bad=skip_bad, user=user, dry_run=dry_run, on_new_values=on_new_values,
+                               batch_rows=batch_rows or BATCH_ROWS)
     except Exception as exc:
         if _database_lost(db, exc):
             orig = getattr(exc, "orig", None) or exc
@@ -178,24 +347,42 @@ def _database_lost(db: Database, exc: BaseException) -> bool:
     return dbapi is not None and isinstance(exc, dbapi.OperationalError | dbapi.InterfaceError)
 
 
-def _import_records(db: Database, bank_name: str, records: list[Record], problems: list[tuple[int, str]],
+def _import_records(db: Database, bank_name: str, items: Iterable[Record | tuple[int, str] | int],
                     summary: ImportSummary, sheet: Sheet, filename: str, *, skip_bad: bool, user: str,
-                    dry_run: bool, on_new_values: NewValuesHook | None) -> ImportSummary:
+                    dry_run: bool, on_new_values: NewValuesHook | None, batch_rows: int) -> ImportSummary:
     with db.session() as session:
         bank = get_bank(session, bank_name)
-        if problems and not skip_bad:
-            raise ImportRejected(summary)
         run = ImportRun(**fit_row(ImportRun, {"bank_id": bank.id, "filename": filename, "fmt": sheet.fmt,
                                               "user": user}))
         session.add(run)
         session.flush()  # takes the write lock before ids are assigned
-        new_values = _write_records(db, session, bank.id, records, summary, filename)
-        if on_new_values is not None:
-            summary.matches = on_new_values(session, new_values)
-        run.counts = {k: v for k, v in summary.to_dict().items() if k in ("rows", "added", "updated", "duplicates", "rejected")}
-        run.rejected = [{"row": r, "reason": why} for r, why in problems[:MAX_STORED_REJECTIONS]]
-        session.add(Audit(user=user, action="bank.import", object_type="bank", object_id=str(bank.id),
-                          detail={"file": filename, **run.counts}))
+        _tune_for_bulk(db, session)
+        try:
+            writer = _Writer(db, session, bank.id, summary, filename, on_new_values)
+            batch: list[Record] = []
+            for item in items:
+                if isinstance(item, Record):
+                    if summary.rejected_total and not skip_bad:
+                        continue  # the import is refused: read on only to report every bad row
+                    batch.append(item)
+                    if len(batch) >= batch_rows:
+                        writer.write(batch)
+                        batch = []
+                elif isinstance(item, int):
+                    summary.rows = item
+                else:
+                    summary.reject(*item)
+            if summary.rejected_total and not skip_bad:
+                summary.added = summary.updated = summary.duplicates = summary.matches = 0
+                raise ImportRejected(summary)
+            writer.write(batch)
+            run.counts = {k: v for k, v in summary.to_dict().items() if k in ("rows", "added", "updated", "duplicates", "rejected")}
+            run.rejected = [{"row": r, "reason": why} for r, why in summary.rejected[:MAX_STORED_REJECTIONS]]
+            session.add(Audit(user=user, action="bank.import", object_type="bank", object_id=str(bank.id),
+                              detail={"file": filename, **run.counts}))
+        finally:
+            with contextlib.suppress(Exception):
+                _untune(db, session)
         summary.import_id = run.id
         if dry_run:
             session.rollback()
@@ -204,86 +391,211 @@ def _import_records(db: Database, bank_name: str, records: list[Record], problem
     return summary
 
 
-def _write_records(db: Database, session: Session, bank_id: int, records: list[Record],
-                   summary: ImportSummary, filename: str) -> dict[str, set[str]]:
-    """Write new entries and signals; return the new hash values by form."""
-    index = _BankIndex(session, bank_id)
-    now = utcnow()
-    new_entries: list[dict[str, Any]] = []
-    new_signals: list[dict[str, Any]] = []
-    next_id = (session.scalar(select(func.max(Entry.id))) or 0) + 1 if db.is_sqlite else None
-    pending: dict[int, dict[str, Any]] = {}  # entries created by this import, by (temporary) id
-    touched: list[int] = []  # existing entries this import changed
+#: SQLite page cache of the importing connection (KiB): the SHA256 index takes random inserts, and an
+#: index that outgrows the cache costs a page read and a WAL write per row (about 3x slower past 5M rows
+#: with the default 256 MiB). A cap, allocated only as pages are used.
+IMPORT_SQLITE_CACHE_KIB = 1_572_864
 
-    for rec in records:
-        eid = index.find(rec)
-        found = eid is not None
-        if eid is None:
-            if next_id is not None:
-                eid, next_id = next_id, next_id + 1
+
+def _tune_for_bulk(db: Database, session: Session) -> None:
+    """Settings of the import's own connection for many rows: a bigger SQLite page cache (put back
+    when the import ends, see _import_records), PostgreSQL GIN pending-list merges in bigger runs
+    (SET LOCAL: this transaction only)."""
+    conn = session.connection()
+    if db.is_sqlite:
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{IMPORT_SQLITE_CACHE_KIB}")
+    elif db.engine.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL gin_pending_list_limit = '64MB'")
+        conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+
+
+def _untune(db: Database, session: Session) -> None:
+    if db.is_sqlite:
+        with _raw_cursor(session) as cursor:
+            cursor.execute("PRAGMA cache_size=-262144")  # store/db.py's default
+            cursor.execute("PRAGMA shrink_memory")
+
+
+#: Rows read, checked and written at a time (bounds an import's memory: about 3 KB a row).
+BATCH_ROWS = 20_000
+
+
+class _Writer:
+    """Writes an import's records a batch at a time, inside its transaction: new entries and signals
+    in bulk (SQLite executemany, PostgreSQL COPY), merges into entries already there, and the new hash
+    values handed to on_new_values after each batch."""
+
+    def __init__(self, db: Database, session: Session, bank_id: int, summary: ImportSummary, filename: str,
+                 on_new_values: NewValuesHook | None) -> None:
+        self.db, self.session, self.bank_id, self.summary = db, session, bank_id, summary
+        self.filename, self.on_new_values = filename, on_new_values
+        self.index = _BankIndex(session, bank_id)
+        self.now = utcnow()
+        self.sqlite = db.is_sqlite
+        self.postgres = db.engine.dialect.name == "postgresql"
+        # SQLite: ids follow the highest one (the import holds the write lock); the entries this import
+        # made are those from first_id on. Elsewhere: ids from the sequence, ranges kept.
+        self.first_id = (session.scalar(select(func.max(Entry.id))) or 0) + 1 if self.sqlite else None
+        self.next_id = self.first_id
+        self.made: list[range | set[int]] = []
+        self.fts = self.sqlite and db.has_fts()
+        self.entry_cols = {"key": column_length(Entry, "key") or 300, "kind": column_length(Entry, "kind") or 50}
+        self.signal_long = min(column_length(EntrySignal, "value") or 200, column_length(EntrySignal, "origin") or 200)
+
+    def made_here(self, eid: int) -> bool:
+        if self.first_id is not None:
+            return eid >= self.first_id
+        return any(eid in r for r in self.made)
+
+    def write(self, records: list[Record]) -> None:
+        if not records:
+            return
+        session, index, summary, now = self.session, self.index, self.summary, self.now
+        index.start_batch(records)
+        new_entries: list[dict[str, Any]] = []
+        new_signals: list[dict[str, Any]] = []
+        pending: dict[int, dict[str, Any]] = {}  # entries created in this batch, by (temporary) id
+        touched: list[int] = []  # entries there before this import that it changed
+        temp = 0
+        entry_cols = self.entry_cols
+        signal_long = self.signal_long
+        for rec in records:
+            keys = rec.identity_keys()
+            eid = index.find(rec, keys)
+            found = eid is not None
+            if eid is None:
+                if self.next_id is not None:
+                    eid, self.next_id = self.next_id, self.next_id + 1
+                else:
+                    temp -= 1
+                    eid = temp
+                row = {
+                    "id": eid, "bank_id": self.bank_id, "key": keys[0], "name": rec.name,
+                    "name_norm": rec.name_norm, "url": rec.url, "civitai_model_id": rec.model_id,
+                    "civitai_version_id": rec.version_id, "kind": rec.kind, "notes": rec.notes,
+                    "imported_from": self.filename, "row": rec.row, "created_at": now, "updated_at": now,
+                }
+                if len(row["key"]) > entry_cols["key"] or (rec.kind and len(rec.kind) > entry_cols["kind"]) \
+                        or "\x00" in f"{rec.name}{rec.url}{rec.notes}{rec.kind}":
+                    fit_row(Entry, row, identity=("key",))  # the import boundary: column sizes, no NULs
+                new_entries.append(row)
+                pending[eid] = row
+                index.fields[eid] = {"name": rec.name, "url": rec.url, "civitai_version_id": rec.version_id,
+                                     "civitai_model_id": rec.model_id}
+                summary.added += 1
+                changed = False
             else:
-                eid = -(len(pending) + 1)
-            row = fit_row(Entry, {  # the import boundary: column sizes, no NULs (PostgreSQL)
-                "id": eid, "bank_id": bank_id, "key": rec.identity_keys()[0], "name": rec.name,
-                "name_norm": rec.name_norm, "url": rec.url, "civitai_model_id": rec.model_id,
-                "civitai_version_id": rec.version_id, "kind": rec.kind, "notes": rec.notes,
-                "imported_from": filename, "row": rec.row, "created_at": now, "updated_at": now,
-            }, identity=("key",))
-            new_entries.append(row)
-            pending[eid] = row
-            index.fields[eid] = {"name": rec.name, "url": rec.url, "civitai_version_id": rec.version_id,
-                                 "civitai_model_id": rec.model_id}
-            summary.added += 1
-            changed = False
+                changed = self._merge_fields(eid, rec, pending)
+            index.remember(keys, eid)
+            sigs = [(f, v, o) for (f, v), o in rec.signals.items()]
+            if rec.extra:
+                sigs += rec.extra
+            for form, value, origin in sigs:
+                sig = {"entry_id": eid, "form": form, "value": value, "origin": origin, "created_at": now}
+                if len(value) > signal_long or len(origin) > signal_long or len(form) > 40 \
+                        or "\x00" in value or "\x00" in origin:
+                    fit_row(EntrySignal, sig)
+                mark = (eid, form, sig["value"])
+                if mark in index.signals:
+                    continue
+                index.signals.add(mark)
+                new_signals.append(sig)
+                changed = True
+            if found:
+                if changed and eid not in pending and not self.made_here(eid):
+                    summary.updated += 1
+                    touched.append(eid)
+                else:
+                    summary.duplicates += 1
+        for i in range(0, len(touched), 500):  # changed entries: the exchange feed publishes them again
+            session.execute(update(Entry).where(Entry.id.in_(touched[i : i + 500])).values(seq=None))
+        self._insert(new_entries, new_signals)
+        index.end_batch(records, pending)
+        if self.on_new_values is not None:
+            new_values: dict[str, set[str]] = {}
+            for sig in new_signals:
+                new_values.setdefault(sig["form"], set()).add(sig["value"])
+            summary.matches += self.on_new_values(session, new_values)
+
+    def _insert(self, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]]) -> None:
+        session = self.session
+        if self.sqlite:
+            # The name index takes each batch's entries in one statement (its insert trigger is out while
+            # they go in): an entry of an earlier batch that a later row renames is in the index already,
+            # so the index's update trigger keeps it right.
+            bulk = self.fts and len(new_entries) >= BULK_THRESHOLD
+            if bulk:
+                with _raw_cursor(session) as cursor:
+                    bulk_index_begin(cursor)
+            _bulk_insert_sqlite(session, Entry.__table__, new_entries)
+            if bulk:
+                with _raw_cursor(session) as cursor:
+                    bulk_index_end(cursor, new_entries[0]["id"])
+            _bulk_insert_sqlite(session, EntrySignal.__table__, new_signals)
+            return
+        if self.postgres:
+            if new_entries:
+                _copy_postgres(session, new_entries, new_signals)
+                ids = [r["id"] for r in new_entries]
+                if ids == list(range(ids[0], ids[-1] + 1)):
+                    last = self.made[-1] if self.made else None
+                    if isinstance(last, range) and last.stop == ids[0]:  # the usual case: one growing block
+                        self.made[-1] = range(last.start, ids[-1] + 1)
+                    else:
+                        self.made.append(range(ids[0], ids[-1] + 1))
+                else:
+                    self.made.append(set(ids))
+            else:
+                _copy_postgres(session, new_entries, new_signals)
+            return
+        # other databases with sequences: let them assign ids, then map the temporary ones
+        ids = {}
+        for chunk in _chunks(new_entries, 5000):
+            temp = [r.pop("id") for r in chunk]
+            got = session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), chunk).all()
+            ids.update(zip(temp, got, strict=True))
+        self.made.append(set(ids.values()))
+        for s in new_signals:
+            if s["entry_id"] < 0:
+                s["entry_id"] = ids[s["entry_id"]]
+        for chunk in _chunks(new_signals, 50000):
+            session.execute(insert(EntrySignal), chunk)
+
+
+    def _merge_fields(self, eid: int, rec: Record, pending: dict[int, dict[str, Any]]) -> bool:
+        """Fill fields the existing entry lacks; True if anything changed."""
+        have = self.index.fields[eid]
+        changes: dict[str, Any] = {}
+        for attr, value in (("name", rec.name), ("url", rec.url), ("civitai_version_id", rec.version_id),
+                            ("civitai_model_id", rec.model_id)):
+            if value and not have.get(attr):
+                changes[attr] = value
+        if not changes:
+            return False
+        fit_row(Entry, changes)
+        have.update(changes)
+        if "name" in changes:
+            changes["name_norm"] = rec.name_norm
+        if eid in pending:
+            pending[eid].update(changes)
         else:
-            changed = _merge_fields(session, index, eid, rec, pending)
-        index.remember(rec, eid)
-        for (form, value), origin in list(rec.signals.items()) + [((f, v), o) for f, v, o in rec.extra]:
-            sig = fit_row(EntrySignal, {"entry_id": eid, "form": form, "value": value, "origin": origin,
-                                        "created_at": now})
-            if (eid, form, sig["value"]) in index.signals:
-                continue
-            index.signals.add((eid, form, sig["value"]))
-            new_signals.append(sig)
-            changed = True
-        if found:
-            if changed and eid not in pending:
-                summary.updated += 1
-                touched.append(eid)
-            else:
-                summary.duplicates += 1
+            if not self.made_here(eid):
+                changes["updated_at"] = utcnow()
+            self.session.execute(update(Entry).where(Entry.id == eid).values(**changes))
+        return True
 
-    for i in range(0, len(touched), 500):  # changed entries: the exchange feed publishes them again
-        session.execute(update(Entry).where(Entry.id.in_(touched[i : i + 500])).values(seq=None))
-    new_values: dict[str, set[str]] = {}
-    for sig in new_signals:
-        new_values.setdefault(sig["form"], set()).add(sig["value"])
-    if next_id is not None:
-        bulk = db.has_fts() and len(new_entries) >= BULK_THRESHOLD
-        cursor = session.connection().connection.driver_connection.cursor()
-        if bulk:
-            bulk_index_begin(cursor)
-        _bulk_insert_sqlite(session, Entry.__table__, new_entries)
-        if bulk:
-            bulk_index_end(cursor, new_entries[0]["id"])
-        cursor.close()
-        _bulk_insert_sqlite(session, EntrySignal.__table__, new_signals)
-        return new_values
-    if db.engine.dialect.name == "postgresql":
-        _copy_postgres(session, new_entries, new_signals)
-        return new_values
-    # other databases with sequences: let them assign ids, then map the temporary ones
-    ids = {}
-    for chunk in _chunks(new_entries, 5000):
-        temp = [r.pop("id") for r in chunk]
-        got = session.scalars(insert(Entry).returning(Entry.id, sort_by_parameter_order=True), chunk).all()
-        ids.update(zip(temp, got, strict=True))
-    for s in new_signals:
-        if s["entry_id"] < 0:
-            s["entry_id"] = ids[s["entry_id"]]
-    for chunk in _chunks(new_signals, 50000):
-        session.execute(insert(EntrySignal), chunk)
-    return new_values
+
+class _raw_cursor:
+    """The DB-API cursor of the session's connection (in its transaction), closed after use."""
+
+    def __init__(self, session: Session) -> None:
+        self.cursor = session.connection().connection.driver_connection.cursor()
+
+    def __enter__(self):
+        return self.cursor
+
+    def __exit__(self, *exc: object) -> None:
+        self.cursor.close()
 
 
 def _copy_postgres(session: Session, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]]) -> None:
@@ -370,28 +682,6 @@ def _bulk_insert_sqlite(session: Session, table, rows: list[dict[str, Any]]) -> 
     cursor.close()
 
 
-def _merge_fields(session: Session, index: _BankIndex, eid: int, rec: Record, pending: dict[int, dict[str, Any]]) -> bool:
-    """Fill fields the existing entry lacks; True if anything changed."""
-    have = index.fields[eid]
-    changes: dict[str, Any] = {}
-    for attr, value in (("name", rec.name), ("url", rec.url), ("civitai_version_id", rec.version_id),
-                        ("civitai_model_id", rec.model_id)):
-        if value and not have.get(attr):
-            changes[attr] = value
-    if not changes:
-        return False
-    fit_row(Entry, changes)
-    have.update(changes)
-    if "name" in changes:
-        changes["name_norm"] = rec.name_norm
-    if eid in pending:
-        pending[eid].update(changes)
-    else:
-        changes["updated_at"] = utcnow()
-        session.execute(update(Entry).where(Entry.id == eid).values(**changes))
-    return True
-
-
-def _chunks(items: list[dict[str, Any]], n: int):
+def _chunks(items: list, n: int):
     for i in range(0, len(items), n):
         yield items[i : i + n]

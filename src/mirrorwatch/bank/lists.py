@@ -62,19 +62,33 @@ def json_shape(doc: Any) -> str | None:
 
 def list_records(fmt: str, raw: Any) -> tuple[list[Record], list[tuple[int, str]], int]:
     """Records of a list read by :func:`json_shape` or :func:`sha256sum_rows`: (records, problems, rows)."""
-    rows = {"a1111-cache": _a1111_rows, "sha256sum": _sha256sum_items, "comfyui-model-list": _comfyui_rows,
-            "civarchive-json": _civarchive_rows}[fmt](raw)
     records: list[Record] = []
     problems: list[tuple[int, str]] = []
+    count = 0
+    for item in iter_list_records(fmt, raw):
+        if isinstance(item, Record):
+            records.append(item)
+        elif isinstance(item, int):
+            count = item
+        else:
+            problems.append(item)
+    return records, problems, count
+
+
+def iter_list_records(fmt: str, raw: Any) -> Iterator[Record | tuple[int, str] | int]:
+    """list_records in the list's order: each Record, each (row, problem), then the number of rows."""
+    rows = {"a1111-cache": _a1111_rows, "sha256sum": _sha256sum_items, "comfyui-model-list": _comfyui_rows,
+            "civarchive-json": _civarchive_rows}[fmt](raw)
     count = 0
     for number, build in rows:
         count += 1
         try:
             got = build()
-            records.extend(got if isinstance(got, list) else [got])
         except RowProblem as exc:
-            problems.append((number, str(exc)))
-    return records, problems, count
+            yield number, str(exc)
+            continue
+        yield from (got if isinstance(got, list) else [got])
+    yield count
 
 
 def _file_name(path: str) -> str:
@@ -172,32 +186,37 @@ def checksum_kind(line: str) -> str | None:
 def sha256sum_rows(lines: Iterable[str], file_name: str, max_rows: int) -> list[tuple[int, str, str]]:
     """(line number, hex, file name) of every line of a sha256sum/shasum/BSD list or a .sha256 sidecar.
     Lines that are none of these are kept with an empty hex so that they are reported by number."""
-    out: list[tuple[int, str, str]] = []
+    return list(iter_sha256sum_rows(lines, file_name, max_rows))
+
+
+def iter_sha256sum_rows(lines: Iterable[str], file_name: str, max_rows: int) -> Iterator[tuple[int, str, str]]:
+    """sha256sum_rows, one line at a time (the importer streams big lists)."""
+    kept = 0
     sidecar_name = _stem(file_name[: -len(".sha256")]) if file_name.lower().endswith(".sha256") else ""
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n").lstrip("\ufeff") if number == 1 else raw.rstrip("\r\n")
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if len(out) >= max_rows:
+        if kept >= max_rows:
             raise SheetError(f"the list has over {max_rows:,} lines; split it")
+        kept += 1
         line = line.strip()
         bsd = _BSD.match(line)
         gnu = _GNU.match(line)
         if bsd:
-            out.append((number, bsd.group(3), bsd.group(2)))
+            yield (number, bsd.group(3), bsd.group(2))
         elif gnu and gnu.group(3).strip():
             name = gnu.group(3)
             if gnu.group(1):  # GNU escapes "\\" and newlines in names and marks the line with a leading "\"
                 name = name.replace("\\n", "\n").replace("\\\\", "\\")
-            out.append((number, gnu.group(2), name))
+            yield (number, gnu.group(2), name)
         elif _BARE.match(line):
-            out.append((number, line, sidecar_name))
+            yield (number, line, sidecar_name)
         else:
-            out.append((number, "", line[:80]))
-    return out
+            yield (number, "", line[:80])
 
 
-def _sha256sum_items(items: list[tuple[int, str, str]]) -> Iterator[tuple[int, Any]]:
+def _sha256sum_items(items: Iterable[tuple[int, str, str]]) -> Iterator[tuple[int, Any]]:
     for number, digest, name in items:
         yield number, (lambda n=number, d=digest, f=name: _sha256sum_record(n, d, f))
 

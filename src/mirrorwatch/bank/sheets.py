@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import chain, islice
 from operator import itemgetter
@@ -100,6 +101,11 @@ class SheetLimits:
 
 #: The CLI (`mirrorwatch bank import`) reads big sheets by streaming.
 DEFAULT_LIMITS = SheetLimits()
+#: `mirrorwatch bank import FILE` of a CSV/TSV/XLSX/JSONL sheet (:func:`open_sheet`): rows are streamed
+#: through the importer in bounded batches, so rows and cells bound only the time an import takes, not its
+#: memory (XLSX keeps its archive, part and shared-string bounds: openpyxl holds those in memory).
+STREAM_LIMITS = dataclasses.replace(DEFAULT_LIMITS, max_file_bytes=256 * 1024**3, max_rows=1_000_000_000,
+                                    max_cells=20_000_000_000)
 #: Browser and API uploads: the preview holds every row's record in memory (~2 KB a row) and runs on
 #: a web worker, so an upload gets fewer rows, cells and XML; bigger sheets go through the CLI.
 UPLOAD_LIMITS = dataclasses.replace(DEFAULT_LIMITS, max_rows=100_000, max_cells=2_000_000,
@@ -115,7 +121,10 @@ class Sheet:
     """Rows of a sheet with the detected column for each field.
 
     Only the mapped columns of non-blank rows are kept, column-wise (a row number array and one list
-    of strings per field), so a sheet costs about one pointer and one string per kept cell."""
+    of strings per field), so a sheet costs about one pointer and one string per kept cell.
+
+    A streamed sheet (:func:`open_sheet`) keeps no rows: its header is read and its columns mapped
+    when it is opened, and `rows` reads the rest of the file once, a row at a time."""
 
     fmt: str
     columns: list[str]
@@ -123,15 +132,27 @@ class Sheet:
     raw_json: Any = None  # set for JSON inputs that are Civitai objects
     _numbers: array = field(default_factory=lambda: array("q"), repr=False)
     _values: list[list[str]] = field(default_factory=list, repr=False)
+    _stream: Iterator[tuple[int, tuple[str, ...]]] | None = field(default=None, repr=False)
+
+    @property
+    def streamed(self) -> bool:
+        return self._stream is not None
 
     @property
     def row_count(self) -> int:
+        if self._stream is not None:
+            raise TypeError("a streamed sheet does not know its row count before it is read")
         return len(self._numbers)
 
     @property
     def rows(self) -> Iterator[tuple[int, dict[str, str]]]:
-        """(row number, field -> raw value) for every kept row."""
+        """(row number, field -> raw value) for every kept row (a streamed sheet: once)."""
         fields = list(self.mapping)
+        if self._stream is not None:
+            stream, self._stream = self._stream, iter(())
+            for number, values in stream:
+                yield number, dict(zip(fields, values, strict=True))
+            return
         for i, number in enumerate(self._numbers):
             yield number, {f: self._values[j][i] for j, f in enumerate(fields)}
 
@@ -158,7 +179,9 @@ def detect_format(path: Path, data: bytes) -> str:
     ext = path.suffix.lower()
     if ext in (".xlsx", ".xlsm"):
         return "xlsx"
-    if ext == ".json" or ext == ".jsonl":
+    if ext in (".jsonl", ".ndjson"):
+        return "jsonl"
+    if ext == ".json":
         return "json"
     if ext in (".sha256", ".sha256sum") or path.name.lower() in ("sha256sums", "sha256sums.txt"):
         return "sha256sum"
@@ -226,6 +249,40 @@ def read_sheet(path: Path, *, mapping: dict[str, str] | None = None, encoding: s
         raise SheetError(f"cannot read {path}: permission denied") from None
 
 
+@contextmanager
+def open_sheet(path: Path, *, mapping: dict[str, str] | None = None, encoding: str | None = None,
+               fmt: str | None = None, limits: SheetLimits = STREAM_LIMITS) -> Iterator[Sheet]:
+    """A sheet file opened for one streamed pass: the header is read and the columns mapped now (a
+    SheetError for a sheet that cannot be read at all), the rows as `Sheet.rows` is iterated (a
+    SheetError there for a bad row further on: a cell over the limits, a decoding error). CSV, TSV,
+    JSONL and XLSX (openpyxl's read-only mode) stream; JSON documents (Civitai answers, lists) are
+    parsed whole under their own size limit, as `read_sheet` does."""
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed below, after the caller's pass over the rows
+    except FileNotFoundError:
+        raise SheetError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise SheetError(f"{path} is a folder, not a sheet") from None
+    except PermissionError:
+        raise SheetError(f"cannot read {path}: permission denied") from None
+    sheet = None
+    try:
+        size = f.seek(0, io.SEEK_END)
+        f.seek(0)
+        if size > limits.max_file_bytes:
+            raise SheetError(f"{path.name} is {size / 1e9:.1f} GB; sheets over "
+                             f"{limits.max_file_bytes / 1e9:.0f} GB are refused")
+        sheet = _parse(f, size, name=path.name, mapping=mapping, encoding=encoding, fmt=fmt, limits=limits,
+                       stream=True)
+        yield sheet
+    finally:
+        if sheet is not None and sheet._stream is not None:
+            close = getattr(sheet._stream, "close", None)
+            if close is not None:
+                close()
+        f.close()
+
+
 def parse_sheet(data: bytes, *, name: str = "sheet", mapping: dict[str, str] | None = None,
                 encoding: str | None = None, fmt: str | None = None,
                 limits: SheetLimits = DEFAULT_LIMITS) -> Sheet:
@@ -234,7 +291,7 @@ def parse_sheet(data: bytes, *, name: str = "sheet", mapping: dict[str, str] | N
 
 
 def _parse(f: BinaryIO, size: int, *, name: str, mapping: dict[str, str] | None, encoding: str | None,
-           fmt: str | None, limits: SheetLimits) -> Sheet:
+           fmt: str | None, limits: SheetLimits, stream: bool = False) -> Sheet:
     head = f.read(65536)
     f.seek(0)
     if not head.strip() and size <= len(head):
@@ -243,8 +300,14 @@ def _parse(f: BinaryIO, size: int, *, name: str, mapping: dict[str, str] | None,
         fmt = detect_format(Path(name), head)
         if fmt in ("csv", "tsv"):
             fmt = _checksum_format(head, encoding, name) or fmt
+    if fmt == "jsonl":
+        if not _is_jsonl(head, encoding):
+            fmt = "json"  # a JSON document in a .jsonl file: read as JSON
+        else:
+            sheet = _jsonl_sheet(f, head, encoding, mapping or {}, limits)
+            return sheet if stream else _materialise(sheet, limits)
     if fmt == "sha256sum":
-        return _sha256sum_sheet(f, head, encoding, name, limits)
+        return _sha256sum_sheet(f, head, encoding, name, limits, stream)
     if fmt == "xlsx":
         table: Iterable[list[str]] = _xlsx_rows(f, limits)
     elif fmt == "json":
@@ -254,7 +317,8 @@ def _parse(f: BinaryIO, size: int, *, name: str, mapping: dict[str, str] | None,
         return _json_sheet(f.read(), encoding, mapping or {}, limits)
     else:
         table = _delimited_rows(f, head, encoding, "\t" if fmt == "tsv" else None, limits)
-    return _sheet_from_table(fmt, table, mapping or {}, limits)
+    sheet = _sheet_from_table(fmt, table, mapping or {}, limits, stream=True)
+    return sheet if stream else _materialise(sheet, limits)
 
 
 def _checksum_format(head: bytes, encoding: str | None, name: str) -> str | None:
@@ -274,15 +338,20 @@ def _checksum_format(head: bytes, encoding: str | None, name: str) -> str | None
                      "(sha256sum, shasum -a 256, SHA256 (name) = HEX) can be imported")
 
 
-def _sha256sum_sheet(f: BinaryIO, head: bytes, encoding: str | None, name: str, limits: SheetLimits) -> Sheet:
-    from mirrorwatch.bank.lists import sha256sum_rows
+def _sha256sum_sheet(f: BinaryIO, head: bytes, encoding: str | None, name: str, limits: SheetLimits,
+                     stream: bool = False) -> Sheet:
+    """A checksum list: its lines in memory, or (stream) read as the importer goes (raw_json is then an
+    iterator of the same (line, hex, name) rows)."""
+    from mirrorwatch.bank.lists import iter_sha256sum_rows
 
     enc = _text_encoding(head, encoding)
     text = io.TextIOWrapper(f, encoding=enc, errors="strict", newline="")
-    rows = sha256sum_rows(_lines(text, enc, limits), name, limits.max_rows)
-    if not rows:
+    rows = iter_sha256sum_rows(_lines(text, enc, limits), name, limits.max_rows)
+    first = next(rows, None)
+    if first is None:
         raise SheetError(f"{name} holds no checksum lines")
-    return Sheet(fmt="sha256sum", columns=[], mapping={}, raw_json=rows)
+    lazy = chain([first], rows)
+    return Sheet(fmt="sha256sum", columns=[], mapping={}, raw_json=lazy if stream else list(lazy))
 
 
 _CHUNK_CHARS = 1 << 20
@@ -496,7 +565,10 @@ def _bounded(table: Iterable[list[str]], limits: SheetLimits) -> Iterator[list[s
 
 
 def _sheet_from_table(fmt: str, table: Iterable[list[str]], override: dict[str, str],
-                      limits: SheetLimits = DEFAULT_LIMITS, *, numbered_from: int | None = None) -> Sheet:
+                      limits: SheetLimits = DEFAULT_LIMITS, *, numbered_from: int | None = None,
+                      stream: bool = False) -> Sheet:
+    """The header read and the columns mapped now; the rows kept (stream=False) or left to be read
+    as the sheet's `rows` are iterated (stream=True)."""
     rows = _bounded(table, limits)
     for first in rows:
         if any(c.strip() for c in first):
@@ -543,12 +615,17 @@ def _sheet_from_table(fmt: str, table: Iterable[list[str]], override: dict[str, 
         )
     sheet = Sheet(fmt=fmt, columns=columns, mapping=mapping)
     positions = [index[col] for col in mapping.values()]
+    sheet._stream = _picked_rows(body, positions, first_row, limits.max_rows)
+    return sheet if stream else _materialise(sheet, limits)
+
+
+def _picked_rows(body: Iterable[list[str]], positions: list[int], first_row: int,
+                 max_rows: int) -> Iterator[tuple[int, tuple[str, ...]]]:
+    """(row number, the mapped cells) of every row with a non-blank mapped cell."""
     width = max(positions) + 1
     pick = itemgetter(*positions)
-    numbers = sheet._numbers
-    store = sheet._values = [[] for _ in positions]
     single = len(positions) == 1
-    max_rows = limits.max_rows
+    kept = 0
     for offset, raw in enumerate(body):
         if len(raw) >= width:
             values = (pick(raw),) if single else pick(raw)
@@ -556,9 +633,19 @@ def _sheet_from_table(fmt: str, table: Iterable[list[str]], override: dict[str, 
             values = tuple(raw[i] if i < len(raw) else "" for i in positions)
         if not "".join(values).strip():
             continue
-        if len(numbers) >= max_rows:
+        if kept >= max_rows:
             raise SheetError(f"the sheet has over {max_rows:,} rows; split it into smaller sheets")
-        numbers.append(first_row + offset)
+        kept += 1
+        yield first_row + offset, values
+
+
+def _materialise(sheet: Sheet, limits: SheetLimits) -> Sheet:
+    """Read a streamed sheet's rows into it (column-wise)."""
+    stream, sheet._stream = sheet._stream, None
+    numbers = sheet._numbers
+    store = sheet._values = [[] for _ in sheet.mapping]
+    for number, values in stream or ():
+        numbers.append(number)
         for column, value in zip(store, values, strict=True):
             column.append(value)
     return sheet
@@ -631,6 +718,82 @@ def _json_sheet(data: bytes, encoding: str | None, override: dict[str, str], lim
             raise SheetError(reason) from None
         raise
     reason = unread_json_fields(items, sheet.mapping.values())
+    if reason:  # never import a row while dropping a hash or an id it carried
+        raise SheetError(reason)
+    return sheet
+
+
+# --- JSONL: one flat JSON object per line, streamed ------------------------------------------------
+
+#: Objects read before a JSONL sheet's columns are mapped (their keys, in order, are its header).
+JSONL_SAMPLE = 1000
+
+
+def _first_line(head: bytes, encoding: str | None) -> str:
+    text = head.decode(_text_encoding(head, encoding), errors="replace")
+    return next((ln for ln in text.splitlines() if ln.strip()), "")
+
+
+def _is_jsonl(head: bytes, encoding: str | None) -> bool:
+    """Whether a .jsonl file is a sheet of flat objects, one a line (not one JSON document, and not a
+    Civitai answer or a known hash list saved on one line)."""
+    from mirrorwatch.bank.civitai import is_civitai_object
+    from mirrorwatch.bank.lists import json_shape
+
+    try:
+        doc = loads_bounded(_first_line(head, encoding), max_depth=DEFAULT_LIMITS.max_json_depth)
+    except (JsonRefused, SheetError):
+        return False
+    return isinstance(doc, dict) and json_shape(doc) is None and not is_civitai_object(doc)
+
+
+def _jsonl_objects(lines: Iterable[str], limits: SheetLimits) -> Iterator[tuple[int, dict[str, Any]]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = loads_bounded(line.rstrip("\r\n"), max_depth=limits.max_json_depth)
+        except JsonRefused as exc:
+            raise SheetError(f"line {number} of the JSONL sheet: {exc}") from None
+        if not isinstance(obj, dict):
+            raise SheetError(f"line {number} of the JSONL sheet is not a JSON object")
+        yield number, obj
+
+
+def _jsonl_sheet(f: BinaryIO, head: bytes, encoding: str | None, override: dict[str, str],
+                 limits: SheetLimits) -> Sheet:
+    """A JSONL sheet, streamed: the keys of its first JSONL_SAMPLE objects are its columns; a key first
+    seen further on that names a field or a hash is refused (never dropped), other new keys are not
+    read. Row numbers count objects, as in a JSON sheet."""
+    from mirrorwatch.bank.lists import unread_json_fields
+
+    enc = _text_encoding(head, encoding)
+    text = io.TextIOWrapper(f, encoding=enc, errors="strict", newline="")
+    objects = _jsonl_objects(_lines(text, enc, limits), limits)
+    sample = list(islice(objects, JSONL_SAMPLE))
+    if not sample:
+        raise SheetError("the JSONL sheet holds no objects")
+    keys: dict[str, None] = {}
+    for _, item in sample:
+        keys.update(dict.fromkeys(item))
+        if len(keys) > limits.max_columns:
+            raise SheetError(f"the JSONL objects have over {limits.max_columns:,} distinct keys; "
+                             f"sheets are limited to {limits.max_columns:,} columns")
+    header = list(keys)
+
+    def table() -> Iterator[list[str]]:
+        yield header
+        for number, item in chain(sample, objects):
+            if len(item) > len(keys) or not keys.keys() >= item.keys():
+                for k in item.keys() - keys.keys():
+                    if _auto_map([k]) or _UNREAD_HASH.search(_key(k)):
+                        raise SheetError(f"line {number} of the JSONL sheet has the key {k[:60]!r}, which "
+                                         f"the first {len(sample):,} objects do not have; nothing was imported. "
+                                         "Give every object that key (null when unknown)")
+            yield [_json_cell(item.get(h), limits) for h in header]
+
+    sheet = _sheet_from_table("jsonl", table(), override, limits, numbered_from=1, stream=True)
+    reason = unread_json_fields([item for _, item in sample], sheet.mapping.values())
     if reason:  # never import a row while dropping a hash or an id it carried
         raise SheetError(reason)
     return sheet

@@ -56,15 +56,15 @@ def _print_summary(summary: ImportSummary, *, limit: int = 20) -> None:
     console.print(
         f"{verb} into [bold]{term(summary.bank)}[/] from {term(summary.filename)} ({term(summary.fmt)}): "
         f"{summary.rows} rows, [green]{summary.added} added[/], {summary.updated} updated, "
-        f"{summary.duplicates} duplicates, [red]{len(summary.rejected)} rejected[/]",
+        f"{summary.duplicates} duplicates, [red]{summary.rejected_count} rejected[/]",
         highlight=False,
     )
     if summary.columns:
         console.print("columns: " + term(", ".join(f"{f}={c!r}" for f, c in summary.columns.items())), highlight=False)
     for row, why in summary.rejected[:limit]:
         err_console.print(f"  row {row}: {safe_text(str(why))}", highlight=False, markup=False)
-    if len(summary.rejected) > limit:
-        err_console.print(f"  ... and {len(summary.rejected) - limit} more rejected rows (see --json)")
+    if summary.rejected_count > limit:
+        err_console.print(f"  ... and {summary.rejected_count - limit} more rejected rows (see --json)")
 
 
 @bank_app.command("import")

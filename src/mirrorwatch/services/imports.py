@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from mirrorwatch.bank import importer
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
-from mirrorwatch.bank.sheets import UPLOAD_LIMITS, Sheet, parse_sheet, read_sheet
+from mirrorwatch.bank.sheets import UPLOAD_LIMITS, Sheet, open_sheet, parse_sheet
 from mirrorwatch.match.archives import match_members_for_values
 from mirrorwatch.match.exact import match_stored_files_for_values
 from mirrorwatch.services import uploads
@@ -33,18 +33,20 @@ def _retroactive(session: Session, values: dict[str, set[str]]) -> int:
 
 
 def import_sheet(db: Database, bank: str, sheet: Sheet, filename: str, *, skip_bad: bool = False,
-                 user: str = "cli", dry_run: bool = False) -> ImportSummary:
+                 user: str = "cli", dry_run: bool = False, batch_rows: int | None = None) -> ImportSummary:
     """Import parsed rows in one transaction, matching stored hub files against the new hashes."""
     return importer.import_sheet(db, bank, sheet, filename, skip_bad=skip_bad, user=user, dry_run=dry_run,
-                                 on_new_values=_retroactive)
+                                 on_new_values=_retroactive, batch_rows=batch_rows)
 
 
 def import_file(db: Database, bank: str, path: Path, *, mapping: dict[str, str] | None = None,
                 encoding: str | None = None, skip_bad: bool = False, user: str = "cli",
-                dry_run: bool = False, filename: str | None = None) -> ImportSummary:
-    """Read a sheet file (CSV/TSV/XLSX/JSON, Civitai JSON) and import it (see :func:`import_sheet`)."""
-    sheet = read_sheet(path, mapping=mapping, encoding=encoding)
-    return import_sheet(db, bank, sheet, filename or path.name, skip_bad=skip_bad, user=user, dry_run=dry_run)
+                dry_run: bool = False, filename: str | None = None, batch_rows: int | None = None) -> ImportSummary:
+    """Read a sheet file (CSV/TSV/XLSX/JSON(L), Civitai JSON) and import it (see :func:`import_sheet`),
+    streamed: its rows go from the file to the database a batch at a time, in one transaction."""
+    with open_sheet(path, mapping=mapping, encoding=encoding) as sheet:
+        return import_sheet(db, bank, sheet, filename or path.name, skip_bad=skip_bad, user=user,
+                            dry_run=dry_run, batch_rows=batch_rows)
 
 
 def preview_import(db: Database, bank: str, filename: str | None, data: bytes) -> ImportSummary:

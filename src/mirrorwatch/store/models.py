@@ -28,6 +28,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -92,6 +94,13 @@ class Entry(Base):
         Index("ix_entry_name_trgm", "name_norm", postgresql_using="gin",
               postgresql_ops={"name_norm": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
+
+
+# Rows with a name alone merge into the entry of that name without Civitai ids (bank/importer.py; migration
+# 0015_stream10m): a partial index, keyed by the name's first 200 characters.
+_UNKEYED = "civitai_version_id IS NULL AND civitai_model_id IS NULL"
+Index("ix_entry_bank_name_unkeyed", Entry.bank_id, func.substr(Entry.name_norm, 1, 200),
+      sqlite_where=text(_UNKEYED), postgresql_where=text(_UNKEYED))
 
 
 class EntrySignal(Base):
