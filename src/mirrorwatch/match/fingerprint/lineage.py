@@ -104,10 +104,16 @@ class LineageThresholds:
     derived_out_shared: float = 0.82
     derived_agree: float = 0.70
     derived_te_ratio: float = 0.80
+    # ... and one update lies beyond the other (a later point of the same training: ``growth``), unless
+    # the two are so close that no independent training came as near (a lossy re-save of one file)
+    derived_growth: float = 0.20
+    derived_close: float = 0.97
     # derived, second way (a resize, a merge containing it): one update inside the other's row AND
-    # column spaces, at a lower score (a merge with a stronger LoRA dilutes the cosine)
+    # column spaces, at a lower score (a merge with a stronger LoRA dilutes the cosine), with a rank
+    # of its own (a resize drops rank, a merge adds it: ``rank_ratio`` <= this)
     contained: float = 0.95
     contained_score: float = 0.30
+    contained_rank_ratio: float = 0.75
     # updates of rank > k/2 (no row/column-space signals): the score rule of issue 4
     fallback_derived: float = 0.30
     # similar_training: any of these
@@ -174,6 +180,23 @@ def _energy_in(s: np.ndarray, basis: np.ndarray, side: str) -> np.ndarray:
     return np.einsum("lij,lij->l", proj, proj)
 
 
+def _growth(na: np.ndarray, nb: np.ndarray, cos: np.ndarray) -> float | None:
+    """cos(ΔW_y − ΔW_x, ΔW_x) over the common layers, x the update of less energy: does the larger
+    update lie *beyond* the smaller one (a later point of its training), or beside it?
+
+    From the stored per-layer norms and cosines alone: ⟨y, x⟩ = Σ n_x n_y cos, ‖x‖² = Σ n_x². None when
+    the two updates are the same (nothing between them to have a direction)."""
+    nx, ny = na.astype(np.float64), nb.astype(np.float64)
+    if (nx * nx).sum() > (ny * ny).sum():
+        nx, ny = ny, nx
+    x2 = float((nx * nx).sum())
+    dot = float((nx * ny * cos).sum())
+    d2 = x2 + float((ny * ny).sum()) - 2.0 * dot
+    if x2 <= 0 or d2 <= 1e-8 * x2:
+        return None
+    return (dot - x2) / float(np.sqrt(d2 * x2))
+
+
 def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarray, cos: np.ndarray,
                     names: list[str]) -> dict[str, float | None]:
     """The signals of the module docstring for the common layers ``ra``/``rb`` (rows of ``a``/``b``)
@@ -207,9 +230,12 @@ def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarr
         ratio = te_score / unet_score
     sub_weight = float(w[informative].sum() / total)
     usable = sub_weight >= 0.5
+    ranks = np.minimum(rank_a, rank_b) / np.maximum(np.maximum(rank_a, rank_b), 1)
     return {
         "in_shared": part(informative, in_shared) if usable else None,
         "out_shared": part(informative, out_shared) if usable else None,
+        "rank_ratio": part(informative, ranks.astype(np.float64)) if usable else None,
+        "growth": _growth(a.norms[ra], b.norms[rb], cos),
         "subspace_weight": sub_weight,
         "agree_frac": float((w * (cos > 0.5)).sum() / total),
         "te_score": te_score,
@@ -259,21 +285,33 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
             return "similar_training", [f"correlated updates (score {score:.3f})"]
         return "unrelated", [f"score {score:.3f}"]
     why: list[str] = []
+    growth, rank_ratio = signals.get("growth"), signals.get("rank_ratio")
     if ins >= t.derived_in_shared:
         if score >= t.contained_score and min(ins, outs) >= t.contained:
-            return "derived", [f"score {score:.3f}", f"one update inside the other's row and column spaces "
-                               f"({ins:.2f}, {outs:.2f}): a resize or a merge containing it"]
+            if rank_ratio is not None and rank_ratio <= t.contained_rank_ratio:
+                return "derived", [f"score {score:.3f}", f"one update inside the other's row and column spaces "
+                                   f"({ins:.2f}, {outs:.2f}) with a rank of its own (rank ratio {rank_ratio:.2f}): "
+                                   "a resize or a merge containing it"]
         trajectory = score >= t.derived_score and outs >= t.derived_out_shared and agree >= t.derived_agree
         te_ok = ratio is None or ratio >= t.derived_te_ratio
-        if trajectory and te_ok:
+        beyond = growth is not None and growth >= t.derived_growth
+        close = score >= t.derived_close
+        if trajectory and te_ok and (beyond or close):
             why = [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
                    f"same output directions ({outs:.2f})", f"{100 * agree:.0f}% of the update in agreeing layers"]
             if ratio is not None:
                 why.append(f"text encoder agrees as the UNet does (ratio {ratio:.2f})")
+            why.append(f"one update lies beyond the other, as a later point of its training does (growth "
+                       f"{growth:.2f})" if beyond else f"score {score:.3f} >= {t.derived_close}: closer than any "
+                       "independent training came")
             return "derived", why
-        if trajectory:
+        if trajectory and not te_ok:
             why.append(f"text encoder agrees less than the UNet (ratio {ratio:.2f} < {t.derived_te_ratio}): "
                        "another trigger or concept")
+        elif trajectory:
+            g = "none" if growth is None else f"{growth:.2f}"
+            why.append(f"the same initialisation and recipe, but neither update lies beyond the other (growth {g} "
+                       f"< {t.derived_growth}): side by side, as two trainings of similar data with one seed are")
     if score >= t.similar_score:
         why.append(f"correlated updates (score {score:.3f}, {100 * agree:.0f}% in agreeing layers)")
     if ins >= t.similar_in_shared:
