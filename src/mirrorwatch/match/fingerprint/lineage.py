@@ -114,8 +114,11 @@ class LineageThresholds:
     contained: float = 0.95
     contained_score: float = 0.30
     contained_rank_ratio: float = 0.75
-    # updates of rank > k/2 (no row/column-space signals): the score rule of issue 4
-    fallback_derived: float = 0.30
+    # updates of rank > k/2 (no row/column-space signals): the trajectory rule without them, or a merge:
+    # a steady share of the other update in every layer (``part_share`` within these bounds, its spread
+    # ``part_cv`` at most ``merge_cv``) at a score of at least ``contained_score``
+    merge_share: tuple[float, float] = (0.3, 0.75)
+    merge_cv: float = 0.12
     # similar_training: any of these
     similar_score: float = 0.20
     similar_in_shared: float = 0.80
@@ -197,6 +200,27 @@ def _growth(na: np.ndarray, nb: np.ndarray, cos: np.ndarray) -> float | None:
     return (dot - x2) / float(np.sqrt(d2 * x2))
 
 
+def _part_of(na: np.ndarray, nb: np.ndarray, cos: np.ndarray, w: np.ndarray) -> tuple[float | None, float | None]:
+    """How one update is a fixed share of the other, layer by layer: the per-layer coefficient of one
+    update on the other (``⟨M_l, X_l⟩ / ‖X_l‖²``), its weighted mean and its spread (coefficient of
+    variation), in the direction where it is steadier. A merge ``M = w·X + (1−w)·Y`` has coefficient
+    ``w`` in *every* layer (Y's overlap with X is noise); a later checkpoint, a look-alike or a same-seed
+    training moves each layer by its own amount."""
+    best: tuple[float | None, float | None] = (None, None)
+    if len(cos) < 2 or w.sum() <= 0:
+        return best
+    for x, m in ((na, nb), (nb, na)):
+        x64, m64 = x.astype(np.float64), m.astype(np.float64)
+        coef = cos * m64 / np.where(x64 > 0, x64, 1.0)
+        mean = float((w * coef).sum() / w.sum())
+        if mean <= 0:
+            continue
+        cv = float(np.sqrt((w * (coef - mean) ** 2).sum() / w.sum()) / mean)
+        if best[1] is None or cv < best[1]:
+            best = (mean, cv)
+    return best
+
+
 def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarray, cos: np.ndarray,
                     names: list[str]) -> dict[str, float | None]:
     """The signals of the module docstring for the common layers ``ra``/``rb`` (rows of ``a``/``b``)
@@ -230,12 +254,15 @@ def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarr
         ratio = te_score / unet_score
     sub_weight = float(w[informative].sum() / total)
     usable = sub_weight >= 0.5
+    share, share_cv = _part_of(a.norms[ra], b.norms[rb], cos, w)
     ranks = np.minimum(rank_a, rank_b) / np.maximum(np.maximum(rank_a, rank_b), 1)
     return {
         "in_shared": part(informative, in_shared) if usable else None,
         "out_shared": part(informative, out_shared) if usable else None,
         "rank_ratio": part(informative, ranks.astype(np.float64)) if usable else None,
         "growth": _growth(a.norms[ra], b.norms[rb], cos),
+        "part_share": share,
+        "part_cv": share_cv,
         "subspace_weight": sub_weight,
         "agree_frac": float((w * (cos > 0.5)).sum() / total),
         "te_score": te_score,
@@ -275,17 +302,28 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
         return "same_weights", [f"score {score:.4f} >= {t.same_weights}"]
     ins, outs = signals.get("in_shared"), signals.get("out_shared")
     agree, ratio = signals.get("agree_frac", 0.0), signals.get("te_ratio")
+    growth, rank_ratio = signals.get("growth"), signals.get("rank_ratio")
+    beyond = growth is not None and growth >= t.derived_growth
+    close = score >= t.derived_close
+    te_ok = ratio is None or ratio >= t.derived_te_ratio
     if ins is None or outs is None:
-        # high-rank updates: their sketches span every direction, the A/B-side signals are mute. The
-        # score rule of issue 4 (calibrated on generated LoRAs of ranks 4-64) is all there is.
-        if score >= t.fallback_derived:
-            return "derived", [f"score {score:.3f} >= {t.fallback_derived} (rank too high for the row/column-"
-                               "space signals: score rule only)"]
+        # high-rank updates: their sketches span every direction, the A/B-side signals are mute; the
+        # trajectory rule without them (the score, the per-layer agreement, the text encoder, the growth),
+        # and a merge's steady share.
+        if score >= t.derived_score and agree >= t.derived_agree and te_ok and (beyond or close):
+            g = f"one update lies beyond the other (growth {growth:.2f})" if beyond else f"score >= {t.derived_close}"
+            return "derived", [f"score {score:.3f}", f"{100 * agree:.0f}% of the update in agreeing layers", g,
+                               "rank too high for the row/column-space signals"]
+        share, share_cv = signals.get("part_share"), signals.get("part_cv")
+        if (score >= t.contained_score and share is not None and share_cv is not None
+                and t.merge_share[0] <= share <= t.merge_share[1] and share_cv <= t.merge_cv):
+            return "derived", [f"score {score:.3f}", f"one update is {share:.2f} of the other in every layer "
+                               f"(spread {share_cv:.2f}): a merge containing it"]
         if score >= t.similar_score:
-            return "similar_training", [f"correlated updates (score {score:.3f})"]
+            return "similar_training", [f"correlated updates (score {score:.3f}, {100 * agree:.0f}% in agreeing "
+                                        "layers; rank too high for the row/column-space signals)"]
         return "unrelated", [f"score {score:.3f}"]
     why: list[str] = []
-    growth, rank_ratio = signals.get("growth"), signals.get("rank_ratio")
     if ins >= t.derived_in_shared:
         if score >= t.contained_score and min(ins, outs) >= t.contained:
             if rank_ratio is not None and rank_ratio <= t.contained_rank_ratio:
@@ -293,9 +331,6 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
                                    f"({ins:.2f}, {outs:.2f}) with a rank of its own (rank ratio {rank_ratio:.2f}): "
                                    "a resize or a merge containing it"]
         trajectory = score >= t.derived_score and outs >= t.derived_out_shared and agree >= t.derived_agree
-        te_ok = ratio is None or ratio >= t.derived_te_ratio
-        beyond = growth is not None and growth >= t.derived_growth
-        close = score >= t.derived_close
         if trajectory and te_ok and (beyond or close):
             why = [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
                    f"same output directions ({outs:.2f})", f"{100 * agree:.0f}% of the update in agreeing layers"]
