@@ -124,7 +124,7 @@ def _fmt(v: list[float]) -> str:
 
 
 def print_signals(rows: list[dict], sn: dict | None) -> None:
-    keys = ["score", "in_shared", "out_shared", "te_ratio", "agree_frac", "growth", "rank_ratio", "part_cv"] + (
+    keys = ["score", "in_shared", "out_shared", "te_ratio", "agree_frac", "growth", "rank_ratio", "rest_lean"] + (
         ["snorm"] if sn else [])
     print(f"\n{'pair kind':22s} {'n':>5s}  " + "  ".join(f"{k:>16s}" for k in keys))
     for kind in tc.PAIR_KINDS:
@@ -178,12 +178,12 @@ def print_confusion(title: str, table: dict[str, dict[str, int]]) -> dict:
 
 
 GRID = {
-    "derived_score": [0.45, 0.5, 0.55, 0.6],
-    "derived_out_shared": [0.74, 0.78, 0.82],
-    "derived_agree": [0.6, 0.7, 0.8],
-    "derived_growth": [0.1, 0.15, 0.2, 0.25, 0.3],
-    "derived_close": [0.93, 0.95, 0.97, 0.98],
-    "merge_cv": [0.08, 0.1, 0.12, 0.15],
+    "derived_score": [0.5, 0.55, 0.6, 0.65, 0.7],
+    "derived_out_shared": [0.78, 0.8, 0.82, 0.84],
+    "derived_agree": [0.7, 0.8, 0.9],
+    "derived_te_ratio": [0.8, 0.85, 0.9],
+    "derived_growth": [0.2, 0.25, 0.3, 0.35, 0.4],
+    "derived_close": [0.93, 0.95, 0.97],
 }
 HARD_NEGATIVES = tc.CORRELATED_KINDS  # look-alikes trained with the same seed included: never derived
 

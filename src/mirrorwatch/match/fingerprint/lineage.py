@@ -57,7 +57,7 @@ ever stored can be judged; no format change), and aggregated with the score's sq
     resize or a 50/50 merge of two rank-r files, 1 for two trainings of one rank. Containment (one
     update inside the other's row and column spaces) is only a lineage when a rank changed: a same-
     rank look-alike with the same seed can fill the same spaces.
-``part_share``, ``part_cv``
+``part_share``, ``rest_lean``
     Per layer, the coefficient of one update on the other (``⟨M_l, X_l⟩ / ‖X_l‖²``): its weighted
     mean and spread (coefficient of variation), in the steadier direction. A merge ``w·X + (1−w)·Y``
     is ``w`` of X in *every* layer; trainings move each layer by its own amount. Used for merges of
@@ -122,13 +122,13 @@ class LineageThresholds:
     # derived, first way (a checkpoint, a continued fine-tune): the same init and the same trajectory
     derived_score: float = 0.55
     derived_in_shared: float = 0.80
-    derived_out_shared: float = 0.82
+    derived_out_shared: float = 0.78
     derived_agree: float = 0.70
-    derived_te_ratio: float = 0.80
+    derived_te_ratio: float = 0.90
     # ... and one update lies beyond the other (a later point of the same training: ``growth``), unless
     # the two are so close that no independent training came as near (a lossy re-save of one file)
-    derived_growth: float = 0.20
-    derived_close: float = 0.97
+    derived_growth: float = 0.25
+    derived_close: float = 0.95
     # derived, second way (a resize, a merge containing it): one update inside the other's row AND
     # column spaces, at a lower score (a merge with a stronger LoRA dilutes the cosine), with a rank
     # of its own (a resize drops rank, a merge adds it: ``rank_ratio`` <= this)
@@ -137,9 +137,9 @@ class LineageThresholds:
     contained_rank_ratio: float = 0.75
     # updates of rank > k/2 (no row/column-space signals): the trajectory rule without them, or a merge:
     # a steady share of the other update in every layer (``part_share`` within these bounds, its spread
-    # ``part_cv`` at most ``merge_cv``) at a score of at least ``contained_score``
+    # ``rest_lean`` at most ``merge_lean``) at a score of at least ``contained_score``
     merge_share: tuple[float, float] = (0.3, 0.75)
-    merge_cv: float = 0.12
+    merge_lean: float = 0.10
     # similar_training: any of these
     similar_score: float = 0.20
     similar_in_shared: float = 0.80
@@ -222,23 +222,31 @@ def _growth(na: np.ndarray, nb: np.ndarray, cos: np.ndarray) -> float | None:
 
 
 def _part_of(na: np.ndarray, nb: np.ndarray, cos: np.ndarray, w: np.ndarray) -> tuple[float | None, float | None]:
-    """How one update is a fixed share of the other, layer by layer: the per-layer coefficient of one
-    update on the other (``⟨M_l, X_l⟩ / ‖X_l‖²``), its weighted mean and its spread (coefficient of
-    variation), in the direction where it is steadier. A merge ``M = w·X + (1−w)·Y`` has coefficient
-    ``w`` in *every* layer (Y's overlap with X is noise); a later checkpoint, a look-alike or a same-seed
-    training moves each layer by its own amount."""
+    """Is one update a fixed share of the other plus something unrelated to it (a merge)?
+
+    With X one update and M the other, the share is the regression coefficient ``s = Σ⟨M_l, X_l⟩ / Σ‖X_l‖²``
+    and the rest ``R_l = M_l − s·X_l``. A merge ``M = w·X + (1−w)·Y`` has ``s ≈ w`` and a rest that is
+    the other LoRA Y, unrelated to X in *every* layer: ``cos(R_l, X_l)`` is sketch noise (about 1/k),
+    however strong Y is. A later checkpoint, a look-alike or a same-seed training moves each layer by its
+    own amount, so its rest still leans on X layer by layer. Returns the share and the weighted RMS of
+    ``cos(R_l, X_l)`` (``rest_lean``), in the direction where the rest is least related."""
     best: tuple[float | None, float | None] = (None, None)
     if len(cos) < 2 or w.sum() <= 0:
         return best
     for x, m in ((na, nb), (nb, na)):
         x64, m64 = x.astype(np.float64), m.astype(np.float64)
-        coef = cos * m64 / np.where(x64 > 0, x64, 1.0)
-        mean = float((w * coef).sum() / w.sum())
-        if mean <= 0:
+        xx = float((x64 * x64).sum())
+        if xx <= 0:
             continue
-        cv = float(np.sqrt((w * (coef - mean) ** 2).sum() / w.sum()) / mean)
-        if best[1] is None or cv < best[1]:
-            best = (mean, cv)
+        share = float((x64 * m64 * cos).sum() / xx)
+        if share <= 0:
+            continue
+        rx = m64 * x64 * cos - share * x64 * x64  # ⟨R_l, X_l⟩
+        rr = np.maximum(m64 * m64 - 2 * share * m64 * x64 * cos + share * share * x64 * x64, 0.0)  # ‖R_l‖²
+        z = rx / np.maximum(np.sqrt(rr) * x64, 1e-30)
+        lean = float(np.sqrt((w * z * z).sum() / w.sum()))
+        if best[1] is None or lean < best[1]:
+            best = (share, lean)
     return best
 
 
@@ -275,7 +283,7 @@ def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarr
         ratio = te_score / unet_score
     sub_weight = float(w[informative].sum() / total)
     usable = sub_weight >= 0.5
-    share, share_cv = _part_of(a.norms[ra], b.norms[rb], cos, w)
+    share, rest_lean = _part_of(a.norms[ra], b.norms[rb], cos, w)
     ranks = np.minimum(rank_a, rank_b) / np.maximum(np.maximum(rank_a, rank_b), 1)
     return {
         "in_shared": part(informative, in_shared) if usable else None,
@@ -283,7 +291,7 @@ def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarr
         "rank_ratio": part(informative, ranks.astype(np.float64)) if usable else None,
         "growth": _growth(a.norms[ra], b.norms[rb], cos),
         "part_share": share,
-        "part_cv": share_cv,
+        "rest_lean": rest_lean,
         "subspace_weight": sub_weight,
         "agree_frac": float((w * (cos > 0.5)).sum() / total),
         "te_score": te_score,
@@ -335,11 +343,11 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
             g = f"one update lies beyond the other (growth {growth:.2f})" if beyond else f"score >= {t.derived_close}"
             return "derived", [f"score {score:.3f}", f"{100 * agree:.0f}% of the update in agreeing layers", g,
                                "rank too high for the row/column-space signals"]
-        share, share_cv = signals.get("part_share"), signals.get("part_cv")
-        if (score >= t.contained_score and share is not None and share_cv is not None
-                and t.merge_share[0] <= share <= t.merge_share[1] and share_cv <= t.merge_cv):
+        share, rest_lean = signals.get("part_share"), signals.get("rest_lean")
+        if (score >= t.contained_score and share is not None and rest_lean is not None
+                and t.merge_share[0] <= share <= t.merge_share[1] and rest_lean <= t.merge_lean):
             return "derived", [f"score {score:.3f}", f"one update is {share:.2f} of the other in every layer "
-                               f"(spread {share_cv:.2f}): a merge containing it"]
+                               f"(spread {rest_lean:.2f}): a merge containing it"]
         if score >= t.similar_score:
             return "similar_training", [f"correlated updates (score {score:.3f}, {100 * agree:.0f}% in agreeing "
                                         "layers; rank too high for the row/column-space signals)"]
