@@ -58,17 +58,22 @@ def load_committed(path: Path = COMMITTED) -> list[tc.Item]:
     for rec in data["items"]:
         fp = Fingerprint.from_bytes(base64.b64decode(rec["fingerprint"]))
         items.append(tc.Item(rec["id"], rec["concept"], rec["half"], rec["run"], rec["kind"], rec["seed"], rec["step"],
-                             rec["steps"], rec.get("variant", ""), fp))
+                             rec["steps"], rec.get("variant", ""), fp, rec.get("data", ""), rec.get("rank", 4),
+                             rec.get("parent")))
     return items
 
 
-# What the unit tests keep (held-out half only): every pair kind, few files.
+# What the unit tests keep: every pair kind of the held-out half (c01, c03, c05), its rank-16 runs, and the
+# hardest same-seed look-alike pairs of the calibration half (c00: the look-alike the previous rule called
+# derived; c04: the near look-alike whose final lies beyond the shared run's 2/3 checkpoint, growth 0.31).
 EXPORT = {
-    "c01": ["main-s0060", "main-s0060-kohya", "main-bf16", "main-refactor", "main-s0020", "main-s0040",
-            "cont-s0030", "main-resize_half", "main-merge_50_50", "shared-s0060", "retrain-s0060", "look-s0060",
-            "looks-s0060"],
-    "c03": ["main-s0060", "shared-s0060", "looks-s0060"],
+    "c01": ["main-s0060", "main-s0060-kohya", "main-s0020", "main-s0040", "cont-s0030", "main-resize_half",
+            "main-merge_50_50", "shared-s0060", "shared-s0040", "retrain-s0060", "look-s0060", "looks-s0060",
+            "near-s0060", "r16main-s0060", "r16main-s0020", "r16cont-s0030", "r16shared-s0060"],
+    "c03": ["main-s0060", "shared-s0060"],
     "c05": ["main-s0060", "shared-s0060"],
+    "c00": ["shared-s0060", "looks-s0060"],
+    "c04": ["near-s0060", "shared-s0040"],
 }
 
 
@@ -77,13 +82,14 @@ def export(items: list[tc.Item], path: Path = COMMITTED) -> None:
     keep = {f"{c}-{name}" for c, names in EXPORT.items() for name in names}
     chosen = [i for i in items if i.id in keep]
     recs = [{"id": i.id, "concept": i.concept, "half": i.half, "run": i.run, "kind": i.kind, "seed": i.seed,
-             "step": i.step, "steps": i.steps, "variant": i.variant,
-             "fingerprint": base64.b64encode(i.fp.to_bytes()).decode("ascii")} for i in chosen]
+             "step": i.step, "steps": i.steps, "variant": i.variant, "data": i.data, "rank": i.rank,
+             "parent": i.parent, "fingerprint": base64.b64encode(i.fp.to_bytes()).decode("ascii")} for i in chosen]
     labelled = [{"bank": a.id, "file": b.id, "kind": k, "expected": list(tc.EXPECTED[k])}
                 for a, b, k in tc.pairs(chosen)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
-        "about": "Fingerprints of LoRAs trained by benchmarks/trained/build_corpus.py (held-out half), "
+        "about": "Fingerprints of LoRAs trained by benchmarks/trained/build_corpus.py (held-out half and two "
+                 "same-seed look-alike pairs of the calibration half), "
                  "with the pair kinds of benchmarks/trained/corpus.py and the relations each may get.",
         "items": recs, "pairs": labelled}, indent=0))
     print(f"exported {len(recs)} fingerprints and {len(labelled)} labelled pairs to {path}")
