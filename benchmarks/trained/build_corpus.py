@@ -23,6 +23,11 @@ What it trains (everything seeded; one thread):
     ``cont``   ``main``'s final LoRA trained 30 more steps with another seed (a continued fine-tune)
     ``look``   a look-alike concept (pattern parameters perturbed slightly, its own token), own seed
     ``looks``  the same look-alike trained with the shared seed 42
+    ``near``   (``--near``) a nearer look-alike (perturbation 0.05 instead of 0.12, its own token and
+               images), trained with the shared seed 42: the hardest same-seed case
+    ``r16main``/``r16shared``/``r16looks``/``r16cont`` (``--rank16 N``: the first N concepts), and the same
+               at rank 32 (``--rank32 N``): own seed with checkpoints, shared seed, shared-seed look-alike,
+               continued fine-tune
 - saved with diffusers' own writer (``StableDiffusionLoraLoaderMixin.save_lora_weights`` on
   ``convert_state_dict_to_diffusers(get_peft_model_state_dict(...))``: keys ``unet.….lora_A.weight``,
   ``text_encoder.….lora_A.weight``) and, for the final checkpoint, diffusers' kohya converter
@@ -32,8 +37,16 @@ Format, dtype, resize and merge variants are derived from these files by ``corpu
 ``manifest.json`` lists every run and file. The concept list is split in two halves (even / odd
 concept index) for calibration and held-out figures.
 
-Cost: the default (8 concepts, 41 runs, 2,640 LoRA steps plus 150 pre-training steps) takes about 8
-minutes of one niced core on a busy 2-core machine; ``--concepts``/``--steps`` scale it linearly.
+Cost: the default (8 concepts, 48 runs, 2,640 LoRA steps plus 150 pre-training steps) takes about 8
+minutes of one niced core on a busy 2-core machine; ``--concepts``/``--steps`` scale it linearly. The
+corpus of the issue-14 figures::
+
+    for P in 0 1; do nice -n 15 python build_corpus.py --out /tmp/mw-trained2 --concepts 32 --near \
+        --rank16 6 --rank32 4 --shard $P/2 & done; wait
+
+(264 runs, 13,800 LoRA steps) took 25 minutes with the two shards on a 2-core machine under a load of 5-7.
+Each shard trains its own copy of the (deterministic) base and writes ``manifest-PofN.json``; the
+manifests record the base's digest, which ``corpus.py`` checks when it joins them.
 """
 
 from __future__ import annotations

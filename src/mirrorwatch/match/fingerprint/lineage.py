@@ -342,10 +342,16 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
 
     - a trajectory in common: score, the output side (``out_shared``), the per-layer agreement
       (``agree_frac``) and the text encoder (``te_ratio``, when both files have text-encoder layers)
-      all at lineage level. Same-seed LoRAs of other concepts share the row space but not this: their
-      updates agree in a minority of layers, their output directions are the data's;
+      all at lineage level, **and** one update beyond the other (``growth``) or a score no independent
+      training reached (``derived_close``). Same-seed LoRAs of other concepts share the row space but
+      not this: their updates agree in a minority of layers, their output directions are the data's; a
+      same-seed look-alike agrees everywhere but lies beside, not beyond;
     - containment: each update inside the other's row *and* column spaces (``in_shared`` and
-      ``out_shared`` >= ``contained``), as a resize or a merge keeps its parent's, with a lower score.
+      ``out_shared`` >= ``contained``) with a changed rank (``rank_ratio``), as a resize or a merge keeps
+      its parent's, with a lower score.
+
+    Without row/column-space signals (rank > k/2 in most of the weight): the trajectory rule without
+    them, or a merge (``part_share`` steady, the rest not leaning on the parent: ``rest_lean``).
 
     Everything else with a correlated score, a shared initialisation or shared output directions is
     ``similar_training``: a lead for a reviewer, never a re-upload claim.
