@@ -77,9 +77,15 @@ EXPORT = {
 }
 
 
-def export(items: list[tc.Item], path: Path = COMMITTED) -> None:
+# The SDXL-layout corpus (build_sdxl.py): one held-out concept's lineage and its same-seed look-alike; the
+# final checkpoint's two real files (diffusers' SDXL writer and its kohya conversion) are committed as well.
+EXPORT_SDXL = {"c01": ["main-s0060", "main-s0020", "cont-s0030", "shared-s0060", "looks-s0060"]}
+COMMITTED_SDXL = COMMITTED.with_name("sdxl_fingerprints.json")
+
+
+def export(items: list[tc.Item], path: Path = COMMITTED, chosen_ids: dict[str, list[str]] = EXPORT) -> None:
     """Write the fingerprints the unit tests use, with the labelled pairs among them."""
-    keep = {f"{c}-{name}" for c, names in EXPORT.items() for name in names}
+    keep = {f"{c}-{name}" for c, names in chosen_ids.items() for name in names}
     chosen = [i for i in items if i.id in keep]
     recs = [{"id": i.id, "concept": i.concept, "half": i.half, "run": i.run, "kind": i.kind, "seed": i.seed,
              "step": i.step, "steps": i.steps, "variant": i.variant, "data": i.data, "rank": i.rank,
@@ -242,6 +248,8 @@ def main() -> int:
     ap.add_argument("--snorm", action="store_true", help="also measure cohort (s-norm) normalised scores")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--export", action="store_true", help="write the unit tests' fingerprints (needs --corpus)")
+    ap.add_argument("--export-sdxl", action="store_true", help="write the unit tests' SDXL-layout fingerprints and "
+                    "files (--corpus: a directory built by build_sdxl.py)")
     args = ap.parse_args()
     t0 = time.time()
     items = tc.build(args.corpus) if args.corpus else load_committed()
@@ -250,6 +258,13 @@ def main() -> int:
     report: dict = {"fingerprints": len(items)}
     if args.export:
         export(items)
+    if args.export_sdxl:
+        import shutil
+
+        export(items, COMMITTED_SDXL, EXPORT_SDXL)
+        for src, name in (("c01-main-s0060.safetensors", "c01-main-s0060.sdxl.diffusers.safetensors"),
+                          ("c01-main-s0060.kohya.safetensors", "c01-main-s0060.sdxl.kohya.safetensors")):
+            shutil.copyfile(args.corpus / "files" / src, COMMITTED_SDXL.with_name(name))
     sn = None
     for half in ("calib", "heldout"):
         rows = evaluate(items, half)
