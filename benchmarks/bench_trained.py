@@ -79,11 +79,13 @@ EXPORT = {
 
 # The SDXL-layout corpus (build_sdxl.py): one held-out concept's lineage and its same-seed look-alike; the
 # final checkpoint's two real files (diffusers' SDXL writer and its kohya conversion) are committed as well.
-EXPORT_SDXL = {"c01": ["main-s0060", "main-s0020", "cont-s0030", "shared-s0060", "looks-s0060"]}
+EXPORT_SDXL = {"c01": ["main-s0020", "cont-s0030", "shared-s0060", "looks-s0060"]}
 COMMITTED_SDXL = COMMITTED.with_name("sdxl_fingerprints.json")
 
 
-def export(items: list[tc.Item], path: Path = COMMITTED, chosen_ids: dict[str, list[str]] = EXPORT) -> None:
+def export(items: list[tc.Item], path: Path = COMMITTED, chosen_ids: dict[str, list[str]] = EXPORT,
+           about: str = "Fingerprints of LoRAs trained by benchmarks/trained/build_corpus.py (held-out half and two "
+                        "same-seed look-alike pairs of the calibration half)") -> None:
     """Write the fingerprints the unit tests use, with the labelled pairs among them."""
     keep = {f"{c}-{name}" for c, names in chosen_ids.items() for name in names}
     chosen = [i for i in items if i.id in keep]
@@ -94,9 +96,7 @@ def export(items: list[tc.Item], path: Path = COMMITTED, chosen_ids: dict[str, l
                 for a, b, k in tc.pairs(chosen)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
-        "about": "Fingerprints of LoRAs trained by benchmarks/trained/build_corpus.py (held-out half and two "
-                 "same-seed look-alike pairs of the calibration half), "
-                 "with the pair kinds of benchmarks/trained/corpus.py and the relations each may get.",
+        "about": about + ", with the pair kinds of benchmarks/trained/corpus.py and the relations each may get.",
         "items": recs, "pairs": labelled}, indent=0))
     print(f"exported {len(recs)} fingerprints and {len(labelled)} labelled pairs to {path}")
 
@@ -261,7 +261,8 @@ def main() -> int:
     if args.export_sdxl:
         import shutil
 
-        export(items, COMMITTED_SDXL, EXPORT_SDXL)
+        export(items, COMMITTED_SDXL, EXPORT_SDXL, "Fingerprints of LoRAs trained by benchmarks/trained/build_sdxl.py "
+               "(SDXL block layout, two text encoders; held-out concept c01)")
         for src, name in (("c01-main-s0060.safetensors", "c01-main-s0060.sdxl.diffusers.safetensors"),
                           ("c01-main-s0060.kohya.safetensors", "c01-main-s0060.sdxl.kohya.safetensors")):
             shutil.copyfile(args.corpus / "files" / src, COMMITTED_SDXL.with_name(name))

@@ -176,3 +176,32 @@ def test_rank_16_lineage_and_same_seed_retraining():
     # which issue 4's score rule for ranks > 8 called derived
     sim = compare(fingerprint("c01-r16shared-s0060"), early)
     assert sim.score > 0.3 and sim.relation() != "derived"
+
+
+# -- SDXL module names (benchmarks/trained/build_sdxl.py: a tiny UNet with SDXL's block layout, two text
+# encoders). The two files are one checkpoint exactly as diffusers wrote it: StableDiffusionXLPipeline.
+# save_lora_weights (unet.…, text_encoder.…, text_encoder_2.…) and convert_state_dict_to_kohya of the same
+# state (lora_unet_down_blocks_…, lora_te1_…, lora_te2_…).
+def _sdxl_fp(item_id: str):
+    import base64
+    import json
+
+    from mirrorwatch.match.fingerprint import Fingerprint
+
+    data = json.loads((DATA / "sdxl_fingerprints.json").read_text())
+    rec = next(r for r in data["items"] if r["id"] == item_id)
+    return Fingerprint.from_bytes(base64.b64decode(rec["fingerprint"]))
+
+
+def test_sdxl_layout_trained_loras_from_the_real_writers():
+    diffusers_fp = fingerprint_file(DATA / "c01-main-s0060.sdxl.diffusers.safetensors")
+    kohya_fp = fingerprint_file(DATA / "c01-main-s0060.sdxl.kohya.safetensors")
+    assert diffusers_fp.names == kohya_fp.names
+    assert any(n.startswith("te1.") for n in kohya_fp.names) and any(n.startswith("te2.") for n in kohya_fp.names)
+    assert any("transformer_blocks_1" in n or "transformer_blocks.1" in n for n in kohya_fp.names)
+    assert kohya_fp.stats["unknown_keys"] == 0 and kohya_fp.stats["ignored_keys"] == 0
+    assert compare(diffusers_fp, kohya_fp).relation() == "same_weights"
+    assert compare(_sdxl_fp("c01-main-s0020"), kohya_fp).relation() == "derived"
+    assert compare(_sdxl_fp("c01-cont-s0030"), diffusers_fp).relation() == "derived"
+    # the same-seed look-alike with two text encoders on another trigger: a lead, not derived
+    assert compare(_sdxl_fp("c01-looks-s0060"), _sdxl_fp("c01-shared-s0060")).relation() != "derived"
