@@ -114,7 +114,9 @@ def evaluate(items: list[tc.Item], half: str | None) -> list[dict]:
     rows = []
     for a, b, kind in tc.pairs(items, half):
         sim = compare(b.fp, a.fp)  # b: the hub file, a: the bank file
+        b_run = b.id if b.variant.startswith("merge") else b.run  # a merge is a training of its own
         rows.append({"a": a.id, "b": b.id, "kind": kind, "half": a.half, "score": sim.score,
+                     "runs": "|".join(sorted((a.run, b_run))),
                      "rank": max(a.rank, b.rank), "signals": sim.details.get("lineage", {}),
                      "relation": sim.relation(),
                      "all_signals": pair_signals(b.fp, a.fp)})  # (compare skips them below similar_score)
@@ -232,6 +234,16 @@ def calibrate(rows: list[dict]) -> LineageThresholds:
 
 def print_tables(half: str, rows: list[dict], report: dict) -> None:
     report[half] = print_confusion(f"{half} half, thresholds in the code: confusion per pair kind", confusion(rows))
+    # file pairs are not independent trials (checkpoints and format copies of one run): count trainings too
+    unrel = [r for r in rows if r["kind"] in ("unrelated", "unrelated_same_seed")]
+    run_pairs = {r["runs"] for r in unrel}
+    claimed = {r["runs"] for r in unrel if r["relation"] in ("derived", "same_weights")}
+    if run_pairs:
+        bound = 3 / len(run_pairs) if not claimed else None
+        print(f"  pairs of distinct trainings among them: {len(run_pairs)}, {len(claimed)} with a claim"
+              + (f" (rule of three over trainings: <= {bound:.1e})" if bound else ""))
+        report[half]["unrelated_training_pairs"] = {"pairs": len(run_pairs), "claimed": len(claimed),
+                                                    "upper_bound_95": bound}
     low = [r for r in rows if r["rank"] <= 8]
     high = [r for r in rows if r["rank"] > 8]
     if low and high:
