@@ -149,11 +149,12 @@ class LineageThresholds:
 LINEAGE_THRESHOLDS = LineageThresholds()
 
 #: What the trained corpus showed (``benchmarks/bench_trained.py --corpus DIR --calibrate``; corpus of
-#: ``build_corpus.py --concepts 32 --near --rank16 6 --rank32 4``: 264 runs, 920 fingerprints with variants,
-#: rank-4 LoRAs on UNet and text encoder, rank 16/32 for 6/4 concepts). Thresholds were chosen by the grid
-#: search on the calibration half (even concepts, 51,380 pairs) with every correlated pair kind — same-seed
-#: look-alikes included — as a hard negative; the held-out half (odd concepts, 51,380 pairs) was judged
-#: only with them. Figures: min / median / max on the calibration half.
+#: ``build_corpus.py --concepts 32 --near --rank16 6 --rank32 4`` in two shards, then ``--concepts 48 --first 32``:
+#: 376 runs, 1,320 fingerprints with variants, rank-4 LoRAs on UNet and text encoder, rank 16/32 for 6/4
+#: concepts). Thresholds were chosen by the grid search on the calibration half of the first 32 concepts
+#: (even concepts, 51,380 pairs) with every correlated pair kind — same-seed look-alikes included — as a hard
+#: negative; the grid on the 48-concept calibration half (105,544 pairs) picks the same values. The held-out
+#: half (odd concepts) was judged only with them. Figures: min / median / max on the calibration half.
 LINEAGE_CALIBRATION: dict[str, object] = {
     "calibration_half": {
         # pair kind: (score, out_shared, growth, te_ratio)
@@ -169,14 +170,15 @@ LINEAGE_CALIBRATION: dict[str, object] = {
                     "shared run's 1/3 and 2/3 checkpoints, lies beyond them like a later checkpoint (growth 0.31 and "
                     "0.44, scores 0.88 and 0.75): only its text encoder, trained on another trigger, agrees less than "
                     "the UNet (0.855, 0.887). A text-encoder guard of 0.9 keeps it a lead; its cost is early "
-                    "checkpoints whose text encoder lags (ratio 0.75-0.89): 2 of 37 (calibration) and 4 of 37 "
-                    "(held-out) 1/3-checkpoints are leads instead of derived. At 0.8: 37/37 and 35/37, but 2 "
-                    "look-alike pairs derived on the calibration half.",
-    "heldout_confusion": "0 of 50,994 correlated or unrelated pairs called derived/same_weights (48,328 pairs of "
-                         "unrelated concepts, 6,426 of them with the same seed: rule-of-three bound 6.2e-5); 0 of 305 "
-                         "same-seed look-alike pairs and 0 of 1,154 same-data re-trainings derived; lossless 217/217; "
-                         "checkpoints at 2/3 37/37, at 1/3 33/37; continued 42/42; resize 21/21 (3 of the rank-16/32 "
-                         "resizes same_weights: their updates have effective rank <= 8); merges 32/32",
+                    "checkpoints whose text encoder lags (ratio 0.73-0.89): 6 of 53 1/3-checkpoints on each half "
+                    "are leads instead of derived (32 concepts: 2 and 4 of 37). At 0.8 (32 concepts): 37/37 and "
+                    "35/37, but 2 look-alike pairs derived on the calibration half.",
+    "heldout_confusion": "48 concepts, 105,544 held-out pairs: 0 of 104,990 correlated or unrelated pairs called "
+                         "derived/same_weights (101,468 pairs of unrelated concepts, 13,390 of them with the same seed: "
+                         "rule-of-three bound 3.0e-5; 21,008 pairs of distinct trainings among them: 1.4e-4); 0 of 409 "
+                         "same-seed look-alike pairs and 0 of 1,458 same-data re-trainings derived; lossless 313/313; "
+                         "checkpoints at 2/3 53/53, at 1/3 47/53; continued 58/58; resize 29/29 (3 of the rank-16/32 "
+                         "resizes same_weights: their updates have effective rank <= 8); merges 48/48",
     "high_rank": "the trained rank-16/32 LoRAs (60 steps from B = 0) have an effective sketch rank of 5-6: the "
                  "row/column-space rules apply to 65-90 % of their weight. Pairs without them (12 same-data "
                  "re-trainings and 4 early checkpoints) are judged by the trajectory rule without spaces; the "
