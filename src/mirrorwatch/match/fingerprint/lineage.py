@@ -48,10 +48,12 @@ ever stored can be judged; no format change), and aggregated with the score's sq
     ``cos(ΔW_y − ΔW_x, ΔW_x)`` over the common layers, x the update of less energy: does the larger
     update lie *beyond* the smaller one? A LoRA starts at ΔW = 0 (B = 0) and training carries it
     outwards, so a later checkpoint or a continued fine-tune keeps the earlier update and adds to it
-    (growth 0.2-0.67 on the corpus, every rank). A look-alike trained with the same seed, noise and
+    (growth 0.15-0.67 on the corpus, every rank). A look-alike trained with the same seed, noise and
     data order follows a *parallel* trajectory: at the same step it lies beside the other, with the
-    same energy (growth <= 0.10 where its score and agreement reach the lineage's). This is what
-    separates the two when every other signal says "same trajectory".
+    same energy (growth -0.30 to -0.10 for the same-step look-alike pairs scoring 0.80-0.92). Against
+    the other run's *earlier* checkpoints a near look-alike can lie beyond them as a later checkpoint
+    would (growth up to 0.44); there only the text encoder, trained on another trigger, tells them
+    apart (``te_ratio``; see ``LINEAGE_CALIBRATION["te_ratio_0.9"]``).
 ``rank_ratio``
     The weighted mean of min/max sketch rank over the layers of rank <= k/2: 0.5 for a half-rank
     resize or a 50/50 merge of two rank-r files, 1 for two trainings of one rank. Containment (one
