@@ -23,6 +23,11 @@ What it trains (everything seeded; one thread):
     ``cont``   ``main``'s final LoRA trained 30 more steps with another seed (a continued fine-tune)
     ``look``   a look-alike concept (pattern parameters perturbed slightly, its own token), own seed
     ``looks``  the same look-alike trained with the shared seed 42
+    ``near``   (``--near``) a nearer look-alike (perturbation 0.05 instead of 0.12, its own token and
+               images), trained with the shared seed 42: the hardest same-seed case
+    ``r16main``/``r16shared``/``r16looks``/``r16cont`` (``--rank16 N``: the first N concepts), and the same
+               at rank 32 (``--rank32 N``): own seed with checkpoints, shared seed, shared-seed look-alike,
+               continued fine-tune
 - saved with diffusers' own writer (``StableDiffusionLoraLoaderMixin.save_lora_weights`` on
   ``convert_state_dict_to_diffusers(get_peft_model_state_dict(...))``: keys ``unet.….lora_A.weight``,
   ``text_encoder.….lora_A.weight``) and, for the final checkpoint, diffusers' kohya converter
@@ -32,8 +37,17 @@ Format, dtype, resize and merge variants are derived from these files by ``corpu
 ``manifest.json`` lists every run and file. The concept list is split in two halves (even / odd
 concept index) for calibration and held-out figures.
 
-Cost: the default (8 concepts, 41 runs, 2,640 LoRA steps plus 150 pre-training steps) takes about 8
-minutes of one niced core on a busy 2-core machine; ``--concepts``/``--steps`` scale it linearly.
+Cost: the default (8 concepts, 48 runs, 2,640 LoRA steps plus 150 pre-training steps) takes about 8
+minutes of one niced core on a busy 2-core machine; ``--concepts``/``--steps`` scale it linearly. The
+corpus of the issue-14 figures::
+
+    for P in 0 1; do nice -n 15 python build_corpus.py --out /tmp/mw-trained2 --concepts 32 --near \
+        --rank16 6 --rank32 4 --shard $P/2 & done; wait
+
+(264 runs, 13,800 LoRA steps) took 25 minutes with the two shards on a 2-core machine under a load of 5-7;
+the same with ``--concepts 48 --first 32`` added 16 concepts (112 runs) in 8 minutes.
+Each shard trains its own copy of the (deterministic) base and writes ``manifest-PofN.json``; the
+manifests record the base's digest, which ``corpus.py`` checks when it joins them.
 """
 
 from __future__ import annotations
@@ -81,12 +95,12 @@ def make_base() -> tuple[UNet2DConditionModel, CLIPTextModel]:
 
 
 # ---- synthetic data ---------------------------------------------------------------------------------
-def concept_params(index: int, look: bool = False) -> np.ndarray:
+def concept_params(index: int, look: bool = False, sigma: float = 0.12, salt: int = 20_000) -> np.ndarray:
     """Pattern parameters of a concept: 3 gratings (freq, angle, phase) x 4-channel amplitudes + a blob."""
     rng = np.random.default_rng(10_000 + index)
     p = rng.uniform(-1, 1, size=32)
     if look:  # a look-alike: the same family of pattern, slightly different
-        p = p + np.random.default_rng(20_000 + index).normal(0, 0.12, size=32)
+        p = p + np.random.default_rng(salt + index).normal(0, sigma, size=32)
     return p
 
 
@@ -160,14 +174,14 @@ def pretrain(unet, te, steps: int) -> None:
     te.requires_grad_(False)
 
 
-def add_lora(base_unet, base_te, seed: int, state: dict | None):
-    """A fresh copy of the frozen base with rank-4 LoRAs injected (peft), initialised from ``seed``."""
+def add_lora(base_unet, base_te, seed: int, state: dict | None, rank: int = 4):
+    """A fresh copy of the frozen base with rank-``rank`` LoRAs injected (peft), initialised from ``seed``."""
     unet, te = copy.deepcopy(base_unet), copy.deepcopy(base_te)
     torch.manual_seed(seed)  # the LoRA init (A gaussian, B zero), as a trainer's --seed sets it
     unet = inject_adapter_in_model(
-        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=UNET_TARGETS), unet)
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=UNET_TARGETS), unet)
     te = inject_adapter_in_model(
-        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=TE_TARGETS), te)
+        LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TE_TARGETS), te)
     if state is not None:  # continue from a saved LoRA (kohya --network_weights)
         set_peft_model_state_dict(unet, state["unet"])
         set_peft_model_state_dict(te, state["te"])  # (unprefixed: lora_state keeps the model's own names)
@@ -209,8 +223,8 @@ def save(state: dict, path: Path, metadata: dict, kohya: bool) -> list[str]:
 
 
 def train_run(unet, te, imgs, caps, *, seed: int, steps: int, ckpts: list[int], lr: float,
-              init: dict | None, out: Path, name: str, meta: dict) -> tuple[list[dict], dict]:
-    unet, te, params = add_lora(unet, te, seed, init)
+              init: dict | None, out: Path, name: str, meta: dict, rank: int = 4) -> tuple[list[dict], dict]:
+    unet, te, params = add_lora(unet, te, seed, init, rank)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(seed)  # data order, noise and timesteps
     files = []
@@ -231,64 +245,108 @@ def train_run(unet, te, imgs, caps, *, seed: int, steps: int, ckpts: list[int], 
     return files, final
 
 
+def _concepts_of(shard: str, n: int) -> list[int]:
+    """Concepts of shard ``P/N``: pairs of concepts (one of each half) dealt round-robin, so that every
+    shard's partial output keeps both halves the same size."""
+    p, total = (int(x) for x in shard.split("/"))
+    if not 0 <= p < total:
+        raise SystemExit(f"--shard {shard}: expected P/N with 0 <= P < N")
+    return [c for c in range(n) if (c // 2) % total == p]
+
+
+def _base_digest(unet, te) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for _, v in sorted(list(unet.state_dict().items()) + [(f"te.{k}", t) for k, t in te.state_dict().items()]):
+        h.update(v.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--concepts", type=int, default=8)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--pretrain", type=int, default=150)
+    ap.add_argument("--near", action="store_true", help="also a near look-alike per concept, trained with the "
+                    "shared seed (the hardest same-seed case)")
+    ap.add_argument("--rank16", type=int, default=0, help="the first N concepts also get rank-16 runs")
+    ap.add_argument("--rank32", type=int, default=0, help="the first N concepts also get rank-32 runs")
+    ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
+                    "corpus: same options, a larger --concepts)")
+    ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes "
+                    "with the same options and --out; corpus.py reads every shard's manifest)")
     args = ap.parse_args()
+    if args.concepts > 50:
+        raise SystemExit("--concepts: at most 50 (trigger tokens 100-149, look-alikes 150-199, near 200-249)")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     unet, te = make_base()
     print("pretraining the base", flush=True)
     pretrain(unet, te, args.pretrain)
+    base = _base_digest(unet, te)
     steps = args.steps
     ck = [steps // 3, 2 * steps // 3, steps]
     runs = []
-    for c in range(args.concepts):
+    tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first else "")
+    for c in _concepts_of(args.shard, args.concepts):
+        if c < args.first:
+            continue
         half = "calib" if c % 2 == 0 else "heldout"
         p, pl = concept_params(c), concept_params(c, look=True)
         imgs, caps = dataset(p, CONCEPT_TOKEN0 + c, 24, seed=500 + c)
         limgs, lcaps = dataset(pl, CONCEPT_TOKEN0 + 50 + c, 24, seed=700 + c)
-        plan = [
-            ("main", imgs, caps, 1000 + c, steps, ck, None, f"c{c:02d}"),
-            ("shared", imgs, caps, SHARED_SEED, steps, ck, None, f"c{c:02d}"),
-            ("retrain", imgs, caps, 4000 + c, steps, [steps], None, f"c{c:02d}"),
-            ("look", limgs, lcaps, 3000 + c, steps, [steps], None, f"c{c:02d}L"),
-            ("looks", limgs, lcaps, SHARED_SEED, steps, [steps], None, f"c{c:02d}L"),
+        cn = f"c{c:02d}"
+        # (kind, data, images, captions, seed, steps, checkpoints, rank, parent kind, learning rate)
+        plan: list[tuple] = [
+            ("main", cn, imgs, caps, 1000 + c, steps, ck, 4, None, 2e-3),
+            ("shared", cn, imgs, caps, SHARED_SEED, steps, ck, 4, None, 2e-3),
+            ("retrain", cn, imgs, caps, 4000 + c, steps, [steps], 4, None, 2e-3),
+            ("look", cn + "L", limgs, lcaps, 3000 + c, steps, [steps], 4, None, 2e-3),
+            ("looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], 4, None, 2e-3),
         ]
-        finals = {}
-        for kind, im, cp, seed, n_steps, ckpts, init, concept in plan:
-            name = f"c{c:02d}-{kind}"
-            meta = {"concept": concept, "run": name, "seed": seed}
-            files, final = train_run(unet, te, im, cp, seed=seed, steps=n_steps, ckpts=ckpts, lr=2e-3, init=init,
-                                     out=out, name=name, meta=meta)
-            finals[kind] = final
-            runs.append({"run": name, "kind": kind, "concept": concept, "base_concept": c, "half": half,
-                         "seed": seed, "data": concept, "parent": None, "files": files})
-            print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
+        if args.near:
+            pn = concept_params(c, look=True, sigma=0.05, salt=30_000)
+            nimgs, ncaps = dataset(pn, CONCEPT_TOKEN0 + 100 + c, 24, seed=900 + c)
+            plan.append(("near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], 4, None, 2e-3))
         # continued fine-tune of main: more steps, another seed, lower learning rate
-        name = f"c{c:02d}-cont"
-        files, _ = train_run(unet, te, imgs, caps, seed=2000 + c, steps=steps // 2, ckpts=[steps // 2], lr=1e-3,
-                             init=finals["main"], out=out, name=name,
-                             meta={"concept": f"c{c:02d}", "run": name, "seed": 2000 + c})
-        runs.append({"run": name, "kind": "cont", "concept": f"c{c:02d}", "base_concept": c, "half": half,
-                     "seed": 2000 + c, "data": f"c{c:02d}", "parent": f"c{c:02d}-main", "files": files})
-        print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
-        write_manifest(out, steps, ck, runs, t0, complete=False)  # usable while the build goes on
-    write_manifest(out, steps, ck, runs, t0, complete=True)
+        plan.append(("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], 4, "main", 1e-3))
+        for rank, first in ((16, args.rank16), (32, args.rank32)):
+            if c < first:
+                plan += [
+                    (f"r{rank}main", cn, imgs, caps, 5000 + 100 * rank + c, steps, ck, rank, None, 2e-3),
+                    (f"r{rank}shared", cn, imgs, caps, SHARED_SEED, steps, [steps], rank, None, 2e-3),
+                    (f"r{rank}looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], rank, None, 2e-3),
+                    (f"r{rank}cont", cn, imgs, caps, 6000 + 100 * rank + c, steps // 2, [steps // 2], rank,
+                     f"r{rank}main", 1e-3),
+                ]
+        finals = {}
+        for kind, data, im, cp, seed, n_steps, ckpts, rank, parent, lr in plan:
+            name = f"{cn}-{kind}"
+            meta = {"concept": data, "run": name, "seed": seed, "rank": rank}
+            files, final = train_run(unet, te, im, cp, seed=seed, steps=n_steps, ckpts=ckpts, lr=lr,
+                                     init=finals[parent] if parent else None, out=out, name=name, meta=meta,
+                                     rank=rank)
+            finals[kind] = final
+            runs.append({"run": name, "kind": kind, "concept": data, "base_concept": c, "half": half,
+                         "seed": seed, "data": data, "rank": rank,
+                         "parent": f"{cn}-{parent}" if parent else None, "files": files})
+            print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
+        write_manifest(out, steps, ck, runs, t0, complete=False, tag=tag, base=base)  # usable while it runs
+    write_manifest(out, steps, ck, runs, t0, complete=True, tag=tag, base=base)
     print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {out}")
 
 
-def write_manifest(out: Path, steps: int, ck: list[int], runs: list[dict], t0: float, *, complete: bool) -> None:
-    manifest = {"format": 1, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4,
-                "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS, "runs": runs,
+def write_manifest(out: Path, steps: int, ck: list[int], runs: list[dict], t0: float, *, complete: bool,
+                   tag: str = "", base: str = "") -> None:
+    manifest = {"format": 2, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4,
+                "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS, "base": base, "runs": runs,
                 "seconds": round(time.time() - t0, 1), "complete": complete}
-    tmp = out / "manifest.json.tmp"
+    tmp = out / f"manifest{tag}.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / "manifest.json")
+    tmp.replace(out / f"manifest{tag}.json")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ lossless                 kohya keys, fp16/bf16/fp32, stripped, ...    same_weigh
 checkpoint_early         a checkpoint of the same run at 1/3           derived
 checkpoint               a checkpoint at 2/3                           derived
 continued                a continued fine-tune of the run              derived
-resize_half              SVD resize to half rank                       derived
+resize_half              SVD resize to half rank                       derived (same_weights if lossless)
 merge_50_50              a 50/50 merge containing the run              derived
 retrain_same_data        same concept and data, another seed           similar_training, unrelated
 lookalike_same_seed      a look-alike concept, the same seed           similar_training, unrelated
@@ -47,6 +47,9 @@ PAIR_KINDS = ("lossless", *DERIVED_KINDS, *CORRELATED_KINDS)
 EXPECTED: dict[str, tuple[str, ...]] = {
     "lossless": ("same_weights",),
     **{k: ("derived",) for k in DERIVED_KINDS},
+    # a half-rank resize of a trained rank-16/32 LoRA whose update has effective rank <= 8 drops nothing:
+    # it is the same weights (score >= 0.999), which is the stronger claim and true
+    "resize_half": ("derived", "same_weights"),
     **{k: ("similar_training", "unrelated") for k in CORRELATED_KINDS},
 }
 
@@ -65,6 +68,25 @@ class Item:
     steps: int
     variant: str = ""
     fp: Fingerprint | None = field(default=None, repr=False)
+    data: str = ""  # the training data: "c03" (the concept), "c03L" (its look-alike), "c03N" (near look-alike)
+    rank: int = 4
+    parent: str | None = None  # the run a continued fine-tune started from
+
+
+def _manifests(root: Path) -> dict:
+    """The manifest of ``root``: ``manifest.json``, or every shard's ``manifest-PofN.json`` joined (the
+    shards of one build share the pre-trained base, which each one checks by digest)."""
+    paths = sorted(root.glob("manifest*.json"))
+    if not paths:
+        raise FileNotFoundError(f"{root}: no manifest.json (build it with build_corpus.py)")
+    manifests = [json.loads(q.read_text()) for q in paths]
+    first = manifests[0]
+    for m in manifests[1:]:
+        if m.get("base") != first.get("base") or m["steps"] != first["steps"]:
+            raise ValueError(f"{root}: manifests from different builds (base or steps differ)")
+    runs = [r for m in manifests for r in m["runs"]]
+    runs.sort(key=lambda r: (int(r["base_concept"]), r["run"]))
+    return {**first, "runs": runs, "complete": all(m.get("complete") for m in manifests)}
 
 
 def _read_lora(path: Path) -> LoraFile:
@@ -77,21 +99,27 @@ def _read_lora(path: Path) -> LoraFile:
 
 def build(root: Path, *, variants: bool = True) -> list[Item]:
     """Fingerprint every trained file and variant under ``root`` (writing variants to ``root/variants``)."""
-    manifest = json.loads((root / "manifest.json").read_text())
+    manifest = _manifests(root)
     items: list[Item] = []
     finals: dict[int, Path] = {}
+    high_rank: dict[tuple[int, str], tuple[Path, dict]] = {}
     for run in manifest["runs"]:
         c = int(run["base_concept"])
+        rank = int(run.get("rank", 4))
+        data = run.get("data") or run["concept"]
         for f in run["files"]:
             item = Item(f"{run['run']}-s{f['step']:04d}", c, run["half"], run["run"], run["kind"], int(run["seed"]),
-                        int(f["step"]), int(f["steps"]))
-            item.fp = fingerprint_file(root / f["file"])
+                        int(f["step"]), int(f["steps"]), "", fingerprint_file(root / f["file"]), data, rank,
+                        run.get("parent"))
             items.append(item)
             if f.get("kohya"):
                 items.append(Item(item.id + "-kohya", c, run["half"], run["run"], run["kind"], item.seed, item.step,
-                                  item.steps, "kohya", fingerprint_file(root / f["kohya"])))
+                                  item.steps, "kohya", fingerprint_file(root / f["kohya"]), data, rank,
+                                  run.get("parent")))
                 if run["kind"] == "main":
                     finals[c] = root / f["kohya"]
+                elif run["kind"] in ("r16main", "r32main"):
+                    high_rank[(c, run["kind"])] = (root / f["kohya"], run)
     if not variants:
         return items
     out = root / "variants"
@@ -112,17 +140,27 @@ def build(root: Path, *, variants: bool = True) -> list[Item]:
         partner = same_half[(same_half.index(c + 2) if c + 2 in same_half else 0)] if same_half else None
         if partner is not None:
             made["merge_50_50"] = merge(lf, _read_lora(finals[partner]), 0.5)
-        for name, v in made.items():
-            if name in ("fp16", "bf16", "fp32"):
-                v.dtype = name
-            else:
-                v.dtype = "fp16"
-            p = v.write(out / f"c{c:02d}-main-{name}.safetensors")
-            items.append(Item(f"c{c:02d}-main-{name}", c, halves[c], f"c{c:02d}-main", "main", 1000 + c, steps,
-                              steps, name, fingerprint_file(p)))
-            if name == "merge_50_50":
-                items[-1].variant = f"merge_50_50:{partner}"
+        _write_variants(items, made, out, f"c{c:02d}-main", c, halves[c], "main", 1000 + c, steps, 4, partner)
+    for (c, kind), (path, run) in sorted(high_rank.items()):  # rank 16 / 32: a re-save and a half-rank resize
+        lf = _read_lora(path)
+        _write_variants(items, {"fp16": convert_dtype(lf, "fp16"), "resize_half": resize_half(lf)}, out,
+                        run["run"], c, run["half"], kind, int(run["seed"]), steps, int(run["rank"]), None)
     return items
+
+
+def _write_variants(items: list[Item], made: dict, out: Path, run: str, c: int, half: str, kind: str, seed: int,
+                    steps: int, rank: int, partner: int | None) -> None:
+    for name, v in made.items():
+        v.dtype = name if name in ("fp16", "bf16", "fp32") else "fp16"
+        p = v.write(out / f"{run}-{name}.safetensors")
+        variant = f"merge_50_50:{partner}" if name == "merge_50_50" else name
+        items.append(Item(f"{run}-{name}", c, half, run, kind, seed, steps, steps, variant, fingerprint_file(p),
+                          f"c{c:02d}", rank // 2 if name == "resize_half" else rank))
+
+
+def _root(item: Item) -> str:
+    """The run a file's training lineage starts from (a continued fine-tune's parent run)."""
+    return item.parent or item.run
 
 
 def pair_kind(a: Item, b: Item) -> str | None:
@@ -140,24 +178,23 @@ def pair_kind(a: Item, b: Item) -> str | None:
     if a.run == b.run:
         if b.variant == "resize_half":
             return "resize_half"
-        if b.step == a.step and b.variant != "resize_half":
+        if b.step == a.step:
             return "lossless"
         if a.step != a.steps or b.variant:
             return None
         return "checkpoint_early" if b.step * 3 <= b.steps else "checkpoint"
-    if b.kind == "cont" and a.run == f"c{a.concept:02d}-main" and b.concept == a.concept:
-        return "continued" if a.step == a.steps else None
-    if (a.kind == "cont" or b.kind == "cont") and a.concept == b.concept:
-        return None  # a continued run against the parent's other relatives: not judged
-    if b.variant == "resize_half":
-        return None if a.concept == b.concept else "unrelated" if a.seed != b.seed else "unrelated_same_seed"
-    look_a, look_b = a.kind in ("look", "looks"), b.kind in ("look", "looks")
+    if b.parent == a.run and a.step == a.steps and not a.variant:
+        return "continued"
+    if _root(a) == _root(b):
+        return None  # a continued run against its parent's other files: not judged
     same_seed = a.seed == b.seed
-    if a.concept == b.concept:
-        if look_a == look_b:
-            return "retrain_same_data"  # same data, other seed (same seed and same data = the same run)
-        return "lookalike_same_seed" if same_seed else "lookalike_other_seed"
-    return "unrelated_same_seed" if same_seed else "unrelated"
+    if a.concept != b.concept:
+        return "unrelated_same_seed" if same_seed else "unrelated"
+    if b.variant == "resize_half" or a.variant == "resize_half":
+        return None  # a resize of another run of the same concept: not judged
+    if a.data == b.data:
+        return "retrain_same_data"  # same data, another seed or rank (an independent training)
+    return "lookalike_same_seed" if same_seed else "lookalike_other_seed"
 
 
 def pairs(items: list[Item], half: str | None = None) -> list[tuple[Item, Item, str]]:

@@ -4,7 +4,8 @@ Built by ``benchmarks/trained/build_corpus.py`` (real gradient descent: a tiny d
 module names and a small CLIP text encoder, rank-4 peft LoRAs) and exported by
 ``benchmarks/bench_trained.py --corpus DIR --export``. Each item is one file of the corpus (its concept,
 run, seed, checkpoint step and variant); ``pairs`` lists the labelled pairs among them with the relations
-each may get."""
+each may get. ``sdxl_fingerprints.json`` and the ``*.sdxl.*.safetensors`` files come from
+``benchmarks/trained/build_sdxl.py`` (SDXL block layout, two text encoders), exported with ``--export-sdxl``."""
 
 from __future__ import annotations
 
