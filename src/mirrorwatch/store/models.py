@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -92,6 +94,22 @@ class Entry(Base):
         Index("ix_entry_name_trgm", "name_norm", postgresql_using="gin",
               postgresql_ops={"name_norm": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
+
+
+# The name-token index of name search (migration 0015, store/nameindex.py): kept by database triggers,
+# never written by the application. On SQLite both tables are WITHOUT ROWID with these primary keys; on
+# PostgreSQL they have plain (non-unique) indexes instead, so concurrent writers never wait on a word,
+# and the entry table has a GIN index over its name's words (ix_entry_name_tokens).
+NAME_VOCAB = Table(
+    "name_vocab", Base.metadata,
+    Column("token", Text, primary_key=True),
+    Column("docs", BigInteger),  # names holding the word (SQLite; an upper bound), NULL on PostgreSQL
+)
+NAME_TYPO = Table(
+    "name_typo", Base.metadata,
+    Column("key", Text, primary_key=True),  # the word less one character
+    Column("token", Text, primary_key=True),
+)
 
 
 class EntrySignal(Base):
