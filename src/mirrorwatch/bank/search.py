@@ -8,8 +8,10 @@ two words it runs together ("janeexample"). Then, cheapest first (issue 11: p99 
      intersection (FTS5 on SQLite; the GIN index over the name's words on PostgreSQL). A query made
      only of common words ("lora", "model person") takes the names holding them among the newest
      NEWEST_SCAN entries instead of listing every name that holds "lora";
-  2. when none of those ranks: the names holding one of the rare words, rarest first, while the
-     names they hold stay within RANK_BUDGET (at most CANDIDATES read).
+  2. unless the first gave `limit` names that rank: the names holding one of the rare words, rarest
+     first and the names holding more of them first, while the names they hold stay within
+     RANK_BUDGET (at most CANDIDATES read): the answer when a query word is not in the name, and
+     the near neighbours of an exact answer ("... v3" beside "... v5"), as the old bm25 ranking gave.
 Candidates are ranked in Python by how well each name covers the query (`name_score`): at most
 CANDIDATES reach it, and at most 60 the fine score. Every step is a few index seeks, or one posting
 list bounded by a LIMIT, whatever the bank's size.
@@ -49,10 +51,12 @@ def search_names(db: Database, query: str, *, limit: int = 50) -> tuple[list[int
     tokens = list(dict.fromkeys(qn.split()))[:MAX_TOKENS]
     if nameindex.present(db) and (db.has_fts() or not db.is_sqlite):
         top: list[tuple[float, int]] = []
+        pool: dict[int, str] = {}
         with db.reader() as conn, closing(_token_tiers(db, conn, tokens)) as tiers:
-            for tier in tiers:
-                top = _ranked(tier, tokens, qn, limit)
-                if top:
+            for tier in tiers:  # the next tier adds the near neighbours ("v3" beside "v5") the first lacks
+                pool.update(tier)
+                top = _ranked(pool, tokens, qn, limit)
+                if len(top) >= limit:
                     break
         return [eid for _, eid in top], {eid: float(score) for score, eid in top}
     candidates: dict[int, str] = {}
