@@ -227,7 +227,7 @@ def direct_fill(db: Database, n: int, seed: int = 7) -> list[tuple[str, str]]:
         for t in ("entry", "entry_signal"):
             conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), {n + 1}, false)"))
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE entry, entry_signal, name_vocab, name_typo"))
+        conn.execute(text("VACUUM ANALYZE entry, entry_signal, name_vocab"))
     return samples
 
 
@@ -325,8 +325,7 @@ def _name_index_mb(db: Database) -> float:
             except Exception:  # SQLite built without dbstat
                 return float("nan")
         return conn.execute(text(
-            "SELECT pg_total_relation_size('name_vocab') + pg_total_relation_size('name_typo') "
-            "+ pg_relation_size('ix_entry_name_tokens')")).scalar() / 1e6
+            "SELECT pg_total_relation_size('name_vocab') + pg_relation_size('ix_entry_name_tokens')")).scalar() / 1e6
 
 
 def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]], entries: int, queries: int,

@@ -126,10 +126,17 @@ class _Words:
         near: dict[str, set[str]] = {t: {d for d in _deletes(t) if d in found} for t in missing if len(t) >= 4}
         keys = sorted({k for t in missing if len(t) >= 3 for k in ({t} | (_deletes(t) if len(t) >= 4 else set()))})
         if keys:  # words one edit away: they share a deletion key with the query word
-            ph, params = _in(keys, "k")
             by_key: dict[str, set[str]] = {}
-            for key, tok in conn.execute(text(f"SELECT key, token FROM name_typo WHERE key IN ({ph})"), params):
-                by_key.setdefault(key, set()).add(tok)
+            if db.is_sqlite:
+                ph, params = _in(keys, "k")
+                for key, tok in conn.execute(text(f"SELECT key, token FROM name_typo WHERE key IN ({ph})"), params):
+                    by_key.setdefault(key, set()).add(tok)
+            else:
+                wanted = set(keys)
+                for tok, its in conn.execute(text("SELECT token, keys FROM name_vocab WHERE keys && CAST(:k AS text[])"),
+                                             {"k": keys}):
+                    for key in wanted.intersection(its):
+                        by_key.setdefault(key, set()).add(tok)
             for t in missing:
                 if len(t) >= 3:
                     near.setdefault(t, set()).update(

@@ -97,15 +97,16 @@ class Entry(Base):
 
 
 # The name-token index of name search (migration 0015, store/nameindex.py): kept by database triggers,
-# never written by the application. On SQLite both tables are WITHOUT ROWID with these primary keys; on
-# PostgreSQL they have plain (non-unique) indexes instead, so concurrent writers never wait on a word,
-# and the entry table has a GIN index over its name's words (ix_entry_name_tokens).
+# never written by the application. SQLite: both tables, WITHOUT ROWID with these primary keys.
+# PostgreSQL: name_vocab only, with no unique constraint (concurrent writers never wait on a word), its
+# deletion keys in an array column `keys text[]` under a GIN index instead of name_typo's rows, and a GIN
+# index over the entry's name words (ix_entry_name_tokens).
 NAME_VOCAB = Table(
     "name_vocab", Base.metadata,
     Column("token", Text, primary_key=True),
     Column("docs", BigInteger),  # names holding the word (SQLite; an upper bound), NULL on PostgreSQL
 )
-NAME_TYPO = Table(
+NAME_TYPO = Table(  # SQLite only
     "name_typo", Base.metadata,
     Column("key", Text, primary_key=True),  # the word less one character
     Column("token", Text, primary_key=True),

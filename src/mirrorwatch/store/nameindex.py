@@ -10,7 +10,8 @@ handful of B-tree seeks or one posting-list intersection:
                            leaves between spaces) and, on SQLite, how many names hold it (an upper
                            bound: edits and deletions never decrement it). The rarity tells the search
                            which words to intersect first and which are too common to list.
-  name_typo(key, token)    the SymSpell deletion neighbourhood of each word of 4..32 characters that is
+  name_typo(key, token)    (SQLite; on PostgreSQL the array name_vocab.keys under a GIN index)
+                           the SymSpell deletion neighbourhood of each word of 4..32 characters that is
                            not all digits: the word with one character left out, once per position. Two
                            words within one edit (substitution, insertion, deletion, adjacent swap) share
                            a key, so a query word's typo candidates are one `key IN (...)` away, on any
@@ -28,8 +29,8 @@ Everything is kept by triggers, so every write path (import, `bank add`, edits, 
 add Entry rows) keeps the index without calling anything:
   SQLite:     entry insert / name_norm update -> name_vocab upsert (docs + 1) -> name_typo keys.
   PostgreSQL: entry insert (one statement-level trigger per INSERT or COPY, transition table) and
-              name_norm update -> new words into name_vocab -> name_typo keys (statement-level).
-  PostgreSQL tables have no unique constraint: two writers adding the same new word at once never wait
+              name_norm update -> new words into name_vocab, with their keys (name_typo_keys()).
+  PostgreSQL's name_vocab has no unique constraint: two writers adding the same new word at once never wait
   on each other (a duplicate row is harmless; the search reads DISTINCT).
 A word whose last name went away stays in name_vocab: a stale word only costs a posting lookup that
 finds nothing. Bulk loads on SQLite drop the per-row trigger and fill name_vocab in one GROUP BY
@@ -85,28 +86,27 @@ SQLITE_BULK_FILL = (
 # -- PostgreSQL -------------------------------------------------------------------------------------------
 PG_WORDS = "string_to_array(name_norm, ' ')"
 PG_DDL = [
-    "CREATE TABLE IF NOT EXISTS name_vocab (token text NOT NULL, docs bigint)",
+    # on PostgreSQL the deletion keys are an array on the word's own row, under a GIN index: a row per key
+    # (as on SQLite) cost 107 bytes a key with its B-tree, the array and GIN about a third of that
+    f"CREATE OR REPLACE FUNCTION name_typo_keys(w text) RETURNS text[] LANGUAGE sql IMMUTABLE AS $$"
+    f" SELECT CASE WHEN length(w) BETWEEN {MIN_TYPO_LEN} AND {MAX_TYPO_LEN} AND w ~ '[^0-9]' THEN"
+    " ARRAY(SELECT DISTINCT overlay(w PLACING '' FROM p FOR 1) FROM generate_series(1, length(w)) AS p) END $$",
+    "CREATE TABLE IF NOT EXISTS name_vocab (token text NOT NULL, docs bigint, keys text[])",
     "CREATE INDEX IF NOT EXISTS ix_name_vocab_token ON name_vocab (token)",
-    "CREATE TABLE IF NOT EXISTS name_typo (key text NOT NULL, token text NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS ix_name_typo_key ON name_typo (key, token)",
+    # few words are added once a bank is loaded: no pending list for the searches to read through
+    "CREATE INDEX IF NOT EXISTS ix_name_vocab_keys ON name_vocab USING gin (keys) WITH (fastupdate = off)",
     f"CREATE INDEX IF NOT EXISTS ix_entry_name_tokens ON entry USING gin ({PG_WORDS})",
     # new words of a statement's names (insert: transition table; update: the row) into name_vocab
     "CREATE OR REPLACE FUNCTION name_vocab_from_entries() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    " INSERT INTO name_vocab (token) SELECT DISTINCT w FROM new_entries, unnest(string_to_array("
-    "new_entries.name_norm, ' ')) AS w WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w);"
-    " RETURN NULL; END $$",
-    "CREATE OR REPLACE FUNCTION name_vocab_from_entry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    " INSERT INTO name_vocab (token) SELECT DISTINCT w FROM unnest(string_to_array(NEW.name_norm, ' ')) AS w"
+    " INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM (SELECT DISTINCT w FROM new_entries,"
+    " unnest(string_to_array(new_entries.name_norm, ' ')) AS w) AS words"
     " WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w);"
     " RETURN NULL; END $$",
-    "CREATE OR REPLACE FUNCTION name_typo_from_vocab() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    " INSERT INTO name_typo (key, token) SELECT DISTINCT overlay(t.token PLACING '' FROM p FOR 1), t.token"
-    " FROM new_tokens AS t, generate_series(1, length(t.token)) AS p"
-    f" WHERE length(t.token) BETWEEN {MIN_TYPO_LEN} AND {MAX_TYPO_LEN} AND t.token ~ '[^0-9]';"
+    "CREATE OR REPLACE FUNCTION name_vocab_from_entry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+    " INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM (SELECT DISTINCT w FROM"
+    " unnest(string_to_array(NEW.name_norm, ' ')) AS w) AS words"
+    " WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w);"
     " RETURN NULL; END $$",
-    "DROP TRIGGER IF EXISTS name_typo_ai ON name_vocab",
-    "CREATE TRIGGER name_typo_ai AFTER INSERT ON name_vocab REFERENCING NEW TABLE AS new_tokens"
-    " FOR EACH STATEMENT EXECUTE FUNCTION name_typo_from_vocab()",
     "DROP TRIGGER IF EXISTS name_vocab_ai ON entry",
     "CREATE TRIGGER name_vocab_ai AFTER INSERT ON entry REFERENCING NEW TABLE AS new_entries"
     " FOR EACH STATEMENT EXECUTE FUNCTION name_vocab_from_entries()",
@@ -115,18 +115,17 @@ PG_DDL = [
     " WHEN (OLD.name_norm IS DISTINCT FROM NEW.name_norm) EXECUTE FUNCTION name_vocab_from_entry()",
 ]
 PG_BACKFILL = (
-    f"INSERT INTO name_vocab (token) SELECT DISTINCT w FROM entry, unnest({PG_WORDS}) AS w "
-    "WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w)"
+    f"INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM (SELECT DISTINCT w FROM entry, "
+    f"unnest({PG_WORDS}) AS w) AS words WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w)"
 )
 PG_DROP = [
     "DROP TRIGGER IF EXISTS name_vocab_au ON entry",
     "DROP TRIGGER IF EXISTS name_vocab_ai ON entry",
     "DROP INDEX IF EXISTS ix_entry_name_tokens",
-    "DROP TABLE IF EXISTS name_typo",
     "DROP TABLE IF EXISTS name_vocab",
     "DROP FUNCTION IF EXISTS name_vocab_from_entries()",
     "DROP FUNCTION IF EXISTS name_vocab_from_entry()",
-    "DROP FUNCTION IF EXISTS name_typo_from_vocab()",
+    "DROP FUNCTION IF EXISTS name_typo_keys(text)",
 ]
 SQLITE_DROP = [
     "DROP TRIGGER IF EXISTS name_vocab_au",
@@ -220,6 +219,7 @@ def pg_common_words(conn, url: str) -> tuple[float, dict[str, float]]:
 def pg_bulk_begin(conn) -> None:
     conn.exec_driver_sql("DROP TRIGGER IF EXISTS name_vocab_ai ON entry")
     conn.exec_driver_sql("DROP INDEX IF EXISTS ix_entry_name_tokens")
+    conn.exec_driver_sql("DROP INDEX IF EXISTS ix_name_vocab_keys")
 
 
 def pg_bulk_end(conn) -> None:
