@@ -267,7 +267,8 @@ def partial(rng: random.Random, name: str) -> str:
     if len(own) >= 2 and rng.random() < 0.5:
         return " ".join(own[:2])
     word = max(own, key=len)
-    return word + (" lora" if rng.random() < 0.3 else "")
+    has_lora = "lora" in normalise_name(name).split()
+    return word + (" lora" if has_lora and rng.random() < 0.5 else "")
 
 
 def pct(values: list[float], p: float) -> float:

@@ -38,7 +38,8 @@ NAME_MIN_SCORE = 75.0
 MAX_TOKENS = 12
 CANDIDATES = 400
 RANK_BUDGET = 20_000
-NEWEST_SCAN = 20_000  # a query of common words only: the names holding them among this many newest
+NEWEST_SCAN = 10_000  # a query of common words only: the names holding them among this many newest
+PER_TERM = 100  # the rare-word tier reads at least this many names per word (CANDIDATES shared out)
 MAX_VARIANTS = 6  # typo variants kept per query word (best fuzz.ratio first)
 MIN_SPLIT = 5  # a word at least this long may be two words run together
 
@@ -228,27 +229,35 @@ def _all_of(db: Database, conn, groups: list[set[str]], *, newest: bool) -> dict
         conds.append(f"{nameindex.PG_WORDS} && CAST(:g{i} AS text[])")
         params[f"g{i}"] = sorted(g)
     where = " AND ".join(conds)
-    if newest:
+    if newest:  # a scan of the newest rows: LIKE on the padded name costs half of building its word array
+        likes = []
+        for i, g in enumerate(groups):
+            alts = []
+            for j, w in enumerate(sorted(g)):
+                alts.append(f"(' ' || name_norm || ' ') LIKE :l{i}_{j}")
+                params[f"l{i}_{j}"] = "% " + w.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + " %"
+            likes.append("(" + " OR ".join(alts) + ")")
         sql = (f"SELECT id, name_norm FROM (SELECT id, name_norm FROM entry ORDER BY id DESC LIMIT :k) AS recent "
-               f"WHERE {where} LIMIT :n")
+               f"WHERE {' AND '.join(likes)} LIMIT :n")
     else:
         sql = f"SELECT id, name_norm FROM entry WHERE {where} LIMIT :n"
     return dict(conn.execute(text(sql), params).all())
 
 
 def _any_of(db: Database, conn, terms: list[str]) -> dict[int, str]:
-    """Names holding one of the terms (given rarest first): each term's first CANDIDATES names, the
-    names holding more of the terms first, then the rarer terms' names, CANDIDATES in all."""
-    params: dict[str, object] = {"n": CANDIDATES}
+    """Names holding one of the terms (given rarest first): each term's first CANDIDATES / len(terms)
+    names (PER_TERM at least: each read is a bounded index range plus that many row reads), the names
+    holding more of the terms first, then the rarer terms' names, CANDIDATES in all."""
+    params: dict[str, object] = {"n": CANDIDATES, "per": max(PER_TERM, CANDIDATES // len(terms))}
     parts = []
     for i, t in enumerate(terms):
         if db.is_sqlite:
             parts.append(f"SELECT * FROM (SELECT rowid AS id, {i} AS k FROM entry_fts WHERE entry_fts MATCH :m{i} "
-                         "LIMIT :n)")
+                         "LIMIT :per)")
             params[f"m{i}"] = _fts_quote(t)
         else:
             parts.append(f"(SELECT id, {i} AS k FROM entry WHERE {nameindex.PG_WORDS} @> ARRAY[CAST(:m{i} AS text)] "
-                         "LIMIT :n)")
+                         "LIMIT :per)")
             params[f"m{i}"] = t
     hits = (f"SELECT id FROM ({' UNION ALL '.join(parts)}) AS hits GROUP BY id "
             "ORDER BY count(*) DESC, min(k), id LIMIT :n")
