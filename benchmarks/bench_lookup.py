@@ -287,7 +287,20 @@ def _rss_mb(pid: int | str = "self") -> float:
     return float("nan")
 
 
-def _open(backend: str, work: Path, pg_url: str | None) -> Database:
+def _samples_of(db: Database, n: int) -> list[tuple[str, str]]:
+    """The samples direct_fill drew (every n // 5000-th entry), read back from a kept bank."""
+    from sqlalchemy import text
+
+    step = max(1, n // 5000)
+    with db.engine.connect() as conn:
+        return [(name, sha) for name, sha in conn.execute(text(
+            "SELECT e.name, s.value FROM entry e JOIN entry_signal s ON s.entry_id = e.id "
+            "WHERE (e.id - 1) % :step = 0 AND s.form = 'sha256' ORDER BY e.id"), {"step": step})]
+
+
+def _open(backend: str, work: Path, pg_url: str | None, *, reuse: bool = False) -> Database:
+    if reuse:
+        return Database.open(str(work / "bench.db") if backend == "sqlite" else pg_url)
     if backend == "sqlite":
         dbfile = work / "bench.db"
         for p in (dbfile, Path(f"{dbfile}-wal"), Path(f"{dbfile}-shm")):
@@ -333,15 +346,20 @@ def run_backend(backend: str, sheet: Path | None, samples: list[tuple[str, str]]
                 work: Path, pg_url: str | None) -> dict[str, float]:
     """Import the sheet into a fresh database of this backend and time the lookups (in a child process,
     so that each backend's memory is its own)."""
+    import os
     import resource
 
-    db = _open(backend, work, pg_url)
+    reuse = sheet is None and os.environ.get("MW_BENCH_REUSE") == "1"  # --reuse: the bank a --direct run left
+    db = _open(backend, work, pg_url, reuse=reuse)
     t = time.perf_counter()
-    if sheet is None:  # --direct: bulk fill, not the importer
+    out: dict[str, float] = {}
+    if reuse:
+        samples = _samples_of(db, entries)
+    elif sheet is None:  # --direct: bulk fill, not the importer
         samples = direct_fill(db, entries)
         fill_s = time.perf_counter() - t
         db = Database.open(db.url)
-        out: dict[str, float] = {"direct fill s (not the importer)": fill_s}
+        out = {"direct fill s (not the importer)": fill_s}
     else:
         create_bank(db, "bench")
         summary = import_file(db, "bench", sheet)
@@ -440,7 +458,14 @@ def main() -> None:
     ap.add_argument("--only-postgres", action="store_true", help="with --postgres: skip the SQLite run")
     ap.add_argument("--direct", action="store_true",
                     help="fill the bank with bulk inserts instead of importing a sheet (lookup figures only)")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --direct and --keep: time the lookups on the bank a --direct run left there (and in "
+                         "the --postgres database) instead of filling a new one")
     args = ap.parse_args()
+    if args.reuse:
+        if not (args.direct and args.keep):
+            raise SystemExit("--reuse needs --direct and --keep DIR")
+        os.environ["MW_BENCH_REUSE"] = "1"
     if args.postgres == "":
         raise SystemExit("--postgres needs a URL (or MIRRORWATCH_BENCH_PG), e.g. "
                          "postgresql+psycopg://user:pw@127.0.0.1:5432/mw_bench")

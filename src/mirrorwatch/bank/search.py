@@ -5,7 +5,8 @@ are looked up in the vocabulary of the bank's words (name_vocab), and a word the
 replaced by the words one edit away (name_typo, SymSpell deletion keys) or, when there are none, by
 two words it runs together ("janeexample"). Then, cheapest first (issue 11: p99 < 50 ms at 10M names):
   1. the names holding every query word (each one or its typo variants): one posting-list
-     intersection (FTS5 on SQLite; the GIN index over the name's words on PostgreSQL). A query made
+     intersection (FTS5 on SQLite; the GIN index over the name's words on PostgreSQL) of the words
+     in few enough names (AND_DOCS; RANK_BUDGET when one is in at most SELECTIVE). A query made
      only of common words ("lora", "model person") takes the names holding them among the newest
      NEWEST_SCAN entries instead of listing every name that holds "lora";
   2. unless the first gave `limit` names that rank: the names holding one of the rare words, rarest
@@ -39,6 +40,9 @@ MAX_TOKENS = 12
 CANDIDATES = 400
 RANK_BUDGET = 20_000
 NEWEST_SCAN = 10_000  # a query of common words only: the names holding them among this many newest
+SELECTIVE = 4 * CANDIDATES  # a word in at most this many names: the first tier adds only words in <= RANK_BUDGET
+AND_DOCS = 150_000  # otherwise it intersects the words in at most this many names (and always the rarest)
+AND_MAX = 300_000  # and adds words in at most this many names while the LIMIT cuts what it finds
 PER_TERM = 100  # the rare-word tier reads at least this many names per word (CANDIDATES shared out)
 MAX_VARIANTS = 6  # typo variants kept per query word (best fuzz.ratio first)
 MIN_SPLIT = 5  # a word at least this long may be two words run together
@@ -191,8 +195,23 @@ def _token_tiers(db: Database, conn, tokens: list[str]):
     words = _Words(db, conn, tokens)
     groups = words.groups
     if groups:
-        all_common = all(words.weight(g) > words.common for g in groups)
-        yield _all_of(db, conn, groups, newest=all_common)
+        if all(words.weight(g) > words.common for g in groups):
+            yield _all_of(db, conn, groups, newest=True)
+        else:
+            # Only the words in few enough names are intersected; the others ("lora", "v1", "style") are
+            # left to the ranking. An FTS5 AND costs about a page of each posting list per candidate it
+            # steps over: at 10M names "dridribin AND concept" took 1.3 ms, "... AND lora" 46 ms, and a
+            # concept name of eight words 150 ms with every word in the AND, 13 ms with the three rarest.
+            # When those names are more than CANDIDATES (the LIMIT cut them), the next rarest word joins the
+            # AND and it runs again, up to words in AND_MAX names: the exact name is then in what it reads.
+            order = sorted(groups, key=words.weight)
+            cap = RANK_BUDGET if words.weight(order[0]) <= SELECTIVE else AND_DOCS
+            n = max(1, sum(1 for g in order if words.weight(g) <= cap))
+            found = _all_of(db, conn, order[:n], newest=False)
+            while len(found) >= CANDIDATES and n < len(order) and words.weight(order[n]) <= AND_MAX:
+                n += 1
+                found = {**found, **_all_of(db, conn, order[:n], newest=False)}
+            yield found
     # the rare words (and words the vocabulary does not hold, in case a name's words were split
     # otherwise than by spaces), rarest first, while the names to read stay within the budget
     terms = sorted({w for g in groups if words.weight(g) <= words.common for w in g} | set(words.unknown),
