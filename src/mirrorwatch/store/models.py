@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     DateTime,
     Float,
     ForeignKey,
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -101,6 +103,22 @@ class Entry(Base):
 _UNKEYED = "civitai_version_id IS NULL AND civitai_model_id IS NULL"
 Index("ix_entry_bank_name_unkeyed", Entry.bank_id, func.substr(Entry.name_norm, 1, 200),
       sqlite_where=text(_UNKEYED), postgresql_where=text(_UNKEYED))
+
+# The name-token index of name search (migration 0016, store/nameindex.py): kept by database triggers,
+# never written by the application. SQLite: both tables, WITHOUT ROWID with these primary keys.
+# PostgreSQL: name_vocab only, with no unique constraint (concurrent writers never wait on a word), its
+# deletion keys in an array column `keys text[]` under a GIN index instead of name_typo's rows, and a GIN
+# index over the entry's name words (ix_entry_name_tokens).
+NAME_VOCAB = Table(
+    "name_vocab", Base.metadata,
+    Column("token", Text, primary_key=True),
+    Column("docs", BigInteger),  # names holding the word (SQLite; an upper bound), NULL on PostgreSQL
+)
+NAME_TYPO = Table(  # SQLite only
+    "name_typo", Base.metadata,
+    Column("key", Text, primary_key=True),  # the word less one character
+    Column("token", Text, primary_key=True),
+)
 
 
 class EntrySignal(Base):
