@@ -24,7 +24,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
 from mirrorwatch.bank.civitai import civitai_records
-from mirrorwatch.bank.lists import LIST_FORMATS, iter_list_records
+from mirrorwatch.bank.lists import LIST_FORMATS, gather, iter_list_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import DatabaseUnavailable, NotFound, SheetError
@@ -88,17 +88,7 @@ class ImportRejected(SheetError):
 
 def records_from_sheet(sheet: Sheet, origin: str) -> tuple[list[Record], list[tuple[int, str]], int]:
     """Every record and row problem of a sheet, in memory (see :func:`iter_records` for a stream)."""
-    records: list[Record] = []
-    problems: list[tuple[int, str]] = []
-    count = 0
-    for item in iter_records(sheet, origin):
-        if isinstance(item, Record):
-            records.append(item)
-        elif isinstance(item, int):
-            count = item
-        else:
-            problems.append(item)
-    return records, problems, count
+    return gather(iter_records(sheet, origin))
 
 
 def iter_records(sheet: Sheet, origin: str) -> Iterator[Record | tuple[int, str] | int]:

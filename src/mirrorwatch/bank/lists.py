@@ -62,10 +62,16 @@ def json_shape(doc: Any) -> str | None:
 
 def list_records(fmt: str, raw: Any) -> tuple[list[Record], list[tuple[int, str]], int]:
     """Records of a list read by :func:`json_shape` or :func:`sha256sum_rows`: (records, problems, rows)."""
+    return gather(iter_list_records(fmt, raw))
+
+
+def gather(items: Iterable[Record | tuple[int, str] | int]) -> tuple[list[Record], list[tuple[int, str]], int]:
+    """A stream of records, (row, problem) pairs and a closing row count, held in memory:
+    (records, problems, rows)."""
     records: list[Record] = []
     problems: list[tuple[int, str]] = []
     count = 0
-    for item in iter_list_records(fmt, raw):
+    for item in items:
         if isinstance(item, Record):
             records.append(item)
         elif isinstance(item, int):

@@ -241,12 +241,19 @@ def read_sheet(path: Path, *, mapping: dict[str, str] | None = None, encoding: s
                 raise SheetError(f"{path.name} is {size / 1e9:.1f} GB; sheets over "
                                  f"{limits.max_file_bytes / 1e9:.0f} GB are refused")
             return _parse(f, size, name=path.name, mapping=mapping, encoding=encoding, fmt=fmt, limits=limits)
-    except FileNotFoundError:
-        raise SheetError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise SheetError(f"{path} is a folder, not a sheet") from None
-    except PermissionError:
-        raise SheetError(f"cannot read {path}: permission denied") from None
+    except OSError as exc:
+        raise _open_error(path, exc) from None
+
+
+def _open_error(path: Path, exc: OSError) -> OSError | SheetError:
+    """A sheet that cannot be opened, said in a line; other OS errors go on as they are."""
+    if isinstance(exc, FileNotFoundError):
+        return SheetError(f"no such file: {path}")
+    if isinstance(exc, IsADirectoryError):
+        return SheetError(f"{path} is a folder, not a sheet")
+    if isinstance(exc, PermissionError):
+        return SheetError(f"cannot read {path}: permission denied")
+    return exc
 
 
 @contextmanager
@@ -259,12 +266,8 @@ def open_sheet(path: Path, *, mapping: dict[str, str] | None = None, encoding: s
     parsed whole under their own size limit, as `read_sheet` does."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below, after the caller's pass over the rows
-    except FileNotFoundError:
-        raise SheetError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise SheetError(f"{path} is a folder, not a sheet") from None
-    except PermissionError:
-        raise SheetError(f"cannot read {path}: permission denied") from None
+    except OSError as exc:
+        raise _open_error(path, exc) from None
     sheet = None
     try:
         size = f.seek(0, io.SEEK_END)
