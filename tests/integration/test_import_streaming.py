@@ -13,7 +13,7 @@ import sys
 import textwrap
 
 import pytest
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import create_engine, func, select, text
 
 from mirrorwatch.bank import importer
 from mirrorwatch.bank.importer import ImportRejected
@@ -362,3 +362,20 @@ def test_a_large_postgres_import_leaves_statistics_and_gin_lists_up_to_date(tmp_
         pending = conn.execute(text("SELECT pending_pages, pending_tuples FROM pgstatginindex('ix_entry_name_tokens')"))
         assert tuple(pending.one()) == (0, 0)
     db.engine.dispose()
+
+
+@pytest.mark.parametrize(("body", "said"), [
+    (b'{"Model Name": "Invented A", "SHA256": "' + b"a" * 64 + b'"}\n[1, 2, 3]\n', "line 2 of the JSONL sheet is not a JSON object"),
+    (b'{"Model Name": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "nested more than 64 levels deep"),
+])
+def test_hostile_jsonl_lines_are_refused_in_a_line(tmp_path, body, said):
+    """A line that is not an object, and a line nested 100,000 deep (json's recursion limit), each get
+    one clear SheetError and write nothing."""
+    db = Database.open(str(tmp_path / "h.db"))
+    create_bank(db, "h")
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(body)
+    with pytest.raises(SheetError, match=said):
+        import_file(db, "h", path)
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 0
