@@ -379,3 +379,121 @@ def test_hostile_jsonl_lines_are_refused_in_a_line(tmp_path, body, said):
         import_file(db, "h", path)
     with db.session() as s:
         assert s.scalar(select(func.count()).select_from(Entry)) == 0
+
+
+# --- a big sheet read by a second process (bank/reader.py) ----------------------------------------
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_reader_process_gives_what_reading_in_process_gives(backend, tmp_path, monkeypatch):
+    """Every way a row can meet an entry, rejected rows, a BLAKE3 column, small batches: the sheets read
+    by `python -m mirrorwatch.bank.reader` give the same reports and the same rows as read in process."""
+    monkeypatch.setenv("MIRRORWATCH_IMPORT_READER_MIN_BYTES", "off")
+    here = _pair(backend, tmp_path, "here")
+    expected = (_imports(here, tmp_path, batch_rows=7, streamed=True), _snapshot(here))
+    here.engine.dispose()
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(args, **kw):
+        started.append(args[-1])
+        return real_popen(args, **kw)
+
+    monkeypatch.setenv("MIRRORWATCH_IMPORT_READER_MIN_BYTES", "0")
+    monkeypatch.setattr(subprocess, "Popen", popen)
+    there = _pair(backend, tmp_path, "there")
+    assert (_imports(there, tmp_path, batch_rows=7, streamed=True), _snapshot(there)) == expected
+    assert started == ["mirrorwatch.bank.reader"] * 3
+    there.engine.dispose()
+
+
+def test_a_malformed_line_read_by_the_reader_process_stops_the_import_the_same_way(tmp_path, db, monkeypatch):
+    monkeypatch.setenv("MIRRORWATCH_IMPORT_READER_MIN_BYTES", "0")
+    create_bank(db, "s")
+    path = tmp_path / "broken.jsonl"
+    path.write_bytes(b"\n".join(b'{"name": "Model %d", "sha256": "%s"}' % (i, _sha(i).encode()) for i in range(50))
+                     + b'\n{"name": "Model 50", "sha256": \n')
+    with pytest.raises(SheetError, match="line 51 of the JSONL sheet"):
+        import_file(db, "s", path, batch_rows=10)
+    assert _snapshot(db) == ([], [], [])
+    path = tmp_path / "late.csv"
+    path.write_bytes(_sheet(150, bad_at=(3, 140)))  # bad rows far apart: each reported, nothing written
+    with pytest.raises(ImportRejected) as refused:
+        import_file(db, "s", path, batch_rows=10)
+    assert [r for r, _ in refused.value.summary.rejected] == [6, 151]
+    assert _snapshot(db) == ([], [], [])
+
+
+KILL_READER = textwrap.dedent("""
+    import os, signal, sys
+    from mirrorwatch.bank import importer, reader
+    reader.QUEUED_FRAMES = 1  # little read ahead: the kill below is met before the sheet's end
+    real = importer._Writer.write
+    def write(self, records):
+        if not getattr(write, "done", False):  # the first batch: kill the reader process
+            write.done = True
+            me = os.getpid()
+            kids = [int(p) for t in os.listdir(f"/proc/{me}/task")
+                    for p in open(f"/proc/{me}/task/{t}/children").read().split()]
+            assert len(kids) == 1, kids
+            os.kill(kids[0], signal.SIGKILL)
+        return real(self, records)
+    importer._Writer.write = write
+    importer.BATCH_ROWS = 25
+    sys.argv = ["mirrorwatch", "--db", sys.argv[1], "bank", "import", sys.argv[2], "--bank", "s"]
+    from mirrorwatch.cli.main import main
+    main()
+""")
+
+
+def test_the_reader_process_killed_mid_import_says_so_and_writes_nothing(tmp_path, db):
+    create_bank(db, "s")
+    import_sheet(db, "s", parse_sheet(_sheet(40), name="first.csv"), "first.csv")
+    before = _snapshot(db)
+    path = tmp_path / "killed.csv"
+    path.write_bytes(_sheet(20_000, start=20))
+    proc = subprocess.run([sys.executable, "-c", KILL_READER, db.url, str(path)], capture_output=True,
+                          env={**os.environ, "MIRRORWATCH_IMPORT_READER_MIN_BYTES": "0"}, timeout=300)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err[-2000:]
+    assert "the process reading killed.csv stopped before the end of the sheet (killed by signal 9)" in err
+    assert "nothing was imported" in err and "Traceback" not in err
+    assert _snapshot(db) == before
+
+
+def test_the_reader_process_stops_when_the_import_does(tmp_path):
+    from mirrorwatch.bank import reader
+
+    path = tmp_path / "big.csv"
+    path.write_bytes(_sheet(20_000))
+    with open_sheet(path) as sheet:
+        columns, fmt = dict(sheet.mapping), sheet.fmt
+    started = []
+    real_popen = subprocess.Popen
+
+    def popen(args, **kw):
+        started.append(real_popen(args, **kw))
+        return started[-1]
+
+    subprocess.Popen = popen
+    try:
+        items = reader.child_records(path, mapping=None, encoding=None, fmt=fmt, columns=columns, origin="import:x")
+        first = [next(items) for _ in range(10)]
+    finally:
+        subprocess.Popen = real_popen
+    assert [r.row for r in first] == list(range(2, 12))
+    child = started[0]
+    assert child.poll() is None  # reading on, a few frames ahead
+    items.close()  # what the importer does when it stops early (a failed write, a lost database)
+    assert child.poll() is not None
+
+
+def test_the_reader_process_refuses_a_sheet_that_changed_since_it_was_opened(tmp_path):
+    from mirrorwatch.bank import reader
+
+    path = tmp_path / "moving.csv"
+    path.write_bytes(_sheet(30))
+    with open_sheet(path) as sheet:
+        columns, fmt = dict(sheet.mapping), sheet.fmt
+    path.write_bytes(b"Name,URL,SHA256,AutoV2,Model ID,Notes\n" + _sheet(30).split(b"\n", 1)[1])  # renamed since
+    with pytest.raises(SheetError, match="moving.csv changed after the import opened it"):
+        list(reader.child_records(path, mapping=None, encoding=None, fmt=fmt, columns=columns, origin="import:x"))

@@ -36,7 +36,17 @@ class Record:
 
     @property
     def name_norm(self) -> str:
-        return normalise_name(self.name)
+        """normalise_name(name), computed once per name."""
+        cached = self.__dict__.get("_norm")
+        if cached is not None and cached[0] is self.name:
+            return cached[1]
+        norm = normalise_name(self.name)
+        self.__dict__["_norm"] = (self.name, norm)
+        return norm
+
+    def set_name_norm(self, norm: str) -> None:
+        """Take the normalised name computed elsewhere (the sheet reader's process) for the current name."""
+        self.__dict__["_norm"] = (self.name, norm)
 
     sha256: str | None = None  # the first SHA256 added (the entry's identity when it has no version id)
 

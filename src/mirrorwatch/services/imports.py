@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from mirrorwatch.bank import importer
+from mirrorwatch.bank import importer, reader
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
 from mirrorwatch.bank.sheets import UPLOAD_LIMITS, Sheet, open_sheet, parse_sheet
 from mirrorwatch.match.archives import match_members_for_values
@@ -44,9 +44,15 @@ def import_file(db: Database, bank: str, path: Path, *, mapping: dict[str, str] 
                 dry_run: bool = False, filename: str | None = None, batch_rows: int | None = None) -> ImportSummary:
     """Read a sheet file (CSV/TSV/XLSX/JSON(L), Civitai JSON) and import it (see :func:`import_sheet`),
     streamed: its rows go from the file to the database a batch at a time, in one transaction."""
+    filename = filename or path.name
     with open_sheet(path, mapping=mapping, encoding=encoding) as sheet:
-        return import_sheet(db, bank, sheet, filename or path.name, skip_bad=skip_bad, user=user,
-                            dry_run=dry_run, batch_rows=batch_rows)
+        items = None
+        if reader.wants_child(path, sheet.fmt, sheet.streamed or sheet.raw_json is not None):
+            # a big sheet: read and checked by a second process while this one writes (bank/reader.py)
+            items = reader.child_records(path, mapping=mapping, encoding=encoding, fmt=sheet.fmt,
+                                         columns=dict(sheet.mapping), origin=importer.import_origin(filename))
+        return importer.import_sheet(db, bank, sheet, filename, skip_bad=skip_bad, user=user, dry_run=dry_run,
+                                     on_new_values=_retroactive, batch_rows=batch_rows, items=items)
 
 
 def preview_import(db: Database, bank: str, filename: str | None, data: bytes) -> ImportSummary:
