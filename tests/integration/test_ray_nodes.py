@@ -37,6 +37,7 @@ from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import ContentTask, Fingerprint, HubFile, HubRepo, ScanRun
 from mirrorwatch.sweep.enrich import EngineLost
 from mirrorwatch.sweep.runner import Sweep, SweepOptions
+from procs import reaped
 from raycluster import RayCluster
 from rayfixtures import bank_of_originals, lora_folder, match_set
 
@@ -104,7 +105,7 @@ def test_a_worker_node_lost_mid_task_changes_nothing(db, db_path, tmp_path, corp
     folder, originals, expected = corpus
     bank_of_originals(db, originals)
     proc, out, err = _scan(tmp_path, db_path, folder, cluster.address)
-    try:
+    with reaped(proc):
         _until(lambda: _done(db) >= 2, proc, "two results came back")
         killed = None
         deadline = time.monotonic() + 60
@@ -114,10 +115,6 @@ def test_a_worker_node_lost_mid_task_changes_nothing(db, db_path, tmp_path, corp
         assert killed, "no worker node was caught running a content task"
         assert len(cluster.ask("nodes")["nodes"]) == 1
         rc = proc.wait(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert rc == 0, err.read_text()[-2000:]
     assert "Traceback" not in err.read_text()
     summary = json.loads(out.read_text())
@@ -135,14 +132,10 @@ def test_a_cluster_that_loses_every_worker_stops_interrupted_and_resumes(db, db_
     folder, originals, expected = corpus
     bank_of_originals(db, originals)
     proc, out, err = _scan(tmp_path, db_path, folder, cluster.address, env={"MIRRORWATCH_RAY_LOST_GRACE_S": "3"})
-    try:
+    with reaped(proc):
         _until(lambda: _done(db) >= 2, proc, "two results came back")
         assert len(cluster.ask("kill-all")["killed"]) == 2
         rc = proc.wait(timeout=180)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     stderr = err.read_text()
     assert rc == EngineLost.exit_code, stderr[-2000:]
     assert "the Ray cluster lost every worker" in stderr and "recorded in the database" in stderr

@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,6 +36,18 @@ def children(pid: int) -> set[int]:
         if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
             out.add(int(entry.name))
     return out
+
+
+@contextmanager
+def reaped(proc: subprocess.Popen) -> Iterator[subprocess.Popen]:
+    """The block's process, killed and waited for on the way out if it is still running (a failed
+    assertion inside the block leaves no process behind)."""
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def cmdline(pid: int) -> str:
