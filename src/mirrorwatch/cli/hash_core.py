@@ -15,13 +15,12 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from mirrorwatch.display import csv_safe, safe_text
 from mirrorwatch.hashing.engine import FileHashes, hash_file
 from mirrorwatch.hashing.forms import FORMS
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
 if TYPE_CHECKING:
     from mirrorwatch.hubs.localdir.walk import Skipped
 
@@ -39,10 +38,14 @@ def display(text: str, limit: int | None = None, *, keep_newlines: bool = False)
     return text
 
 
-@dataclass
 class Collected:
-    files: list[str] = field(default_factory=list)
-    problems: int = 0
+    """The files to hash, and how many named paths could not be (no dataclass: see engine.FileHashes)."""
+
+    __slots__ = ("files", "problems")
+
+    def __init__(self) -> None:
+        self.files: list[str] = []
+        self.problems = 0
 
 
 def _walk(root: str, found: Collected, say_error: Say, say_note: Say) -> Iterator[str]:

@@ -34,12 +34,14 @@ import stat
 import threading
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 import blake3
 
 from .forms import civitai_crc32, complete
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "AUTOV1_LENGTH",
@@ -70,24 +72,51 @@ except ImportError:  # pragma: no cover - isal is a declared dependency, zlib is
     _crc32 = zlib.crc32
 
 
-@dataclass(frozen=True)
 class FileHashes:
     """Every hash form of one file; hex is lowercase, ``None`` where a form does not apply.
 
     Each registered form (:data:`~mirrorwatch.hashing.forms.FORMS`) is an attribute (``.sha256``,
     ``.autov3``...), in registry order; derived forms are filled in from their sources by
     :func:`~mirrorwatch.hashing.forms.complete`, so the engine only computes the independent ones.
+    Immutable. (A plain class, not a dataclass: importing ``dataclasses`` was a tenth of the start-up
+    of ``mirrorwatch hash``, which storage scans run once per object.)
     """
 
+    __slots__ = ("path", "size", "values")
     path: str | None
     size: int
     values: Mapping[str, str | None]
 
+    def __init__(self, path: str | None, size: int, values: Mapping[str, str | None]) -> None:
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "values", values)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # pickling (Ray returns these from its tasks)
+        return (FileHashes, (self.path, self.size, dict(self.values)))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not FileHashes:
+            return NotImplemented
+        return (self.path, self.size, dict(self.values)) == (other.path, other.size, dict(other.values))  # type: ignore[attr-defined]
+
     def __hash__(self) -> int:
         return hash((self.path, self.size, tuple(self.values.items())))
 
+    def __repr__(self) -> str:
+        return f"FileHashes(path={self.path!r}, size={self.size!r}, values={self.values!r})"
+
     def __getattr__(self, name: str) -> str | None:
-        values = self.__dict__.get("values")
+        try:
+            values = object.__getattribute__(self, "values")
+        except AttributeError:
+            values = None
         if values is not None and name in values:
             return values[name]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")

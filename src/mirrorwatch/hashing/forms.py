@@ -32,9 +32,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
 
 from mirrorwatch.errors import InvalidHash, InvalidInput
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`mirrorwatch hash` start-up)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 __all__ = [
     "FORMS",
@@ -148,8 +151,11 @@ FORMS: dict[str, HashForm] = {}
 # Generated from FORMS by _rebuild() whenever a form is registered.
 _LENGTHS: tuple[int, ...] = ()
 _CANDIDATES: dict[int, tuple[str, ...]] = {}
-_CLEAN: re.Pattern[str] = re.compile("$^")
-_PREFIX: re.Pattern[str] = re.compile("")
+# The two patterns of normalise_hash, compiled on first use (registering the forms at import would
+# otherwise compile them once per form: a fifth of `mirrorwatch hash`'s start-up).
+_CLEAN_SRC = "$^"
+_PREFIX_SRC = ""
+_patterns: tuple[re.Pattern[str], re.Pattern[str]] | None = None
 _DERIVED: dict[str, tuple[HashForm, ...]] = {}  # source -> forms derived from it
 _SHEET_FORMS: tuple[str, ...] = ()
 _DERIVED_ORDER: tuple[HashForm, ...] = ()  # derived forms, each after the form it derives from
@@ -162,7 +168,7 @@ def _expected() -> str:
 
 
 def _rebuild() -> None:
-    global _LENGTHS, _CANDIDATES, _CLEAN, _PREFIX, _DERIVED, _SHEET_FORMS, _DERIVED_ORDER
+    global _LENGTHS, _CANDIDATES, _CLEAN_SRC, _PREFIX_SRC, _patterns, _DERIVED, _SHEET_FORMS, _DERIVED_ORDER
     _DERIVED = {}
     for f in FORMS.values():
         if f.derived_from:
@@ -179,11 +185,20 @@ def _rebuild() -> None:
         for n in _LENGTHS
     }
     longest_first = sorted(_LENGTHS, reverse=True)
-    _CLEAN = re.compile("^(?:" + "|".join(f"[0-9a-fA-F]{{{n}}}" for n in longest_first) + ")$")
+    _CLEAN_SRC = "^(?:" + "|".join(f"[0-9a-fA-F]{{{n}}}" for n in longest_first) + ")$"
     # "sha256:", "SHA-256 =", "blake3:", "AutoV2:", "0x" ... in front of the hex. Longest names first
     # so "autov3_full" is not read as "autov3" followed by "_full".
     names = sorted((f.paste_prefix or re.escape(f.name) for f in FORMS.values()), key=len, reverse=True)
-    _PREFIX = re.compile(r"^(?:(?:" + "|".join(names) + r")\s*[:=]\s*)?(?:0x)?", re.IGNORECASE)
+    _PREFIX_SRC = r"^(?:(?:" + "|".join(names) + r")\s*[:=]\s*)?(?:0x)?"
+    _patterns = None
+
+
+def _compiled() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    global _patterns
+    got = _patterns
+    if got is None:
+        got = _patterns = (re.compile(_CLEAN_SRC), re.compile(_PREFIX_SRC, re.IGNORECASE))
+    return got
 
 
 def register(cls: type[HashForm]) -> type[HashForm]:
@@ -219,10 +234,11 @@ def normalise_hash(text: str) -> str:
     """
     if not isinstance(text, str):
         raise InvalidHash(f"{text!r} is not a hash: expected text, got {type(text).__name__}")
-    if _CLEAN.match(text):  # fast path: already a bare hex value of a known length
+    clean, prefix = _patterns or _compiled()
+    if clean.match(text):  # fast path: already a bare hex value of a known length
         return text.lower()
     value = text.strip().strip(_QUOTES).strip()
-    value = _PREFIX.sub("", value, count=1).strip().lower()
+    value = prefix.sub("", value, count=1).strip().lower()
     if not value:
         raise InvalidHash(f"'{_shown(text.strip())}' is not a hash: it is empty")
     bad = next((ch for ch in value if ch not in _HEX), None)
