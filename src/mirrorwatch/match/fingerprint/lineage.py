@@ -121,25 +121,36 @@ class LineageThresholds:
     """Bounds of the relations; see :func:`relation` and :data:`LINEAGE_CALIBRATION`."""
 
     same_weights: float = 0.999
-    # derived, first way (a checkpoint, a continued fine-tune): the same init and the same trajectory
-    derived_score: float = 0.55
+    # derived, first way (a checkpoint, a continued fine-tune): the same init and the same trajectory,
+    # near enough on the output side (``out_shared``) that no same-seed training of other data came as
+    # near (see LINEAGE_CALIBRATION["early_checkpoints"])
+    derived_score: float = 0.60
     derived_in_shared: float = 0.80
-    derived_out_shared: float = 0.78
-    derived_agree: float = 0.70
+    derived_out_shared: float = 0.92
+    derived_agree: float = 0.80
     derived_te_ratio: float = 0.90
     # ... and one update lies beyond the other (a later point of the same training: ``growth``), unless
     # the two are so close that no independent training came as near (a lossy re-save of one file)
     derived_growth: float = 0.25
     derived_close: float = 0.95
+    # farther back on a common trajectory (output sides agreeing from ``far_out_shared``, below
+    # ``derived_out_shared``): an earlier checkpoint of the run, or a training with the same seed, noise
+    # and data order on near-identical data, which the weights cannot tell apart: a lead, unless
+    # ``derived_far_te_ratio`` is set (opt-in: a text encoder agreeing at least this much relative to the
+    # UNet makes it derived; it trades false claims for recall, see LINEAGE_CALIBRATION)
+    far_out_shared: float = 0.78
+    derived_far_te_ratio: float | None = None
     # derived, second way (a resize, a merge containing it): one update inside the other's row AND
     # column spaces, at a lower score (a merge with a stronger LoRA dilutes the cosine), with a rank
     # of its own (a resize drops rank, a merge adds it: ``rank_ratio`` <= this)
     contained: float = 0.95
     contained_score: float = 0.30
     contained_rank_ratio: float = 0.75
-    # updates of rank > k/2 (no row/column-space signals): the trajectory rule without them, or a merge:
+    # updates of rank > k/2 (no row/column-space signals): the trajectory rule without them, with a score
+    # at least ``derived_score_no_spaces`` standing in for the output side's closeness, or a merge:
     # a steady share of the other update in every layer (``part_share`` within these bounds, its spread
     # ``rest_lean`` at most ``merge_lean``) at a score of at least ``contained_score``
+    derived_score_no_spaces: float = 0.90
     merge_share: tuple[float, float] = (0.3, 0.75)
     merge_lean: float = 0.10
     # similar_training: any of these
@@ -338,6 +349,12 @@ def pair_signals(a: Fingerprint, b: Fingerprint) -> dict[str, float | None]:
     return lineage_signals(a, b, ra, rb, cos, [a.names[i] for i in ra.tolist()])
 
 
+_FAR_WHY = ("one update lies beyond the other on a common trajectory (score {score:.3f}, growth {growth:.2f}), as "
+            "an earlier checkpoint of this run would; but this far back a training with the same seed on "
+            "near-identical data lies there too, and the weights cannot tell the two apart: a lead to review, "
+            "possibly an earlier checkpoint")
+
+
 def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHOLDS) -> tuple[str, list[str]]:
     """The relation of two fingerprints from their score and signals, and the reasons that decided it.
 
@@ -368,19 +385,30 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
     beyond = growth is not None and growth >= t.derived_growth
     close = score >= t.derived_close
     te_ok = ratio is None or ratio >= t.derived_te_ratio
+    far_te_ok = t.derived_far_te_ratio is not None and ratio is not None and ratio >= t.derived_far_te_ratio
     if ins is None or outs is None:
         # high-rank updates: their sketches span every direction, the A/B-side signals are mute; the
         # trajectory rule without them (the score, the per-layer agreement, the text encoder, the growth),
         # and a merge's steady share.
-        if score >= t.derived_score and agree >= t.derived_agree and te_ok and (beyond or close):
+        near = score >= t.derived_score_no_spaces
+        if near and agree >= t.derived_agree and te_ok and (beyond or close):
             g = f"one update lies beyond the other (growth {growth:.2f})" if beyond else f"score >= {t.derived_close}"
             return "derived", [f"score {score:.3f}", f"{100 * agree:.0f}% of the update in agreeing layers", g,
+                               "rank too high for the row/column-space signals"]
+        far = not near and score >= t.derived_score and agree >= t.derived_agree and beyond
+        if far and far_te_ok:
+            return "derived", [f"score {score:.3f}", f"one update lies beyond the other (growth {growth:.2f})",
+                               f"text encoder agrees as the UNet does (ratio {ratio:.2f} >= "
+                               f"{t.derived_far_te_ratio}, opt-in rule for earlier checkpoints)",
                                "rank too high for the row/column-space signals"]
         share, rest_lean = signals.get("part_share"), signals.get("rest_lean")
         if (score >= t.contained_score and share is not None and rest_lean is not None
                 and t.merge_share[0] <= share <= t.merge_share[1] and rest_lean <= t.merge_lean):
             return "derived", [f"score {score:.3f}", f"one update is {share:.2f} of the other in every layer "
                                f"(spread {rest_lean:.2f}): a merge containing it"]
+        if far:
+            return "similar_training", [_FAR_WHY.format(score=score, growth=growth),
+                                        "rank too high for the row/column-space signals"]
         if score >= t.similar_score:
             return "similar_training", [f"correlated updates (score {score:.3f}, {100 * agree:.0f}% in agreeing "
                                         "layers; rank too high for the row/column-space signals)"]
@@ -392,7 +420,17 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
             return "derived", [f"score {score:.3f}", f"one update inside the other's row and column spaces "
                                f"({ins:.2f}, {outs:.2f}) with a rank of its own (rank ratio {rank_ratio:.2f}): "
                                "a resize or a merge containing it"]
-        trajectory = score >= t.derived_score and outs >= t.derived_out_shared and agree >= t.derived_agree
+        common = score >= t.derived_score and outs >= t.far_out_shared and agree >= t.derived_agree
+        trajectory = common and outs >= t.derived_out_shared
+        far = common and outs < t.derived_out_shared and beyond
+        if far and far_te_ok:
+            return "derived", [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
+                               f"output directions {outs:.2f}", f"one update lies beyond the other (growth {growth:.2f})",
+                               f"text encoder agrees as the UNet does (ratio {ratio:.2f} >= {t.derived_far_te_ratio}, "
+                               "opt-in rule for earlier checkpoints)"]
+        if far:
+            why.append(_FAR_WHY.format(score=score, growth=growth) + f" (output directions {outs:.2f} < "
+                       f"{t.derived_out_shared})")
         if trajectory and te_ok and (beyond or close):
             why = [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
                    f"same output directions ({outs:.2f})", f"{100 * agree:.0f}% of the update in agreeing layers"]
@@ -405,7 +443,7 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
         if trajectory and not te_ok:
             why.append(f"text encoder agrees less than the UNet (ratio {ratio:.2f} < {t.derived_te_ratio}): "
                        "another trigger or concept")
-        elif trajectory:
+        elif common and not beyond and not close:
             g = "none" if growth is None else f"{growth:.2f}"
             why.append(f"the same initialisation and recipe, but neither update lies beyond the other (growth {g} "
                        f"< {t.derived_growth}): side by side, as two trainings of similar data with one seed are")
