@@ -44,6 +44,7 @@ from mirrorwatch.match.fingerprint.lineage import (
     LineageThresholds,
     pair_signals,
     relation,
+    spaces,
 )
 
 sys.path.insert(0, str(Path(__file__).parent / "trained"))
@@ -115,17 +116,160 @@ def snorm(items: list[tc.Item], cohort: list[tc.Item]) -> dict[str, tuple[float,
     return out
 
 
-def evaluate(items: list[tc.Item], half: str | None) -> list[dict]:
-    rows = []
+def _row(a: tc.Item, b: tc.Item, kind: str, score: float, signals: dict, rel: str, all_signals: dict) -> dict:
+    b_run = b.id if b.variant.startswith("merge") else b.run  # a merge is a training of its own
+    return {"a": a.id, "b": b.id, "kind": kind, "half": a.half, "score": score,
+            "runs": "|".join(sorted((a.run, b_run))), "rank": max(a.rank, b.rank), "signals": signals,
+            "relation": rel, "all_signals": all_signals}
+
+
+def _exact_row(a: tc.Item, b: tc.Item, kind: str) -> dict:
+    sim = compare(b.fp, a.fp)  # b: the hub file, a: the bank file
+    return _row(a, b, kind, sim.score, sim.details.get("lineage", {}), sim.relation(),
+                pair_signals(b.fp, a.fp))  # (compare skips the signals below similar_score)
+
+
+class _Stack:
+    """The per-layer arrays of many fingerprints with one layer list, stacked once (for :func:`_batched_signals`)."""
+
+    def __init__(self, fps: list) -> None:
+        self.index = {id(f): i for i, f in enumerate(fps)}
+        self.s = np.stack([spaces(f)[0] for f in fps])
+        self.u = np.stack([spaces(f)[1] for f in fps])
+        self.v = np.stack([spaces(f)[2] for f in fps])
+        self.unit = np.stack([f.unit for f in fps])
+        self.norms = np.stack([f.norms for f in fps]).astype(np.float64)
+
+
+def _batched_signals(a, others: list, stack: _Stack) -> list[dict]:
+    """:func:`~mirrorwatch.match.fingerprint.lineage.lineage_signals` of ``a`` against each of ``others``
+    (fingerprints with ``a``'s layer names and shapes, all in ``stack``), computed for all of them at once.
+    The same formulas, vectorised over the batch; :func:`evaluate` checks them against the per-pair function
+    on a sample."""
+    idx = np.array([stack.index[id(o)] for o in others])
+    sa, ua, va = spaces(a)
+    sb, ub, vb = stack.s[idx], stack.u[idx], stack.v[idx]
+    k = sa.shape[1]
+    na = a.norms.astype(np.float64)[None, :]
+    nb = stack.norms[idx]
+    cos = (stack.unit[idx] * a.unit[None]).sum(axis=2).astype(np.float64)
+    rank_a = (np.abs(va).sum(axis=1) > 0).sum(axis=1)[None, :]
+    rank_b = (np.abs(vb).sum(axis=2) > 0).sum(axis=2)
+
+    def energy(p: np.ndarray) -> np.ndarray:
+        return np.square(p).sum(axis=(2, 3))
+
+    in_shared = np.maximum(energy(sa[None] @ vb), energy(sb @ va[None]))
+    out_shared = np.maximum(energy(np.swapaxes(ub, 2, 3) @ sa[None]), energy(np.swapaxes(ua, 1, 2)[None] @ sb))
+    informative = np.maximum(rank_a, rank_b) <= k // 2
+    w = np.sqrt(na * nb)
+    total = w.sum(axis=1)
+    total = np.where(total > 0, total, 1.0)
+    te = np.array([n.startswith("te") for n in a.names], dtype=bool)
+    ranks = np.minimum(rank_a, rank_b) / np.maximum(np.maximum(rank_a, rank_b), 1)
+
+    def part(mask: np.ndarray, values: np.ndarray) -> list[float | None]:
+        mask = np.broadcast_to(mask, w.shape)
+        wm = np.where(mask, w, 0.0)
+        ws = wm.sum(axis=1)
+        vals = (wm * values).sum(axis=1) / np.where(ws > 0, ws, 1.0)
+        return [float(v) if m.any() and s > 0 else None for v, m, s in zip(vals, mask, ws, strict=True)]
+
+    te_score, unet_score = part(te, cos), part(~te, cos)
+    sub_weight = np.where(informative, w, 0.0).sum(axis=1) / total
+    ins, outs, rr = part(informative, in_shared), part(informative, out_shared), part(informative, ranks)
+    agree = (w * (cos > 0.5)).sum(axis=1) / total
+    # growth: cos(ΔW_y − ΔW_x, ΔW_x), x the update of less energy
+    ea, eb = (na * na).sum(axis=1), (nb * nb).sum(axis=1)
+    dot = (na * nb * cos).sum(axis=1)
+    x2 = np.minimum(ea, eb)
+    d2 = ea + eb - 2.0 * dot
+    # share and rest lean (_part_of), in both directions, the steadier kept
+    lean_best: list[tuple[float | None, float | None]] = [(None, None)] * len(others)
+    for x, m in ((na, nb), (nb, na)):
+        x = np.broadcast_to(x, w.shape)
+        m = np.broadcast_to(m, w.shape)
+        xx = (x * x).sum(axis=1)
+        share = (x * m * cos).sum(axis=1) / np.where(xx > 0, xx, 1.0)
+        rx = m * x * cos - share[:, None] * x * x
+        rr_ = np.maximum(m * m - 2 * share[:, None] * m * x * cos + share[:, None] ** 2 * x * x, 0.0)
+        z = rx / np.maximum(np.sqrt(rr_) * x, 1e-30)
+        lean = np.sqrt((w * z * z).sum(axis=1) / np.where(w.sum(axis=1) > 0, w.sum(axis=1), 1.0))
+        for i in range(len(others)):
+            if len(cos[i]) < 2 or w[i].sum() <= 0 or xx[i] <= 0 or share[i] <= 0:
+                continue
+            if rr_[i].sum() <= 1e-6 * float((m[i] * m[i]).sum()):
+                continue
+            if lean_best[i][1] is None or lean[i] < lean_best[i][1]:
+                lean_best[i] = (float(share[i]), float(lean[i]))
+    out = []
+    for i in range(len(others)):
+        ratio = None
+        if te_score[i] is not None and unet_score[i] is not None and unet_score[i] > 0.05:
+            ratio = te_score[i] / unet_score[i]
+        usable = sub_weight[i] >= 0.5
+        growth = None if x2[i] <= 0 or d2[i] <= 1e-8 * x2[i] else float((dot[i] - x2[i]) / np.sqrt(d2[i] * x2[i]))
+        out.append({"in_shared": ins[i] if usable else None, "out_shared": outs[i] if usable else None,
+                    "rank_ratio": rr[i] if usable else None, "growth": growth, "part_share": lean_best[i][0],
+                    "rest_lean": lean_best[i][1], "subspace_weight": float(sub_weight[i]),
+                    "agree_frac": float(agree[i]), "te_score": te_score[i], "unet_score": unet_score[i],
+                    "te_ratio": ratio})
+    return out
+
+
+def evaluate(items: list[tc.Item], half: str | None, check_every: int = 500) -> list[dict]:
+    """Every labelled pair of ``half``, judged as the matching path judges it (:func:`compare` with the
+    hub file first). Per bank file, the pairs scoring below ``similar_score`` (nearly all: unrelated files)
+    are computed in one batch: their relation is ``unrelated`` whatever the signals (compare skips them), and
+    the signals printed for them come from :func:`_batched_signals`; the pairs at or above it (minus a margin)
+    go through :func:`compare` one by one. Every ``check_every``-th batched pair is also computed one by one
+    and must agree (score, relation, signals)."""
+    by_bank: dict[str, list[tuple[tc.Item, tc.Item, str]]] = {}
     for a, b, kind in tc.pairs(items, half):
-        sim = compare(b.fp, a.fp)  # b: the hub file, a: the bank file
-        b_run = b.id if b.variant.startswith("merge") else b.run  # a merge is a training of its own
-        rows.append({"a": a.id, "b": b.id, "kind": kind, "half": a.half, "score": sim.score,
-                     "runs": "|".join(sorted((a.run, b_run))),
-                     "rank": max(a.rank, b.rank), "signals": sim.details.get("lineage", {}),
-                     "relation": sim.relation(),
-                     "all_signals": pair_signals(b.fp, a.fp)})  # (compare skips them below similar_score)
+        by_bank.setdefault(a.id, []).append((a, b, kind))
+    rows: list[dict] = []
+    checked = 0
+    cut = LINEAGE_THRESHOLDS.similar_score - 0.01
+    stacks: dict[tuple, _Stack] = {}
+    pool = [i for i in items if half is None or i.half == half]
+    for group in by_bank.values():
+        a = group[0][0]
+        layout = (a.fp.names, a.fp.shapes.tobytes())
+        if layout not in stacks:  # every file with the bank file's layer list: one stack, built once
+            stacks[layout] = _Stack([i.fp for i in pool if (i.fp.names, i.fp.shapes.tobytes()) == layout])
+        stack = stacks[layout]
+        fast = [(b, kind) for _, b, kind in group if id(b.fp) in stack.index]
+        slow = [(b, kind) for _, b, kind in group if id(b.fp) not in stack.index]
+        if fast:
+            idx = np.array([stack.index[id(b.fp)] for b, _ in fast])
+            cos = (stack.unit[idx] * a.fp.unit[None]).sum(axis=2).astype(np.float64)
+            w = np.sqrt(a.fp.norms.astype(np.float64)[None, :] * stack.norms[idx])
+            scores = (w * cos).sum(axis=1) / np.where(w.sum(axis=1) > 0, w.sum(axis=1), 1.0)
+            low = [i for i, sc in enumerate(scores) if sc < cut]
+            slow += [fast[i] for i in range(len(fast)) if scores[i] >= cut]
+            for start in range(0, len(low), 128):
+                chunk = low[start:start + 128]
+                sigs = _batched_signals(a.fp, [fast[i][0].fp for i in chunk], stack)
+                for i, sig in zip(chunk, sigs, strict=True):
+                    b, kind = fast[i]
+                    row = _row(a, b, kind, float(np.clip(scores[i], 0.0, 1.0)),
+                               {"skipped": f"score below {LINEAGE_THRESHOLDS.similar_score}"}, "unrelated", sig)
+                    rows.append(row)
+                    if check_every and len(rows) % check_every == 0:
+                        _check(row, _exact_row(a, b, kind))
+                        checked += 1
+        rows += [_exact_row(a, b, kind) for b, kind in slow]
+    if check_every:
+        print(f"  ({len(rows)} pairs; {checked} batched pairs re-computed one by one: identical)")
     return rows
+
+
+def _check(batched: dict, exact: dict) -> None:
+    assert abs(batched["score"] - exact["score"]) < 1e-6, (batched["a"], batched["b"], batched["score"], exact["score"])
+    assert batched["relation"] == exact["relation"] and batched["signals"] == exact["signals"], (batched, exact)
+    for key, value in exact["all_signals"].items():
+        got = batched["all_signals"][key]
+        assert (got is None) == (value is None) and (value is None or abs(got - value) < 1e-6), (key, got, value)
 
 
 def confusion(rows: list[dict], t: LineageThresholds | None = None) -> dict[str, dict[str, int]]:
