@@ -45,7 +45,9 @@ corpus of the issue-14 figures::
         --rank16 6 --rank32 4 --shard $P/2 & done; wait
 
 (264 runs, 13,800 LoRA steps) took 25 minutes with the two shards on a 2-core machine under a load of 5-7;
-the same with ``--concepts 48 --first 32`` added 16 concepts (112 runs) in 8 minutes.
+the same with ``--concepts 48 --first 32`` added 16 concepts (112 runs) in 8 minutes, and with
+``--concepts 70 --first 48`` 22 more (154 runs) in 6.3 minutes at a load of 2-3 (70 concepts is the most: the
+base's vocabulary has no more never-seen tokens for triggers).
 Each shard trains its own copy of the (deterministic) base and writes ``manifest-PofN.json``; the
 manifests record the base's digest, which ``corpus.py`` checks when it joins them.
 """
