@@ -158,7 +158,7 @@ class LineageThresholds:
     # similar_training: any of these
     similar_score: float = 0.20
     similar_in_shared: float = 0.80
-    similar_out_shared: float = 0.75
+    similar_out_shared: float = 0.72
 
 
 LINEAGE_THRESHOLDS = LineageThresholds()
