@@ -186,7 +186,10 @@ LINEAGE_CALIBRATION: dict[str, object] = {
                        "growth >= 0.33); a near look-alike's final against the same-seed run's 2/3 checkpoint <= 0.907 "
                        "(score <= 0.898, growth 0.18-0.34, text-encoder ratio 0.61-0.95). The grid (margin, text-encoder "
                        "blind) picks out_shared 0.92, growth 0.25, close 0.95, score 0.60, agree 0.80. derived_close stays "
-                       "0.95: a near look-alike and the same-seed run at the same step score up to 0.931 (c67)",
+                       "0.95: a near look-alike and the same-seed run at the same step score up to 0.931 (c67). The gap "
+                       "is narrow and depends on the layout: on the SDXL-layout corpus (build_sdxl.py, 4 concepts) the "
+                       "2/3 checkpoints of the two shared-seed runs have output directions 0.915 and 0.919 (score "
+                       "0.91, growth 0.43-0.47) and are leads; 6 of 8 2/3 checkpoints there are derived",
     "early_checkpoints": "the limit, measured: a near look-alike (pattern parameters perturbed by 0.05, own trigger, own "
                          "images) trained with the shared seed, noise and data order, against the shared run's 1/3 "
                          "checkpoint, looks in every signal like the shared run's own final against it. c66 (calibration "
