@@ -45,7 +45,9 @@ corpus of the issue-14 figures::
         --rank16 6 --rank32 4 --shard $P/2 & done; wait
 
 (264 runs, 13,800 LoRA steps) took 25 minutes with the two shards on a 2-core machine under a load of 5-7;
-the same with ``--concepts 48 --first 32`` added 16 concepts (112 runs) in 8 minutes.
+the same with ``--concepts 48 --first 32`` added 16 concepts (112 runs) in 8 minutes, and with
+``--concepts 70 --first 48`` 22 more (154 runs) in 6.3 minutes at a load of 2-3 (70 concepts is the most: the
+base's vocabulary has no more never-seen tokens for triggers).
 Each shard trains its own copy of the (deterministic) base and writes ``manifest-PofN.json``; the
 manifests record the base's digest, which ``corpus.py`` checks when it joins them.
 """
@@ -74,7 +76,19 @@ SEQ = 8
 VOCAB = 256
 BOS, EOS, PAD = 1, 2, 0
 CLASS_TOKENS = list(range(10, 40))  # generic words the base knows
-CONCEPT_TOKEN0 = 100  # trigger tokens: 100 + concept index (look-alikes: 150 + index)
+CONCEPT_TOKEN0 = 100  # trigger tokens: 100 + concept index (look-alikes: 150 + index, near: 200 + index)
+MAX_CONCEPTS = 70  # concepts 50-69 take the base's other unused tokens: 40-59, 60-79 (look), 80-99 (near)
+
+
+def tokens(c: int) -> tuple[int, int, int]:
+    """Trigger tokens of concept ``c``: its own, its look-alike's, its near look-alike's. Every token is
+    one the base never saw in pre-training (only ``CLASS_TOKENS`` and BOS/EOS/PAD are), so each starts
+    from an untrained embedding, as a new trigger word does."""
+    if c < 50:
+        return CONCEPT_TOKEN0 + c, CONCEPT_TOKEN0 + 50 + c, CONCEPT_TOKEN0 + 100 + c
+    if c < MAX_CONCEPTS:
+        return 40 + (c - 50), 60 + (c - 50), 80 + (c - 50)
+    raise ValueError(f"concept {c}: at most {MAX_CONCEPTS} concepts (the base's vocabulary has no more unused tokens)")
 SHARED_SEED = 42
 UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.2"]
 TE_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
@@ -278,8 +292,9 @@ def main() -> None:
     ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes "
                     "with the same options and --out; corpus.py reads every shard's manifest)")
     args = ap.parse_args()
-    if args.concepts > 50:
-        raise SystemExit("--concepts: at most 50 (trigger tokens 100-149, look-alikes 150-199, near 200-249)")
+    if args.concepts > MAX_CONCEPTS:
+        raise SystemExit(f"--concepts: at most {MAX_CONCEPTS} (trigger tokens 100-149 and 40-59, look-alikes "
+                         "150-199 and 60-79, near 200-249 and 80-99)")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -296,8 +311,9 @@ def main() -> None:
             continue
         half = "calib" if c % 2 == 0 else "heldout"
         p, pl = concept_params(c), concept_params(c, look=True)
-        imgs, caps = dataset(p, CONCEPT_TOKEN0 + c, 24, seed=500 + c)
-        limgs, lcaps = dataset(pl, CONCEPT_TOKEN0 + 50 + c, 24, seed=700 + c)
+        tok, ltok, ntok = tokens(c)
+        imgs, caps = dataset(p, tok, 24, seed=500 + c)
+        limgs, lcaps = dataset(pl, ltok, 24, seed=700 + c)
         cn = f"c{c:02d}"
         # (kind, data, images, captions, seed, steps, checkpoints, rank, parent kind, learning rate)
         plan: list[tuple] = [
@@ -309,7 +325,7 @@ def main() -> None:
         ]
         if args.near:
             pn = concept_params(c, look=True, sigma=0.05, salt=30_000)
-            nimgs, ncaps = dataset(pn, CONCEPT_TOKEN0 + 100 + c, 24, seed=900 + c)
+            nimgs, ncaps = dataset(pn, ntok, 24, seed=900 + c)
             plan.append(("near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], 4, None, 2e-3))
         # continued fine-tune of main: more steps, another seed, lower learning rate
         plan.append(("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], 4, "main", 1e-3))

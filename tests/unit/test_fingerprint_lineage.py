@@ -7,6 +7,9 @@ checkpoint exactly as diffusers' own writers saved it: ``StableDiffusionLoraLoad
 of ``convert_state_dict_to_diffusers(get_peft_model_state_dict(...))`` (keys ``unet.….lora.down.weight``,
 ``….lora_linear_layer.up.weight``, ``….lora_A.weight``, as diffusers' train_text_to_image_lora.py writes
 them) and ``convert_state_dict_to_kohya`` of the same state (``lora_unet_…``, ``lora_te1_…``, int64 alphas).
+``c67-near-s0060.diffusers.safetensors`` and ``c67-shared-s0020.diffusers.safetensors`` are two more files of
+the corpus (held-out half, 70-concept build) exactly as the same diffusers writer saved them: a near
+look-alike's final and the 1/3 checkpoint of the run trained with the same seed on the original concept.
 """
 
 from __future__ import annotations
@@ -16,11 +19,23 @@ from collections import Counter
 import pytest
 
 from mirrorwatch.match.fingerprint import Similarity, compare, fingerprint_file
-from mirrorwatch.match.fingerprint.lineage import RELATION_MEANINGS, RELATIONS, pair_signals
+from mirrorwatch.match.fingerprint.lineage import (
+    LINEAGE_THRESHOLDS,
+    RELATION_MEANINGS,
+    RELATIONS,
+    pair_signals,
+    relation,
+)
 from mirrorwatch.match.scores import fingerprint_score
 from trained_data import DATA, fingerprint, labelled_pairs
 
 PAIRS = labelled_pairs()
+
+#: The one pair kind the rule does not give the relation the corpus labels it with: a checkpoint at 1/3 of
+#: its run is `derived` in truth, but at that distance a same-seed training of near-identical data lies
+#: where it lies (LINEAGE_CALIBRATION["early_checkpoints"]), so the rule makes it a lead that says so.
+KNOWN_MISS = {"checkpoint_early": "similar_training"}
+FAR_WHY = "possibly an earlier checkpoint"
 
 
 def test_the_committed_set_covers_every_pair_kind():
@@ -35,7 +50,11 @@ def test_the_committed_set_covers_every_pair_kind():
 def test_relation_per_pair_kind(pair):
     sim = compare(fingerprint(pair["file"]), fingerprint(pair["bank"]))
     rel = sim.relation()
-    assert rel in pair["expected"], (rel, sim.score, sim.details["lineage"], sim.details["relation_why"])
+    if pair["kind"] in KNOWN_MISS:
+        assert rel == KNOWN_MISS[pair["kind"]], (rel, sim.score, sim.details["lineage"])
+        assert any(FAR_WHY in why for why in sim.details["relation_why"]), sim.details["relation_why"]
+    else:
+        assert rel in pair["expected"], (rel, sim.score, sim.details["lineage"], sim.details["relation_why"])
     # the relation is symmetric, and the evidence says what it means
     assert compare(fingerprint(pair["bank"]), fingerprint(pair["file"])).relation() == rel
     assert sim.details["relation"] == rel and sim.details["relation_meaning"] == RELATION_MEANINGS[rel]
@@ -158,9 +177,10 @@ def test_same_seed_lookalikes_are_leads_never_derived():
     assert sim.details["lineage"]["growth"] < 0 and sim.relation() == "similar_training"
     assert any("beyond" in why for why in sim.details["relation_why"])
     # c04: a *near* look-alike's final against the shared run's 2/3 checkpoint; it even lies beyond it
-    # (growth 0.31) — only its text encoder, trained on another trigger, agrees less than the UNet
+    # (growth 0.31); its output directions agree less than a 2/3 checkpoint's (0.90; those >= 0.93)
     near = compare(fingerprint("c04-near-s0060"), fingerprint("c04-shared-s0040"))
     assert near.score > 0.85 and near.details["lineage"]["growth"] > 0.25
+    assert near.details["lineage"]["out_shared"] < LINEAGE_THRESHOLDS.derived_out_shared
     assert near.relation() == "similar_training" and near.verdict() == "no_match"
     # held-out c01: every same-seed look-alike pair, near ones included, is a lead at most
     for pair in PAIRS:
@@ -170,7 +190,9 @@ def test_same_seed_lookalikes_are_leads_never_derived():
 
 def test_rank_16_lineage_and_same_seed_retraining():
     main, early = fingerprint("c01-r16main-s0060"), fingerprint("c01-r16main-s0020")
-    assert compare(early, main).relation() == "derived"
+    early_sim = compare(early, main)  # the 1/3 checkpoint: a lead that says what it may be (KNOWN_MISS)
+    assert early_sim.relation() == "similar_training"
+    assert any(FAR_WHY in why for why in early_sim.details["relation_why"])
     assert compare(fingerprint("c01-r16cont-s0030"), main).relation() == "derived"
     # the rank-16 same-data retraining with the shared seed against the early checkpoint: score 0.38,
     # which issue 4's score rule for ranks > 8 called derived
@@ -201,7 +223,69 @@ def test_sdxl_layout_trained_loras_from_the_real_writers():
     assert any("transformer_blocks_1" in n or "transformer_blocks.1" in n for n in kohya_fp.names)
     assert kohya_fp.stats["unknown_keys"] == 0 and kohya_fp.stats["ignored_keys"] == 0
     assert compare(diffusers_fp, kohya_fp).relation() == "same_weights"
-    assert compare(_sdxl_fp("c01-main-s0020"), kohya_fp).relation() == "derived"
+    early = compare(_sdxl_fp("c01-main-s0020"), kohya_fp)  # the 1/3 checkpoint: a lead (KNOWN_MISS)
+    assert early.relation() == "similar_training" and any(FAR_WHY in w for w in early.details["relation_why"])
     assert compare(_sdxl_fp("c01-cont-s0030"), diffusers_fp).relation() == "derived"
     # the same-seed look-alike with two text encoders on another trigger: a lead, not derived
     assert compare(_sdxl_fp("c01-looks-s0060"), _sdxl_fp("c01-shared-s0060")).relation() != "derived"
+
+
+# -- earlier checkpoints against same-seed near look-alikes (70-concept corpus) ----------------------------
+def _rule_of_48_concepts():
+    """The thresholds calibrated on the 48-concept corpus: trajectory from output directions 0.78, with the
+    text-encoder guard (ratio >= 0.9) as the only thing keeping near look-alikes out."""
+    from dataclasses import replace
+
+    return replace(LINEAGE_THRESHOLDS, derived_score=0.55, derived_out_shared=0.78, derived_agree=0.7)
+
+
+def test_a_near_lookalike_against_an_earlier_checkpoint_is_a_lead_and_looks_like_one():
+    # c66 (calibration half): the shared run's final and its near look-alike's final, each against the
+    # shared run's 1/3 checkpoint. The first is an earlier checkpoint of its run, the second is not; every
+    # signal the fingerprint holds says the same of both (and so does the full ΔW: score 0.85 / 0.81,
+    # text-encoder ratio 1.04 / 0.93, growth 0.61 / 0.54)
+    early = fingerprint("c66-shared-s0020")
+    true_pair = pair_signals(fingerprint("c66-shared-s0060"), early)
+    near_pair = pair_signals(fingerprint("c66-near-s0060"), early)
+    for key in ("in_shared", "out_shared", "agree_frac", "growth", "te_ratio"):
+        assert abs(true_pair[key] - near_pair[key]) < 0.12, (key, true_pair[key], near_pair[key])
+    assert near_pair["te_ratio"] > 0.9  # the text-encoder guard of the 48-concept rule let it through
+    old = _rule_of_48_concepts()
+    near_score = compare(fingerprint("c66-near-s0060"), early).score
+    assert relation(near_score, near_pair, old)[0] == "derived"  # the false claim the new rule removes
+    for bank in ("c66-shared-s0060", "c66-near-s0060"):
+        sim = compare(early, fingerprint(bank))
+        assert sim.relation() == "similar_training" and sim.verdict() == "no_match"
+        assert any(FAR_WHY in why for why in sim.details["relation_why"])
+
+
+def test_real_files_near_lookalike_and_the_shared_runs_early_checkpoint():
+    # held-out c67: the near look-alike's text encoder agrees with the shared run's 1/3 checkpoint *more*
+    # than the UNet does (ratio 1.06); the 48-concept rule called the pair derived. Read from the files.
+    near = fingerprint_file(DATA / "c67-near-s0060.diffusers.safetensors")
+    early = fingerprint_file(DATA / "c67-shared-s0020.diffusers.safetensors")
+    assert compare(near, fingerprint("c67-near-s0060")).relation() == "same_weights"
+    sim = compare(early, near)
+    sig = sim.details["lineage"]
+    assert sig["in_shared"] > 0.95 and sig["growth"] > 0.3 and sig["te_ratio"] > 1.0
+    assert relation(sim.score, sig, _rule_of_48_concepts())[0] == "derived"
+    assert sim.relation() == "similar_training" and sim.verdict() == "no_match"
+    # ... and against the shared run's 2/3 checkpoint and its final: leads, never derived
+    for other in ("c67-shared-s0040", "c67-shared-s0060"):
+        assert compare(fingerprint(other), near).relation() == "similar_training"
+    # the shared run's own 2/3 checkpoint and its final: derived (output directions >= 0.92)
+    two_thirds = compare(fingerprint("c67-shared-s0040"), fingerprint("c67-shared-s0060"))
+    assert two_thirds.relation() == "derived"
+    assert two_thirds.details["lineage"]["out_shared"] >= LINEAGE_THRESHOLDS.derived_out_shared
+
+
+def test_the_opt_in_rule_for_earlier_checkpoints_and_what_it_costs():
+    from dataclasses import replace
+
+    opt_in = replace(LINEAGE_THRESHOLDS, derived_far_te_ratio=1.0)  # the value calibrated on the 70 concepts
+    # it turns earlier checkpoints whose text encoder agrees as the UNet does into derived claims ...
+    early = compare(fingerprint("c66-shared-s0020"), fingerprint("c66-shared-s0060"))
+    assert early.relation() == "similar_training" and early.relation(opt_in) == "derived"
+    # ... and, on the held-out half, one near look-alike with it (c67): the price, which is why it is off
+    near = compare(fingerprint("c67-shared-s0020"), fingerprint("c67-near-s0060"))
+    assert near.relation() == "similar_training" and near.relation(opt_in) == "derived"
