@@ -497,3 +497,25 @@ def test_the_reader_process_refuses_a_sheet_that_changed_since_it_was_opened(tmp
     path.write_bytes(b"Name,URL,SHA256,AutoV2,Model ID,Notes\n" + _sheet(30).split(b"\n", 1)[1])  # renamed since
     with pytest.raises(SheetError, match="moving.csv changed after the import opened it"):
         list(reader.child_records(path, mapping=None, encoding=None, fmt=fmt, columns=columns, origin="import:x"))
+
+
+@pytest.mark.parametrize("lookup_all", [False, True])
+def test_ids_and_hashes_in_another_bank_are_not_merged(tmp_path, monkeypatch, lookup_all):
+    """The importer looks Civitai ids and SHA256s up without the bank in the query (SQLite planned a read
+    of the whole bank for `bank_id = ? AND civitai_version_id IN (...)`): rows of another bank that
+    carry the same ids and hashes stay that bank's; this bank gets entries of its own."""
+    if lookup_all:  # every key looked up in the database, as for a bank over PRELOAD_MAX entries
+        monkeypatch.setattr(importer._BankIndex, "PRELOAD_MAX", -1)
+    db = Database.open(str(tmp_path / "two.db"))
+    path = tmp_path / "same.csv"
+    path.write_bytes(_sheet(120))
+    create_bank(db, "first")
+    create_bank(db, "second")
+    a = import_file(db, "first", path, batch_rows=16)
+    b = import_file(db, "second", path, batch_rows=16)
+    assert (b.added, b.updated) == (a.added, 0) and a.added > 80
+    again = import_file(db, "second", path, batch_rows=16)
+    assert (again.added, again.updated, again.duplicates) == (0, 0, b.added + b.duplicates)
+    with db.session() as s:
+        per_bank = dict(s.execute(select(Entry.bank_id, func.count()).group_by(Entry.bank_id)).all())
+    assert sorted(per_bank.values()) == [a.added, a.added]
