@@ -156,7 +156,13 @@ def test_a_failure_after_some_batches_leaves_the_bank_as_it_was(backend, tmp_pat
     db.engine.dispose()
 
 
-def test_a_bad_row_far_down_rejects_the_whole_sheet(tmp_path, db):
+# "0": read by the sheet reader process (bank/reader.py), which must fail the same way
+READERS = pytest.mark.parametrize("reader", ["off", "0"], ids=["in-process", "reader-process"])
+
+
+@READERS
+def test_a_bad_row_far_down_rejects_the_whole_sheet(tmp_path, db, monkeypatch, reader):
+    monkeypatch.setenv("MIRRORWATCH_IMPORT_READER_MIN_BYTES", reader)
     create_bank(db, "s")
     path = tmp_path / "late.csv"
     path.write_bytes(_sheet(150, bad_at=(3, 140)))
@@ -168,9 +174,11 @@ def test_a_bad_row_far_down_rejects_the_whole_sheet(tmp_path, db):
     assert _snapshot(db) == before
 
 
-def test_a_malformed_line_far_down_stops_the_import_with_nothing_written(tmp_path, db):
+@READERS
+def test_a_malformed_line_far_down_stops_the_import_with_nothing_written(tmp_path, db, monkeypatch, reader):
     """Lines after the first batches are read while earlier batches are already written: a line that
     cannot be read is a clear SheetError and the transaction holding those batches is rolled back."""
+    monkeypatch.setenv("MIRRORWATCH_IMPORT_READER_MIN_BYTES", reader)
     create_bank(db, "s")
     path = tmp_path / "broken.jsonl"
     path.write_bytes(b"\n".join(b'{"name": "Model %d", "sha256": "%s"}' % (i, _sha(i).encode()) for i in range(50))
@@ -404,23 +412,6 @@ def test_the_reader_process_gives_what_reading_in_process_gives(backend, tmp_pat
     assert (_imports(there, tmp_path, batch_rows=7, streamed=True), _snapshot(there)) == expected
     assert started == ["mirrorwatch.bank.reader"] * 3
     there.engine.dispose()
-
-
-def test_a_malformed_line_read_by_the_reader_process_stops_the_import_the_same_way(tmp_path, db, monkeypatch):
-    monkeypatch.setenv("MIRRORWATCH_IMPORT_READER_MIN_BYTES", "0")
-    create_bank(db, "s")
-    path = tmp_path / "broken.jsonl"
-    path.write_bytes(b"\n".join(b'{"name": "Model %d", "sha256": "%s"}' % (i, _sha(i).encode()) for i in range(50))
-                     + b'\n{"name": "Model 50", "sha256": \n')
-    with pytest.raises(SheetError, match="line 51 of the JSONL sheet"):
-        import_file(db, "s", path, batch_rows=10)
-    assert _snapshot(db) == ([], [], [])
-    path = tmp_path / "late.csv"
-    path.write_bytes(_sheet(150, bad_at=(3, 140)))  # bad rows far apart: each reported, nothing written
-    with pytest.raises(ImportRejected) as refused:
-        import_file(db, "s", path, batch_rows=10)
-    assert [r for r, _ in refused.value.summary.rejected] == [6, 151]
-    assert _snapshot(db) == ([], [], [])
 
 
 KILL_READER = textwrap.dedent("""
