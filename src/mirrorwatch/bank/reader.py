@@ -26,6 +26,7 @@ import queue
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,8 +139,11 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
     file that reads otherwise (replaced since). Closing the generator stops the child."""
     request = {"path": str(path), "mapping": mapping, "encoding": encoding, "fmt": fmt, "columns": columns,
                "origin": origin, "identity": file_identity(path)}
+    # the child's stderr goes to a file, not a pipe nobody reads while rows flow (warnings from a
+    # sheet library could fill a pipe and stall the child); its last line explains a child that died
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen([sys.executable, "-m", "mirrorwatch.bank.reader"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+                            stdout=subprocess.PIPE, stderr=errors, bufsize=0)
     # A thread drains the pipe into a bounded queue of raw frames, so the child reads on while this
     # process writes a batch (the pipe alone holds a fraction of one frame: the two would take turns).
     frames: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_FRAMES)
@@ -191,7 +195,8 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
                 finished = True
                 return
         code = proc.wait()
-        err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip().splitlines()
+        errors.seek(0)
+        err = errors.read(65536).decode(errors="replace").strip().splitlines()
         why = f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
         raise ReaderFailed(f"the process reading {path.name} stopped before the end of the sheet ({why}"
                            + (f": {err[-1][:200]}" if err else "") + "); nothing was imported")
@@ -202,9 +207,9 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
         proc.wait()
         if thread.is_alive():
             thread.join()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
+        errors.close()
 
 
 # --- the child's side ----------------------------------------------------------------------------
