@@ -19,7 +19,6 @@ child that dies gives a ReaderFailed, and the import's transaction rolls back: n
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import queue
@@ -46,8 +45,9 @@ STREAMED_FORMATS = frozenset({"csv", "tsv", "jsonl", "sha256sum", "xlsx"})
 #: Items per frame: large enough that the per-frame cost vanishes, small enough to keep the two
 #: processes in step.
 FRAME_ITEMS = 2000
-#: Frames held between the pipe and the importer: two batches' worth (a frame is ~400 KB of JSON).
-QUEUED_FRAMES = 24
+#: Decoded frames held between the pipe and the importer: a batch's worth (a frame of 2,000 records is
+#: ~400 KB of JSON, a few MB decoded).
+QUEUED_FRAMES = 12
 _LEN = struct.Struct("<I")
 
 
@@ -144,10 +144,20 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen([sys.executable, "-m", "mirrorwatch.bank.reader"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=errors, bufsize=0)
-    # A thread drains the pipe into a bounded queue of raw frames, so the child reads on while this
-    # process writes a batch (the pipe alone holds a fraction of one frame: the two would take turns).
-    frames: queue.Queue[bytes | None] = queue.Queue(maxsize=QUEUED_FRAMES)
+    # A thread drains the pipe into a bounded queue of decoded frames, so the child reads on while this
+    # process writes a batch (the pipe alone holds a fraction of one frame: the two would take turns),
+    # and the decoding runs while this process waits for the database (which releases the GIL).
+    frames: queue.Queue[tuple[list[Record | tuple[int, str] | int], dict[str, Any]] | None] = \
+        queue.Queue(maxsize=QUEUED_FRAMES)
     stop = threading.Event()
+
+    def put(item: Any) -> None:
+        while not stop.is_set():
+            try:
+                frames.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
     def drain() -> None:
         try:
@@ -160,17 +170,12 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
                 body = _read_exact(proc.stdout, size)
                 if len(body) < size:
                     break
-                while not stop.is_set():
-                    try:
-                        frames.put(body, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-        except (OSError, ValueError):  # the pipe was closed under us: the import is stopping
+                frame = json.loads(body)
+                put(([_item_in(item) for item in frame.pop("items", ())], frame))
+        except (OSError, ValueError):  # the pipe was closed under us (the import is stopping), or garbage
             pass
         finally:
-            with contextlib.suppress(queue.Full):
-                frames.put_nowait(None)
+            put(None)  # the end, whatever happened: the importer then asks the child why
 
     finished = False
     thread = threading.Thread(target=drain, name="mirrorwatch-sheet-reader", daemon=True)
@@ -180,12 +185,11 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
         proc.stdin.close()
         thread.start()
         while True:
-            body = frames.get()
-            if body is None:
+            got = frames.get()
+            if got is None:
                 break
-            frame = json.loads(body)
-            for item in frame.get("items", ()):
-                yield _item_in(item)
+            items, frame = got
+            yield from items
             if "error" in frame:
                 finished = True
                 if frame.get("kind") == "sheet":
@@ -194,6 +198,8 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
             if frame.get("end"):
                 finished = True
                 return
+        if proc.poll() is None:  # its output stopped making sense while it ran: it is stopped here
+            proc.kill()
         code = proc.wait()
         errors.seek(0)
         err = errors.read(65536).decode(errors="replace").strip().splitlines()
