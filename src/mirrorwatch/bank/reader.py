@@ -172,8 +172,8 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
                     break
                 frame = json.loads(body)
                 put(([_item_in(item) for item in frame.pop("items", ())], frame))
-        except (OSError, ValueError):  # the pipe was closed under us (the import is stopping), or garbage
-            pass
+        except Exception:  # the pipe closed under us (the import is stopping), or garbage:
+            pass  # either way the stream ends here, and the importer asks the child why
         finally:
             put(None)  # the end, whatever happened: the importer then asks the child why
 
@@ -198,9 +198,11 @@ def child_records(path: Path, *, mapping: dict[str, str] | None, encoding: str |
             if frame.get("end"):
                 finished = True
                 return
-        if proc.poll() is None:  # its output stopped making sense while it ran: it is stopped here
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # its output stopped making sense while it ran: stopped here
             proc.kill()
-        code = proc.wait()
+            code = proc.wait()
         errors.seek(0)
         err = errors.read(65536).decode(errors="replace").strip().splitlines()
         why = f"exit status {code}" if code >= 0 else f"killed by signal {-code}"
