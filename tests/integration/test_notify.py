@@ -87,8 +87,10 @@ def test_sweep_recheck_and_decisions_write_their_events(anydb, testhub):  # noqa
     ev = events(anydb, MATCH_STATE)[-1]
     assert ev.match_id == matches[0]
     assert ev.payload["change"] == {"from": "new", "to": "confirmed", "by": "reviewer", "reason": "decision"}
-    # the mirror removed, then back (recheck): system transitions
-    hub.remove("reuploader-1/lora-1")
+    # another match's mirror removed, then back (recheck): system transitions. (Which repo holds which
+    # match follows the sweep's order of work: the one removed is read from the events, never assumed.)
+    victim = next(e.payload["mirror"]["repo_id"] for e in new if e.match_id != matches[0])
+    hub.remove(victim)
     recheck(anydb, hf(running))
     gone = events(anydb, MIRROR_GONE)
     assert len(gone) == 1 and gone[0].payload["change"]["to"] == "gone"
