@@ -430,7 +430,7 @@ def _fewer_collections() -> None:
             _GC_HOLDERS.append(_GC_HOLDERS[0])
 
 
-def _restore_collections(_: None = None) -> None:
+def _restore_collections() -> None:
     with _GC_LOCK:
         old = _GC_HOLDERS.pop()
         if not _GC_HOLDERS:

@@ -12,6 +12,7 @@ kept file for real (or reports the rejected rows), :func:`cancel_upload` drops i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from mirrorwatch.bank import importer, reader
 from mirrorwatch.bank.importer import ImportRejected, ImportSummary
+from mirrorwatch.bank.records import Record
 from mirrorwatch.bank.sheets import UPLOAD_LIMITS, Sheet, open_sheet, parse_sheet
 from mirrorwatch.match.archives import match_members_for_values
 from mirrorwatch.match.exact import match_stored_files_for_values
@@ -33,10 +35,12 @@ def _retroactive(session: Session, values: dict[str, set[str]]) -> int:
 
 
 def import_sheet(db: Database, bank: str, sheet: Sheet, filename: str, *, skip_bad: bool = False,
-                 user: str = "cli", dry_run: bool = False, batch_rows: int | None = None) -> ImportSummary:
-    """Import parsed rows in one transaction, matching stored hub files against the new hashes."""
+                 user: str = "cli", dry_run: bool = False, batch_rows: int | None = None,
+                 items: Iterable[Record | tuple[int, str] | int] | None = None) -> ImportSummary:
+    """Import parsed rows in one transaction, matching stored hub files against the new hashes
+    (``items``: the sheet's records read elsewhere, see importer.import_sheet)."""
     return importer.import_sheet(db, bank, sheet, filename, skip_bad=skip_bad, user=user, dry_run=dry_run,
-                                 on_new_values=_retroactive, batch_rows=batch_rows)
+                                 on_new_values=_retroactive, batch_rows=batch_rows, items=items)
 
 
 def import_file(db: Database, bank: str, path: Path, *, mapping: dict[str, str] | None = None,
@@ -51,8 +55,8 @@ def import_file(db: Database, bank: str, path: Path, *, mapping: dict[str, str] 
             # a big sheet: read and checked by a second process while this one writes (bank/reader.py)
             items = reader.child_records(path, mapping=mapping, encoding=encoding, fmt=sheet.fmt,
                                          columns=dict(sheet.mapping), origin=importer.import_origin(filename))
-        return importer.import_sheet(db, bank, sheet, filename, skip_bad=skip_bad, user=user, dry_run=dry_run,
-                                     on_new_values=_retroactive, batch_rows=batch_rows, items=items)
+        return import_sheet(db, bank, sheet, filename, skip_bad=skip_bad, user=user, dry_run=dry_run,
+                            batch_rows=batch_rows, items=items)
 
 
 def preview_import(db: Database, bank: str, filename: str | None, data: bytes) -> ImportSummary:
