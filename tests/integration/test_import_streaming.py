@@ -510,3 +510,30 @@ def test_ids_and_hashes_in_another_bank_are_not_merged(tmp_path, monkeypatch, lo
     with db.session() as s:
         per_bank = dict(s.execute(select(Entry.bank_id, func.count()).group_by(Entry.bank_id)).all())
     assert sorted(per_bank.values()) == [a.added, a.added]
+
+
+@READERS
+def test_a_checksum_list_written_by_coreutils_sha256sum_imports_through_either_path(tmp_path, monkeypatch, reader):
+    """A real writer's exact output: GNU coreutils `sha256sum` over invented files (one name with a
+    space, one with a backslash, which sha256sum escapes), read in process and by the reader process."""
+    import hashlib as _h
+    import shutil
+
+    tool = shutil.which("sha256sum")
+    assert tool, "coreutils sha256sum is part of the Debian base system"
+    monkeypatch.setenv("MIRRORWATCH_IMPORT_READER_MIN_BYTES", reader)
+    folder = tmp_path / "models"
+    folder.mkdir()
+    names = ["invented-a.safetensors", "invented b.safetensors", "invented\\c.safetensors"]
+    for i, name in enumerate(names):
+        (folder / name).write_bytes(f"invented model {i}".encode() * 100)
+    listing = subprocess.run([tool, *names], cwd=folder, capture_output=True, check=True).stdout
+    path = tmp_path / "SHA256SUMS"
+    path.write_bytes(listing)
+    db = Database.open(str(tmp_path / f"{reader}.db"))
+    create_bank(db, "s")
+    s = import_file(db, "s", path)
+    assert (s.fmt, s.added, s.rejected_count) == ("sha256sum", 3, 0)
+    for i, name in enumerate(names):
+        digest = _h.sha256(f"invented model {i}".encode() * 100).hexdigest()
+        assert lookup(db, digest).results, name
