@@ -231,19 +231,19 @@ def test_postgres_lost_after_some_batches_says_so_and_writes_nothing(tmp_path, m
     pg = fresh_pg()
     create_bank(pg, "s")
     before = _snapshot(pg)
-    real_copy = importer.copy_rows
+    real_copy = importer.copy_raw
     killer = create_engine(PG)
     copies = []
 
-    def cut(session, table, rows):
+    def cut(raw, table, rows):
         copies.append(table.name)
         if copies.count("entry") == 3 and table.name == "entry_signal":
-            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            pid = raw.execute("SELECT pg_backend_pid()").fetchone()[0]
             with killer.begin() as conn:
                 conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        return real_copy(session, table, rows)
+        return real_copy(raw, table, rows)
 
-    monkeypatch.setattr(importer, "copy_rows", cut)
+    monkeypatch.setattr(importer, "copy_raw", cut)
     path = tmp_path / "cut.csv"
     path.write_bytes(_sheet(200))
     with pytest.raises(DatabaseUnavailable, match="nothing was imported"):

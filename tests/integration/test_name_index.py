@@ -20,7 +20,7 @@ from mirrorwatch.bank.search import search_names
 from mirrorwatch.bank.sheets import parse_sheet
 from mirrorwatch.services.banks import create_bank
 from mirrorwatch.services.imports import import_sheet
-from mirrorwatch.store import fts
+from mirrorwatch.store import fts, nameindex
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.models import Entry
 from mirrorwatch.text.names import normalise_name
@@ -134,3 +134,53 @@ def test_postgres_writers_adding_the_same_new_word_do_not_wait_on_each_other():
     finally:
         engine.dispose()
         db.engine.dispose()
+
+
+def test_postgres_importer_adds_the_words_the_trigger_would():
+    """The bulk importer adds its names' words itself (the insert trigger skips its statements,
+    nameindex.PG_WRITER_ADDS_WORDS): the vocabulary and typo keys are the trigger's, row for row, for names
+    with repeated and odd spacing, words under four characters, digits only, a name a later row of the
+    same sheet fills in (a merge before the COPY), and words a word already banked holds."""
+    names = ["Vellorin Ashcombe", "vellorin  ASHCOMBE v2", "Ix 12345 Orrowyn", "Caldrith_Mossveil-XL",
+             "Émeric Dûnhallow LoRA", "a b c", "Tessaly Varnholt " * 3, "Quorvin Thalassa"]
+    rows = [[n, f"https://civitai.com/models/{700000 + i}?modelVersionId={800000 + i}"] for i, n in enumerate(names)]
+    rows.append(["", "https://civitai.com/models/700100?modelVersionId=800100"])  # no name yet ...
+    rows.append(["Brannoch Weatherly", "https://civitai.com/models/700100?modelVersionId=800100"])  # ... filled in
+    out = io.StringIO()
+    csv.writer(out).writerows([["Model Name", "Civitai URL"], *rows])
+
+    def vocab(db: Database) -> set[tuple[str, tuple[str, ...]]]:
+        with db.engine.connect() as c:
+            return {(t, tuple(sorted(k or ()))) for t, k in c.execute(text("SELECT token, keys FROM name_vocab"))}
+
+    imported, by_trigger = fresh_pg(), None
+    try:
+        bank = create_bank(imported, "names")
+        with imported.session() as s:  # a word already banked, through the trigger
+            s.add(Entry(bank_id=bank.id, key="k0", name="Quorvin", name_norm="quorvin"))
+        summary = import_sheet(imported, "names", parse_sheet(out.getvalue().encode(), name="odd.csv"), "odd.csv",
+                               batch_rows=4)
+        assert summary.added == len(names) + 1 and summary.updated == 0
+        got = vocab(imported)
+        with imported.engine.connect() as c:
+            stored = c.execute(select(Entry.name_norm).where(Entry.key != "k0")).scalars().all()
+            duplicates = c.execute(text("SELECT count(*) - count(DISTINCT token) FROM name_vocab")).scalar()
+        assert duplicates == 0  # each word once, though several batches and the earlier entry hold it
+        imported.engine.dispose()
+        by_trigger = fresh_pg()  # the same names written by plain INSERTs: the trigger adds the words
+        create_bank(by_trigger, "names")
+        with by_trigger.engine.begin() as c:
+            c.execute(text("INSERT INTO entry (bank_id, key, name, name_norm, created_at, updated_at, status) "
+                           "VALUES (1, :k, :n, :n, now(), now(), 'active')"),
+                      [{"k": f"k{i}", "n": n} for i, n in enumerate(["quorvin", *stored])])
+        assert got == vocab(by_trigger)
+        assert {"tessaly", "brannoch", "weatherly", "12345"} <= {t for t, _k in got}
+        with by_trigger.engine.begin() as c:  # and the importer's words are its own: with the setting on,
+            c.exec_driver_sql(f"SET LOCAL {nameindex.PG_WRITER_ADDS_WORDS} = 'on'")  # the trigger adds none
+            c.execute(text("INSERT INTO entry (bank_id, key, name, name_norm, created_at, updated_at, status) "
+                           "VALUES (1, 'kz', 'Zindrel', 'zindrel', now(), now(), 'active')"))
+        assert "zindrel" not in {t for t, _k in vocab(by_trigger)}
+    finally:
+        imported.engine.dispose()
+        if by_trigger is not None:
+            by_trigger.engine.dispose()

@@ -1,4 +1,4 @@
-"""Bulk import by COPY on PostgreSQL (bank/importer.py `_copy_postgres`): the same entries, signals and
+"""Bulk import by COPY on PostgreSQL (bank/importer.py `_Copy`, on a thread while the next batch is read): the same entries, signals and
 row report as the SQLite path for the same sheets; all or nothing when the COPY fails part-way or the
 connection to the server is lost mid-import; migration 0008 up and down on both databases.
 
@@ -84,9 +84,9 @@ def pg() -> Database:
 
 def test_copy_import_matches_the_sqlite_path(pg, tmp_path, monkeypatch):
     copied = []
-    real_copy = importer.copy_rows
-    monkeypatch.setattr(importer, "copy_rows", lambda s, t, rows: (copied.append((t.name, len(rows))),
-                                                                    real_copy(s, t, rows)))
+    real_copy = importer.copy_raw
+    monkeypatch.setattr(importer, "copy_raw", lambda raw, t, rows: (copied.append((t.name, len(rows))),
+                                                                     real_copy(raw, t, rows)))
     lite = Database.open(str(tmp_path / "lite.db"))
     assert _import_all(pg) == _import_all(lite)
     assert _snapshot(pg) == _snapshot(lite)
@@ -101,19 +101,19 @@ def test_a_failure_mid_copy_leaves_nothing(pg, monkeypatch):
     create_bank(pg, "copy")
     import_sheet(pg, "copy", parse_sheet(_sheet(50), name="first.csv"), "first.csv")
     before = _snapshot(pg)
-    real_copy = importer.copy_rows
+    real_copy = importer.copy_raw
 
-    def poisoned(session, table, rows):
+    def poisoned(raw, table, rows):
         if table.name == "entry_signal":  # the entries are in; a bad value half-way through the signals
             rows = list(rows)
             rows.insert(len(rows) // 2, {**rows[0], "created_at": "not a time"})
-        return real_copy(session, table, rows)
+        return real_copy(raw, table, rows)
 
-    monkeypatch.setattr(importer, "copy_rows", poisoned)
+    monkeypatch.setattr(importer, "copy_raw", poisoned)
     with pytest.raises(Exception, match="timestamp"):
         import_sheet(pg, "copy", parse_sheet(_sheet(500, start=100), name="big.csv"), "big.csv")
     assert _snapshot(pg) == before
-    monkeypatch.setattr(importer, "copy_rows", real_copy)
+    monkeypatch.setattr(importer, "copy_raw", real_copy)
     assert import_sheet(pg, "copy", parse_sheet(_sheet(500, start=100), name="big.csv"), "big.csv").added == 500
 
 
@@ -122,23 +122,23 @@ def test_connection_lost_mid_import_says_so_and_writes_nothing(pg, monkeypatch):
     entries are COPYed and before the signals are: a clear message, nothing half-written, and the same
     import runs again afterwards. The test ends only its own backend (never restarts the shared server)."""
     create_bank(pg, "copy")
-    real_copy = importer.copy_rows
+    real_copy = importer.copy_raw
     killer = create_engine(PG)
 
-    def cut(session, table, rows):
+    def cut(raw, table, rows):
         if table.name == "entry_signal":
-            pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            pid = raw.execute("SELECT pg_backend_pid()").fetchone()[0]
             with killer.begin() as conn:
                 conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
-        return real_copy(session, table, rows)
+        return real_copy(raw, table, rows)
 
-    monkeypatch.setattr(importer, "copy_rows", cut)
+    monkeypatch.setattr(importer, "copy_raw", cut)
     with pytest.raises(DatabaseUnavailable, match="nothing was imported"):
         import_sheet(pg, "copy", parse_sheet(_sheet(300), name="cut.csv"), "cut.csv")
     killer.dispose()
     entries, signals, runs = _snapshot(pg)
     assert (entries, signals, runs) == ([], [], [])
-    monkeypatch.setattr(importer, "copy_rows", real_copy)
+    monkeypatch.setattr(importer, "copy_raw", real_copy)
     assert import_sheet(pg, "copy", parse_sheet(_sheet(300), name="cut.csv"), "cut.csv").added == 300
 
 
@@ -146,7 +146,7 @@ def test_cli_reports_a_lost_database_without_a_traceback(pg, monkeypatch, capsys
     from mirrorwatch.cli import main
 
     create_bank(pg, "copy")
-    monkeypatch.setattr(importer, "_copy_postgres", _raise_lost)
+    monkeypatch.setattr(importer, "copy_raw", _raise_lost)  # raised on the COPY's thread
     path = tmp_path / "lost.csv"
     path.write_bytes(_sheet(20))
     monkeypatch.setattr("sys.argv", ["mirrorwatch", "--db", PG, "bank", "import", "--bank", "copy", str(path)])

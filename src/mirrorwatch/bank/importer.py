@@ -30,6 +30,7 @@ from mirrorwatch.bank.lists import LIST_FORMATS, gather, iter_list_records
 from mirrorwatch.bank.records import Record, RowProblem, record_from_row
 from mirrorwatch.bank.sheets import Sheet, iter_nonblank
 from mirrorwatch.errors import DatabaseUnavailable, NotFound, SheetError
+from mirrorwatch.store import nameindex
 from mirrorwatch.store.db import Database
 from mirrorwatch.store.fit import column_length, fit_row
 from mirrorwatch.store.fts import BULK_THRESHOLD, bulk_index_begin, bulk_index_end
@@ -196,6 +197,12 @@ class _BankIndex:
 
     def start_batch(self, records: list[Record]) -> None:
         """Load what the database knows of this batch's keys (and of the entries they name)."""
+        self.look_up(self.keys_to_look_up(records))
+
+    def keys_to_look_up(self, records: list[Record]) -> list[str]:
+        """A new batch (what the last one learnt is dropped): the keys of its records that the database
+        may know (all of them without the filter). No database access: with none, the batch's records
+        can be written without waiting for the database."""
         self.by_key, self.fields, self.signals = {}, {}, set()
         every: list[str] = []
         for rec in records:
@@ -204,6 +211,10 @@ class _BankIndex:
         if not self.lookup_all:
             maybe = self.filter.may_contain(keys)
             keys = [k for k, m in zip(keys, maybe.tolist(), strict=True) if m or k in self.aliases]
+        return keys
+
+    def look_up(self, keys: list[str]) -> None:
+        """Load what the database knows of these keys (and of the entries they name)."""
         if not keys:
             return
         found: dict[str, list[int]] = {}  # key -> ids of the entries answering to it
@@ -369,6 +380,7 @@ def _import_records(db: Database, bank_name: str, items: Iterable[Record | tuple
         session.flush()  # takes the write lock before ids are assigned
         _tune_for_bulk(db, session)
         _fewer_collections()
+        writer: _Writer | None = None
         try:
             writer = _Writer(db, session, bank.id, summary, filename, on_new_values)
             batch: list[Record] = []
@@ -388,11 +400,14 @@ def _import_records(db: Database, bank_name: str, items: Iterable[Record | tuple
                 summary.added = summary.updated = summary.duplicates = summary.matches = 0
                 raise ImportRejected(summary)
             writer.write(batch)
+            writer.wait()
             run.counts = {k: v for k, v in summary.to_dict().items() if k in ("rows", "added", "updated", "duplicates", "rejected")}
             run.rejected = [{"row": r, "reason": why} for r, why in summary.rejected[:MAX_STORED_REJECTIONS]]
             session.add(Audit(user=user, action="bank.import", object_type="bank", object_id=str(bank.id),
                               detail={"file": filename, **run.counts}))
         finally:
+            if writer is not None:
+                writer.abandon()  # after a failure: the connection is the rollback's again
             close = getattr(items, "close", None)
             if close is not None:  # a generator left early (a failed write): its reader stops now
                 close()
@@ -514,6 +529,14 @@ class _Writer:
         self.fts = self.sqlite and db.has_fts()
         self.entry_cols = {"key": column_length(Entry, "key") or 300, "kind": column_length(Entry, "kind") or 50}
         self.signal_long = min(column_length(EntrySignal, "value") or 200, column_length(EntrySignal, "origin") or 200)
+        # PostgreSQL: the words of the names this import adds go into name_vocab from here, once each,
+        # instead of through the insert trigger (store/nameindex.py, PG_WRITER_ADDS_WORDS)
+        self.words_added: set[str] | None = None
+        self.copying: _Copy | None = None  # PostgreSQL: the batch the server is still writing
+        self.hook_values: dict[str, set[str]] | None = None  # its new values, for on_new_values
+        if self.postgres and nameindex.present(db):
+            session.execute(text(f"SET LOCAL {nameindex.PG_WRITER_ADDS_WORDS} = 'on'"))
+            self.words_added = set()
 
     def made_here(self, eid: int) -> bool:
         if self.first_id is not None:
@@ -524,7 +547,10 @@ class _Writer:
         if not records:
             return
         session, index, summary, now = self.session, self.index, self.summary, self.now
-        index.start_batch(records)
+        look_up = index.keys_to_look_up(records)
+        if look_up:
+            self.wait()  # the database answers for the earlier batches once they are all in
+            index.look_up(look_up)
         new_entries: list[dict[str, Any]] = []
         new_signals: list[dict[str, Any]] = []
         pending: dict[int, dict[str, Any]] = {}  # entries created in this batch, by (temporary) id
@@ -580,6 +606,7 @@ class _Writer:
                     touched.append(eid)
                 else:
                     summary.duplicates += 1
+        self.wait()
         for i in range(0, len(touched), 500):  # changed entries: the exchange feed publishes them again
             session.execute(update(Entry).where(Entry.id.in_(touched[i : i + 500])).values(seq=None))
         self._insert(new_entries, new_signals)
@@ -588,7 +615,29 @@ class _Writer:
             new_values: dict[str, set[str]] = {}
             for sig in new_signals:
                 new_values.setdefault(sig["form"], set()).add(sig["value"])
-            summary.matches += self.on_new_values(session, new_values)
+            self.hook_values = new_values
+            if self.copying is None:
+                self.wait()
+
+    def wait(self) -> None:
+        """Wait for the batch the database is still writing (PostgreSQL's COPY runs while the next batch
+        is read and checked), raise what failed in it, and run on_new_values for it (its entries are in
+        now). Before anything else uses the connection, and once after the last batch."""
+        copying, self.copying = self.copying, None
+        if copying is not None:
+            copying.join()
+            if copying.error is not None:
+                raise copying.error
+        values, self.hook_values = self.hook_values, None
+        if values is not None and self.on_new_values is not None:
+            self.summary.matches += self.on_new_values(self.session, values)
+
+    def abandon(self) -> None:
+        """After a failure: let a COPY still running end (its error, if any, is the failure's echo)
+        before the transaction is rolled back."""
+        copying, self.copying, self.hook_values = self.copying, None, None
+        if copying is not None:
+            copying.join()
 
     def _insert(self, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]]) -> None:
         session = self.session
@@ -607,8 +656,11 @@ class _Writer:
             _bulk_insert_sqlite(session, EntrySignal.__table__, new_signals)
             return
         if self.postgres:
+            _assign_ids(session, new_entries, new_signals)
+            words = self._new_words(new_entries) if self.words_added is not None else []
+            self.copying = _Copy(session, new_entries, new_signals, words)
+            self.copying.start()
             if new_entries:
-                _copy_postgres(session, new_entries, new_signals)
                 ids = [r["id"] for r in new_entries]
                 if ids == list(range(ids[0], ids[-1] + 1)):
                     last = self.made[-1] if self.made else None
@@ -618,8 +670,6 @@ class _Writer:
                         self.made.append(range(ids[0], ids[-1] + 1))
                 else:
                     self.made.append(set(ids))
-            else:
-                _copy_postgres(session, new_entries, new_signals)
             return
         # other databases with sequences: let them assign ids, then map the temporary ones
         ids = {}
@@ -634,6 +684,14 @@ class _Writer:
         for chunk in _chunks(new_signals, 50000):
             session.execute(insert(EntrySignal), chunk)
 
+
+    def _new_words(self, new_entries: list[dict[str, Any]]) -> list[str]:
+        """The words of the new entries' names that this import has not added to name_vocab yet."""
+        seen = self.words_added
+        assert seen is not None
+        fresh = sorted({w for row in new_entries for w in nameindex.words_of(row["name_norm"]) if w not in seen})
+        seen.update(fresh)
+        return fresh
 
     def _merge_fields(self, eid: int, rec: Record, pending: dict[int, dict[str, Any]]) -> bool:
         """Fill fields the existing entry lacks; True if anything changed."""
@@ -671,21 +729,44 @@ class _raw_cursor:
         self.cursor.close()
 
 
-def _copy_postgres(session: Session, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]]) -> None:
-    """PostgreSQL: reserve the new entries' ids from their sequence in one statement, then COPY the
-    entries and their signals (psycopg's copy protocol) inside the import's transaction. A failure
-    anywhere (a bad value, a lost connection) rolls the whole import back: nothing half-written."""
-    if new_entries:
-        ids = _reserve_ids(session, Entry.__table__, len(new_entries))
-        temp_to_id = {}
-        for row, new_id in zip(new_entries, ids, strict=True):
-            temp_to_id[row["id"]] = new_id
-            row["id"] = new_id
-        for sig in new_signals:
-            if sig["entry_id"] < 0:
-                sig["entry_id"] = temp_to_id[sig["entry_id"]]
-    copy_rows(session, Entry.__table__, new_entries)
-    copy_rows(session, EntrySignal.__table__, new_signals)
+def _assign_ids(session: Session, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]]) -> None:
+    """PostgreSQL: the new entries' ids from their sequence (one statement), in place of the temporary
+    negative ones, in the entries and their signals."""
+    if not new_entries:
+        return
+    ids = _reserve_ids(session, Entry.__table__, len(new_entries))
+    temp_to_id = {}
+    for row, new_id in zip(new_entries, ids, strict=True):
+        temp_to_id[row["id"]] = new_id
+        row["id"] = new_id
+    for sig in new_signals:
+        if sig["entry_id"] < 0:
+            sig["entry_id"] = temp_to_id[sig["entry_id"]]
+
+
+class _Copy(threading.Thread):
+    """PostgreSQL: COPY a batch's entries and signals (psycopg's copy protocol), and add their names'
+    new words to name_vocab, inside the import's transaction, on a thread: the server writes the rows and
+    their nine indexes (most of a batch's time) while the importer reads and checks the next batch.
+    The connection is this thread's alone until _Writer.wait() joins it. A failure (a bad value, a lost
+    connection) is raised there and rolls the whole import back: nothing half-written."""
+
+    def __init__(self, session: Session, new_entries: list[dict[str, Any]], new_signals: list[dict[str, Any]],
+                 words: list[str]) -> None:
+        super().__init__(name="mirrorwatch-import-copy", daemon=True)
+        self.raw = session.connection().connection.driver_connection
+        self.new_entries, self.new_signals, self.words = new_entries, new_signals, words
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            copy_raw(self.raw, Entry.__table__, self.new_entries)
+            copy_raw(self.raw, EntrySignal.__table__, self.new_signals)
+            with self.raw.cursor() as cur:
+                for part in _chunks(self.words, 50_000):
+                    cur.execute(nameindex.PG_ADD_WORDS.replace(":words", "%(words)s"), {"words": part})
+        except BaseException as exc:  # raised by _Writer.wait in the importing thread
+            self.error = exc
 
 
 def _reserve_ids(session: Session, table, n: int) -> list[int] | range:
@@ -706,6 +787,12 @@ def copy_rows(session: Session, table, rows: list[dict[str, Any]]) -> None:
     """COPY rows (dicts with the same keys) into a table on the session's PostgreSQL connection, in
     its transaction. Columns the rows leave out get their model's default (a scalar or a callable
     without arguments) when it has one, else the server's."""
+    if rows:
+        copy_raw(session.connection().connection.driver_connection, table, rows)
+
+
+def copy_raw(raw, table, rows: list[dict[str, Any]]) -> None:
+    """copy_rows on a psycopg connection."""
     if not rows:
         return
     cols = list(rows[0])
@@ -723,7 +810,6 @@ def copy_rows(session: Session, table, rows: list[dict[str, Any]]) -> None:
     getter = itemgetter(*cols) if len(cols) > 1 else (lambda r: (r[cols[0]],))
     extra = tuple(fill.values())
     names = ", ".join(f'"{c}"' for c in cols + list(fill))
-    raw = session.connection().connection.driver_connection
     with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
         for r in rows:
             copy.write_row(getter(r) + extra)
