@@ -147,6 +147,21 @@ def make_sheet(path: Path, n: int, seed: int = 7) -> list[tuple[str, str]]:
     return samples
 
 
+def sheet_samples(path: Path, n: int) -> list[tuple[str, str]]:
+    """The samples make_sheet(path, n) returned, read back from the sheet it wrote."""
+    samples = []
+    every = max(1, n // 5000)
+    with path.open(encoding="utf-8") as f:
+        next(f)
+        for i, line in enumerate(f):
+            if i % every == 0:
+                name, _url, sha = line.rstrip("\n").rsplit(",", 2)
+                samples.append((name, sha))
+    if i + 1 != n:
+        raise SystemExit(f"{path} has {i + 1} rows, not {n}: give the --entries/--import-rows it was made with")
+    return samples
+
+
 _NAME_INDEX_S = [0.0]  # seconds the direct fill spent building the name-token index (store/nameindex.py)
 
 
@@ -547,6 +562,9 @@ def main() -> None:
     ap.add_argument("--import-rows", type=int, default=None, metavar="N",
                     help="generate an N-row sheet and import it with `mirrorwatch bank import` in its own process "
                          "(import time, importer and PostgreSQL backend peak RSS), then measure lookups")
+    ap.add_argument("--sheet", type=Path, default=None,
+                    help="import this sheet, written by an earlier run with the same --entries/--import-rows (kept "
+                         "with --keep), instead of generating it again (95 s at 10M rows)")
     ap.add_argument("--direct", action="store_true",
                     help="fill the bank with bulk inserts instead of importing a sheet (lookup figures only)")
     ap.add_argument("--reuse", action="store_true",
@@ -567,7 +585,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     sheet = work / "bank.csv"
     t = time.perf_counter()
-    samples = [] if args.direct else make_sheet(sheet, args.entries)
+    if args.sheet and not args.direct:
+        sheet = args.sheet
+        samples = sheet_samples(sheet, args.entries)
+    else:
+        samples = [] if args.direct else make_sheet(sheet, args.entries)
     gen_s = time.perf_counter() - t
     results: dict[str, dict[str, float]] = {}
     ctx = mp.get_context("spawn")
@@ -580,7 +602,8 @@ def main() -> None:
         results[backend] = q.get()
         p.join()
 
-    made = "filled directly" if args.direct else f"sheet generated in {gen_s:.1f} s, {sheet.stat().st_size / 1e6:.0f} MB"
+    made = "filled directly" if args.direct else (f"sheet {'read back' if args.sheet else 'generated'} in {gen_s:.1f} s, "
+                                                 f"{sheet.stat().st_size / 1e6:.0f} MB")
     if args.import_rows:
         made += ", imported by `mirrorwatch bank import` (its own process)"
     print(f"entries: {args.entries:,}  ({made}); "

@@ -783,16 +783,10 @@ def _reserve_ids(session: Session, table, n: int) -> list[int] | range:
                                 {"s": seq, "n": n}).scalars())
 
 
-def copy_rows(session: Session, table, rows: list[dict[str, Any]]) -> None:
-    """COPY rows (dicts with the same keys) into a table on the session's PostgreSQL connection, in
-    its transaction. Columns the rows leave out get their model's default (a scalar or a callable
-    without arguments) when it has one, else the server's."""
-    if rows:
-        copy_raw(session.connection().connection.driver_connection, table, rows)
-
-
 def copy_raw(raw, table, rows: list[dict[str, Any]]) -> None:
-    """copy_rows on a psycopg connection."""
+    """COPY rows (dicts with the same keys) into a table on a psycopg connection (the import's, in its
+    transaction). Columns the rows leave out get their model's default (a scalar or a callable
+    without arguments) when it has one, else the server's."""
     if not rows:
         return
     cols = list(rows[0])
