@@ -25,6 +25,7 @@ from mirrorwatch.services.lookup import lookup
 from mirrorwatch.store.db import MIGRATIONS, Database
 from mirrorwatch.store.models import Entry, EntrySignal, ImportRun
 from pgdb import PG, fresh_pg
+from pytest_testhub import hf_env, testhub  # noqa: F401
 
 
 def _sheet(n: int, *, start: int = 0, bad_every: int = 0) -> bytes:
@@ -95,6 +96,55 @@ def test_copy_import_matches_the_sqlite_path(pg, tmp_path, monkeypatch):
     sha = hashlib.sha256(b"copy-1").hexdigest()
     for q in (sha, sha[:10], "invented person1 lora", "https://civitai.com/models/700001?modelVersionId=800001"):
         assert lookup(pg, q).results[0].name == "Invented Person1 LoRA", q
+
+
+def test_the_next_batch_is_read_while_the_copy_runs(pg, monkeypatch):
+    """The COPY of a batch runs beside the reading and checking of the next one: here the first batch's
+    COPY does not start until the importer has taken up the second batch (an importer that waited for
+    each COPY would stall, and fail the wait below). Then everything is in, as without the overlap."""
+    create_bank(pg, "copy")
+    real_keys, real_copy = importer._BankIndex.keys_to_look_up, importer.copy_raw
+    batches: list[int] = []
+    next_taken = threading.Event()
+
+    def keys(self, records):
+        batches.append(len(records))
+        if len(batches) == 2:
+            next_taken.set()
+        return real_keys(self, records)
+
+    def copy(raw, table, rows):
+        if table.name == "entry" and len(batches) <= 1:
+            assert next_taken.wait(30), "the importer waited for the first COPY before reading on"
+        return real_copy(raw, table, rows)
+
+    monkeypatch.setattr(importer._BankIndex, "keys_to_look_up", keys)
+    monkeypatch.setattr(importer, "copy_raw", copy)
+    summary = import_sheet(pg, "copy", parse_sheet(_sheet(120, start=1000), name="overlap.csv"), "overlap.csv",
+                           batch_rows=40)
+    assert len(batches) >= 3 and next_taken.is_set()
+    entries, signals, _runs = _snapshot(pg)
+    assert summary.added == len(entries) and len(signals) == summary.added
+
+
+def test_retroactive_matches_of_every_batch_on_postgres(pg, testhub, tmp_path):  # noqa: F811
+    """A model banked after the sweep finds the re-upload swept before, on PostgreSQL too, whichever
+    batch of the sheet holds it: the new values of a batch reach matching once its COPY is in (the
+    first and the last batch here, the last one after the loop)."""
+    from mirrorwatch.testhub import Hub, generate_repos
+    from sweepfixtures import bank_sha, hf, make_bank, match_count, match_pairs, planted, sweep
+
+    make_bank(pg, 2)
+    sweep(pg, hf(testhub(Hub(generate_repos(30, seed=3, planted=planted(5))))))
+    assert match_count(pg) == 2
+    rows = [f"Late Person,{bank_sha(3)},"] + [f"Filler Person{i},{hashlib.sha256(b'f%d' % i).hexdigest()},"
+                                              for i in range(5)] + [f"Short Hash Person,,{bank_sha(4)[:10]}"]
+    sheet = tmp_path / "late.csv"
+    sheet.write_text("name,sha256,autov2\n" + "\n".join(rows) + "\n")
+    summary = import_file(pg, "bank", sheet, batch_rows=3)
+    assert summary.matches == 2 and match_count(pg) == 4
+    assert {(n, r) for n, r, _ in match_pairs(pg)} >= {("Late Person", "reuploader-0/lora-3"),
+                                                        ("Short Hash Person", "reuploader-1/lora-4")}
 
 
 def test_a_failure_mid_copy_leaves_nothing(pg, monkeypatch):
