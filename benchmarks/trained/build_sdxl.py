@@ -188,6 +188,8 @@ def main() -> None:
                     "shared seed (the hardest same-seed case)")
     ap.add_argument("--retrain", type=int, default=0, help="the first N concepts also get an independent "
                     "re-training on the same data (another seed)")
+    ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
+                    "corpus: same options, a larger --concepts)")
     ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes with "
                     "the same options and --out; corpus.py reads every shard's manifest)")
     args = ap.parse_args()
@@ -202,8 +204,11 @@ def main() -> None:
     steps = args.steps
     ck = [steps // 3, 2 * steps // 3, steps]
     runs = []
-    tag = "" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")
+    tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first
+                                                                                else "")
     for c in _concepts_of(args.shard, args.concepts):
+        if c < args.first:
+            continue
         half = "calib" if c % 2 == 0 else "heldout"
         cn = f"c{c:02d}"
         tok, ltok, ntok = tokens(c)
