@@ -86,6 +86,7 @@ score alone (issue 4's rule) no longer decides, because same-data re-trainings o
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -98,6 +99,7 @@ __all__ = [
     "RELATION_MEANINGS",
     "RELATIONS",
     "LineageThresholds",
+    "layout",
     "lineage_signals",
     "pair_signals",
     "relation",
@@ -129,6 +131,9 @@ class LineageThresholds:
     derived_score: float = 0.60
     derived_in_shared: float = 0.80
     derived_out_shared: float = 0.92
+    # ... the same bound for pairs of the SDXL layout (:func:`layout`): there a 2/3 checkpoint's output directions
+    # agree less (from 0.90) and same-seed look-alikes' far less (LINEAGE_CALIBRATION["sdxl_layout"])
+    derived_out_shared_sdxl: float = 0.84
     derived_agree: float = 0.80
     derived_te_ratio: float = 0.90
     # ... and one update lies beyond the other (a later point of the same training: ``growth``), unless
@@ -331,8 +336,23 @@ def _part_of(na: np.ndarray, nb: np.ndarray, cos: np.ndarray, w: np.ndarray) -> 
     return best
 
 
+_MORE_THAN_ONE_BLOCK = re.compile(r"_transformer_blocks_(?:[1-9]|\d\d+)_")
+
+
+def layout(names: list[str] | tuple[str, ...]) -> str:
+    """The model layout of compared layers (canonical names), for the thresholds that depend on it:
+    ``"sdxl"`` for an SDXL-style UNet — a second text encoder (``te2.``, OpenCLIP-G) beside UNet layers, or
+    UNet attention blocks with more than one transformer block (``transformer_blocks_1`` ...; SDXL has 2
+    and 10 per block, SD1.x/SD2 one) — else ``"sd"`` (SD1.x/SD2 UNets and every other layout, which get
+    the thresholds calibrated on the SD1.5-layout corpus)."""
+    unet = [n for n in names if n.startswith("unet.")]
+    if unet and (any(n.startswith("te2.") for n in names) or any(_MORE_THAN_ONE_BLOCK.search(n) for n in unet)):
+        return "sdxl"
+    return "sd"
+
+
 def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarray, cos: np.ndarray,
-                    names: list[str]) -> dict[str, float | None]:
+                    names: list[str]) -> dict[str, float | str | None]:
     """The signals of the module docstring for the common layers ``ra``/``rb`` (rows of ``a``/``b``)
     whose per-layer cosines are ``cos`` and canonical names ``names``.
 
@@ -378,10 +398,11 @@ def lineage_signals(a: Fingerprint, b: Fingerprint, ra: np.ndarray, rb: np.ndarr
         "te_score": te_score,
         "unet_score": unet_score,
         "te_ratio": ratio,
+        "layout": layout(names),
     }
 
 
-def pair_signals(a: Fingerprint, b: Fingerprint) -> dict[str, float | None]:
+def pair_signals(a: Fingerprint, b: Fingerprint) -> dict[str, float | str | None]:
     """The signals over the layers both fingerprints name with the same shape, whatever the score
     (:func:`~.similarity.compare` skips them for pairs scoring below ``similar_score``)."""
     rows = [(i, b.row[n]) for i, n in enumerate(a.names) if n in b.row]
@@ -463,9 +484,10 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
             return "derived", [f"score {score:.3f}", f"one update inside the other's row and column spaces "
                                f"({ins:.2f}, {outs:.2f}) with a rank of its own (rank ratio {rank_ratio:.2f}): "
                                "a resize or a merge containing it"]
+        out_bound = t.derived_out_shared_sdxl if signals.get("layout") == "sdxl" else t.derived_out_shared
         common = score >= t.derived_score and outs >= t.far_out_shared and agree >= t.derived_agree
-        trajectory = common and outs >= t.derived_out_shared
-        far = common and outs < t.derived_out_shared and beyond
+        trajectory = common and outs >= out_bound
+        far = common and outs < out_bound and beyond
         if far and far_te_ok:
             return "derived", [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
                                f"output directions {outs:.2f}", f"one update lies beyond the other (growth {growth:.2f})",
@@ -473,10 +495,11 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
                                "opt-in rule for earlier checkpoints)"]
         if far:
             why.append(_FAR_WHY.format(score=score, growth=growth) + f" (output directions {outs:.2f} < "
-                       f"{t.derived_out_shared})")
+                       f"{out_bound})")
         if trajectory and te_ok and (beyond or close):
             why = [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
-                   f"same output directions ({outs:.2f})", f"{100 * agree:.0f}% of the update in agreeing layers"]
+                   f"same output directions ({outs:.2f}" + (", SDXL layout" if out_bound != t.derived_out_shared else "")
+                   + ")", f"{100 * agree:.0f}% of the update in agreeing layers"]
             if ratio is not None:
                 why.append(f"text encoder agrees as the UNet does (ratio {ratio:.2f})")
             why.append(f"one update lies beyond the other, as a later point of its training does (growth "
