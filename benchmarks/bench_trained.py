@@ -93,9 +93,13 @@ EXPORT = {
 }
 
 
-# The SDXL-layout corpus (build_sdxl.py): one held-out concept's lineage and its same-seed look-alike; the
-# final checkpoint's two real files (diffusers' SDXL writer and its kohya conversion) are committed as well.
-EXPORT_SDXL = {"c01": ["main-s0020", "cont-s0030", "shared-s0060", "looks-s0060"]}
+# The SDXL-layout corpus (build_sdxl.py): held-out concepts' lineage and same-seed look-alikes; c01's final
+# checkpoint's two real files (diffusers' SDXL writer and its kohya conversion) are committed as well.
+EXPORT_SDXL = {"c01": ["main-s0020", "cont-s0030", "shared-s0040", "shared-s0060", "looks-s0060"],
+               # 48-concept build (--near): the lowest 2/3 checkpoint (output directions 0.905) and the hardest
+               # same-seed near look-alike (0.853 against the shared run's final; growth 0.32 against its 1/3)
+               "c31": ["shared-s0040", "shared-s0060"],
+               "c41": ["near-s0060", "shared-s0020", "shared-s0040", "shared-s0060"]}
 COMMITTED_SDXL = COMMITTED.with_name("sdxl_fingerprints.json")
 
 
@@ -501,7 +505,8 @@ def main() -> int:
         import shutil
 
         export(items, COMMITTED_SDXL, EXPORT_SDXL, "Fingerprints of LoRAs trained by benchmarks/trained/build_sdxl.py "
-               "(SDXL block layout, two text encoders; held-out concept c01)")
+               "--concepts 48 --near --retrain 48 (SDXL block layout, two text encoders; held-out concepts c01, c31, "
+               "c41)")
         for src, name in (("c01-main-s0060.safetensors", "c01-main-s0060.sdxl.diffusers.safetensors"),
                           ("c01-main-s0060.kohya.safetensors", "c01-main-s0060.sdxl.kohya.safetensors")):
             shutil.copyfile(args.corpus / "files" / src, COMMITTED_SDXL.with_name(name))
