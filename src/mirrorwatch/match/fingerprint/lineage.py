@@ -137,7 +137,7 @@ class LineageThresholds:
     derived_in_shared: float = 0.80
     derived_out_shared: float = 0.92
     # ... the same bound for pairs of the SDXL layout (:func:`layout`): there a 2/3 checkpoint's output directions
-    # agree less (from 0.90) and same-seed look-alikes' far less (LINEAGE_CALIBRATION["sdxl_layout"])
+    # agree less (from 0.905) and same-seed look-alikes' far less (LINEAGE_CALIBRATION["sdxl_layout"])
     derived_out_shared_sdxl: float = 0.88
     derived_agree: float = 0.80
     derived_te_ratio: float = 0.90
@@ -507,7 +507,8 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
             return "derived", [f"score {score:.3f}", f"one update inside the other's row and column spaces "
                                f"({ins:.2f}, {outs:.2f}) with a rank of its own (rank ratio {rank_ratio:.2f}): "
                                "a resize or a merge containing it"]
-        out_bound = t.derived_out_shared_sdxl if signals.get("layout") == "sdxl" else t.derived_out_shared
+        sdxl = signals.get("layout") == "sdxl"
+        out_bound = t.derived_out_shared_sdxl if sdxl else t.derived_out_shared
         common = score >= t.derived_score and outs >= t.far_out_shared and agree >= t.derived_agree
         trajectory = common and outs >= out_bound
         far = common and outs < out_bound and beyond
@@ -521,8 +522,8 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
                        f"{out_bound})")
         if trajectory and te_ok and (beyond or close):
             why = [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
-                   f"same output directions ({outs:.2f}" + (", SDXL layout" if out_bound != t.derived_out_shared else "")
-                   + ")", f"{100 * agree:.0f}% of the update in agreeing layers"]
+                   f"same output directions ({outs:.2f}" + (f" >= {out_bound}, SDXL layout" if sdxl else "") + ")",
+                   f"{100 * agree:.0f}% of the update in agreeing layers"]
             if ratio is not None:
                 why.append(f"text encoder agrees as the UNet does (ratio {ratio:.2f})")
             why.append(f"one update lies beyond the other, as a later point of its training does (growth "
