@@ -12,12 +12,25 @@ output and six time ids), with 32/64/64 channels; a ``CLIPTextModel`` (``text_en
 ``lora_te1_``) and a ``CLIPTextModelWithProjection`` (``text_encoder_2``, kohya ``lora_te2_``) whose
 hidden states are concatenated into the cross-attention context, as SDXL's pipeline does. Pre-trained
 briefly, then rank-4 LoRAs (UNet and both encoders) per concept: ``main`` (checkpoints at 1/3, 2/3, end),
-``shared`` (seed 42), ``looks`` (a look-alike with seed 42) and ``cont`` (continued from ``main``). Files
+``shared`` (seed 42, checkpoints at 1/3, 2/3, end), ``looks`` (a look-alike with seed 42) and ``cont``
+(continued from ``main``); with ``--near`` also ``near`` (a nearer look-alike, perturbation 0.05, its own
+trigger and images, seed 42: the hardest same-seed case, as in ``build_corpus.py``), and with ``--retrain N``
+for the first N concepts ``retrain`` (the same data, another seed: an independent re-training). Files
 are written by ``StableDiffusionXLPipeline.save_lora_weights`` (keys ``unet.…``, ``text_encoder.…``,
 ``text_encoder_2.…``) and, for each run's last checkpoint, by ``convert_state_dict_to_kohya``
 (``lora_unet_down_blocks_1_attentions_0_transformer_blocks_1_attn2_to_k``, ``lora_te1_…``, ``lora_te2_…``).
-The manifest has ``build_corpus.py``'s format, so ``corpus.py`` and ``bench_trained.py --corpus`` read it.
-Default: 4 concepts, 16 runs, about 3 minutes of one core.
+The manifest has ``build_corpus.py``'s format, so ``corpus.py`` and ``bench_trained.py --corpus`` read it;
+``--shard P/N`` builds one shard's concepts (pairs of concepts, one of each half, dealt round-robin) and writes
+``manifest-PofN.json``, which ``corpus.py`` joins (the shards check the deterministic base's digest).
+Default: 4 concepts, 16 runs, about 3 minutes of one core (2-20 s per 60-step run, as busy as the machine is).
+The corpus of the SDXL figures in ``lineage.LINEAGE_CALIBRATION["sdxl_layout"]`` (280 runs, 48 concepts)::
+
+    for P in 0 1; do nice -n 19 python build_sdxl.py --out /tmp/mw-trained-sdxl16 --concepts 16 --near \
+        --retrain 8 --shard $P/2 & done; wait    # 88 runs, 4 minutes on 2 cores
+    for P in 0 1; do nice -n 19 python build_sdxl.py --out /tmp/mw-trained-sdxl16 --concepts 48 --first 16 \
+        --near --retrain 48 --shard $P/2 & done; wait    # 192 runs, 38 minutes on 2 cores busy with other work
+
+(50 concepts is the most: trigger tokens 100-149, look-alikes 150-199, near look-alikes 200-249.)
 """
 
 from __future__ import annotations
@@ -35,7 +48,6 @@ torch.set_num_threads(1)
 
 from build_corpus import (  # noqa: E402
     BOS,
-    CONCEPT_TOKEN0,
     EOS,
     PAD,
     RES,
@@ -46,10 +58,12 @@ from build_corpus import (  # noqa: E402
     UNET_TARGETS,
     VOCAB,
     _base_digest,
+    _concepts_of,
     _te_prefixed,
     concept_params,
     dataset,
     generic_batch,
+    tokens,
 )
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
 from diffusers.utils.state_dict_utils import convert_state_dict_to_diffusers, convert_state_dict_to_kohya  # noqa: E402
@@ -174,7 +188,17 @@ def main() -> None:
     ap.add_argument("--concepts", type=int, default=4)
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--pretrain", type=int, default=100)
+    ap.add_argument("--near", action="store_true", help="also a near look-alike per concept, trained with the "
+                    "shared seed (the hardest same-seed case)")
+    ap.add_argument("--retrain", type=int, default=0, help="the first N concepts also get an independent "
+                    "re-training on the same data (another seed)")
+    ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
+                    "corpus: same options, a larger --concepts)")
+    ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes with "
+                    "the same options and --out; corpus.py reads every shard's manifest)")
     args = ap.parse_args()
+    if args.concepts > 50:
+        raise SystemExit("--concepts: at most 50 (trigger tokens 100-149, look-alikes 150-199, near 200-249)")
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -184,15 +208,25 @@ def main() -> None:
     steps = args.steps
     ck = [steps // 3, 2 * steps // 3, steps]
     runs = []
-    for c in range(args.concepts):
+    tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first
+                                                                                else "")
+    for c in _concepts_of(args.shard, args.concepts):
+        if c < args.first:
+            continue
         half = "calib" if c % 2 == 0 else "heldout"
         cn = f"c{c:02d}"
-        imgs, caps = dataset(concept_params(c), CONCEPT_TOKEN0 + c, 24, seed=500 + c)
-        limgs, lcaps = dataset(concept_params(c, look=True), CONCEPT_TOKEN0 + 50 + c, 24, seed=700 + c)
+        tok, ltok, ntok = tokens(c)
+        imgs, caps = dataset(concept_params(c), tok, 24, seed=500 + c)
+        limgs, lcaps = dataset(concept_params(c, look=True), ltok, 24, seed=700 + c)
         plan = [("main", cn, imgs, caps, 1000 + c, steps, ck, None, 2e-3),
                 ("shared", cn, imgs, caps, SHARED_SEED, steps, ck, None, 2e-3),
-                ("looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], None, 2e-3),
-                ("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], "main", 1e-3)]
+                ("looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], None, 2e-3)]
+        if args.near:
+            nimgs, ncaps = dataset(concept_params(c, look=True, sigma=0.05, salt=30_000), ntok, 24, seed=900 + c)
+            plan.append(("near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], None, 2e-3))
+        if c < args.retrain:
+            plan.append(("retrain", cn, imgs, caps, 4000 + c, steps, [steps], None, 2e-3))
+        plan.append(("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], "main", 1e-3))
         finals = {}
         for kind, data, im, cp, seed, n_steps, ckpts, parent, lr in plan:
             name = f"{cn}-{kind}"
@@ -203,11 +237,19 @@ def main() -> None:
             runs.append({"run": name, "kind": kind, "concept": data, "base_concept": c, "half": half, "seed": seed,
                          "data": data, "rank": 4, "parent": f"{cn}-{parent}" if parent else None, "files": files})
             print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
+        write_manifest(out, tag, steps, ck, digest, runs, t0, complete=False)  # usable while it runs
+    write_manifest(out, tag, steps, ck, digest, runs, t0, complete=True)
+    print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {out}")
+
+
+def write_manifest(out: Path, tag: str, steps: int, ck: list[int], digest: str, runs: list[dict], t0: float, *,
+                   complete: bool) -> None:
     manifest = {"format": 2, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4,
                 "layout": "sdxl", "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS, "base": digest,
-                "runs": runs, "seconds": round(time.time() - t0, 1), "complete": True}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {out}")
+                "runs": runs, "seconds": round(time.time() - t0, 1), "complete": complete}
+    tmp = out / f"manifest{tag}.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    tmp.replace(out / f"manifest{tag}.json")
 
 
 if __name__ == "__main__":
