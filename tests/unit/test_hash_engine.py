@@ -75,7 +75,8 @@ def test_empty_file(tmp_path):
         3 * TWO_MIB + 12345,
     ],
 )
-@pytest.mark.parametrize("chunk_size", [SMALL_CHUNK, 3 * SMALL_CHUNK + 4096, engine.DEFAULT_CHUNK_SIZE])
+# a chunk size that is not a whole number of pages gets plain bytearrays instead of the huge-page ring
+@pytest.mark.parametrize("chunk_size", [SMALL_CHUNK, 3 * SMALL_CHUNK + 4096, SMALL_CHUNK + 1, engine.DEFAULT_CHUNK_SIZE])
 def test_plain_files_of_awkward_sizes(tmp_path, size, chunk_size):
     data = random_bytes(size, seed=size)
     expected = check(write(tmp_path / "blob.bin", data), data, chunk_size=chunk_size, buffers=2)
@@ -236,3 +237,22 @@ def test_engine_crc_matches_zlib_on_random_data():
         data = random_bytes(n, seed=n)
         assert engine._crc32(data) == zlib.crc32(data)
         assert engine._crc32(data[n // 2 :], engine._crc32(data[: n // 2])) == zlib.crc32(data)
+
+
+def test_ring_buffers_are_separate_and_huge_page_aligned():
+    """The ring (engine._ring): n writable buffers of the chunk size that do not overlap; on Linux in one
+    anonymous mapping advised for transparent huge pages, each starting n chunks from a 2 MiB boundary."""
+    import ctypes
+    import mmap
+
+    views = engine._ring(8, engine.DEFAULT_CHUNK_SIZE)
+    assert [len(v) for v in views] == [engine.DEFAULT_CHUNK_SIZE] * 8
+    for i, v in enumerate(views):
+        v[0] = v[-1] = i + 1
+    assert [(v[0], v[-1]) for v in views] == [(i + 1, i + 1) for i in range(8)]
+    if hasattr(mmap, "MADV_HUGEPAGE"):
+        assert isinstance(views[0].obj, mmap.mmap) and len(views[0].obj) == 8 * engine.DEFAULT_CHUNK_SIZE + engine._HUGE
+        first = ctypes.addressof(ctypes.c_char.from_buffer(views[0]))
+        assert first % engine._HUGE == 0
+    odd = engine._ring(2, SMALL_CHUNK + 1)  # not whole pages: bytearrays
+    assert [type(v.obj) for v in odd] == [bytearray, bytearray]
