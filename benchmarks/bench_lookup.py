@@ -151,6 +151,7 @@ def sheet_samples(path: Path, n: int) -> list[tuple[str, str]]:
     """The samples make_sheet(path, n) returned, read back from the sheet it wrote."""
     samples = []
     every = max(1, n // 5000)
+    i = -1
     with path.open(encoding="utf-8") as f:
         next(f)
         for i, line in enumerate(f):

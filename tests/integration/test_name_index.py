@@ -140,9 +140,12 @@ def test_postgres_importer_adds_the_words_the_trigger_would():
     """The bulk importer adds its names' words itself (the insert trigger skips its statements,
     nameindex.PG_WRITER_ADDS_WORDS): the vocabulary and typo keys are the trigger's, row for row, for names
     with repeated and odd spacing, words under four characters, digits only, a name a later row of the
-    same sheet fills in (a merge before the COPY), and words a word already banked holds."""
+    same sheet fills in (a merge before the COPY), a word longer than a name may be, and a word already
+    banked."""
     names = ["Vellorin Ashcombe", "vellorin  ASHCOMBE v2", "Ix 12345 Orrowyn", "Caldrith_Mossveil-XL",
-             "Émeric Dûnhallow LoRA", "a b c", "Tessaly Varnholt " * 3, "Quorvin Thalassa"]
+             "Émeric Dûnhallow LoRA", "a b c", "Tessaly Varnholt " * 3, "Quorvin Thalassa",
+             # one word longer than a name may be (cut to the column's 500 characters), incompressible
+             "Ylvar " + "".join(chr(97 + (i * i * 7 + i) % 26) for i in range(2000))]
     rows = [[n, f"https://civitai.com/models/{700000 + i}?modelVersionId={800000 + i}"] for i, n in enumerate(names)]
     rows.append(["", "https://civitai.com/models/700100?modelVersionId=800100"])  # no name yet ...
     rows.append(["Brannoch Weatherly", "https://civitai.com/models/700100?modelVersionId=800100"])  # ... filled in

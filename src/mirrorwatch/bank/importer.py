@@ -195,10 +195,6 @@ class _BankIndex:
         for chunk in iter(lambda: shas.fetchmany(50_000), []):
             self.filter.add([f"sha256:{v}" for (v,) in chunk])
 
-    def start_batch(self, records: list[Record]) -> None:
-        """Load what the database knows of this batch's keys (and of the entries they name)."""
-        self.look_up(self.keys_to_look_up(records))
-
     def keys_to_look_up(self, records: list[Record]) -> list[str]:
         """A new batch (what the last one learnt is dropped): the keys of its records that the database
         may know (all of them without the filter). No database access: with none, the batch's records
@@ -615,9 +611,7 @@ class _Writer:
             new_values: dict[str, set[str]] = {}
             for sig in new_signals:
                 new_values.setdefault(sig["form"], set()).add(sig["value"])
-            self.hook_values = new_values
-            if self.copying is None:
-                self.wait()
+            self.hook_values = new_values  # run by the next wait(), once the batch is in
 
     def wait(self) -> None:
         """Wait for the batch the database is still writing (PostgreSQL's COPY runs while the next batch
@@ -764,7 +758,7 @@ class _Copy(threading.Thread):
             copy_raw(self.raw, EntrySignal.__table__, self.new_signals)
             with self.raw.cursor() as cur:
                 for part in _chunks(self.words, 50_000):
-                    cur.execute(nameindex.PG_ADD_WORDS.replace(":words", "%(words)s"), {"words": part})
+                    cur.execute(nameindex.PG_ADD_WORDS, {"words": part})
         except BaseException as exc:  # raised by _Writer.wait in the importing thread
             self.error = exc
 

@@ -233,7 +233,7 @@ def _ring(n: int, size: int) -> list[memoryview]:
     the mapping only when a read first fills it, so a small file no longer pays for zeroing eight 1 MiB
     bytearrays: 0.7 ms for a 100 KB file against 5.1-5.7 ms. Elsewhere (no madvise, no ctypes, a
     mapping refused, a chunk size that is not whole pages) plain bytearrays."""
-    if size % 4096 == 0 and hasattr(mmap, "MADV_HUGEPAGE"):
+    if size % mmap.PAGESIZE == 0 and hasattr(mmap, "MADV_HUGEPAGE"):
         try:
             import ctypes
 

@@ -90,25 +90,31 @@ PG_WORDS = "string_to_array(name_norm, ' ')"
 #: its statement: reading the transition table, splitting every name, DISTINCT and the anti-join were
 #: 13 s of the server's 35 s for 1M entries in 50 COPYs (migration 0017).
 PG_WRITER_ADDS_WORDS = "mirrorwatch.writer_adds_words"
+
+
+def _add_words(words: str) -> str:
+    """SQL inserting the words a subquery yields (column ``w``) that name_vocab lacks, with their keys."""
+    return ("INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM (" + words + ") AS words"
+            " WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w)")
+
+
 PG_INSERT_FUNCTION = (
     "CREATE OR REPLACE FUNCTION name_vocab_from_entries() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    f" IF current_setting('{PG_WRITER_ADDS_WORDS}', true) = 'on' THEN RETURN NULL; END IF;"
-    " INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM (SELECT DISTINCT w FROM new_entries,"
-    " unnest(string_to_array(new_entries.name_norm, ' ')) AS w) AS words"
-    " WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w);"
-    " RETURN NULL; END $$"
+    f" IF current_setting('{PG_WRITER_ADDS_WORDS}', true) = 'on' THEN RETURN NULL; END IF; "
+    + _add_words("SELECT DISTINCT w FROM new_entries, unnest(string_to_array(new_entries.name_norm, ' ')) AS w")
+    + "; RETURN NULL; END $$"
 )
-#: The words (distinct, non-empty: words_of) not yet in name_vocab, with their deletion keys.
-PG_ADD_WORDS = (
-    "INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM unnest(CAST(:words AS text[])) AS w"
-    " WHERE NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w)"
-)
+#: The words of a list (words_of's, distinct) not yet in name_vocab; psycopg parameters: run on the DB-API
+#: connection (the importer's COPY thread).
+PG_ADD_WORDS = _add_words("SELECT unnest(CAST(%(words)s AS text[])) AS w")
 
 
 def words_of(name_norm: str | None) -> list[str]:
     """The words name_vocab holds for a normalised name: string_to_array(name_norm, ' ') less the empty
     strings, as the triggers split it."""
     return [w for w in name_norm.split(" ") if w] if name_norm else []
+
+
 PG_DDL = [
     # on PostgreSQL the deletion keys are an array on the word's own row, under a GIN index: a row per key
     # (as on SQLite) cost 107 bytes a key with its B-tree, the array and GIN about a third of that
@@ -122,11 +128,8 @@ PG_DDL = [
     f"CREATE INDEX IF NOT EXISTS ix_entry_name_tokens ON entry USING gin ({PG_WORDS})",
     # new words of a statement's names (insert: transition table; update: the row) into name_vocab
     PG_INSERT_FUNCTION,
-    "CREATE OR REPLACE FUNCTION name_vocab_from_entry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
-    " INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM (SELECT DISTINCT w FROM"
-    " unnest(string_to_array(NEW.name_norm, ' ')) AS w) AS words"
-    " WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w);"
-    " RETURN NULL; END $$",
+    "CREATE OR REPLACE FUNCTION name_vocab_from_entry() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    + _add_words("SELECT DISTINCT w FROM unnest(string_to_array(NEW.name_norm, ' ')) AS w") + "; RETURN NULL; END $$",
     "DROP TRIGGER IF EXISTS name_vocab_ai ON entry",
     "CREATE TRIGGER name_vocab_ai AFTER INSERT ON entry REFERENCING NEW TABLE AS new_entries"
     " FOR EACH STATEMENT EXECUTE FUNCTION name_vocab_from_entries()",
@@ -134,10 +137,7 @@ PG_DDL = [
     "CREATE TRIGGER name_vocab_au AFTER UPDATE OF name_norm ON entry FOR EACH ROW"
     " WHEN (OLD.name_norm IS DISTINCT FROM NEW.name_norm) EXECUTE FUNCTION name_vocab_from_entry()",
 ]
-PG_BACKFILL = (
-    f"INSERT INTO name_vocab (token, keys) SELECT w, name_typo_keys(w) FROM (SELECT DISTINCT w FROM entry, "
-    f"unnest({PG_WORDS}) AS w) AS words WHERE w <> '' AND NOT EXISTS (SELECT 1 FROM name_vocab v WHERE v.token = w)"
-)
+PG_BACKFILL = _add_words(f"SELECT DISTINCT w FROM entry, unnest({PG_WORDS}) AS w")
 PG_DROP = [
     "DROP TRIGGER IF EXISTS name_vocab_au ON entry",
     "DROP TRIGGER IF EXISTS name_vocab_ai ON entry",
