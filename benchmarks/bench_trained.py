@@ -102,6 +102,18 @@ EXPORT_SDXL = {"c01": ["main-s0020", "cont-s0030", "shared-s0040", "shared-s0060
                "c41": ["near-s0060", "shared-s0020", "shared-s0040", "shared-s0060"]}
 COMMITTED_SDXL = COMMITTED.with_name("sdxl_fingerprints.json")
 
+# Runs four times longer (build_corpus.py --concepts 24 --steps 240 --near: checkpoints at 80 / 160 / 240):
+# c14's 2/3 checkpoint, the one that lay nearest both ways of the trajectory rule (score 0.951, growth 0.205, under
+# the 0.25 the 60-step corpus had calibrated); c06's shared run, whose 2/3 checkpoint has the lowest growth (0.12);
+# c04's near look-alike against its shared run (the highest growth, 0.18, of a near look-alike against a 1/3
+# checkpoint at this length); held-out c15's run for every lineage kind.
+EXPORT_LONG = {"c14": ["main-s0240", "main-s0160", "main-s0080"],
+               "c06": ["shared-s0240", "shared-s0160"],
+               "c04": ["near-s0240", "shared-s0080", "shared-s0160", "shared-s0240"],
+               "c15": ["main-s0240", "main-s0160", "main-s0080", "cont-s0120", "shared-s0240", "near-s0240",
+                       "retrain-s0240"]}
+COMMITTED_LONG = COMMITTED.with_name("long_fingerprints.json")
+
 
 def export(items: list[tc.Item], path: Path = COMMITTED, chosen_ids: dict[str, list[str]] = EXPORT,
            about: str = "Fingerprints of LoRAs trained by benchmarks/trained/build_corpus.py (held-out half and two "
@@ -279,6 +291,20 @@ def evaluate(items: list[tc.Item], half: str | None, check_every: int = 500) -> 
     return rows
 
 
+def evaluate_all(corpora: list[list[tc.Item]], half: str) -> list[dict]:
+    """:func:`evaluate` on each corpus alone (pairs never cross corpora: each has its own base and runs), the rows
+    joined; with several corpora, each row's files and runs carry the corpus's number (``k:``), so that runs of
+    one name in two corpora stay two trainings."""
+    rows: list[dict] = []
+    for k, items in enumerate(corpora):
+        part = evaluate(items, half)
+        if len(corpora) > 1:
+            for r in part:
+                r.update(a=f"{k}:{r['a']}", b=f"{k}:{r['b']}", runs="|".join(f"{k}:{x}" for x in r["runs"].split("|")))
+        rows += part
+    return rows
+
+
 def _check(batched: dict, exact: dict) -> None:
     assert abs(batched["score"] - exact["score"]) < 1e-6, (batched["a"], batched["b"], batched["score"], exact["score"])
     assert batched["relation"] == exact["relation"] and batched["signals"] == exact["signals"], (batched, exact)
@@ -362,7 +388,7 @@ GRID = {
     "derived_score": [0.5, 0.55, 0.6, 0.65, 0.7],
     "derived_out_shared": [0.78, 0.84, 0.88, 0.9, 0.91, 0.92, 0.93, 0.94],
     "derived_agree": [0.7, 0.8, 0.9],
-    "derived_growth": [0.2, 0.25, 0.3, 0.35, 0.4],
+    "derived_growth": [0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4],
     "derived_close": [0.9, 0.93, 0.95, 0.97],
 }
 #: the opt-in rule for earlier checkpoints (``derived_far_te_ratio``), calibrated the same way on its own
@@ -486,33 +512,44 @@ def print_tables(half: str, rows: list[dict], report: dict) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--corpus", type=Path, help="a directory built by benchmarks/trained/build_corpus.py")
+    ap.add_argument("--corpus", type=Path, nargs="+", help="a directory built by benchmarks/trained/build_corpus.py; "
+                    "several (e.g. runs of 60 and of 240 steps) are judged each on its own and their pairs joined "
+                    "per half, so that --calibrate sees every training length")
     ap.add_argument("--calibrate", action="store_true", help="grid-search thresholds on the calibration half")
     ap.add_argument("--snorm", action="store_true", help="also measure cohort (s-norm) normalised scores")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--export", action="store_true", help="write the unit tests' fingerprints (needs --corpus)")
+    ap.add_argument("--export-long", action="store_true", help="write the unit tests' fingerprints of runs of 240 "
+                    "steps (--corpus: a directory built by build_corpus.py --steps 240)")
     ap.add_argument("--export-sdxl", action="store_true", help="write the unit tests' SDXL-layout fingerprints and "
                     "files (--corpus: a directory built by build_sdxl.py)")
     args = ap.parse_args()
+    if args.corpus and len(args.corpus) > 1 and (args.snorm or args.export or args.export_sdxl
+                                                          or args.export_long):
+        ap.error("--snorm and the --export options take one --corpus")
     t0 = time.time()
-    items = tc.build(args.corpus) if args.corpus else load_committed()
-    print(f"{len(items)} fingerprints ({'corpus ' + str(args.corpus) if args.corpus else 'committed test set'}) "
-          f"in {time.time() - t0:.1f} s")
+    corpora = [tc.build(c) for c in args.corpus] if args.corpus else [load_committed()]
+    items = [i for c in corpora for i in c]
+    where = ("corpus " + ", ".join(map(str, args.corpus))) if args.corpus else "committed test set"
+    print(f"{len(items)} fingerprints ({where}) in {time.time() - t0:.1f} s")
     report: dict = {"fingerprints": len(items)}
     if args.export:
-        export(items)
+        export(corpora[0])
+    if args.export_long:
+        export(corpora[0], COMMITTED_LONG, EXPORT_LONG, "Fingerprints of LoRAs trained by benchmarks/trained/"
+               "build_corpus.py --concepts 24 --steps 240 --near (runs four times longer than the main corpus's)")
     if args.export_sdxl:
         import shutil
 
-        export(items, COMMITTED_SDXL, EXPORT_SDXL, "Fingerprints of LoRAs trained by benchmarks/trained/build_sdxl.py "
+        export(corpora[0], COMMITTED_SDXL, EXPORT_SDXL, "Fingerprints of LoRAs trained by benchmarks/trained/build_sdxl.py "
                "--concepts 48 --near --retrain 48 (SDXL block layout, two text encoders; held-out concepts c01, c31, "
                "c41)")
         for src, name in (("c01-main-s0060.safetensors", "c01-main-s0060.sdxl.diffusers.safetensors"),
                           ("c01-main-s0060.kohya.safetensors", "c01-main-s0060.sdxl.kohya.safetensors")):
-            shutil.copyfile(args.corpus / "files" / src, COMMITTED_SDXL.with_name(name))
+            shutil.copyfile(args.corpus[0] / "files" / src, COMMITTED_SDXL.with_name(name))
     sn = None
     for half in ("calib", "heldout"):
-        rows = evaluate(items, half)
+        rows = evaluate_all(corpora, half)
         if not rows:
             continue
         if args.snorm:

@@ -48,6 +48,11 @@ corpus of the issue-14 figures::
 the same with ``--concepts 48 --first 32`` added 16 concepts (112 runs) in 8 minutes, and with
 ``--concepts 70 --first 48`` 22 more (154 runs) in 6.3 minutes at a load of 2-3 (70 concepts is the most: the
 base's vocabulary has no more never-seen tokens for triggers).
+Runs four times longer (``LINEAGE_CALIBRATION["long_runs"]``; 168 runs, 11 minutes on 2 cores)::
+
+    for P in 0 1; do nice -n 15 python build_corpus.py --out /tmp/mw-long --concepts 24 --steps 240 --near \
+        --shard $P/2 & done; wait
+
 Each shard trains its own copy of the (deterministic) base and writes ``manifest-PofN.json``; the
 manifests record the base's digest, which ``corpus.py`` checks when it joins them.
 """

@@ -190,6 +190,11 @@ def main() -> None:
     ap.add_argument("--pretrain", type=int, default=100)
     ap.add_argument("--near", action="store_true", help="also a near look-alike per concept, trained with the "
                     "shared seed (the hardest same-seed case)")
+    ap.add_argument("--extra-seeds", type=int, default=0, help="per concept, N more trainings of its own data, "
+                    "final only, seeds alternating between further shared cohorts (43, 44, ...) and own seeds: more "
+                    "distinct unrelated trainings, same-seed ones included, for the false-claim bound")
+    ap.add_argument("--extra-only", action="store_true", help="build only the --extra-seeds runs (to add them to a "
+                    "built corpus: same --out, --concepts and --shard)")
     ap.add_argument("--retrain", type=int, default=0, help="the first N concepts also get an independent "
                     "re-training on the same data (another seed)")
     ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
@@ -210,6 +215,7 @@ def main() -> None:
     runs = []
     tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first
                                                                                 else "")
+    tag += "-extra" if args.extra_only else ""
     for c in _concepts_of(args.shard, args.concepts):
         if c < args.first:
             continue
@@ -227,6 +233,9 @@ def main() -> None:
         if c < args.retrain:
             plan.append(("retrain", cn, imgs, caps, 4000 + c, steps, [steps], None, 2e-3))
         plan.append(("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], "main", 1e-3))
+        extra = [(f"x{i}", cn, imgs, caps, SHARED_SEED + 1 + i // 2 if i % 2 == 0 else 7000 + 100 * i + c, steps,
+                  [steps], None, 2e-3) for i in range(args.extra_seeds)]
+        plan = extra if args.extra_only else plan + extra
         finals = {}
         for kind, data, im, cp, seed, n_steps, ckpts, parent, lr in plan:
             name = f"{cn}-{kind}"

@@ -5,7 +5,8 @@ module names and a small CLIP text encoder, rank-4 peft LoRAs) and exported by
 ``benchmarks/bench_trained.py --corpus DIR --export``. Each item is one file of the corpus (its concept,
 run, seed, checkpoint step and variant); ``pairs`` lists the labelled pairs among them with the relations
 each may get. ``sdxl_fingerprints.json`` and the ``*.sdxl.*.safetensors`` files come from
-``benchmarks/trained/build_sdxl.py`` (SDXL block layout, two text encoders), exported with ``--export-sdxl``."""
+``benchmarks/trained/build_sdxl.py`` (SDXL block layout, two text encoders), exported with ``--export-sdxl``;
+``long_fingerprints.json`` from ``build_corpus.py --steps 240`` (runs four times longer), with ``--export-long``."""
 
 from __future__ import annotations
 
@@ -19,17 +20,17 @@ from mirrorwatch.match.fingerprint import Fingerprint
 DATA = Path(__file__).resolve().parent.parent / "data" / "trained"
 
 
-@functools.lru_cache(maxsize=1)
-def trained_set() -> dict:
-    return json.loads((DATA / "fingerprints.json").read_text())
+@functools.lru_cache(maxsize=4)
+def trained_set(name: str = "fingerprints.json") -> dict:
+    return json.loads((DATA / name).read_text())
 
 
-def fingerprint(item_id: str) -> Fingerprint:
-    for rec in trained_set()["items"]:
+def fingerprint(item_id: str, name: str = "fingerprints.json") -> Fingerprint:
+    for rec in trained_set(name)["items"]:
         if rec["id"] == item_id:
             return Fingerprint.from_bytes(base64.b64decode(rec["fingerprint"]))
     raise KeyError(item_id)
 
 
-def labelled_pairs() -> list[dict]:
-    return list(trained_set()["pairs"])
+def labelled_pairs(name: str = "fingerprints.json") -> list[dict]:
+    return list(trained_set(name)["pairs"])
