@@ -23,12 +23,14 @@ The manifest has ``build_corpus.py``'s format, so ``corpus.py`` and ``bench_trai
 ``--shard P/N`` builds one shard's concepts (pairs of concepts, one of each half, dealt round-robin) and writes
 ``manifest-PofN.json``, which ``corpus.py`` joins (the shards check the deterministic base's digest).
 Default: 4 concepts, 16 runs, about 3 minutes of one core (2-20 s per 60-step run, as busy as the machine is).
-The corpus of the SDXL figures in ``lineage.LINEAGE_CALIBRATION["sdxl_layout"]`` (280 runs, 48 concepts)::
+The corpus of the SDXL figures in ``lineage.LINEAGE_CALIBRATION["sdxl_layout"]`` (520 runs, 48 concepts)::
 
     for P in 0 1; do nice -n 19 python build_sdxl.py --out /tmp/mw-trained-sdxl16 --concepts 16 --near \
         --retrain 8 --shard $P/2 & done; wait    # 88 runs, 4 minutes on 2 cores
     for P in 0 1; do nice -n 19 python build_sdxl.py --out /tmp/mw-trained-sdxl16 --concepts 48 --first 16 \
         --near --retrain 48 --shard $P/2 & done; wait    # 192 runs, 38 minutes on 2 cores busy with other work
+    for P in 0 1; do nice -n 15 python build_sdxl.py --out /tmp/mw-trained-sdxl16 --concepts 48 --extra-seeds 5 \
+        --extra-only --shard $P/2 & done; wait    # 240 runs, 13 minutes: more distinct unrelated trainings
 
 (50 concepts is the most: trigger tokens 100-149, look-alikes 150-199, near look-alikes 200-249.)
 """
