@@ -421,3 +421,34 @@ def test_long_run_near_lookalike_is_not_beyond_the_early_checkpoint():
     assert near.relation() == "similar_training" and near.verdict() == "no_match"
     assert true.relation() == "similar_training" and any(FAR_WHY in w for w in true.details["relation_why"])
     assert compare(_long("c04-shared-s0160"), _long("c04-shared-s0240")).relation() == "derived"
+
+
+# -- the SDXL layout with runs four times longer (build_sdxl.py --concepts 16 --steps 240 --near --retrain 16;
+# StableDiffusionXLPipeline.save_lora_weights wrote the files). This corpus was never used to choose a threshold:
+# it checks the growth bound chosen on the SD1.5-layout corpora of both lengths.
+SDXL_LONG = "sdxl_long_fingerprints.json"
+
+
+@pytest.mark.parametrize("pair", labelled_pairs(SDXL_LONG), ids=[f"{p['kind']}:{p['bank']}~{p['file']}"
+                                                                  for p in labelled_pairs(SDXL_LONG)])
+def test_sdxl_long_runs_relation_per_pair_kind(pair):
+    sim = compare(fingerprint(pair["file"], SDXL_LONG), fingerprint(pair["bank"], SDXL_LONG))
+    rel = sim.relation()
+    if pair["kind"] in KNOWN_MISS:
+        assert rel == KNOWN_MISS[pair["kind"]] and any(FAR_WHY in w for w in sim.details["relation_why"])
+    else:
+        assert rel in pair["expected"], (rel, sim.score, sim.details["lineage"], sim.details["relation_why"])
+
+
+@pytest.mark.parametrize("run", ["c03-shared", "c05-shared"])
+def test_sdxl_long_run_checkpoints_at_two_thirds_are_derived_by_growth(run):
+    from dataclasses import replace
+
+    # 8 of this corpus's 32 checkpoints at 2/3 lie beyond the final by less than 0.25 at a score under
+    # derived_close: leads under the 60-step corpus's growth bound, derived under the bound of both lengths
+    sim = compare(fingerprint(f"{run}-s0160", SDXL_LONG), fingerprint(f"{run}-s0240", SDXL_LONG))
+    sig = sim.details["lineage"]
+    assert sig["layout"] == "sdxl" and sim.score < LINEAGE_THRESHOLDS.derived_close
+    assert LINEAGE_THRESHOLDS.derived_growth < sig["growth"] < 0.245
+    assert sim.relation() == "derived" and sim.verdict() == "derived"
+    assert sim.relation(replace(LINEAGE_THRESHOLDS, derived_growth=0.25)) == "similar_training"
