@@ -319,7 +319,9 @@ def _check(batched: dict, exact: dict) -> None:
         if isinstance(value, str):
             assert got == value, (key, got, value)
             continue
-        assert (got is None) == (value is None) and (value is None or abs(got - value) < 1e-6), (key, got, value)
+        # relative beyond 1: a ratio over a small UNet score (te_ratio 6.4) carries the float32 rounding of both
+        assert (got is None) == (value is None) and (value is None or abs(got - value) < 1e-6 * max(1.0, abs(value))), (
+            key, got, value)
 
 
 def confusion(rows: list[dict], t: LineageThresholds | None = None) -> dict[str, dict[str, int]]:

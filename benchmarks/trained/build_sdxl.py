@@ -121,15 +121,16 @@ def pretrain(models, steps: int) -> None:
         m.requires_grad_(False)
 
 
-def add_lora(base, seed: int, state: dict | None):
+def add_lora(base, seed: int, state: dict | None, rank: int = 4):
     unet, te1, te2 = (copy.deepcopy(m) for m in base)
     torch.manual_seed(seed)
-    unet = inject_adapter_in_model(
-        LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=UNET_TARGETS), unet)
-    te1 = inject_adapter_in_model(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=TE_TARGETS),
-                                  te1)
-    te2 = inject_adapter_in_model(LoraConfig(r=4, lora_alpha=4, init_lora_weights="gaussian", target_modules=TE_TARGETS),
-                                  te2)
+
+    def config(targets: list[str]) -> LoraConfig:
+        return LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=targets)
+
+    unet = inject_adapter_in_model(config(UNET_TARGETS), unet)
+    te1 = inject_adapter_in_model(config(TE_TARGETS), te1)
+    te2 = inject_adapter_in_model(config(TE_TARGETS), te2)
     models = (unet, te1, te2)
     if state is not None:
         for m, key in zip(models, ("unet", "te1", "te2"), strict=True):
@@ -165,8 +166,8 @@ def save(state: dict, path: Path, metadata: dict, kohya: bool) -> list[str]:
     return written
 
 
-def train_run(base, imgs, caps, *, seed, steps, ckpts, lr, init, out, name, meta):
-    models, params = add_lora(base, seed, init)
+def train_run(base, imgs, caps, *, seed, steps, ckpts, lr, init, out, name, meta, rank=4):
+    models, params = add_lora(base, seed, init, rank)
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
     gen = torch.Generator().manual_seed(seed)
     files = []
@@ -192,6 +193,10 @@ def main() -> None:
     ap.add_argument("--pretrain", type=int, default=100)
     ap.add_argument("--near", action="store_true", help="also a near look-alike per concept, trained with the "
                     "shared seed (the hardest same-seed case)")
+    ap.add_argument("--rank16", type=int, default=0, help="the first N concepts also get rank-16 runs (own seed "
+                    "with checkpoints, shared seed, shared-seed look-alike, with --near the near look-alike, continued "
+                    "fine-tune), as build_corpus.py")
+    ap.add_argument("--rank32", type=int, default=0, help="the same at rank 32")
     ap.add_argument("--extra-seeds", type=int, default=0, help="per concept, N more trainings of its own data, "
                     "final only, seeds alternating between further shared cohorts (43, 44, ...) and own seeds: more "
                     "distinct unrelated trainings, same-seed ones included, for the false-claim bound")
@@ -238,15 +243,28 @@ def main() -> None:
         extra = [(f"x{i}", cn, imgs, caps, SHARED_SEED + 1 + i // 2 if i % 2 == 0 else 7000 + 100 * i + c, steps,
                   [steps], None, 2e-3) for i in range(args.extra_seeds)]
         plan = extra if args.extra_only else plan + extra
+        plan = [(*entry, 4) for entry in plan]
+        for rank, first in ((16, args.rank16), (32, args.rank32)):
+            if c < first and not args.extra_only:
+                plan += [
+                    (f"r{rank}main", cn, imgs, caps, 5000 + 100 * rank + c, steps, ck, None, 2e-3, rank),
+                    (f"r{rank}shared", cn, imgs, caps, SHARED_SEED, steps, [steps], None, 2e-3, rank),
+                    (f"r{rank}looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], None, 2e-3, rank),
+                    *([(f"r{rank}near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], None, 2e-3, rank)]
+                      if args.near else []),
+                    (f"r{rank}cont", cn, imgs, caps, 6000 + 100 * rank + c, steps // 2, [steps // 2], f"r{rank}main",
+                     1e-3, rank),
+                ]
         finals = {}
-        for kind, data, im, cp, seed, n_steps, ckpts, parent, lr in plan:
+        for kind, data, im, cp, seed, n_steps, ckpts, parent, lr, rank in plan:
             name = f"{cn}-{kind}"
             files, final = train_run(base, im, cp, seed=seed, steps=n_steps, ckpts=ckpts, lr=lr,
                                      init=finals[parent] if parent else None, out=out, name=name,
-                                     meta={"concept": data, "run": name, "seed": seed, "base": "tiny-sdxl-layout"})
+                                     meta={"concept": data, "run": name, "seed": seed, "base": "tiny-sdxl-layout"},
+                                     rank=rank)
             finals[kind] = final
             runs.append({"run": name, "kind": kind, "concept": data, "base_concept": c, "half": half, "seed": seed,
-                         "data": data, "rank": 4, "parent": f"{cn}-{parent}" if parent else None, "files": files})
+                         "data": data, "rank": rank, "parent": f"{cn}-{parent}" if parent else None, "files": files})
             print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
         write_manifest(out, tag, steps, ck, digest, runs, t0, complete=False)  # usable while it runs
     write_manifest(out, tag, steps, ck, digest, runs, t0, complete=True)
