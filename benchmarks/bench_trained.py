@@ -226,7 +226,7 @@ def _batched_signals(a, others: list, stack: _Stack) -> list[dict]:
         share = (x * m * cos).sum(axis=1) / np.where(xx > 0, xx, 1.0)
         rx = m * x * cos - share[:, None] * x * x
         rr_ = np.maximum(m * m - 2 * share[:, None] * m * x * cos + share[:, None] ** 2 * x * x, 0.0)
-        z = rx / np.maximum(np.sqrt(rr_) * x, 1e-30)
+        z = np.where(rr_ > 1e-12 * m * m, rx / np.maximum(np.sqrt(rr_) * x, 1e-30), 0.0)  # as lineage._part_of
         lean = np.sqrt((w * z * z).sum(axis=1) / np.where(w.sum(axis=1) > 0, w.sum(axis=1), 1.0))
         for i in range(len(others)):
             if len(cos[i]) < 2 or w[i].sum() <= 0 or xx[i] <= 0 or share[i] <= 0:
