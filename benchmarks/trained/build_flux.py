@@ -26,7 +26,19 @@ LoRA init, the data order, the noise and the timesteps. Run kinds, seeds and che
 (``transformer.transformer_blocks.0.attn.to_q.lora_A.weight`` ...); diffusers has no kohya writer for Flux,
 so there is no ``.kohya`` file and ``corpus.py`` derives the variants from the final diffusers file.
 
-Cost: about 1-4 s per 60-step run on one niced core.
+Cost: about 3 s per 60-step run, 12 s per 240-step run, on one niced core of a busy 2-core machine. The
+corpora of the Flux figures (issue 14; outputs outside the repository)::
+
+    for P in 0 1; do nice -n 19 python build_flux.py --out /tmp/mw-flux --concepts 24 --near --retrain 24 \
+        --shard $P/2 & done; wait    # 144 runs, 4.8 minutes on 2 cores
+    for P in 0 1; do nice -n 19 python build_flux.py --out /tmp/mw-flux --concepts 48 --first 24 --near \
+        --retrain 48 --shard $P/2 & done; wait    # 144 more runs, 4.9 minutes
+    for P in 0 1; do nice -n 19 python build_flux.py --out /tmp/mw-flux-long --concepts 12 --steps 240 --near \
+        --retrain 12 --shard $P/2 & done; wait    # 72 runs, 4 minutes
+    for P in 0 1; do nice -n 19 python build_flux.py --out /tmp/mw-flux-long --concepts 24 --first 12 --steps 240 \
+        --near --retrain 24 --shard $P/2 & done; wait    # 72 more runs
+
+then ``bench_trained.py --corpus /tmp/mw-flux`` (and ``--corpus /tmp/mw-flux-long``).
 """
 
 from __future__ import annotations
