@@ -94,7 +94,24 @@ def _read_lora(path: Path) -> LoraFile:
         tensors = {k: (np.array(st.scalar(k, label=k), dtype=np.float32) if k.endswith(".alpha") else np.asarray(st[k]))
                    for k in st}
         meta = dict(st.metadata or {})
-    return LoraFile(tensors, meta, "fp32", "sd15", "kohya", {})
+    # a diffusers/PEFT file (``lora_A``/``lora_B``, no alpha: build_flux.py's, which has no kohya writer)
+    layout = "peft" if any(k.endswith(".lora_A.weight") for k in tensors) else "kohya"
+    return LoraFile(tensors, meta, "fp32", "sd15", layout, {})
+
+
+def _kohya_suffixed(lf: LoraFile) -> LoraFile:
+    """A PEFT-layout file with kohya's suffixes (``lora_down``/``lora_up``, ``alpha`` = rank: scale 1, as
+    ``lora_alpha = r`` trains it), the same ΔW under its own module names, for ``merge`` (kohya layout only)."""
+    if lf.layout != "peft":
+        return lf
+    out: dict[str, np.ndarray] = {}
+    for k, v in lf.tensors.items():
+        if k.endswith(".lora_A.weight"):
+            out[k.replace(".lora_A.weight", ".lora_down.weight")] = v
+            out[k.replace(".lora_A.weight", ".alpha")] = np.array(float(v.shape[0]), dtype=np.float32)
+        elif k.endswith(".lora_B.weight"):
+            out[k.replace(".lora_B.weight", ".lora_up.weight")] = v
+    return LoraFile(out, dict(lf.metadata), lf.dtype, lf.arch, "kohya", dict(lf.info))
 
 
 def build(root: Path, *, variants: bool = True) -> list[Item]:
@@ -120,6 +137,8 @@ def build(root: Path, *, variants: bool = True) -> list[Item]:
                     finals[c] = root / f["kohya"]
                 elif run["kind"] in ("r16main", "r32main"):
                     high_rank[(c, run["kind"])] = (root / f["kohya"], run)
+            elif run["kind"] == "main" and f["step"] == f["steps"]:
+                finals[c] = root / f["file"]  # no kohya file (build_flux.py): the variants of the diffusers file
     if not variants:
         return items
     out = root / "variants"
@@ -139,7 +158,7 @@ def build(root: Path, *, variants: bool = True) -> list[Item]:
         same_half = sorted(o for o in finals if halves[o] == halves[c] and o != c)
         partner = same_half[(same_half.index(c + 2) if c + 2 in same_half else 0)] if same_half else None
         if partner is not None:
-            made["merge_50_50"] = merge(lf, _read_lora(finals[partner]), 0.5)
+            made["merge_50_50"] = merge(_kohya_suffixed(lf), _kohya_suffixed(_read_lora(finals[partner])), 0.5)
         _write_variants(items, made, out, f"c{c:02d}-main", c, halves[c], "main", 1000 + c, steps, 4, partner)
     for (c, kind), (path, run) in sorted(high_rank.items()):  # rank 16 / 32: a re-save and a half-rank resize
         lf = _read_lora(path)
