@@ -20,9 +20,10 @@ What it prints:
    unrelated) called ``derived`` — with a one-step margin on every threshold and without counting on
    the text-encoder guard — and margins in the middle of the gaps; then the opt-in rule for earlier
    checkpoints (``derived_far_te_ratio``) calibrated on top, and what it trades on the held-out half.
-   On a corpus of the SDXL layout (``build_sdxl.py``) only the layout's own output-side bound
-   (``derived_out_shared_sdxl``) is calibrated: the middle of the gap between every correlated pair's
-   ``out_shared`` and the 2/3 checkpoints' (:func:`calibrate_sdxl`); the held-out half's gap is printed too.
+   On a corpus of the SDXL or Flux layout (``build_sdxl.py``, ``build_flux.py``) only the layout's own
+   output-side bound (``derived_out_shared_sdxl`` / ``_flux``) is calibrated: the middle of the gap between
+   the correlated pairs' ``out_shared`` and the 2/3 checkpoints' (:func:`calibrate_layout`); the held-out
+   half's gap is printed too.
 3. The confusion table per pair kind (rows) by relation (columns) on the **held-out half** (odd
    concept indices, never used to choose thresholds), under the thresholds in the code, with the
    false-positive rate of ``derived``/``same_weights`` on correlated pairs and its 95 % upper bound
@@ -119,6 +120,23 @@ COMMITTED_LONG = COMMITTED.with_name("long_fingerprints.json")
 EXPORT_SDXL_LONG = {"c03": ["shared-s0080", "shared-s0160", "shared-s0240", "near-s0240", "main-s0240", "cont-s0120"],
                     "c05": ["shared-s0160", "shared-s0240"]}
 COMMITTED_SDXL_LONG = COMMITTED.with_name("sdxl_long_fingerprints.json")
+# The Flux layout (build_flux.py): the same-seed near look-alike that passes every other test of the trajectory
+# rule with the highest output directions (c44 against its shared run's 2/3 checkpoint: 0.866, calibration
+# half), and, at 240 steps, the 2/3 checkpoints under the SD1.5 bound (c06, c10: 0.915, 0.918; held-out c09: 0.916).
+EXPORT_FLUX = {"c44": ["near-s0060", "shared-s0040", "shared-s0060"]}
+EXPORT_FLUX_LONG = {"c06": ["main-s0160", "main-s0240"], "c09": ["main-s0080", "main-s0160", "main-s0240"],
+                    "c10": ["main-s0160", "main-s0240"]}
+#: ``--export-set NAME``: (file, chosen ids, what they are)
+EXPORT_SETS = {
+    "long": (COMMITTED_LONG, EXPORT_LONG, "build_corpus.py --concepts 24 --steps 240 --near (runs four times longer "
+             "than the main corpus's)"),
+    "sdxl-long": (COMMITTED_SDXL_LONG, EXPORT_SDXL_LONG, "build_sdxl.py --concepts 16 --steps 240 --near --retrain 16 "
+                  "(SDXL layout, runs four times longer)"),
+    "flux": (COMMITTED.with_name("flux_fingerprints.json"), EXPORT_FLUX, "build_flux.py --concepts 48 --near "
+             "--retrain 48 (Flux layout)"),
+    "flux-long": (COMMITTED.with_name("flux_long_fingerprints.json"), EXPORT_FLUX_LONG, "build_flux.py --concepts 24 "
+                  "--steps 240 --near --retrain 24 (Flux layout, runs four times longer)"),
+}
 
 
 def export(items: list[tc.Item], path: Path = COMMITTED, chosen_ids: dict[str, list[str]] = EXPORT,
@@ -470,31 +488,43 @@ def calibrate(rows: list[dict]) -> tuple[LineageThresholds, LineageThresholds]:
     return t, replace(t, **dict(zip(FAR_GRID, far, strict=True)))
 
 
-def out_shared_gap(rows: list[dict]) -> tuple[float | None, float | None]:
-    """The highest output-side agreement (``out_shared``) of any correlated pair, whatever its other signals,
-    and the lowest of the checkpoints at 2/3 of a run."""
+#: layouts with their own output-side bound (lineage._OUT_BOUND), the field, and which correlated pairs set it
+LAYOUT_BOUNDS = {"sdxl": "derived_out_shared_sdxl", "flux": "derived_out_shared_flux"}
+
+
+def out_shared_gap(rows: list[dict], lay: str = "sdxl") -> tuple[float | None, float | None]:
+    """The highest output-side agreement (``out_shared``) of the correlated pairs that bound a layout's
+    ``out_shared`` threshold, and the lowest of the checkpoints at 2/3 of a run.
+
+    SDXL: every correlated pair, whatever its other signals (the output side alone keeps them out, as 0.92
+    does for SD1.5). Flux: the correlated pairs that pass every *other* test of the trajectory rule (the
+    layout's bound lowered to ``far_out_shared``): there the output side alone does not separate both
+    training lengths (a near look-alike's final beside its shared run's final reaches 0.910, 2/3 checkpoints
+    of long runs start at 0.915), and growth keeps such pairs out."""
+    loose = replace(LINEAGE_THRESHOLDS, **{LAYOUT_BOUNDS[lay]: LINEAGE_THRESHOLDS.far_out_shared})
     neg = [r["all_signals"]["out_shared"] for r in rows
-           if r["kind"] in HARD_NEGATIVES and r["all_signals"].get("out_shared") is not None]
+           if r["kind"] in HARD_NEGATIVES and r["all_signals"].get("out_shared") is not None
+           and (lay == "sdxl" or relation(r["score"], r["signals"], loose)[0] == "derived")]
     pos = [r["all_signals"]["out_shared"] for r in rows
            if r["kind"] == "checkpoint" and r["all_signals"].get("out_shared") is not None]
     return (max(neg) if neg else None), (min(pos) if pos else None)
 
 
-def calibrate_sdxl(rows: list[dict]) -> LineageThresholds | None:
-    """The SDXL layout's own bound on the output side (``derived_out_shared_sdxl``); every other threshold is
-    the one calibrated on the SD1.5-layout corpus. It goes in the middle of the gap between the highest
-    ``out_shared`` of any correlated pair — every hard negative, whatever its other signals: the output side
-    alone must keep them out, as 0.92 does for SD1.5 — and the lowest of the 2/3 checkpoints, rounded to
-    0.01; None (and a message) when there is no gap."""
-    neg, pos = out_shared_gap(rows)
+def calibrate_layout(rows: list[dict], lay: str) -> LineageThresholds | None:
+    """A layout's own bound on the output side (``derived_out_shared_sdxl`` / ``_flux``); every other threshold
+    is the one calibrated on the SD1.5-layout corpora. It goes in the middle of the gap between the correlated
+    pairs of :func:`out_shared_gap` and the lowest of the 2/3 checkpoints, rounded to 0.01; None (and a message)
+    when there is no gap."""
+    field = LAYOUT_BOUNDS[lay]
+    neg, pos = out_shared_gap(rows, lay)
     if neg is None or pos is None or neg >= pos:
-        print(f"\nSDXL layout: no gap between correlated pairs ({neg}) and checkpoints at 2/3 ({pos}): "
-              "derived_out_shared_sdxl cannot be calibrated on this half")
+        print(f"\n{lay} layout: no gap between correlated pairs ({neg}) and checkpoints at 2/3 ({pos}): "
+              f"{field} cannot be calibrated on this half")
         return None
-    print(f"\nSDXL layout: output directions of correlated pairs <= {neg:.3f}, of checkpoints at 2/3 >= {pos:.3f}")
+    print(f"\n{lay} layout: output directions of correlated pairs <= {neg:.3f}, of checkpoints at 2/3 >= {pos:.3f}")
     bound = round((neg + pos) / 2, 2)
-    print(f"  gap {pos - neg:.3f}: derived_out_shared_sdxl = {bound} (the middle)")
-    return replace(LINEAGE_THRESHOLDS, derived_out_shared_sdxl=bound)
+    print(f"  gap {pos - neg:.3f}: {field} = {bound} (the middle)")
+    return replace(LINEAGE_THRESHOLDS, **{field: bound})
 
 
 def print_tables(half: str, rows: list[dict], report: dict) -> None:
@@ -527,14 +557,13 @@ def main() -> int:
     ap.add_argument("--snorm", action="store_true", help="also measure cohort (s-norm) normalised scores")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--export", action="store_true", help="write the unit tests' fingerprints (needs --corpus)")
-    ap.add_argument("--export-long", action="store_true", help="write the unit tests' fingerprints of runs of 240 "
-                    "steps (--corpus: a directory built by build_corpus.py --steps 240)")
-    ap.add_argument("--export-sdxl-long", action="store_true", help="the same for build_sdxl.py --steps 240")
+    ap.add_argument("--export-set", choices=sorted(EXPORT_SETS), help="write one more set of the unit tests' "
+                    "fingerprints (--corpus: the build the set names)")
     ap.add_argument("--export-sdxl", action="store_true", help="write the unit tests' SDXL-layout fingerprints and "
                     "files (--corpus: a directory built by build_sdxl.py)")
     args = ap.parse_args()
     if args.corpus and len(args.corpus) > 1 and (args.snorm or args.export or args.export_sdxl
-                                                          or args.export_long or args.export_sdxl_long):
+                                                          or args.export_set):
         ap.error("--snorm and the --export options take one --corpus")
     t0 = time.time()
     corpora = [tc.build(c) for c in args.corpus] if args.corpus else [load_committed()]
@@ -544,12 +573,9 @@ def main() -> int:
     report: dict = {"fingerprints": len(items)}
     if args.export:
         export(corpora[0])
-    if args.export_long:
-        export(corpora[0], COMMITTED_LONG, EXPORT_LONG, "Fingerprints of LoRAs trained by benchmarks/trained/"
-               "build_corpus.py --concepts 24 --steps 240 --near (runs four times longer than the main corpus's)")
-    if args.export_sdxl_long:
-        export(corpora[0], COMMITTED_SDXL_LONG, EXPORT_SDXL_LONG, "Fingerprints of LoRAs trained by benchmarks/trained/"
-               "build_sdxl.py --concepts 16 --steps 240 --near --retrain 16 (SDXL layout, runs four times longer)")
+    if args.export_set:
+        path, chosen, what = EXPORT_SETS[args.export_set]
+        export(corpora[0], path, chosen, f"Fingerprints of LoRAs trained by benchmarks/trained/{what}")
     if args.export_sdxl:
         import shutil
 
@@ -570,16 +596,17 @@ def main() -> int:
             sn = snorm([i for i in items if i.half == half], cohort) if cohort else None
         print(f"\n=== {half} half: {len(rows)} pairs; signals (min/median/max) ===")
         print_signals(rows, sn)
-        sdxl = {r["all_signals"].get("layout") for r in rows} == {"sdxl"}
-        if sdxl:
-            neg, pos = out_shared_gap(rows)
-            report[f"{half}_sdxl_out_shared_gap"] = [neg, pos]
-        if half == "calib" and args.calibrate and sdxl:
-            t_sdxl = calibrate_sdxl(rows)
-            if t_sdxl is not None:
-                report["calibrated_sdxl_out_shared"] = t_sdxl.derived_out_shared_sdxl
+        layouts = {r["all_signals"].get("layout") for r in rows}
+        lay = next(iter(layouts)) if len(layouts) == 1 and next(iter(layouts)) in LAYOUT_BOUNDS else None
+        if lay:
+            neg, pos = out_shared_gap(rows, lay)
+            report[f"{half}_{lay}_out_shared_gap"] = [neg, pos]
+        if half == "calib" and args.calibrate and lay:
+            t_lay = calibrate_layout(rows, lay)
+            if t_lay is not None:
+                report[f"calibrated_{lay}_out_shared"] = getattr(t_lay, LAYOUT_BOUNDS[lay])
                 report["calib_with_calibrated"] = print_confusion("calibration half, calibrated thresholds",
-                                                                  confusion(rows, t_sdxl))
+                                                                  confusion(rows, t_lay))
         elif half == "calib" and args.calibrate:
             t, t_far = calibrate(rows)
             print(f"\ncalibrated on this half: {t}")
@@ -591,10 +618,10 @@ def main() -> int:
             report["calibrated_far_te_ratio"] = t_far.derived_far_te_ratio
             report["calib_with_far_rule"] = print_confusion("calibration half, with the opt-in rule",
                                                             confusion(rows, t_far))
-        if half == "heldout" and sdxl and report.get(f"{half}_sdxl_out_shared_gap"):
-            neg, pos = report[f"{half}_sdxl_out_shared_gap"]
-            print(f"\nSDXL layout, held-out half: output directions of correlated pairs <= {neg:.3f}, of checkpoints "
-                  f"at 2/3 >= {pos:.3f} (the code's bound: {LINEAGE_THRESHOLDS.derived_out_shared_sdxl})")
+        if half == "heldout" and lay and report.get(f"{half}_{lay}_out_shared_gap"):
+            neg, pos = report[f"{half}_{lay}_out_shared_gap"]
+            print(f"\n{lay} layout, held-out half: output directions of correlated pairs <= {neg}, of checkpoints "
+                  f"at 2/3 >= {pos} (the code's bound: {getattr(LINEAGE_THRESHOLDS, LAYOUT_BOUNDS[lay])})")
         if half == "heldout" and report.get("calibrated_far_te_ratio") is not None:
             t_far = replace(LINEAGE_THRESHOLDS, derived_far_te_ratio=report["calibrated_far_te_ratio"])
             report["heldout_with_far_rule"] = print_confusion(

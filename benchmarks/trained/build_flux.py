@@ -38,7 +38,8 @@ corpora of the Flux figures (issue 14; outputs outside the repository)::
     for P in 0 1; do nice -n 19 python build_flux.py --out /tmp/mw-flux-long --concepts 24 --first 12 --steps 240 \
         --near --retrain 24 --shard $P/2 & done; wait    # 72 more runs
 
-then ``bench_trained.py --corpus /tmp/mw-flux`` (and ``--corpus /tmp/mw-flux-long``).
+then ``bench_trained.py --corpus /tmp/mw-flux /tmp/mw-flux-long --calibrate`` (both lengths: the Flux layout's
+output-side bound, ``LINEAGE_CALIBRATION["flux_layout"]``).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ module names and a small CLIP text encoder, rank-4 peft LoRAs) and exported by
 run, seed, checkpoint step and variant); ``pairs`` lists the labelled pairs among them with the relations
 each may get. ``sdxl_fingerprints.json`` and the ``*.sdxl.*.safetensors`` files come from
 ``benchmarks/trained/build_sdxl.py`` (SDXL block layout, two text encoders), exported with ``--export-sdxl``;
-``long_fingerprints.json`` from ``build_corpus.py --steps 240`` (runs four times longer), with ``--export-long``."""
+``long_fingerprints.json`` from ``build_corpus.py --steps 240`` (runs four times longer), with ``--export-set long`` (and ``sdxl_long_``, ``flux_``, ``flux_long_fingerprints.json`` with the other sets)."""
 
 from __future__ import annotations
 

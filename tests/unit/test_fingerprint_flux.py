@@ -54,3 +54,75 @@ def test_flux_checkpoint_is_derived_and_same_seed_near_lookalike_is_not(tmp_path
         lf = LoraFile({k: st[k] for k in st}, dict(st.metadata or {}), "fp32", "flux", "peft", {})
     resaved = fingerprint_file(convert_dtype(lf, "fp16").write(tmp_path / "fp16.safetensors"))
     assert compare(resaved, final).relation() == "same_weights"
+
+
+# -- the Flux layout's own output-side bound (LINEAGE_CALIBRATION["flux_layout"]). flux_fingerprints.json and
+# flux_long_fingerprints.json hold fingerprints of the same writer's files (benchmarks/bench_trained.py --export-set
+# flux / flux-long): runs of 60 and of 240 steps.
+def _set_fp(item_id: str, name: str):
+    from trained_data import fingerprint
+
+    return fingerprint(item_id, name)
+
+
+def test_flux_files_have_the_flux_layout() -> None:
+    from mirrorwatch.match.fingerprint.lineage import layout
+    from mirrorwatch.match.fingerprint.names import canonical_module_name
+
+    fp = _fp("c21-shared-s0060")
+    assert layout(fp.names) == "flux"
+    assert compare(_fp("c21-shared-s0040"), fp).details["lineage"]["layout"] == "flux"
+    # BFL/kohya keys (sd-scripts' Flux LoRAs: lora_unet_single_blocks_N_...) canonicalise to the same blocks
+    bfl = [canonical_module_name("lora_unet_single_blocks_3_linear2.lora_down.weight"),
+           canonical_module_name("lora_unet_double_blocks_0_img_attn_proj.lora_down.weight")]
+    assert layout(bfl) == "flux"
+    # double-stream blocks alone (SD3's MMDiT has only these) keep the default bound
+    assert layout([n for n in fp.names if not n.startswith("transformer.single_")]) == "sd"
+
+
+@pytest.mark.parametrize("run", ["c06-main", "c09-main", "c10-main"])
+def test_flux_long_run_checkpoints_at_two_thirds_are_derived_with_the_layouts_bound(run: str) -> None:
+    from dataclasses import replace
+
+    from mirrorwatch.match.fingerprint.lineage import LINEAGE_THRESHOLDS
+
+    # 240-step runs whose 2/3 checkpoint's output directions (0.915-0.918) lie under the SD1.5 bound: leads under
+    # it, derived under the Flux layout's
+    sim = compare(_set_fp(f"{run}-s0160", "flux_long_fingerprints.json"),
+                  _set_fp(f"{run}-s0240", "flux_long_fingerprints.json"))
+    sig = sim.details["lineage"]
+    assert sig["layout"] == "flux"
+    assert LINEAGE_THRESHOLDS.derived_out_shared_flux + 0.02 <= sig["out_shared"] < LINEAGE_THRESHOLDS.derived_out_shared
+    assert sim.relation() == "derived" and any("Flux layout" in w for w in sim.details["relation_why"])
+    sd_bound = replace(LINEAGE_THRESHOLDS, derived_out_shared_flux=LINEAGE_THRESHOLDS.derived_out_shared)
+    assert sim.relation(sd_bound) == "similar_training"
+
+
+def test_flux_near_lookalike_passing_every_other_test_stays_under_the_bound() -> None:
+    from dataclasses import replace
+
+    from mirrorwatch.match.fingerprint.lineage import LINEAGE_THRESHOLDS
+
+    # c44 (calibration half): the same-seed near look-alike's final against its shared run's 2/3 checkpoint, the
+    # correlated pair of both Flux corpora that passes every other test of the trajectory rule with the highest
+    # output directions (0.866): it lies beyond the checkpoint, as a later checkpoint would
+    sim = compare(_set_fp("c44-near-s0060", "flux_fingerprints.json"),
+                  _set_fp("c44-shared-s0040", "flux_fingerprints.json"))
+    sig = sim.details["lineage"]
+    assert sig["layout"] == "flux" and sig["growth"] >= LINEAGE_THRESHOLDS.derived_growth
+    assert sig["out_shared"] <= LINEAGE_THRESHOLDS.derived_out_shared_flux - 0.02
+    assert sim.relation() == "similar_training" and sim.verdict() == "no_match"
+    loose = replace(LINEAGE_THRESHOLDS, derived_out_shared_flux=LINEAGE_THRESHOLDS.far_out_shared)
+    assert sim.relation(loose) == "derived"  # only the output side keeps it out
+
+
+def test_flux_sets_labelled_pairs_get_an_accepted_relation() -> None:
+    from trained_data import labelled_pairs
+
+    for name in ("flux_fingerprints.json", "flux_long_fingerprints.json"):
+        for pair in labelled_pairs(name):
+            rel = compare(_set_fp(pair["file"], name), _set_fp(pair["bank"], name)).relation()
+            if pair["kind"] == "checkpoint_early":
+                assert rel == "similar_training", pair
+            else:
+                assert rel in pair["expected"], (name, pair, rel)
