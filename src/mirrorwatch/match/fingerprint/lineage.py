@@ -48,10 +48,10 @@ ever stored can be judged; no format change), and aggregated with the score's sq
     ``cos(ΔW_y − ΔW_x, ΔW_x)`` over the common layers, x the update of less energy: does the larger
     update lie *beyond* the smaller one? A LoRA starts at ΔW = 0 (B = 0) and training carries it
     outwards, so a later checkpoint or a continued fine-tune keeps the earlier update and adds to it
-    (growth 0.12-0.67 on the corpora, runs of 60 and of 240 steps, every rank). A look-alike trained with the same seed, noise and
-    data order follows a *parallel* trajectory: at the same step it lies beside the other, with the
-    same energy (growth -0.30 to -0.10 for the same-step look-alike pairs scoring 0.80-0.92). Against
-    the other run's *earlier* checkpoints a near look-alike lies beyond them as a later checkpoint
+    (growth 0.12-0.67 on the corpora, runs of 60 and of 240 steps, every rank). A look-alike trained
+    with the same seed, noise and data order follows a *parallel* trajectory: at the same step it lies
+    beside the other, with the same energy (growth -0.30 to -0.10 for the same-step look-alike pairs
+    scoring 0.80-0.92). Against the other run's *earlier* checkpoints a near look-alike lies beyond them as a later checkpoint
     would (growth up to 0.54), and as far back as 1/3 of the run nothing in the fingerprint — nor in
     the full ΔW — tells it from a later checkpoint of that run (``LINEAGE_CALIBRATION
     ["early_checkpoints"]``); at 2/3 its output directions (``out_shared``) still do.
