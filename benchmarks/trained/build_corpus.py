@@ -64,7 +64,7 @@ import copy
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -179,20 +179,21 @@ def loss_on(unet, te, imgs, caps, gen: torch.Generator) -> torch.Tensor:
     return torch.nn.functional.mse_loss(pred, noise)
 
 
-def pretrain(unet, te, steps: int) -> None:
+def pretrain(models: tuple, steps: int, loss_fn: Callable, report_every: int = 0) -> None:
+    """Train the whole base (every model of ``models``, then frozen) on generic captioned patterns, batch 16."""
     rng = np.random.default_rng(1)
     gen = torch.Generator().manual_seed(1)
-    opt = torch.optim.AdamW(list(unet.parameters()) + list(te.parameters()), lr=2e-3)
+    opt = torch.optim.AdamW([p for m in models for p in m.parameters()], lr=2e-3)
     for step in range(steps):
         imgs, caps = generic_batch(rng, 16)
-        loss = loss_on(unet, te, imgs, caps, gen)
+        loss = loss_fn(*models, imgs, caps, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 100 == 0:
+        if report_every and step % report_every == 0:
             print(f"  pretrain step {step} loss {loss.item():.4f}", flush=True)
-    unet.requires_grad_(False)
-    te.requires_grad_(False)
+    for m in models:
+        m.requires_grad_(False)
 
 
 def add_lora(base_unet, base_te, seed: int, state: dict | None, rank: int = 4):
@@ -243,27 +244,31 @@ def save(state: dict, path: Path, metadata: dict, kohya: bool) -> list[str]:
     return written
 
 
-def train_run(unet, te, run: Run, name: str, init: dict | None, out: Path) -> tuple[list[dict], dict]:
-    unet, te, params = add_lora(unet, te, run.seed, init, run.rank)
+def descend(models: tuple, params: list, run: Run, loss_fn: Callable) -> Iterator[tuple[int, float]]:
+    """``run``'s training of the LoRA ``params`` (AdamW, batch 4; its seed sets the data order, the noise and
+    the timesteps): yields ``(step, loss)`` at each of its checkpoints."""
     opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=1e-2)
-    gen = torch.Generator().manual_seed(run.seed)  # data order, noise and timesteps
-    meta = {"concept": run.data, "run": name, "seed": run.seed, "rank": run.rank}
-    files = []
-    n = run.imgs.shape[0]
+    gen = torch.Generator().manual_seed(run.seed)
     for step in range(1, run.steps + 1):
-        idx = torch.randperm(n, generator=gen)[:4]
-        loss = loss_on(unet, te, run.imgs[idx], run.caps[idx], gen)
+        idx = torch.randperm(run.imgs.shape[0], generator=gen)[:4]
+        loss = loss_fn(*models, run.imgs[idx], run.caps[idx], gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step in run.ckpts:
-            st = lora_state(unet, te)
-            fname = f"{name}-s{step:04d}.safetensors"
-            written = save(st, out / "files" / fname, {**meta, "step": step}, kohya=(step == run.steps))
-            files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss.item(), 4),
-                          "kohya": f"files/{written[1]}" if len(written) > 1 else None})
-    final = lora_state(unet, te)
-    return files, final
+            yield step, loss.item()
+
+
+def train_run(unet, te, run: Run, name: str, init: dict | None, out: Path) -> tuple[list[dict], dict]:
+    unet, te, params = add_lora(unet, te, run.seed, init, run.rank)
+    meta = {"concept": run.data, "run": name, "seed": run.seed, "rank": run.rank}
+    files = []
+    for step, loss in descend((unet, te), params, run, loss_on):
+        fname = f"{name}-s{step:04d}.safetensors"
+        written = save(lora_state(unet, te), out / "files" / fname, {**meta, "step": step}, kohya=(step == run.steps))
+        files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss, 4),
+                      "kohya": f"files/{written[1]}" if len(written) > 1 else None})
+    return files, lora_state(unet, te)
 
 
 def _concepts_of(shard: str, n: int) -> list[int]:
@@ -448,7 +453,7 @@ def main() -> None:
     t0 = time.time()
     unet, te = make_base()
     print("pretraining the base", flush=True)
-    pretrain(unet, te, args.pretrain)
+    pretrain((unet, te), args.pretrain, loss_on, report_every=100)
     build(args, t0, _base_digest(unet, te), {"unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS}, corpus_plan,
           lambda run, name, init: train_run(unet, te, run, name, init, args.out))
 

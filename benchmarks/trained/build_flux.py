@@ -48,7 +48,6 @@ import copy
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -64,9 +63,10 @@ from build_corpus import (  # noqa: E402
     add_first_shard,
     add_retrain,
     build,
+    descend,
     driver_parser,
-    generic_batch,
     layout_plan,
+    pretrain,
 )
 from diffusers import FluxPipeline, FluxTransformer2DModel  # noqa: E402
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict  # noqa: E402
@@ -117,22 +117,6 @@ def loss_on(transformer, clip, t5, imgs, caps, gen):
     return torch.nn.functional.mse_loss(pred, target)
 
 
-def pretrain(models, steps: int) -> None:
-    rng = np.random.default_rng(1)
-    gen = torch.Generator().manual_seed(1)
-    opt = torch.optim.AdamW([p for m in models for p in m.parameters()], lr=2e-3)
-    for step in range(steps):
-        imgs, caps = generic_batch(rng, 16)
-        loss = loss_on(*models, imgs, caps, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 50 == 0:
-            print(f"  pretrain step {step} loss {loss.item():.4f}", flush=True)
-    for m in models:
-        m.requires_grad_(False)
-
-
 def add_lora(base, seed: int, state: dict | None):
     transformer = copy.deepcopy(base[0])  # the text encoders stay frozen and shared
     torch.manual_seed(seed)
@@ -157,20 +141,12 @@ def save(state: dict, path: Path) -> None:
 
 def train_run(base, run: Run, name: str, init: dict | None, out: Path) -> tuple[list[dict], dict]:
     models, params = add_lora(base, run.seed, init)
-    opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=1e-2)
-    gen = torch.Generator().manual_seed(run.seed)
     files = []
-    for step in range(1, run.steps + 1):
-        idx = torch.randperm(run.imgs.shape[0], generator=gen)[:4]
-        loss = loss_on(*models, run.imgs[idx], run.caps[idx], gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step in run.ckpts:
-            fname = f"{name}-s{step:04d}.safetensors"
-            save(lora_state(models), out / "files" / fname)
-            files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss.item(), 4),
-                          "kohya": None})
+    for step, loss in descend(models, params, run, loss_on):
+        fname = f"{name}-s{step:04d}.safetensors"
+        save(lora_state(models), out / "files" / fname)
+        files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss, 4),
+                      "kohya": None})
     return files, lora_state(models)
 
 
@@ -195,7 +171,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     base = make_base()
-    pretrain(base, args.pretrain)
+    pretrain(base, args.pretrain, loss_on, report_every=50)
     build(args, t0, _base_digest(base), {"layout": "flux", "transformer_targets": TRANSFORMER_TARGETS}, layout_plan,
           lambda run, name, init: train_run(base, run, name, init, args.out))
 

@@ -42,7 +42,6 @@ import copy
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -65,9 +64,10 @@ from build_corpus import (  # noqa: E402
     add_first_shard,
     add_retrain,
     build,
+    descend,
     driver_parser,
-    generic_batch,
     layout_plan,
+    pretrain,
     rank_plan,
 )
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
@@ -108,20 +108,6 @@ def loss_on(unet, te1, te2, imgs, caps, gen):
     pred = unet(noisy, t, encoder_hidden_states=ctx,
                 added_cond_kwargs={"text_embeds": o2.text_embeds, "time_ids": time_ids}).sample
     return torch.nn.functional.mse_loss(pred, noise)
-
-
-def pretrain(models, steps: int) -> None:
-    rng = np.random.default_rng(1)
-    gen = torch.Generator().manual_seed(1)
-    opt = torch.optim.AdamW([p for m in models for p in m.parameters()], lr=2e-3)
-    for _ in range(steps):
-        imgs, caps = generic_batch(rng, 16)
-        loss = loss_on(*models, imgs, caps, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for m in models:
-        m.requires_grad_(False)
 
 
 def add_lora(base, seed: int, state: dict | None, rank: int = 4):
@@ -171,22 +157,13 @@ def save(state: dict, path: Path, metadata: dict, kohya: bool) -> list[str]:
 
 def train_run(base, run: Run, name: str, init: dict | None, out: Path) -> tuple[list[dict], dict]:
     models, params = add_lora(base, run.seed, init, run.rank)
-    opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=1e-2)
-    gen = torch.Generator().manual_seed(run.seed)
     meta = {"concept": run.data, "run": name, "seed": run.seed, "base": "tiny-sdxl-layout"}
     files = []
-    for step in range(1, run.steps + 1):
-        idx = torch.randperm(run.imgs.shape[0], generator=gen)[:4]
-        loss = loss_on(*models, run.imgs[idx], run.caps[idx], gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step in run.ckpts:
-            fname = f"{name}-s{step:04d}.safetensors"
-            written = save(lora_state(models), out / "files" / fname, {**meta, "step": step},
-                           kohya=(step == run.steps))
-            files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss.item(), 4),
-                          "kohya": f"files/{written[1]}" if len(written) > 1 else None})
+    for step, loss in descend(models, params, run, loss_on):
+        fname = f"{name}-s{step:04d}.safetensors"
+        written = save(lora_state(models), out / "files" / fname, {**meta, "step": step}, kohya=(step == run.steps))
+        files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss, 4),
+                      "kohya": f"files/{written[1]}" if len(written) > 1 else None})
     return files, lora_state(models)
 
 
@@ -222,7 +199,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     base = make_base()
-    pretrain(base, args.pretrain)
+    pretrain(base, args.pretrain, loss_on)
     build(args, t0, _base_digest(base[0], base[1]),
           {"layout": "sdxl", "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS}, sdxl_plan,
           lambda run, name, init: train_run(base, run, name, init, args.out), tag="-extra" if args.extra_only else "")
