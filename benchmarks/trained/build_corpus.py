@@ -55,6 +55,9 @@ Runs four times longer (``LINEAGE_CALIBRATION["long_runs"]``; 168 runs, 11 minut
 
 Each shard trains its own copy of the (deterministic) base and writes ``manifest-PofN.json``; the
 manifests record the base's digest, which ``corpus.py`` checks when it joins them.
+
+The driver (the options, the runs of a concept, the training loop, the manifest) is ``build_sdxl.py``'s and
+``build_flux.py``'s too: each of them brings only its base, its loss, its LoRA writer and its own options.
 """
 
 from __future__ import annotations
@@ -292,7 +295,7 @@ def _base_digest(unet, te) -> str:
 # ---- the driver (build_sdxl.py and build_flux.py use it too) ---------------------------------------------
 def driver_parser(doc: str, *, concepts: int, pretrain: int) -> argparse.ArgumentParser:
     """The options every builder has first: --out --concepts --steps --pretrain --near. A builder adds its
-    own after them, then ``add_retrain`` if it has it, then ``add_first_shard``."""
+    own after them, then ``add_retrain`` if it has it, then ``parse``."""
     ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--concepts", type=int, default=concepts)
@@ -308,11 +311,18 @@ def add_retrain(ap: argparse.ArgumentParser) -> None:
                     "re-training on the same data (another seed)")
 
 
-def add_first_shard(ap: argparse.ArgumentParser) -> None:
+def parse(ap: argparse.ArgumentParser, most: int, why: str) -> tuple[argparse.Namespace, float]:
+    """Add --first and --shard (every builder's last options), parse, check --concepts against ``most`` and
+    make --out: the arguments and the start time."""
     ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
                     "corpus: same options, a larger --concepts)")
     ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes "
                     "with the same options and --out; corpus.py reads every shard's manifest)")
+    args = ap.parse_args()
+    if args.concepts > most:
+        raise SystemExit(f"--concepts: at most {most} ({why})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args, time.time()
 
 
 class Concept(NamedTuple):
@@ -444,13 +454,8 @@ def main() -> None:
     ap = driver_parser(__doc__, concepts=8, pretrain=150)
     ap.add_argument("--rank16", type=int, default=0, help="the first N concepts also get rank-16 runs")
     ap.add_argument("--rank32", type=int, default=0, help="the first N concepts also get rank-32 runs")
-    add_first_shard(ap)
-    args = ap.parse_args()
-    if args.concepts > MAX_CONCEPTS:
-        raise SystemExit(f"--concepts: at most {MAX_CONCEPTS} (trigger tokens 100-149 and 40-59, look-alikes "
-                         "150-199 and 60-79, near 200-249 and 80-99)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    args, t0 = parse(ap, MAX_CONCEPTS, "trigger tokens 100-149 and 40-59, look-alikes 150-199 and 60-79, near "
+                     "200-249 and 80-99")
     unet, te = make_base()
     print("pretraining the base", flush=True)
     pretrain((unet, te), args.pretrain, loss_on, report_every=100)

@@ -45,7 +45,6 @@ output-side bound, ``LINEAGE_CALIBRATION["flux_layout"]``).
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
 import torch
@@ -60,12 +59,12 @@ from build_corpus import (  # noqa: E402
     SEQ,
     VOCAB,
     Run,
-    add_first_shard,
     add_retrain,
     build,
     descend,
     driver_parser,
     layout_plan,
+    parse,
     pretrain,
 )
 from diffusers import FluxPipeline, FluxTransformer2DModel  # noqa: E402
@@ -164,12 +163,7 @@ def _base_digest(models) -> str:
 def main() -> None:
     ap = driver_parser(__doc__, concepts=4, pretrain=150)
     add_retrain(ap)
-    add_first_shard(ap)
-    args = ap.parse_args()
-    if args.concepts > 50:
-        raise SystemExit("--concepts: at most 50 (trigger tokens 100-149, look-alikes 150-199, near 200-249)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    args, t0 = parse(ap, 50, "trigger tokens 100-149, look-alikes 150-199, near 200-249")
     base = make_base()
     pretrain(base, args.pretrain, loss_on, report_every=50)
     build(args, t0, _base_digest(base), {"layout": "flux", "transformer_targets": TRANSFORMER_TARGETS}, layout_plan,

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import time
 from pathlib import Path
 
 import torch
@@ -61,12 +60,12 @@ from build_corpus import (  # noqa: E402
     Run,
     _base_digest,
     _te_prefixed,
-    add_first_shard,
     add_retrain,
     build,
     descend,
     driver_parser,
     layout_plan,
+    parse,
     pretrain,
     rank_plan,
 )
@@ -192,12 +191,7 @@ def main() -> None:
     ap.add_argument("--extra-only", action="store_true", help="build only the --extra-seeds runs (to add them to a "
                     "built corpus: same --out, --concepts and --shard)")
     add_retrain(ap)
-    add_first_shard(ap)
-    args = ap.parse_args()
-    if args.concepts > 50:
-        raise SystemExit("--concepts: at most 50 (trigger tokens 100-149, look-alikes 150-199, near 200-249)")
-    args.out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    args, t0 = parse(ap, 50, "trigger tokens 100-149, look-alikes 150-199, near 200-249")
     base = make_base()
     pretrain(base, args.pretrain, loss_on)
     build(args, t0, _base_digest(base[0], base[1]),
