@@ -55,6 +55,9 @@ Runs four times longer (``LINEAGE_CALIBRATION["long_runs"]``; 168 runs, 11 minut
 
 Each shard trains its own copy of the (deterministic) base and writes ``manifest-PofN.json``; the
 manifests record the base's digest, which ``corpus.py`` checks when it joins them.
+
+The driver (the options, the runs of a concept, the training loop, the manifest) is ``build_sdxl.py``'s and
+``build_flux.py``'s too: each of them brings only its base, its loss, its LoRA writer and its own options.
 """
 
 from __future__ import annotations
@@ -64,7 +67,9 @@ import copy
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -177,20 +182,21 @@ def loss_on(unet, te, imgs, caps, gen: torch.Generator) -> torch.Tensor:
     return torch.nn.functional.mse_loss(pred, noise)
 
 
-def pretrain(unet, te, steps: int) -> None:
+def pretrain(models: tuple, steps: int, loss_fn: Callable, report_every: int = 0) -> None:
+    """Train the whole base (every model of ``models``, then frozen) on generic captioned patterns, batch 16."""
     rng = np.random.default_rng(1)
     gen = torch.Generator().manual_seed(1)
-    opt = torch.optim.AdamW(list(unet.parameters()) + list(te.parameters()), lr=2e-3)
+    opt = torch.optim.AdamW([p for m in models for p in m.parameters()], lr=2e-3)
     for step in range(steps):
         imgs, caps = generic_batch(rng, 16)
-        loss = loss_on(unet, te, imgs, caps, gen)
+        loss = loss_fn(*models, imgs, caps, gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step % 100 == 0:
+        if report_every and step % report_every == 0:
             print(f"  pretrain step {step} loss {loss.item():.4f}", flush=True)
-    unet.requires_grad_(False)
-    te.requires_grad_(False)
+    for m in models:
+        m.requires_grad_(False)
 
 
 def add_lora(base_unet, base_te, seed: int, state: dict | None, rank: int = 4):
@@ -241,27 +247,31 @@ def save(state: dict, path: Path, metadata: dict, kohya: bool) -> list[str]:
     return written
 
 
-def train_run(unet, te, imgs, caps, *, seed: int, steps: int, ckpts: list[int], lr: float,
-              init: dict | None, out: Path, name: str, meta: dict, rank: int = 4) -> tuple[list[dict], dict]:
-    unet, te, params = add_lora(unet, te, seed, init, rank)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
-    gen = torch.Generator().manual_seed(seed)  # data order, noise and timesteps
-    files = []
-    n = imgs.shape[0]
-    for step in range(1, steps + 1):
-        idx = torch.randperm(n, generator=gen)[:4]
-        loss = loss_on(unet, te, imgs[idx], caps[idx], gen)
+def descend(models: tuple, params: list, run: Run, loss_fn: Callable) -> Iterator[tuple[int, float]]:
+    """``run``'s training of the LoRA ``params`` (AdamW, batch 4; its seed sets the data order, the noise and
+    the timesteps): yields ``(step, loss)`` at each of its checkpoints."""
+    opt = torch.optim.AdamW(params, lr=run.lr, weight_decay=1e-2)
+    gen = torch.Generator().manual_seed(run.seed)
+    for step in range(1, run.steps + 1):
+        idx = torch.randperm(run.imgs.shape[0], generator=gen)[:4]
+        loss = loss_fn(*models, run.imgs[idx], run.caps[idx], gen)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if step in ckpts:
-            st = lora_state(unet, te)
-            fname = f"{name}-s{step:04d}.safetensors"
-            written = save(st, out / "files" / fname, {**meta, "step": step}, kohya=(step == steps))
-            files.append({"file": f"files/{fname}", "step": step, "steps": steps, "loss": round(loss.item(), 4),
-                          "kohya": f"files/{written[1]}" if len(written) > 1 else None})
-    final = lora_state(unet, te)
-    return files, final
+        if step in run.ckpts:
+            yield step, loss.item()
+
+
+def train_run(unet, te, run: Run, name: str, init: dict | None, out: Path) -> tuple[list[dict], dict]:
+    unet, te, params = add_lora(unet, te, run.seed, init, run.rank)
+    meta = {"concept": run.data, "run": name, "seed": run.seed, "rank": run.rank}
+    files = []
+    for step, loss in descend((unet, te), params, run, loss_on):
+        fname = f"{name}-s{step:04d}.safetensors"
+        written = save(lora_state(unet, te), out / "files" / fname, {**meta, "step": step}, kohya=(step == run.steps))
+        files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss, 4),
+                      "kohya": f"files/{written[1]}" if len(written) > 1 else None})
+    return files, lora_state(unet, te)
 
 
 def _concepts_of(shard: str, n: int) -> list[int]:
@@ -282,92 +292,175 @@ def _base_digest(unet, te) -> str:
     return h.hexdigest()[:16]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+# ---- the driver (build_sdxl.py and build_flux.py use it too) ---------------------------------------------
+def driver_parser(doc: str, *, concepts: int, pretrain: int) -> argparse.ArgumentParser:
+    """The options every builder has first: --out --concepts --steps --pretrain --near. A builder adds its
+    own after them, then ``add_retrain`` if it has it, then ``parse``."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--concepts", type=int, default=8)
+    ap.add_argument("--concepts", type=int, default=concepts)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--pretrain", type=int, default=150)
+    ap.add_argument("--pretrain", type=int, default=pretrain)
     ap.add_argument("--near", action="store_true", help="also a near look-alike per concept, trained with the "
                     "shared seed (the hardest same-seed case)")
-    ap.add_argument("--rank16", type=int, default=0, help="the first N concepts also get rank-16 runs")
-    ap.add_argument("--rank32", type=int, default=0, help="the first N concepts also get rank-32 runs")
+    return ap
+
+
+def add_retrain(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--retrain", type=int, default=0, help="the first N concepts also get an independent "
+                    "re-training on the same data (another seed)")
+
+
+def parse(ap: argparse.ArgumentParser, most: int, why: str) -> tuple[argparse.Namespace, float]:
+    """Add --first and --shard (every builder's last options), parse, check --concepts against ``most`` and
+    make --out: the arguments and the start time."""
     ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
                     "corpus: same options, a larger --concepts)")
     ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes "
                     "with the same options and --out; corpus.py reads every shard's manifest)")
     args = ap.parse_args()
-    if args.concepts > MAX_CONCEPTS:
-        raise SystemExit(f"--concepts: at most {MAX_CONCEPTS} (trigger tokens 100-149 and 40-59, look-alikes "
-                         "150-199 and 60-79, near 200-249 and 80-99)")
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    unet, te = make_base()
-    print("pretraining the base", flush=True)
-    pretrain(unet, te, args.pretrain)
-    base = _base_digest(unet, te)
+    if args.concepts > most:
+        raise SystemExit(f"--concepts: at most {most} ({why})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args, time.time()
+
+
+class Concept(NamedTuple):
+    """A concept's training data: its own images, its look-alike's (``L``) and, with --near, its near
+    look-alike's (``N``), each with its trigger token."""
+
+    index: int
+    name: str  # c07
+    half: str  # calib (even index) / heldout (odd)
+    imgs: torch.Tensor
+    caps: torch.Tensor
+    limgs: torch.Tensor
+    lcaps: torch.Tensor
+    nimgs: torch.Tensor | None
+    ncaps: torch.Tensor | None
+
+
+def concept(c: int, near: bool) -> Concept:
+    tok, ltok, ntok = tokens(c)
+    imgs, caps = dataset(concept_params(c), tok, 24, seed=500 + c)
+    limgs, lcaps = dataset(concept_params(c, look=True), ltok, 24, seed=700 + c)
+    nimgs = ncaps = None
+    if near:
+        nimgs, ncaps = dataset(concept_params(c, look=True, sigma=0.05, salt=30_000), ntok, 24, seed=900 + c)
+    return Concept(c, f"c{c:02d}", "calib" if c % 2 == 0 else "heldout", imgs, caps, limgs, lcaps, nimgs, ncaps)
+
+
+class Run(NamedTuple):
+    """One training of a concept's plan: ``parent`` is the kind of the run whose final LoRA it continues."""
+
+    kind: str
+    data: str  # c07, c07L (look-alike), c07N (near look-alike)
+    imgs: torch.Tensor
+    caps: torch.Tensor
+    seed: int
+    steps: int
+    ckpts: list[int]
+    parent: str | None = None
+    lr: float = 2e-3
+    rank: int = 4
+
+
+def layout_plan(k: Concept, steps: int, ck: list[int], args: argparse.Namespace) -> list[Run]:
+    """build_sdxl.py's and build_flux.py's runs of a concept: ``main``, ``shared``, ``looks``, ``near``
+    (--near), ``retrain`` (the first --retrain concepts), ``cont`` (more steps, another seed, lower rate)."""
+    c, cn = k.index, k.name
+    plan = [Run("main", cn, k.imgs, k.caps, 1000 + c, steps, ck),
+            Run("shared", cn, k.imgs, k.caps, SHARED_SEED, steps, ck),
+            Run("looks", cn + "L", k.limgs, k.lcaps, SHARED_SEED, steps, [steps])]
+    if args.near:
+        plan.append(Run("near", cn + "N", k.nimgs, k.ncaps, SHARED_SEED, steps, [steps]))
+    if c < args.retrain:
+        plan.append(Run("retrain", cn, k.imgs, k.caps, 4000 + c, steps, [steps]))
+    plan.append(Run("cont", cn, k.imgs, k.caps, 2000 + c, steps // 2, [steps // 2], "main", 1e-3))
+    return plan
+
+
+def rank_plan(k: Concept, steps: int, ck: list[int], rank: int, *, near: bool) -> list[Run]:
+    """The runs at another rank: own seed with checkpoints, shared seed, shared-seed look-alike, with ``near``
+    the near look-alike, continued fine-tune."""
+    c, cn, r = k.index, k.name, f"r{rank}"
+    return [
+        Run(f"{r}main", cn, k.imgs, k.caps, 5000 + 100 * rank + c, steps, ck, rank=rank),
+        Run(f"{r}shared", cn, k.imgs, k.caps, SHARED_SEED, steps, [steps], rank=rank),
+        Run(f"{r}looks", cn + "L", k.limgs, k.lcaps, SHARED_SEED, steps, [steps], rank=rank),
+        *([Run(f"{r}near", cn + "N", k.nimgs, k.ncaps, SHARED_SEED, steps, [steps], rank=rank)] if near else []),
+        Run(f"{r}cont", cn, k.imgs, k.caps, 6000 + 100 * rank + c, steps // 2, [steps // 2], f"{r}main", 1e-3, rank),
+    ]
+
+
+def build(args: argparse.Namespace, t0: float, base: str, fields: dict,
+          plan: Callable[[Concept, int, list[int], argparse.Namespace], list[Run]],
+          train: Callable[[Run, str, dict | None], tuple[list[dict], dict]], tag: str = "") -> None:
+    """Train every run of ``plan`` for this shard's concepts (from --first on) with ``train(run, name, init)``
+    and record them in ``manifest[-PofN][-fromF]{tag}.json`` (after each concept, usable while it runs);
+    ``fields``: the builder's own manifest fields."""
     steps = args.steps
     ck = [steps // 3, 2 * steps // 3, steps]
+    head = {"format": 2, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4, **fields,
+            "base": base}
+    tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first
+                                                                                else "") + tag
     runs = []
-    tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first else "")
     for c in _concepts_of(args.shard, args.concepts):
         if c < args.first:
             continue
-        half = "calib" if c % 2 == 0 else "heldout"
-        p, pl = concept_params(c), concept_params(c, look=True)
-        tok, ltok, ntok = tokens(c)
-        imgs, caps = dataset(p, tok, 24, seed=500 + c)
-        limgs, lcaps = dataset(pl, ltok, 24, seed=700 + c)
-        cn = f"c{c:02d}"
-        # (kind, data, images, captions, seed, steps, checkpoints, rank, parent kind, learning rate)
-        plan: list[tuple] = [
-            ("main", cn, imgs, caps, 1000 + c, steps, ck, 4, None, 2e-3),
-            ("shared", cn, imgs, caps, SHARED_SEED, steps, ck, 4, None, 2e-3),
-            ("retrain", cn, imgs, caps, 4000 + c, steps, [steps], 4, None, 2e-3),
-            ("look", cn + "L", limgs, lcaps, 3000 + c, steps, [steps], 4, None, 2e-3),
-            ("looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], 4, None, 2e-3),
-        ]
-        if args.near:
-            pn = concept_params(c, look=True, sigma=0.05, salt=30_000)
-            nimgs, ncaps = dataset(pn, ntok, 24, seed=900 + c)
-            plan.append(("near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], 4, None, 2e-3))
-        # continued fine-tune of main: more steps, another seed, lower learning rate
-        plan.append(("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], 4, "main", 1e-3))
-        for rank, first in ((16, args.rank16), (32, args.rank32)):
-            if c < first:
-                plan += [
-                    (f"r{rank}main", cn, imgs, caps, 5000 + 100 * rank + c, steps, ck, rank, None, 2e-3),
-                    (f"r{rank}shared", cn, imgs, caps, SHARED_SEED, steps, [steps], rank, None, 2e-3),
-                    (f"r{rank}looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], rank, None, 2e-3),
-                    (f"r{rank}cont", cn, imgs, caps, 6000 + 100 * rank + c, steps // 2, [steps // 2], rank,
-                     f"r{rank}main", 1e-3),
-                ]
+        k = concept(c, args.near)
         finals = {}
-        for kind, data, im, cp, seed, n_steps, ckpts, rank, parent, lr in plan:
-            name = f"{cn}-{kind}"
-            meta = {"concept": data, "run": name, "seed": seed, "rank": rank}
-            files, final = train_run(unet, te, im, cp, seed=seed, steps=n_steps, ckpts=ckpts, lr=lr,
-                                     init=finals[parent] if parent else None, out=out, name=name, meta=meta,
-                                     rank=rank)
-            finals[kind] = final
-            runs.append({"run": name, "kind": kind, "concept": data, "base_concept": c, "half": half,
-                         "seed": seed, "data": data, "rank": rank,
-                         "parent": f"{cn}-{parent}" if parent else None, "files": files})
+        for run in plan(k, steps, ck, args):
+            name = f"{k.name}-{run.kind}"
+            files, finals[run.kind] = train(run, name, finals[run.parent] if run.parent else None)
+            runs.append({"run": name, "kind": run.kind, "concept": run.data, "base_concept": c, "half": k.half,
+                         "seed": run.seed, "data": run.data, "rank": run.rank,
+                         "parent": f"{k.name}-{run.parent}" if run.parent else None, "files": files})
             print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
-        write_manifest(out, steps, ck, runs, t0, complete=False, tag=tag, base=base)  # usable while it runs
-    write_manifest(out, steps, ck, runs, t0, complete=True, tag=tag, base=base)
-    print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {out}")
+        write_manifest(args.out, tag, head, runs, t0, complete=False)
+    write_manifest(args.out, tag, head, runs, t0, complete=True)
+    print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {args.out}")
 
 
-def write_manifest(out: Path, steps: int, ck: list[int], runs: list[dict], t0: float, *, complete: bool,
-                   tag: str = "", base: str = "") -> None:
-    manifest = {"format": 2, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4,
-                "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS, "base": base, "runs": runs,
-                "seconds": round(time.time() - t0, 1), "complete": complete}
+def write_manifest(out: Path, tag: str, head: dict, runs: list[dict], t0: float, *, complete: bool) -> None:
+    manifest = {**head, "runs": runs, "seconds": round(time.time() - t0, 1), "complete": complete}
     tmp = out / f"manifest{tag}.json.tmp"
     tmp.write_text(json.dumps(manifest, indent=1))
     tmp.replace(out / f"manifest{tag}.json")
+
+
+# ---- the SD1.5 corpus --------------------------------------------------------------------------------------
+def corpus_plan(k: Concept, steps: int, ck: list[int], args: argparse.Namespace) -> list[Run]:
+    """Every concept: ``main``, ``shared``, ``retrain``, ``look``, ``looks``, ``near`` (--near), ``cont``; the
+    first --rank16 / --rank32 concepts also the runs at that rank (no near look-alike)."""
+    c, cn = k.index, k.name
+    plan = [Run("main", cn, k.imgs, k.caps, 1000 + c, steps, ck),
+            Run("shared", cn, k.imgs, k.caps, SHARED_SEED, steps, ck),
+            Run("retrain", cn, k.imgs, k.caps, 4000 + c, steps, [steps]),
+            Run("look", cn + "L", k.limgs, k.lcaps, 3000 + c, steps, [steps]),
+            Run("looks", cn + "L", k.limgs, k.lcaps, SHARED_SEED, steps, [steps])]
+    if args.near:
+        plan.append(Run("near", cn + "N", k.nimgs, k.ncaps, SHARED_SEED, steps, [steps]))
+    # continued fine-tune of main: more steps, another seed, lower learning rate
+    plan.append(Run("cont", cn, k.imgs, k.caps, 2000 + c, steps // 2, [steps // 2], "main", 1e-3))
+    for rank, first in ((16, args.rank16), (32, args.rank32)):
+        if c < first:
+            plan += rank_plan(k, steps, ck, rank, near=False)
+    return plan
+
+
+def main() -> None:
+    ap = driver_parser(__doc__, concepts=8, pretrain=150)
+    ap.add_argument("--rank16", type=int, default=0, help="the first N concepts also get rank-16 runs")
+    ap.add_argument("--rank32", type=int, default=0, help="the first N concepts also get rank-32 runs")
+    args, t0 = parse(ap, MAX_CONCEPTS, "trigger tokens 100-149 and 40-59, look-alikes 150-199 and 60-79, near "
+                     "200-249 and 80-99")
+    unet, te = make_base()
+    print("pretraining the base", flush=True)
+    pretrain((unet, te), args.pretrain, loss_on, report_every=100)
+    build(args, t0, _base_digest(unet, te), {"unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS}, corpus_plan,
+          lambda run, name, init: train_run(unet, te, run, name, init, args.out))
 
 
 if __name__ == "__main__":

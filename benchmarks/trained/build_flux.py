@@ -44,13 +44,9 @@ output-side bound, ``LINEAGE_CALIBRATION["flux_layout"]``).
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -61,13 +57,15 @@ from build_corpus import (  # noqa: E402
     PAD,
     RES,
     SEQ,
-    SHARED_SEED,
     VOCAB,
-    _concepts_of,
-    concept_params,
-    dataset,
-    generic_batch,
-    tokens,
+    Run,
+    add_retrain,
+    build,
+    descend,
+    driver_parser,
+    layout_plan,
+    parse,
+    pretrain,
 )
 from diffusers import FluxPipeline, FluxTransformer2DModel  # noqa: E402
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict  # noqa: E402
@@ -118,22 +116,6 @@ def loss_on(transformer, clip, t5, imgs, caps, gen):
     return torch.nn.functional.mse_loss(pred, target)
 
 
-def pretrain(models, steps: int) -> None:
-    rng = np.random.default_rng(1)
-    gen = torch.Generator().manual_seed(1)
-    opt = torch.optim.AdamW([p for m in models for p in m.parameters()], lr=2e-3)
-    for step in range(steps):
-        imgs, caps = generic_batch(rng, 16)
-        loss = loss_on(*models, imgs, caps, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step % 50 == 0:
-            print(f"  pretrain step {step} loss {loss.item():.4f}", flush=True)
-    for m in models:
-        m.requires_grad_(False)
-
-
 def add_lora(base, seed: int, state: dict | None):
     transformer = copy.deepcopy(base[0])  # the text encoders stay frozen and shared
     torch.manual_seed(seed)
@@ -156,22 +138,14 @@ def save(state: dict, path: Path) -> None:
     FluxPipeline.save_lora_weights(str(path.parent), transformer_lora_layers=state, weight_name=path.name)
 
 
-def train_run(base, imgs, caps, *, seed, steps, ckpts, lr, init, out, name):
-    models, params = add_lora(base, seed, init)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
-    gen = torch.Generator().manual_seed(seed)
+def train_run(base, run: Run, name: str, init: dict | None, out: Path) -> tuple[list[dict], dict]:
+    models, params = add_lora(base, run.seed, init)
     files = []
-    for step in range(1, steps + 1):
-        idx = torch.randperm(imgs.shape[0], generator=gen)[:4]
-        loss = loss_on(*models, imgs[idx], caps[idx], gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step in ckpts:
-            fname = f"{name}-s{step:04d}.safetensors"
-            save(lora_state(models), out / "files" / fname)
-            files.append({"file": f"files/{fname}", "step": step, "steps": steps, "loss": round(loss.item(), 4),
-                          "kohya": None})
+    for step, loss in descend(models, params, run, loss_on):
+        fname = f"{name}-s{step:04d}.safetensors"
+        save(lora_state(models), out / "files" / fname)
+        files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss, 4),
+                      "kohya": None})
     return files, lora_state(models)
 
 
@@ -187,72 +161,13 @@ def _base_digest(models) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--concepts", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--pretrain", type=int, default=150)
-    ap.add_argument("--near", action="store_true", help="also a near look-alike per concept, trained with the "
-                    "shared seed (the hardest same-seed case)")
-    ap.add_argument("--retrain", type=int, default=0, help="the first N concepts also get an independent "
-                    "re-training on the same data (another seed)")
-    ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
-                    "corpus: same options, a larger --concepts)")
-    ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes with "
-                    "the same options and --out; corpus.py reads every shard's manifest)")
-    args = ap.parse_args()
-    if args.concepts > 50:
-        raise SystemExit("--concepts: at most 50 (trigger tokens 100-149, look-alikes 150-199, near 200-249)")
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    ap = driver_parser(__doc__, concepts=4, pretrain=150)
+    add_retrain(ap)
+    args, t0 = parse(ap, 50, "trigger tokens 100-149, look-alikes 150-199, near 200-249")
     base = make_base()
-    pretrain(base, args.pretrain)
-    digest = _base_digest(base)
-    steps = args.steps
-    ck = [steps // 3, 2 * steps // 3, steps]
-    runs = []
-    tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first
-                                                                                else "")
-    for c in _concepts_of(args.shard, args.concepts):
-        if c < args.first:
-            continue
-        half = "calib" if c % 2 == 0 else "heldout"
-        cn = f"c{c:02d}"
-        tok, ltok, ntok = tokens(c)
-        imgs, caps = dataset(concept_params(c), tok, 24, seed=500 + c)
-        limgs, lcaps = dataset(concept_params(c, look=True), ltok, 24, seed=700 + c)
-        plan = [("main", cn, imgs, caps, 1000 + c, steps, ck, None, 2e-3),
-                ("shared", cn, imgs, caps, SHARED_SEED, steps, ck, None, 2e-3),
-                ("looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], None, 2e-3)]
-        if args.near:
-            nimgs, ncaps = dataset(concept_params(c, look=True, sigma=0.05, salt=30_000), ntok, 24, seed=900 + c)
-            plan.append(("near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], None, 2e-3))
-        if c < args.retrain:
-            plan.append(("retrain", cn, imgs, caps, 4000 + c, steps, [steps], None, 2e-3))
-        plan.append(("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], "main", 1e-3))
-        finals = {}
-        for kind, data, im, cp, seed, n_steps, ckpts, parent, lr in plan:
-            name = f"{cn}-{kind}"
-            files, final = train_run(base, im, cp, seed=seed, steps=n_steps, ckpts=ckpts, lr=lr,
-                                     init=finals[parent] if parent else None, out=out, name=name)
-            finals[kind] = final
-            runs.append({"run": name, "kind": kind, "concept": data, "base_concept": c, "half": half, "seed": seed,
-                         "data": data, "rank": 4, "parent": f"{cn}-{parent}" if parent else None, "files": files})
-            print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
-        write_manifest(out, tag, steps, ck, digest, runs, t0, complete=False)  # usable while it runs
-    write_manifest(out, tag, steps, ck, digest, runs, t0, complete=True)
-    print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {out}")
-
-
-def write_manifest(out: Path, tag: str, steps: int, ck: list[int], digest: str, runs: list[dict], t0: float, *,
-                   complete: bool) -> None:
-    manifest = {"format": 2, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4,
-                "layout": "flux", "transformer_targets": TRANSFORMER_TARGETS, "base": digest,
-                "runs": runs, "seconds": round(time.time() - t0, 1), "complete": complete}
-    tmp = out / f"manifest{tag}.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / f"manifest{tag}.json")
+    pretrain(base, args.pretrain, loss_on, report_every=50)
+    build(args, t0, _base_digest(base), {"layout": "flux", "transformer_targets": TRANSFORMER_TARGETS}, layout_plan,
+          lambda run, name, init: train_run(base, run, name, init, args.out))
 
 
 if __name__ == "__main__":

@@ -39,11 +39,8 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 torch.set_num_threads(1)
@@ -59,13 +56,18 @@ from build_corpus import (  # noqa: E402
     TE_TARGETS,
     UNET_TARGETS,
     VOCAB,
+    Concept,
+    Run,
     _base_digest,
-    _concepts_of,
     _te_prefixed,
-    concept_params,
-    dataset,
-    generic_batch,
-    tokens,
+    add_retrain,
+    build,
+    descend,
+    driver_parser,
+    layout_plan,
+    parse,
+    pretrain,
+    rank_plan,
 )
 from diffusers import StableDiffusionXLPipeline, UNet2DConditionModel  # noqa: E402
 from diffusers.utils.state_dict_utils import convert_state_dict_to_diffusers, convert_state_dict_to_kohya  # noqa: E402
@@ -105,20 +107,6 @@ def loss_on(unet, te1, te2, imgs, caps, gen):
     pred = unet(noisy, t, encoder_hidden_states=ctx,
                 added_cond_kwargs={"text_embeds": o2.text_embeds, "time_ids": time_ids}).sample
     return torch.nn.functional.mse_loss(pred, noise)
-
-
-def pretrain(models, steps: int) -> None:
-    rng = np.random.default_rng(1)
-    gen = torch.Generator().manual_seed(1)
-    opt = torch.optim.AdamW([p for m in models for p in m.parameters()], lr=2e-3)
-    for _ in range(steps):
-        imgs, caps = generic_batch(rng, 16)
-        loss = loss_on(*models, imgs, caps, gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for m in models:
-        m.requires_grad_(False)
 
 
 def add_lora(base, seed: int, state: dict | None, rank: int = 4):
@@ -166,33 +154,33 @@ def save(state: dict, path: Path, metadata: dict, kohya: bool) -> list[str]:
     return written
 
 
-def train_run(base, imgs, caps, *, seed, steps, ckpts, lr, init, out, name, meta, rank=4):
-    models, params = add_lora(base, seed, init, rank)
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-2)
-    gen = torch.Generator().manual_seed(seed)
+def train_run(base, run: Run, name: str, init: dict | None, out: Path) -> tuple[list[dict], dict]:
+    models, params = add_lora(base, run.seed, init, run.rank)
+    meta = {"concept": run.data, "run": name, "seed": run.seed, "base": "tiny-sdxl-layout"}
     files = []
-    for step in range(1, steps + 1):
-        idx = torch.randperm(imgs.shape[0], generator=gen)[:4]
-        loss = loss_on(*models, imgs[idx], caps[idx], gen)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        if step in ckpts:
-            fname = f"{name}-s{step:04d}.safetensors"
-            written = save(lora_state(models), out / "files" / fname, {**meta, "step": step}, kohya=(step == steps))
-            files.append({"file": f"files/{fname}", "step": step, "steps": steps, "loss": round(loss.item(), 4),
-                          "kohya": f"files/{written[1]}" if len(written) > 1 else None})
+    for step, loss in descend(models, params, run, loss_on):
+        fname = f"{name}-s{step:04d}.safetensors"
+        written = save(lora_state(models), out / "files" / fname, {**meta, "step": step}, kohya=(step == run.steps))
+        files.append({"file": f"files/{fname}", "step": step, "steps": run.steps, "loss": round(loss, 4),
+                      "kohya": f"files/{written[1]}" if len(written) > 1 else None})
     return files, lora_state(models)
 
 
+def sdxl_plan(k: Concept, steps: int, ck: list[int], args: argparse.Namespace) -> list[Run]:
+    """``layout_plan``'s runs, then the --extra-seeds runs (alone with --extra-only), then the rank-16/32 runs."""
+    extra = [Run(f"x{i}", k.name, k.imgs, k.caps, SHARED_SEED + 1 + i // 2 if i % 2 == 0 else 7000 + 100 * i + k.index,
+                 steps, [steps]) for i in range(args.extra_seeds)]
+    if args.extra_only:
+        return extra
+    plan = layout_plan(k, steps, ck, args) + extra
+    for rank, first in ((16, args.rank16), (32, args.rank32)):
+        if k.index < first:
+            plan += rank_plan(k, steps, ck, rank, near=args.near)
+    return plan
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--concepts", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--pretrain", type=int, default=100)
-    ap.add_argument("--near", action="store_true", help="also a near look-alike per concept, trained with the "
-                    "shared seed (the hardest same-seed case)")
+    ap = driver_parser(__doc__, concepts=4, pretrain=100)
     ap.add_argument("--rank16", type=int, default=0, help="the first N concepts also get rank-16 runs (own seed "
                     "with checkpoints, shared seed, shared-seed look-alike, with --near the near look-alike, continued "
                     "fine-tune), as build_corpus.py")
@@ -202,83 +190,13 @@ def main() -> None:
                     "distinct unrelated trainings, same-seed ones included, for the false-claim bound")
     ap.add_argument("--extra-only", action="store_true", help="build only the --extra-seeds runs (to add them to a "
                     "built corpus: same --out, --concepts and --shard)")
-    ap.add_argument("--retrain", type=int, default=0, help="the first N concepts also get an independent "
-                    "re-training on the same data (another seed)")
-    ap.add_argument("--first", type=int, default=0, help="start at this concept (to add concepts to a built "
-                    "corpus: same options, a larger --concepts)")
-    ap.add_argument("--shard", default="0/1", help="P/N: build only this shard's concepts (run N processes with "
-                    "the same options and --out; corpus.py reads every shard's manifest)")
-    args = ap.parse_args()
-    if args.concepts > 50:
-        raise SystemExit("--concepts: at most 50 (trigger tokens 100-149, look-alikes 150-199, near 200-249)")
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
+    add_retrain(ap)
+    args, t0 = parse(ap, 50, "trigger tokens 100-149, look-alikes 150-199, near 200-249")
     base = make_base()
-    pretrain(base, args.pretrain)
-    digest = _base_digest(base[0], base[1])
-    steps = args.steps
-    ck = [steps // 3, 2 * steps // 3, steps]
-    runs = []
-    tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first
-                                                                                else "")
-    tag += "-extra" if args.extra_only else ""
-    for c in _concepts_of(args.shard, args.concepts):
-        if c < args.first:
-            continue
-        half = "calib" if c % 2 == 0 else "heldout"
-        cn = f"c{c:02d}"
-        tok, ltok, ntok = tokens(c)
-        imgs, caps = dataset(concept_params(c), tok, 24, seed=500 + c)
-        limgs, lcaps = dataset(concept_params(c, look=True), ltok, 24, seed=700 + c)
-        plan = [("main", cn, imgs, caps, 1000 + c, steps, ck, None, 2e-3),
-                ("shared", cn, imgs, caps, SHARED_SEED, steps, ck, None, 2e-3),
-                ("looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], None, 2e-3)]
-        if args.near:
-            nimgs, ncaps = dataset(concept_params(c, look=True, sigma=0.05, salt=30_000), ntok, 24, seed=900 + c)
-            plan.append(("near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], None, 2e-3))
-        if c < args.retrain:
-            plan.append(("retrain", cn, imgs, caps, 4000 + c, steps, [steps], None, 2e-3))
-        plan.append(("cont", cn, imgs, caps, 2000 + c, steps // 2, [steps // 2], "main", 1e-3))
-        extra = [(f"x{i}", cn, imgs, caps, SHARED_SEED + 1 + i // 2 if i % 2 == 0 else 7000 + 100 * i + c, steps,
-                  [steps], None, 2e-3) for i in range(args.extra_seeds)]
-        plan = extra if args.extra_only else plan + extra
-        plan = [(*entry, 4) for entry in plan]
-        for rank, first in ((16, args.rank16), (32, args.rank32)):
-            if c < first and not args.extra_only:
-                plan += [
-                    (f"r{rank}main", cn, imgs, caps, 5000 + 100 * rank + c, steps, ck, None, 2e-3, rank),
-                    (f"r{rank}shared", cn, imgs, caps, SHARED_SEED, steps, [steps], None, 2e-3, rank),
-                    (f"r{rank}looks", cn + "L", limgs, lcaps, SHARED_SEED, steps, [steps], None, 2e-3, rank),
-                    *([(f"r{rank}near", cn + "N", nimgs, ncaps, SHARED_SEED, steps, [steps], None, 2e-3, rank)]
-                      if args.near else []),
-                    (f"r{rank}cont", cn, imgs, caps, 6000 + 100 * rank + c, steps // 2, [steps // 2], f"r{rank}main",
-                     1e-3, rank),
-                ]
-        finals = {}
-        for kind, data, im, cp, seed, n_steps, ckpts, parent, lr, rank in plan:
-            name = f"{cn}-{kind}"
-            files, final = train_run(base, im, cp, seed=seed, steps=n_steps, ckpts=ckpts, lr=lr,
-                                     init=finals[parent] if parent else None, out=out, name=name,
-                                     meta={"concept": data, "run": name, "seed": seed, "base": "tiny-sdxl-layout"},
-                                     rank=rank)
-            finals[kind] = final
-            runs.append({"run": name, "kind": kind, "concept": data, "base_concept": c, "half": half, "seed": seed,
-                         "data": data, "rank": rank, "parent": f"{cn}-{parent}" if parent else None, "files": files})
-            print(f"  {name}: {[f['loss'] for f in files]}  ({time.time() - t0:.0f} s)", flush=True)
-        write_manifest(out, tag, steps, ck, digest, runs, t0, complete=False)  # usable while it runs
-    write_manifest(out, tag, steps, ck, digest, runs, t0, complete=True)
-    print(f"done: {len(runs)} runs in {time.time() - t0:.0f} s -> {out}")
-
-
-def write_manifest(out: Path, tag: str, steps: int, ck: list[int], digest: str, runs: list[dict], t0: float, *,
-                   complete: bool) -> None:
-    manifest = {"format": 2, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4,
-                "layout": "sdxl", "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS, "base": digest,
-                "runs": runs, "seconds": round(time.time() - t0, 1), "complete": complete}
-    tmp = out / f"manifest{tag}.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    tmp.replace(out / f"manifest{tag}.json")
+    pretrain(base, args.pretrain, loss_on)
+    build(args, t0, _base_digest(base[0], base[1]),
+          {"layout": "sdxl", "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS}, sdxl_plan,
+          lambda run, name, init: train_run(base, run, name, init, args.out), tag="-extra" if args.extra_only else "")
 
 
 if __name__ == "__main__":
