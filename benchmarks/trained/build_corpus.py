@@ -380,6 +380,21 @@ def layout_plan(k: Concept, steps: int, ck: list[int], args: argparse.Namespace)
     return plan
 
 
+def add_extra_seeds(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--extra-seeds", type=int, default=0, help="per concept, N more trainings of its own data, "
+                    "final only, seeds alternating between further shared cohorts (43, 44, ...) and own seeds: more "
+                    "distinct unrelated trainings, same-seed ones included, for the false-claim bound")
+    ap.add_argument("--extra-only", action="store_true", help="build only the --extra-seeds runs (to add them to a "
+                    "built corpus: same --out, --concepts and --shard)")
+
+
+def extra_plan(k: Concept, steps: int, ck: list[int], args: argparse.Namespace) -> list[Run]:
+    """``layout_plan``'s runs and the --extra-seeds runs (alone with --extra-only)."""
+    extra = [Run(f"x{i}", k.name, k.imgs, k.caps, SHARED_SEED + 1 + i // 2 if i % 2 == 0 else 7000 + 100 * i + k.index,
+                 steps, [steps]) for i in range(args.extra_seeds)]
+    return extra if args.extra_only else layout_plan(k, steps, ck, args) + extra
+
+
 def rank_plan(k: Concept, steps: int, ck: list[int], rank: int, *, near: bool) -> list[Run]:
     """The runs at another rank: own seed with checkpoints, shared seed, shared-seed look-alike, with ``near``
     the near look-alike, continued fine-tune."""

@@ -59,11 +59,12 @@ from build_corpus import (  # noqa: E402
     SEQ,
     VOCAB,
     Run,
+    add_extra_seeds,
     add_retrain,
     build,
     descend,
     driver_parser,
-    layout_plan,
+    extra_plan,
     parse,
     pretrain,
 )
@@ -163,11 +164,12 @@ def _base_digest(models) -> str:
 def main() -> None:
     ap = driver_parser(__doc__, concepts=4, pretrain=150)
     add_retrain(ap)
+    add_extra_seeds(ap)
     args, t0 = parse(ap, 50, "trigger tokens 100-149, look-alikes 150-199, near 200-249")
     base = make_base()
     pretrain(base, args.pretrain, loss_on, report_every=50)
-    build(args, t0, _base_digest(base), {"layout": "flux", "transformer_targets": TRANSFORMER_TARGETS}, layout_plan,
-          lambda run, name, init: train_run(base, run, name, init, args.out))
+    build(args, t0, _base_digest(base), {"layout": "flux", "transformer_targets": TRANSFORMER_TARGETS}, extra_plan,
+          lambda run, name, init: train_run(base, run, name, init, args.out), tag="-extra" if args.extra_only else "")
 
 
 if __name__ == "__main__":

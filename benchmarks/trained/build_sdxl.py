@@ -52,7 +52,6 @@ from build_corpus import (  # noqa: E402
     RES,
     SCHED,
     SEQ,
-    SHARED_SEED,
     TE_TARGETS,
     UNET_TARGETS,
     VOCAB,
@@ -60,11 +59,12 @@ from build_corpus import (  # noqa: E402
     Run,
     _base_digest,
     _te_prefixed,
+    add_extra_seeds,
     add_retrain,
     build,
     descend,
     driver_parser,
-    layout_plan,
+    extra_plan,
     parse,
     pretrain,
     rank_plan,
@@ -167,12 +167,10 @@ def train_run(base, run: Run, name: str, init: dict | None, out: Path) -> tuple[
 
 
 def sdxl_plan(k: Concept, steps: int, ck: list[int], args: argparse.Namespace) -> list[Run]:
-    """``layout_plan``'s runs, then the --extra-seeds runs (alone with --extra-only), then the rank-16/32 runs."""
-    extra = [Run(f"x{i}", k.name, k.imgs, k.caps, SHARED_SEED + 1 + i // 2 if i % 2 == 0 else 7000 + 100 * i + k.index,
-                 steps, [steps]) for i in range(args.extra_seeds)]
+    """``extra_plan``'s runs (``layout_plan``'s and the --extra-seeds runs), then the rank-16/32 runs."""
+    plan = extra_plan(k, steps, ck, args)
     if args.extra_only:
-        return extra
-    plan = layout_plan(k, steps, ck, args) + extra
+        return plan
     for rank, first in ((16, args.rank16), (32, args.rank32)):
         if k.index < first:
             plan += rank_plan(k, steps, ck, rank, near=args.near)
@@ -185,11 +183,7 @@ def main() -> None:
                     "with checkpoints, shared seed, shared-seed look-alike, with --near the near look-alike, continued "
                     "fine-tune), as build_corpus.py")
     ap.add_argument("--rank32", type=int, default=0, help="the same at rank 32")
-    ap.add_argument("--extra-seeds", type=int, default=0, help="per concept, N more trainings of its own data, "
-                    "final only, seeds alternating between further shared cohorts (43, 44, ...) and own seeds: more "
-                    "distinct unrelated trainings, same-seed ones included, for the false-claim bound")
-    ap.add_argument("--extra-only", action="store_true", help="build only the --extra-seeds runs (to add them to a "
-                    "built corpus: same --out, --concepts and --shard)")
+    add_extra_seeds(ap)
     add_retrain(ap)
     args, t0 = parse(ap, 50, "trigger tokens 100-149, look-alikes 150-199, near 200-249")
     base = make_base()
