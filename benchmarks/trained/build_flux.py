@@ -37,6 +37,8 @@ corpora of the Flux figures (issue 14; outputs outside the repository)::
         --retrain 12 --shard $P/2 & done; wait    # 72 runs, 4 minutes
     for P in 0 1; do nice -n 19 python build_flux.py --out /tmp/mw-flux-long --concepts 24 --first 12 --steps 240 \
         --near --retrain 24 --shard $P/2 & done; wait    # 72 more runs
+    for P in 0 1; do nice -n 15 python build_flux.py --out /tmp/mw-flux --concepts 48 --extra-seeds 5 --extra-only \
+        --shard $P/2 & done; wait    # 240 more runs, 2 minutes: more distinct unrelated trainings
 
 then ``bench_trained.py --corpus /tmp/mw-flux /tmp/mw-flux-long --calibrate`` (both lengths: the Flux layout's
 output-side bound, ``LINEAGE_CALIBRATION["flux_layout"]``).
