@@ -50,6 +50,7 @@ import numpy as np
 from mirrorwatch.match.fingerprint import Fingerprint, compare
 from mirrorwatch.match.fingerprint.lineage import (
     LINEAGE_THRESHOLDS,
+    OUT_BOUND_FIELDS,
     RELATIONS,
     LineageThresholds,
     layout,
@@ -488,10 +489,6 @@ def calibrate(rows: list[dict]) -> tuple[LineageThresholds, LineageThresholds]:
     return t, replace(t, **dict(zip(FAR_GRID, far, strict=True)))
 
 
-#: layouts with their own output-side bound (lineage._OUT_BOUND), the field, and which correlated pairs set it
-LAYOUT_BOUNDS = {"sdxl": "derived_out_shared_sdxl", "flux": "derived_out_shared_flux"}
-
-
 def out_shared_gap(rows: list[dict], lay: str = "sdxl") -> tuple[float | None, float | None]:
     """The highest output-side agreement (``out_shared``) of the correlated pairs that bound a layout's
     ``out_shared`` threshold, and the lowest of the checkpoints at 2/3 of a run.
@@ -501,7 +498,7 @@ def out_shared_gap(rows: list[dict], lay: str = "sdxl") -> tuple[float | None, f
     layout's bound lowered to ``far_out_shared``): there the output side alone does not separate both
     training lengths (a near look-alike's final beside its shared run's final reaches 0.910, 2/3 checkpoints
     of long runs start at 0.915), and growth keeps such pairs out."""
-    loose = replace(LINEAGE_THRESHOLDS, **{LAYOUT_BOUNDS[lay]: LINEAGE_THRESHOLDS.far_out_shared})
+    loose = replace(LINEAGE_THRESHOLDS, **{OUT_BOUND_FIELDS[lay]: LINEAGE_THRESHOLDS.far_out_shared})
     neg = [r["all_signals"]["out_shared"] for r in rows
            if r["kind"] in HARD_NEGATIVES and r["all_signals"].get("out_shared") is not None
            and (lay == "sdxl" or relation(r["score"], r["signals"], loose)[0] == "derived")]
@@ -510,16 +507,21 @@ def out_shared_gap(rows: list[dict], lay: str = "sdxl") -> tuple[float | None, f
     return (max(neg) if neg else None), (min(pos) if pos else None)
 
 
+def _num(v: float | None) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
 def calibrate_layout(rows: list[dict], lay: str) -> LineageThresholds | None:
     """A layout's own bound on the output side (``derived_out_shared_sdxl`` / ``_flux``); every other threshold
     is the one calibrated on the SD1.5-layout corpora. It goes in the middle of the gap between the correlated
     pairs of :func:`out_shared_gap` and the lowest of the 2/3 checkpoints, rounded to 0.01; None (and a message)
     when there is no gap."""
-    field = LAYOUT_BOUNDS[lay]
+    field = OUT_BOUND_FIELDS[lay]
     neg, pos = out_shared_gap(rows, lay)
     if neg is None or pos is None or neg >= pos:
-        print(f"\n{lay} layout: no gap between correlated pairs ({neg}) and checkpoints at 2/3 ({pos}): "
-              f"{field} cannot be calibrated on this half")
+        why = ("no correlated pair to bound it" if neg is None else "no checkpoint at 2/3" if pos is None
+               else f"no gap between correlated pairs ({neg:.3f}) and checkpoints at 2/3 ({pos:.3f})")
+        print(f"\n{lay} layout: {why}: {field} cannot be calibrated on this half")
         return None
     print(f"\n{lay} layout: output directions of correlated pairs <= {neg:.3f}, of checkpoints at 2/3 >= {pos:.3f}")
     bound = round((neg + pos) / 2, 2)
@@ -597,14 +599,14 @@ def main() -> int:
         print(f"\n=== {half} half: {len(rows)} pairs; signals (min/median/max) ===")
         print_signals(rows, sn)
         layouts = {r["all_signals"].get("layout") for r in rows}
-        lay = next(iter(layouts)) if len(layouts) == 1 and next(iter(layouts)) in LAYOUT_BOUNDS else None
+        lay = next(iter(layouts)) if len(layouts) == 1 and next(iter(layouts)) in OUT_BOUND_FIELDS else None
         if lay:
             neg, pos = out_shared_gap(rows, lay)
             report[f"{half}_{lay}_out_shared_gap"] = [neg, pos]
         if half == "calib" and args.calibrate and lay:
             t_lay = calibrate_layout(rows, lay)
             if t_lay is not None:
-                report[f"calibrated_{lay}_out_shared"] = getattr(t_lay, LAYOUT_BOUNDS[lay])
+                report[f"calibrated_{lay}_out_shared"] = getattr(t_lay, OUT_BOUND_FIELDS[lay])
                 report["calib_with_calibrated"] = print_confusion("calibration half, calibrated thresholds",
                                                                   confusion(rows, t_lay))
         elif half == "calib" and args.calibrate:
@@ -620,8 +622,8 @@ def main() -> int:
                                                             confusion(rows, t_far))
         if half == "heldout" and lay and report.get(f"{half}_{lay}_out_shared_gap"):
             neg, pos = report[f"{half}_{lay}_out_shared_gap"]
-            print(f"\n{lay} layout, held-out half: output directions of correlated pairs <= {neg}, of checkpoints "
-                  f"at 2/3 >= {pos} (the code's bound: {getattr(LINEAGE_THRESHOLDS, LAYOUT_BOUNDS[lay])})")
+            print(f"\n{lay} layout, held-out half: output directions of correlated pairs <= {_num(neg)}, of "
+                  f"checkpoints at 2/3 >= {_num(pos)} (the code's bound: {getattr(LINEAGE_THRESHOLDS, OUT_BOUND_FIELDS[lay])})")
         if half == "heldout" and report.get("calibrated_far_te_ratio") is not None:
             t_far = replace(LINEAGE_THRESHOLDS, derived_far_te_ratio=report["calibrated_far_te_ratio"])
             report["heldout_with_far_rule"] = print_confusion(

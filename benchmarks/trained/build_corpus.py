@@ -410,16 +410,17 @@ def rank_plan(k: Concept, steps: int, ck: list[int], rank: int, *, near: bool) -
 
 def build(args: argparse.Namespace, t0: float, base: str, fields: dict,
           plan: Callable[[Concept, int, list[int], argparse.Namespace], list[Run]],
-          train: Callable[[Run, str, dict | None], tuple[list[dict], dict]], tag: str = "") -> None:
+          train: Callable[[Run, str, dict | None], tuple[list[dict], dict]]) -> None:
     """Train every run of ``plan`` for this shard's concepts (from --first on) with ``train(run, name, init)``
-    and record them in ``manifest[-PofN][-fromF]{tag}.json`` (after each concept, usable while it runs);
-    ``fields``: the builder's own manifest fields."""
+    and record them in ``manifest[-PofN][-fromF][-extra].json`` (after each concept, usable while it runs;
+    ``-extra`` for an --extra-only build); ``fields``: the builder's own manifest fields."""
     steps = args.steps
     ck = [steps // 3, 2 * steps // 3, steps]
     head = {"format": 2, "steps": steps, "checkpoints": ck, "shared_seed": SHARED_SEED, "rank": 4, **fields,
             "base": base}
     tag = ("" if args.shard == "0/1" else "-" + args.shard.replace("/", "of")) + (f"-from{args.first}" if args.first
-                                                                                else "") + tag
+                                                                                else "")
+    tag += "-extra" if getattr(args, "extra_only", False) else ""
     runs = []
     for c in _concepts_of(args.shard, args.concepts):
         if c < args.first:

@@ -171,7 +171,7 @@ def main() -> None:
     base = make_base()
     pretrain(base, args.pretrain, loss_on, report_every=50)
     build(args, t0, _base_digest(base), {"layout": "flux", "transformer_targets": TRANSFORMER_TARGETS}, extra_plan,
-          lambda run, name, init: train_run(base, run, name, init, args.out), tag="-extra" if args.extra_only else "")
+          lambda run, name, init: train_run(base, run, name, init, args.out))
 
 
 if __name__ == "__main__":

@@ -190,7 +190,7 @@ def main() -> None:
     pretrain(base, args.pretrain, loss_on)
     build(args, t0, _base_digest(base[0], base[1]),
           {"layout": "sdxl", "unet_targets": UNET_TARGETS, "te_targets": TE_TARGETS}, sdxl_plan,
-          lambda run, name, init: train_run(base, run, name, init, args.out), tag="-extra" if args.extra_only else "")
+          lambda run, name, init: train_run(base, run, name, init, args.out))
 
 
 if __name__ == "__main__":

@@ -51,10 +51,10 @@ ever stored can be judged; no format change), and aggregated with the score's sq
     (growth 0.12-0.67 on the corpora, runs of 60 and of 240 steps, every rank). A look-alike trained
     with the same seed, noise and data order follows a *parallel* trajectory: at the same step it lies
     beside the other, with the same energy (growth -0.30 to -0.10 for the same-step look-alike pairs
-    scoring 0.80-0.92). Against the other run's *earlier* checkpoints a near look-alike lies beyond them as a later checkpoint
-    would (growth up to 0.54), and as far back as 1/3 of the run nothing in the fingerprint — nor in
-    the full ΔW — tells it from a later checkpoint of that run (``LINEAGE_CALIBRATION
-    ["early_checkpoints"]``); at 2/3 its output directions (``out_shared``) still do.
+    scoring 0.80-0.92). Against the other run's *earlier* checkpoints a near look-alike lies beyond
+    them as a later checkpoint would (growth up to 0.54), and as far back as 1/3 of the run nothing in
+    the fingerprint — nor in the full ΔW — tells it from a later checkpoint of that run
+    (``LINEAGE_CALIBRATION["early_checkpoints"]``); at 2/3 its output directions (``out_shared``) still do.
 ``rank_ratio``
     The weighted mean of min/max sketch rank over the layers of rank <= k/2: 0.5 for a half-rank
     resize or a 50/50 merge of two rank-r files, 1 for two trainings of one rank. Containment (one
@@ -103,6 +103,7 @@ from .sketch import Fingerprint
 __all__ = [
     "LINEAGE_CALIBRATION",
     "LINEAGE_THRESHOLDS",
+    "OUT_BOUND_FIELDS",
     "RELATION_MEANINGS",
     "RELATIONS",
     "LineageThresholds",
@@ -227,7 +228,8 @@ LINEAGE_CALIBRATION: dict[str, object] = {
                    "gap and bound, held-out 0 of 168,414, 13,248 same-seed unrelated, 1.8e-5 per file pair, 7.9e-5 "
                    "over 38,110 pairs of distinct trainings). The gap is wider than SD1.5's "
                    "(0.907 / 0.930) because near look-alikes agree less with the shared run here, not because "
-                   "checkpoints agree more. Measured at rank 4 only; other layouts (Flux, SD3) keep the SD1.5 bound",
+                   "checkpoints agree more. Measured here at rank 4; ranks 16 and 32 in sdxl_high_rank, Flux's own bound in "
+                   "flux_layout; SD3 keeps the SD1.5 bound",
     "early_checkpoints": "the limit, measured: a near look-alike (pattern parameters perturbed by 0.05, own trigger, own "
                          "images) trained with the shared seed, noise and data order, against the shared run's 1/3 "
                          "checkpoint, looks in every signal like the shared run's own final against it. c66 (calibration "
@@ -251,8 +253,8 @@ LINEAGE_CALIBRATION: dict[str, object] = {
                  "threshold and picks derived_growth 0.10; held-out half of both: 0 of 231,755 correlated or "
                  "unrelated pairs derived (46,862 pairs of distinct trainings: rule of three 6.4e-5), checkpoints at "
                  "2/3 99/99, continued 104/104, resizes 52/52, merges 94/94. The nearest hard negatives on this side "
-                 "are same-step look-alikes (growth <= -0.10) and the rank-16/32 same-seed look-alikes of one "
-                 "concept (output directions 0.93, growth 0.01). At 1/3 (step 80) the near look-alike no longer lies "
+                 "are same-step look-alikes (growth <= -0.10) and a concept's look-alike trained at rank 16 against "
+                 "the same at rank 32, both with the shared seed (output directions 0.93, growth 0.01). At 1/3 (step 80) the near look-alike no longer lies "
                  "where the checkpoint does: against the shared run's 1/3 checkpoint, score 0.64-0.73, output "
                  "directions 0.72-0.77, growth 0.10-0.18, against the checkpoints' own 0.74-0.83, 0.76-0.86, "
                  "0.19-0.48. But the 60-step corpus's near look-alikes lie inside that range (score to 0.80, output "
@@ -425,8 +427,9 @@ def _part_of(na: np.ndarray, nb: np.ndarray, cos: np.ndarray, w: np.ndarray) -> 
 
 
 _MORE_THAN_ONE_BLOCK = re.compile(r"_transformer_blocks_(?:[1-9]|\d\d+)_")
-#: the bound on the output side (``out_shared``) a trajectory needs, per layout; every other threshold is shared
-_OUT_BOUND = {"sdxl": "derived_out_shared_sdxl", "flux": "derived_out_shared_flux"}
+#: the field of LineageThresholds holding a layout's own bound on the output side (``out_shared``) a trajectory
+#: needs (other layouts: ``derived_out_shared``); every other threshold is shared
+OUT_BOUND_FIELDS = {"sdxl": "derived_out_shared_sdxl", "flux": "derived_out_shared_flux"}
 _LAYOUT_NAMES = {"sd": "SD1.5", "sdxl": "SDXL", "flux": "Flux"}
 
 
@@ -581,7 +584,7 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
                                f"({ins:.2f}, {outs:.2f}) with a rank of its own (rank ratio {rank_ratio:.2f}): "
                                "a resize or a merge containing it"]
         lay = signals.get("layout")
-        out_bound = getattr(t, _OUT_BOUND[lay]) if lay in _OUT_BOUND else t.derived_out_shared
+        out_bound = getattr(t, OUT_BOUND_FIELDS[lay]) if lay in OUT_BOUND_FIELDS else t.derived_out_shared
         common = score >= t.derived_score and outs >= t.far_out_shared and agree >= t.derived_agree
         trajectory = common and outs >= out_bound
         far = common and outs < out_bound and beyond
@@ -596,7 +599,7 @@ def relation(score: float, signals: dict, t: LineageThresholds = LINEAGE_THRESHO
         if trajectory and te_ok and (beyond or close):
             why = [f"score {score:.3f}", f"same initialisation (row spaces {ins:.2f})",
                    f"same output directions ({outs:.2f}" + (f" >= {out_bound}, {_LAYOUT_NAMES[lay]} layout"
-                                                            if lay in _OUT_BOUND else "") + ")",
+                                                            if lay in OUT_BOUND_FIELDS else "") + ")",
                    f"{100 * agree:.0f}% of the update in agreeing layers"]
             if ratio is not None:
                 why.append(f"text encoder agrees as the UNet does (ratio {ratio:.2f})")
