@@ -101,7 +101,9 @@ def _read_lora(path: Path) -> LoraFile:
 
 def _kohya_suffixed(lf: LoraFile) -> LoraFile:
     """A PEFT-layout file with kohya's suffixes (``lora_down``/``lora_up``, ``alpha`` = rank: scale 1, as
-    ``lora_alpha = r`` trains it), the same ΔW under its own module names, for ``merge`` (kohya layout only)."""
+    ``lora_alpha = r`` trains it), the same ΔW under its own module names, for ``merge`` (kohya layout only).
+    Not the project's ``peft_to_kohya``: that maps to the real architecture's kohya names and fuses Flux's
+    q/k/v by the real model's widths, which the tiny base does not have."""
     if lf.layout != "peft":
         return lf
     out: dict[str, np.ndarray] = {}
